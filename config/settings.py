@@ -1,0 +1,105 @@
+"""Every setting Kartabl reads, in one place, read once.
+
+Settings come from environment variables prefixed ``KARTABL_`` (or a ``.env`` file).
+The routing file (teams, rules, approval policy) is TOML and is loaded by
+:mod:`config.routing`. Nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "example.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KARTABL_", env_file=".env", extra="ignore")
+
+    # -- storage ---------------------------------------------------------------
+    database_url: str = Field(
+        default=f"sqlite:///{ROOT / 'var' / 'kartabl.db'}",
+        description="SQLAlchemy URL. sqlite:///path for the embedded mode, "
+        "postgresql://user@host/db (psycopg 3) for the fleet.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL pool size per process.")
+
+    # -- queue -----------------------------------------------------------------
+    broker: Literal["stub", "redis"] = Field(
+        default="stub",
+        description="'stub' runs dramatiq's in-process StubBroker with a worker in the same "
+        "process (embedded mode); 'redis' uses redis_url (fleet).",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0")
+    redis_namespace: str = Field(default="kartabl", description="Prefix of dramatiq's Redis keys.")
+    # dramatiq's default maintenance_chance is 1000 per million commands: on an idle queue a
+    # killed worker's messages wait ~17 minutes to be requeued. 20000 (2 %) makes that about
+    # a minute at a negligible cost (maintenance is one Lua script). The sweep remains the
+    # real guarantee; this only shortens the wait.
+    redis_maintenance_chance: int = Field(default=20_000, ge=0, le=1_000_000)
+    # A worker whose heartbeat is older than this is presumed dead. 30 s: long enough that a
+    # GIL-heavy task does not lose it (dramatiq #692), short enough to requeue promptly.
+    redis_heartbeat_timeout_ms: int = Field(default=30_000, ge=5_000)
+    worker_processes: int = Field(default=2, ge=1)
+    worker_threads: int = Field(default=8, ge=1)
+
+    # -- workflow --------------------------------------------------------------
+    routing_file: Path = Field(
+        default=DEFAULT_ROUTING_FILE, description="TOML file with teams, rules and approval policy."
+    )
+    reopen_window_hours: float = Field(
+        default=168.0, ge=0,
+        description="A customer's reply to a conversation closed less than this long ago "
+        "reopens it; later replies open a new conversation linked to the old one.",
+    )
+
+    # -- sweeps ----------------------------------------------------------------
+    sweep_interval_s: float = Field(default=15.0, gt=0, description="Scheduler tick.")
+    sweep_grace_s: float = Field(
+        default=30.0, ge=0,
+        description="A message unrouted (or a reply approved but unsent) for longer than "
+        "this is re-enqueued by the sweep.",
+    )
+    sending_stale_s: float = Field(
+        default=120.0, gt=0,
+        description="A reply left in 'sending' this long is reconciled with its provider.",
+    )
+
+    # -- web -------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-change-me"),
+        description="Signs sessions and reply tokens. Must be set in the fleet.",
+    )
+
+    # -- logs ------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg3(cls, v: str) -> str:
+        # SQLAlchemy's bare postgresql:// means psycopg2; we ship psycopg 3.
+        if v.startswith("postgresql://") or v.startswith("postgres://"):
+            v = "postgresql+psycopg://" + v.split("://", 1)[1]
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_fleet(self) -> None:
+        """Fail fast when a fleet process starts with embedded-only defaults."""
+        if self.broker == "redis" and self.secret_key.get_secret_value() == "dev-only-change-me":
+            raise SystemExit("KARTABL_SECRET_KEY must be set when running the fleet (broker=redis)")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

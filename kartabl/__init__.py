@@ -1,0 +1,1 @@
+"""The cartable core: domain model, normalised message shapes, workflow and database session."""

@@ -1,0 +1,81 @@
+"""Durable ingest: the first thing that happens to every inbound message.
+
+The row is inserted under the unique (channel, external_id) with ON CONFLICT DO NOTHING and
+committed; only then is routing enqueued, and only then may the caller acknowledge the
+channel (flag the mail, answer 200, advance the offset). The same message ingested twice is
+one row: the second call reports ``created=False`` and enqueues nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kartabl import metrics
+from kartabl.messages import InboundMessage
+from kartabl.models import Direction, Message
+from kartabl.tasks import enqueue_after_commit
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    message_id: int
+    created: bool
+
+
+def _row(msg: InboundMessage) -> dict[str, Any]:
+    return {
+        "channel": msg.channel, "external_id": msg.external_id, "direction": Direction.IN,
+        "kind": msg.kind, "sender": msg.sender, "sender_name": msg.sender_name,
+        "recipient": msg.recipient, "subject": msg.subject, "text": msg.text, "html": msg.html,
+        "in_reply_to": msg.in_reply_to, "references": list(msg.references),
+        "attachments": [a.to_json() for a in msg.attachments], "meta": msg.meta,
+        "received_at": msg.received_at,
+    }
+
+
+def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
+    """Insert ``msgs`` (idempotently) and commit. Returns one :class:`Stored` per input, in
+    order. Routing of each new row is enqueued after the commit."""
+    if not msgs:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(Message)
+        .values([_row(m) for m in msgs])
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(Message.id, Message.channel, Message.external_id)
+    )
+    new = {(str(c), e): i for i, c, e in session.execute(stmt)}
+    missing = [(str(m.channel), m.external_id) for m in msgs if (str(m.channel), m.external_id) not in new]
+    existing: dict[tuple[str, str], int] = {}
+    for key in set(missing):
+        mid = session.scalar(
+            select(Message.id).where(Message.channel == key[0], Message.external_id == key[1])
+        )
+        assert mid is not None, "conflicting row vanished"
+        existing[key] = mid
+    for mid in new.values():
+        enqueue_after_commit(session, "route_message", mid)
+    session.commit()
+    metrics.INGESTED.inc(len(new))
+    metrics.DUPLICATES.inc(len(msgs) - len(new))
+    out: list[Stored] = []
+    seen: set[tuple[str, str]] = set()
+    for m in msgs:
+        key = (str(m.channel), m.external_id)
+        created = key in new and key not in seen
+        seen.add(key)
+        out.append(Stored(new.get(key) or existing[key], created))
+    return out
+
+
+def store(session: Session, msg: InboundMessage) -> Stored:
+    """Insert one message idempotently and commit; see :func:`store_many`."""
+    return store_many(session, [msg])[0]

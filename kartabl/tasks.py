@@ -1,0 +1,40 @@
+"""The queue port. The core says *what* should run next (route this message, dispatch this
+reply) and ``workers/`` decides *how*: it installs the enqueuer when it sets up the broker.
+
+Tasks carry ids, never objects, and are enqueued only after the transaction that made the
+row visible has committed. If no queue is attached (a CLI command, a unit test), nothing is
+lost: the sweep finds committed-but-unrouted messages and approved-but-unsent replies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from kartabl.db import after_commit
+
+log = logging.getLogger(__name__)
+
+TaskName = Literal["route_message", "dispatch_reply"]
+Enqueuer = Callable[[TaskName, int], None]
+
+_enqueuer: Enqueuer | None = None
+
+
+def set_enqueuer(fn: Enqueuer | None) -> None:
+    global _enqueuer
+    _enqueuer = fn
+
+
+def enqueue_now(task: TaskName, obj_id: int) -> None:
+    if _enqueuer is None:
+        log.debug("no queue attached; %s(%s) is left to the sweep", task, obj_id)
+        return
+    _enqueuer(task, obj_id)
+
+
+def enqueue_after_commit(session: Session, task: TaskName, obj_id: int) -> None:
+    after_commit(session, lambda: enqueue_now(task, obj_id))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Until the first release, the schema is one migration generated from kartabl/models.py.
+# After a model change: scripts/regen-initial-migration.sh (then run the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+rm -f kartabl/migrations/versions/0001_initial_schema.py
+.venv/bin/python - "$tmp" <<'PY'
+import sys
+from alembic import command
+from kartabl.migrate import alembic_config
+cfg = alembic_config(f"sqlite:///{sys.argv[1]}/gen.db")
+command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
+PY
+sed -i '/^# ### commands auto generated/d; /^# ### end Alembic commands/d; /^    # ### /d' kartabl/migrations/versions/0001_initial_schema.py
+rm -rf "$tmp"

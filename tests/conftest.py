@@ -1,0 +1,130 @@
+"""Fixtures shared by the whole suite.
+
+Every test that takes ``db`` runs twice: on SQLite (embedded mode) and on PostgreSQL (fleet).
+PostgreSQL and Redis are required when CI=true or KARTABL_REQUIRE_FLEET=1, and skipped with
+a reason elsewhere. Each test run gets its own PostgreSQL database and Redis namespace, so
+runs in parallel (two developers, CI) do not see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+import config.routing
+import config.settings
+from kartabl import db as kdb
+from kartabl import tasks
+from kartabl.migrate import upgrade
+from kartabl.models import Base
+
+PG_ADMIN = os.environ.get("KARTABL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("KARTABL_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE_FLEET = os.environ.get("CI") == "true" or os.environ.get("KARTABL_REQUIRE_FLEET") == "1"
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    msg = f"{what} not reachable ({exc})"
+    if REQUIRE_FLEET:
+        pytest.fail(msg + "; it is required in CI", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"kartabl_test_{RUN_ID}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        _unavailable("PostgreSQL", exc)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    kdb.reset()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "kartabl.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.fleet)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "kartabl.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def routing_file(tmp_path: Path) -> Path:
+    """The example routing file; tests may overwrite it before the first route."""
+    path = tmp_path / "routing.toml"
+    shutil.copy(config.settings.DEFAULT_ROUTING_FILE, path)
+    return path
+
+
+@pytest.fixture
+def settings(
+    db_url: str, routing_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[config.settings.Settings]:
+    """Settings pointing at this test's database; exported to the environment so that
+    subprocesses (workers, CLI) started by the test see the same ones."""
+    monkeypatch.setenv("KARTABL_DATABASE_URL", db_url)
+    monkeypatch.setenv("KARTABL_ROUTING_FILE", str(routing_file))
+    monkeypatch.setenv("KARTABL_REDIS_NAMESPACE", f"kt-{RUN_ID}-{uuid.uuid4().hex[:6]}")
+    monkeypatch.setenv("KARTABL_REDIS_URL", REDIS_URL)
+    config.settings.get_settings.cache_clear()
+    config.routing.get_routing.cache_clear()
+    kdb.reset()
+    yield config.settings.get_settings()
+    tasks.set_enqueuer(None)
+    kdb.reset()
+    config.settings.get_settings.cache_clear()
+    config.routing.get_routing.cache_clear()
+
+
+@pytest.fixture
+def db(settings: config.settings.Settings) -> sessionmaker[Session]:
+    return kdb.configure(settings)
+
+
+@pytest.fixture
+def session(db: sessionmaker[Session]) -> Iterator[Session]:
+    with db() as s:
+        yield s
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    yield client
+    client.close()
