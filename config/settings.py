@@ -53,7 +53,8 @@ class Settings(BaseSettings):
         default=DEFAULT_ROUTING_FILE, description="TOML file with teams, rules and approval policy."
     )
     reopen_window_hours: float = Field(
-        default=168.0, ge=0,
+        default=168.0,
+        ge=0,
         description="A customer's reply to a conversation closed less than this long ago "
         "reopens it; later replies open a new conversation linked to the old one.",
     )
@@ -61,12 +62,14 @@ class Settings(BaseSettings):
     # -- sweeps ----------------------------------------------------------------
     sweep_interval_s: float = Field(default=15.0, gt=0, description="Scheduler tick.")
     sweep_grace_s: float = Field(
-        default=30.0, ge=0,
+        default=30.0,
+        ge=0,
         description="A message unrouted (or a reply approved but unsent) for longer than "
         "this is re-enqueued by the sweep.",
     )
     sending_stale_s: float = Field(
-        default=120.0, gt=0,
+        default=120.0,
+        gt=0,
         description="A reply left in 'sending' this long is reconciled with its provider.",
     )
 

@@ -34,8 +34,14 @@ def record(
     )
     session.add(event)
     log.info(
-        "%s", kind,
-        extra={"event": kind, "actor": actor.username if actor else "system",
-               "conversation": conversation_id, "reply": reply_id, **{"data": data}},
+        "%s",
+        kind,
+        extra={
+            "event_kind": kind,
+            "actor": actor.username if actor else "system",
+            "conversation": conversation_id,
+            "reply": reply_id,
+            **{"data": data},
+        },
     )
     return event

@@ -30,11 +30,20 @@ class Stored:
 
 def _row(msg: InboundMessage) -> dict[str, Any]:
     return {
-        "channel": msg.channel, "external_id": msg.external_id, "direction": Direction.IN,
-        "kind": msg.kind, "sender": msg.sender, "sender_name": msg.sender_name,
-        "recipient": msg.recipient, "subject": msg.subject, "text": msg.text, "html": msg.html,
-        "in_reply_to": msg.in_reply_to, "references": list(msg.references),
-        "attachments": [a.to_json() for a in msg.attachments], "meta": msg.meta,
+        "channel": msg.channel,
+        "external_id": msg.external_id,
+        "direction": Direction.IN,
+        "kind": msg.kind,
+        "sender": msg.sender,
+        "sender_name": msg.sender_name,
+        "recipient": msg.recipient,
+        "subject": msg.subject,
+        "text": msg.text,
+        "html": msg.html,
+        "in_reply_to": msg.in_reply_to,
+        "references": list(msg.references),
+        "attachments": [a.to_json() for a in msg.attachments],
+        "meta": msg.meta,
         "received_at": msg.received_at,
     }
 
@@ -53,7 +62,9 @@ def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]
         .returning(Message.id, Message.channel, Message.external_id)
     )
     new = {(str(c), e): i for i, c, e in session.execute(stmt)}
-    missing = [(str(m.channel), m.external_id) for m in msgs if (str(m.channel), m.external_id) not in new]
+    missing = [
+        (str(m.channel), m.external_id) for m in msgs if (str(m.channel), m.external_id) not in new
+    ]
     existing: dict[tuple[str, str], int] = {}
     for key in set(missing):
         mid = session.scalar(

@@ -20,8 +20,11 @@ class Attachment:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "filename": self.filename, "content_type": self.content_type, "size": self.size,
-            "storage_key": self.storage_key, "content_id": self.content_id,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "storage_key": self.storage_key,
+            "content_id": self.content_id,
         }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -61,12 +61,20 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
     return Enum(
-        cls, name=name, native_enum=False, create_constraint=True, length=24,
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
         values_callable=lambda e: [m.value for m in e],
     )
 
@@ -147,7 +155,9 @@ class Person(Base):
 
 class TeamMember(Base):
     __tablename__ = "team_member"
-    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("team.id", ondelete="CASCADE"), primary_key=True
+    )
     person_id: Mapped[int] = mapped_column(
         ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
     )

@@ -1,0 +1,25 @@
+"""The ``kartabl`` command. Sub-commands live in small modules by concern:
+
+- :mod:`kartabl.cli.admin`: migrate, sync-config, team, person;
+- :mod:`kartabl.cli.ops`: inject, status, dead-letters;
+- :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from kartabl.cli import admin, ops, run
+
+app = typer.Typer(
+    help="Kartabl: the omnichannel support inbox.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+admin.register(app)
+ops.register(app)
+run.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,100 @@
+"""Long-running processes: web, worker, sweep (scheduler) and the all-in-one ``run``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import typer
+from rich.console import Console
+
+from config.settings import get_settings
+
+out = Console()
+
+
+def web(
+    host: str = typer.Option("", help="Bind address (default: KARTABL_WEB_HOST)."),
+    port: int = typer.Option(0, help="Port (default: KARTABL_WEB_PORT)."),
+) -> None:
+    """Serve the web console and the JSON API."""
+    import uvicorn
+
+    from kartabl import logs
+    from workers.broker import setup_broker
+
+    s = get_settings()
+    logs.configure(s)
+    setup_broker(s)  # the web process enqueues (approvals) but runs no worker
+    uvicorn.run(
+        "console.app:app",
+        host=host or s.web_host,
+        port=port or s.web_port,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+def worker(
+    processes: int = typer.Option(0, help="Worker processes (default: KARTABL_WORKER_PROCESSES)."),
+    threads: int = typer.Option(0, help="Threads per process (default: KARTABL_WORKER_THREADS)."),
+    queues: list[str] = typer.Option([], "--queue", help="Only these queues; repeatable."),
+) -> None:
+    """Run dramatiq workers (fleet mode: needs KARTABL_BROKER=redis)."""
+    s = get_settings()
+    if s.broker != "redis":
+        raise typer.BadParameter(
+            "`kartabl worker` serves the fleet and needs KARTABL_BROKER=redis; "
+            "in the embedded mode `kartabl run` runs the workers in-process"
+        )
+    s.check_fleet()
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.setup",
+        "workers.actors",
+        "-p",
+        str(processes or s.worker_processes),
+        "-t",
+        str(threads or s.worker_threads),
+    ]
+    if queues:
+        argv += ["-Q", *queues]  # -Q last: it swallows any module listed after it
+    # exec: dramatiq's master must receive the platform's SIGTERM itself (graceful stop).
+    os.execv(sys.executable, argv)  # noqa: S606 - argv is ours, no shell involved
+
+
+def sweep(once: bool = typer.Option(False, help="Sweep once and exit.")) -> None:
+    """Re-enqueue unrouted messages and unsent replies; reconcile and poll deliveries."""
+    from workers.scheduler import run_scheduler
+    from workers.sweeps import sweep_once
+
+    from kartabl import db, logs
+    from workers.broker import setup_broker
+
+    s = get_settings()
+    logs.configure(s)
+    setup_broker(s)
+    if once:
+        report = sweep_once(db.session_factory(), s)
+        out.print(report)
+        return
+    run_scheduler(threading.Event())
+
+
+def run(
+    demo: bool = typer.Option(True, help="Seed demo people and simulate customers and agents."),
+) -> None:
+    """All in one process: migrate, then web console, workers, sweeps (and the demo)."""
+    from kartabl.embedded import run_all_in_one
+
+    run_all_in_one(demo=demo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("web")(web)
+    app.command("worker")(worker)
+    app.command("sweep")(sweep)
+    app.command("run")(run)

@@ -1,0 +1,227 @@
+"""Demo data and a driver that plays customers, agents and the coordinator, so a newcomer
+running ``make run`` watches messages flow through every state in the log and on the
+overview page. Only the embedded mode runs it; it acts through the same workflow functions
+as the console, so every step is a real, audited transition."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+
+from router.identity import identity_for, link_identity, match_or_create
+from router.teams import sync_teams
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config.routing import get_routing
+from kartabl import db, ingest, workflow
+from kartabl.messages import InboundMessage
+from kartabl.models import (
+    Conversation,
+    ConversationStatus,
+    Person,
+    Reply,
+    ReplyState,
+    Role,
+    Team,
+    TeamMember,
+)
+from kartabl.passwords import hash_password
+
+log = logging.getLogger("kartabl.demo")
+
+DEMO_PASSWORD = "kartabl-demo"  # noqa: S105 - local demo accounts only, printed by `make run`
+PEOPLE = [  # username, role, teams, display name, locale
+    ("admin", Role.ADMIN, [], "مدیر سامانه", "fa"),
+    ("maryam", Role.COORDINATOR, [], "مریم (هماهنگ‌کننده)", "fa"),
+    ("ali", Role.AGENT, ["support"], "علی", "fa"),
+    ("neda", Role.AGENT, ["support"], "Neda", "en"),
+    ("sara", Role.AGENT, ["sales"], "سارا", "fa"),
+    ("reza", Role.AGENT, ["billing"], "رضا", "fa"),
+]
+CUSTOMERS = [  # name, {channel: address}: the first two write on several channels
+    ("مینا احمدی", {"email": "mina@example.ir", "sms": "0912 345 6789"}),
+    ("Daniel Brown", {"email": "daniel@example.com", "telegram": "5550001"}),
+    ("حسین رضایی", {"sms": "۰۹۳۵۱۲۳۴۵۶۷"}),
+    ("زهرا کریمی", {"bale": "7770002"}),
+    ("Sophie Martin", {"email": "sophie@example.fr"}),
+    ("امیر", {"telegram": "5550003"}),
+]
+TEXTS = [
+    "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",
+    "قیمت اشتراک سالانه چقدر است؟",
+    "فاكتور ماه قبل را دوباره بفرستید",  # Arabic kaf, still routed to billing
+    "Hello, the app logs me out every few minutes.",
+    "Can I get a refund for order 5678?",
+    "ممنون، مشکل حل شد.",
+]
+
+
+def seed(session: Session) -> None:
+    """Teams from the routing file, the demo people and customers (idempotent)."""
+    sync_teams(session, get_routing())
+    teams = {t.name: t for t in session.scalars(select(Team))}
+    hashed = hash_password(DEMO_PASSWORD)
+    for username, role, team_names, name, locale in PEOPLE:
+        if session.scalar(select(Person).where(Person.username == username)):
+            continue
+        person = Person(
+            username=username,
+            role=role,
+            display_name=name,
+            locale=locale,
+            password_hash=hashed,
+            capacity=5,
+            can_merge=role is Role.ADMIN,
+        )
+        session.add(person)
+        session.flush()
+        for t in team_names:
+            session.add(TeamMember(team_id=teams[t].id, person_id=person.id))
+    admin = session.scalar(select(Person).where(Person.username == "admin"))
+    for name, addresses in CUSTOMERS:
+        (kind, addr), *others = [identity_for(ch, a) for ch, a in addresses.items()]
+        customer, created = match_or_create(session, kind, addr, name)
+        if created:
+            # Customers who write on several channels were linked by a person, explicitly.
+            for k, a in others:
+                link_identity(session, admin, customer.id, k, a)
+
+
+def print_login(host: str, port: int) -> None:
+    print(f"\n  Kartabl is running: http://{host}:{port}\n")
+    print("  Demo accounts (password for all: " + DEMO_PASSWORD + "):")
+    for username, role, teams, _, _ in PEOPLE:
+        print(f"    {username:<8} {role.value:<12} {', '.join(teams)}")
+    print("  The log below shows demo messages flowing through every state. Ctrl-C stops.\n")
+
+
+class DemoDriver(threading.Thread):
+    """Every few seconds: a customer writes; agents act on their conversations; the
+    coordinator triages and reviews. Stops when ``stop`` is set."""
+
+    def __init__(
+        self, stop: threading.Event, interval_s: float = 3.0, seed_: int | None = None
+    ) -> None:
+        super().__init__(name="demo-driver", daemon=True)
+        self.stop_event, self.interval_s = stop, interval_s
+        self.rnd = random.Random(seed_)
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("demo step failed")
+
+    def tick(self) -> None:
+        self.customer_writes()
+        with db.session_scope() as s:
+            self.coordinator_triages(s)
+        with db.session_scope() as s:
+            self.agents_work(s)
+        with db.session_scope() as s:
+            self.coordinator_reviews(s)
+        with db.session_scope() as s:
+            self.agents_close(s)
+
+    def customer_writes(self) -> None:
+        name, addresses = self.rnd.choice(CUSTOMERS)
+        channel = self.rnd.choice(sorted(addresses))
+        _, sender = identity_for(channel, addresses[channel])
+        text = self.rnd.choice(TEXTS)
+        with db.session_factory()() as s:
+            ingest.store(
+                s,
+                InboundMessage(
+                    channel=channel,
+                    external_id=f"demo-{uuid.uuid4().hex[:12]}",
+                    sender=sender,
+                    sender_name=name,
+                    subject=text[:40] if channel == "email" else "",
+                    text=text,
+                ),
+            )
+
+    def _person(self, s: Session, username: str) -> Person:
+        person = s.scalar(select(Person).where(Person.username == username))
+        assert person is not None
+        return person
+
+    def coordinator_triages(self, s: Session) -> None:
+        maryam = self._person(s, "maryam")
+        for conv in s.scalars(
+            select(Conversation)
+            .where(
+                Conversation.status == ConversationStatus.OPEN, Conversation.assignee_id.is_(None)
+            )
+            .limit(3)
+        ):
+            agent = self.rnd.choice(
+                list(s.scalars(select(Person).where(Person.role == Role.AGENT)))
+            )
+            workflow.assign(s, maryam, conv.id, person_id=agent.id)
+
+    def agents_work(self, s: Session) -> None:
+        busy = select(Reply.conversation_id).where(
+            Reply.state.notin_([ReplyState.SENT, ReplyState.DELIVERED, ReplyState.FAILED])
+        )
+        for conv in s.scalars(
+            select(Conversation)
+            .where(
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.assignee_id.is_not(None),
+                Conversation.id.notin_(busy),
+            )
+            .limit(3)
+        ):
+            agent = s.get(Person, conv.assignee_id)
+            assert agent is not None
+            roll = self.rnd.random()
+            if roll < 0.15:
+                other = s.scalar(
+                    select(Team).where(Team.id != conv.team_id).order_by(func.random())
+                )
+                if other is not None:
+                    workflow.refer(
+                        s, agent, conv.id, team_id=other.id, note="این مورد مربوط به واحد شماست"
+                    )
+                    continue
+            if roll < 0.25:
+                workflow.note(s, agent, conv.id, "با مشتری تماس تلفنی گرفتم")
+            reply = workflow.draft(
+                s, agent, conv.id, "با سلام، درخواست شما بررسی شد و پیگیری می‌شود. با تشکر"
+            )
+            workflow.submit(s, agent, reply.id)
+        for reply in s.scalars(select(Reply).where(Reply.state == ReplyState.REJECTED).limit(3)):
+            author = s.get(Person, reply.author_id)
+            assert author is not None
+            workflow.update_draft(s, author, reply.id, reply.body + "\nشماره پیگیری: ۴۴۲۱")
+            workflow.submit(s, author, reply.id)
+
+    def coordinator_reviews(self, s: Session) -> None:
+        maryam = self._person(s, "maryam")
+        for reply in s.scalars(
+            select(Reply).where(Reply.state == ReplyState.PENDING_APPROVAL).limit(5)
+        ):
+            roll = self.rnd.random()
+            if roll < 0.15:
+                workflow.reject(s, maryam, reply.id, "لطفاً شماره پیگیری را هم بنویسید")
+            elif roll < 0.3:
+                workflow.approve(s, maryam, reply.id, edited_body=reply.body + "\nپشتیبانی کارتابل")
+            else:
+                workflow.approve(s, maryam, reply.id)
+
+    def agents_close(self, s: Session) -> None:
+        answered = select(Reply.conversation_id).where(Reply.state == ReplyState.DELIVERED)
+        for conv in s.scalars(
+            select(Conversation)
+            .where(Conversation.status == ConversationStatus.OPEN, Conversation.id.in_(answered))
+            .limit(2)
+        ):
+            if self.rnd.random() < 0.5 and conv.assignee_id is not None:
+                agent = s.get(Person, conv.assignee_id)
+                assert agent is not None
+                workflow.close(s, agent, conv.id)

@@ -1,0 +1,87 @@
+"""The sender contract and the registry of senders, one per channel.
+
+A sender sends one rendered reply and returns the provider's id; the outbox
+(:mod:`responders.dispatch`) does everything else: claiming, recording, retrying,
+reconciling. The contract, for every channel:
+
+``send(msg) -> provider_id``
+    Deliver ``msg`` using ``msg.idempotency_key`` as strongly as the provider allows
+    (Message-ID, Kavenegar ``localid`` ...). Raise :class:`RetryableDeliveryError` **only
+    when the provider surely did not accept the message** (connection refused, 429, SMTP
+    4xx before DATA): the outbox then puts the reply back to ``approved`` and sends it again.
+    Raise :class:`PermanentDeliveryError` when it never will be accepted. When the outcome
+    is unknown (a timeout after the request went out), raise anything else, or let the
+    error through: the reply stays ``sending`` and the reconcile sweep asks :meth:`lookup`.
+
+``lookup(msg) -> provider_id | None``
+    The provider's id if it already has a message with this idempotency key, ``None`` if
+    it surely has not. Raise ``NotImplementedError`` when the channel cannot tell; the
+    sender's :attr:`unknown_outcome` policy then decides.
+
+``status(provider_id) -> "sent" | "delivered" | "failed" | None``
+    The delivery status, ``None`` when the provider does not know (yet).
+
+``unknown_outcome``
+    What the reconcile sweep does with a reply left ``sending`` by a crash when
+    :meth:`lookup` cannot tell: ``"at_most_once"`` marks it failed for a coordinator to
+    check with the customer (never a duplicate, maybe a loss the coordinator sees);
+    ``"at_least_once"`` sends it again (never a loss, maybe a duplicate).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal, Protocol, runtime_checkable
+
+from kartabl.messages import OutboundMessage
+from kartabl.models import Channel
+
+DeliveryStatus = Literal["sent", "delivered", "failed"]
+UnknownOutcomePolicy = Literal["at_most_once", "at_least_once"]
+
+
+@runtime_checkable
+class Sender(Protocol):
+    channel: str
+    unknown_outcome: UnknownOutcomePolicy
+
+    def send(self, msg: OutboundMessage) -> str: ...
+
+    def lookup(self, msg: OutboundMessage) -> str | None: ...
+
+    def status(self, provider_id: str) -> DeliveryStatus | None: ...
+
+
+_senders: dict[str, Sender] = {}
+_lock = threading.Lock()
+
+
+def register(sender: Sender) -> Sender:
+    """Make ``sender`` the one for its channel, replacing any earlier one (a real channel
+    sender replaces the sandbox this way)."""
+    channel = Channel(sender.channel).value
+    if sender.unknown_outcome not in ("at_most_once", "at_least_once"):
+        raise ValueError(f"sender for {channel}: unknown_outcome {sender.unknown_outcome!r}")
+    with _lock:
+        _senders[channel] = sender
+    return sender
+
+
+def get_sender(channel: Channel | str) -> Sender:
+    """The sender of ``channel``. Raises ``LookupError`` when none is registered: a
+    configuration error, which leaves the reply ``approved`` for a later attempt."""
+    key = Channel(channel).value
+    try:
+        return _senders[key]
+    except KeyError:
+        raise LookupError(f"no sender registered for channel {key!r}") from None
+
+
+def registered() -> dict[str, Sender]:
+    with _lock:
+        return dict(_senders)
+
+
+def unregister(channel: Channel | str) -> None:
+    with _lock:
+        _senders.pop(Channel(channel).value, None)

@@ -1,0 +1,98 @@
+"""Turn a reply row into the :class:`OutboundMessage` a sender receives: who it goes to, how
+it threads, and its rendered text. Pure reads; the outbox calls it inside its claim."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kartabl.errors import PermanentDeliveryError
+from kartabl.messages import OutboundMessage
+from kartabl.models import (
+    Channel,
+    Conversation,
+    Direction,
+    Message,
+    MessageKind,
+    Reply,
+    utcnow,
+)
+from kartabl.workflow import idempotency_key_for
+from responders.render import render_reply, reply_subject
+
+MAX_REFERENCES = 20  # long threads: keep the root's neighbours, as mail clients do
+
+
+def latest_inbound(session: Session, conversation_id: int, channel: Channel) -> Message | None:
+    """The customer's latest real message (never an auto-reply or a bounce: no loops)."""
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.IN,
+            Message.channel == channel,
+            Message.kind == MessageKind.MESSAGE,
+        )
+        .order_by(Message.received_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+
+
+def build_message(session: Session, reply: Reply) -> OutboundMessage:
+    """Raises :class:`PermanentDeliveryError` when there is nobody to answer or the
+    template cannot render: neither gets better by retrying."""
+    conv = session.get(Conversation, reply.conversation_id)
+    assert conv is not None
+    inbound = latest_inbound(session, conv.id, Channel(reply.channel))
+    if inbound is None:
+        raise PermanentDeliveryError(
+            f"conversation {conv.id} has no customer message on {reply.channel} to answer"
+        )
+    if reply.idempotency_key is None:  # approved outside the workflow (old data): fix it now
+        reply.idempotency_key = idempotency_key_for(session, reply, conv)
+    rendered = render_reply(
+        reply.channel, reply.body, template=reply.template,
+        context={
+            "subject": reply_subject(conv.subject or inbound.subject),
+            "customer_name": inbound.sender_name,
+        },
+    )
+    references: tuple[str, ...] = ()
+    if reply.channel == Channel.EMAIL:
+        references = (*[str(r) for r in inbound.references], inbound.external_id)
+        references = references[-MAX_REFERENCES:]
+    return OutboundMessage(
+        reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
+        recipient=inbound.sender, text=rendered.text, idempotency_key=reply.idempotency_key,
+        subject=rendered.subject, html=rendered.html, in_reply_to=inbound.external_id,
+        references=references,
+        # answer from the address / line / bot the customer wrote to
+        meta={"from": inbound.recipient, "inbound_message_id": inbound.id},
+    )
+
+
+def record_outbound(session: Session, msg: OutboundMessage, provider_id: str) -> Message:
+    """The sent reply as an outbound message row; its external id is the idempotency key
+    (the email Message-ID), so a customer's answer threads to it."""
+    conv = session.get(Conversation, msg.conversation_id)
+    assert conv is not None
+    existing = session.scalar(
+        select(Message).where(
+            Message.channel == msg.channel, Message.external_id == msg.idempotency_key
+        )
+    )
+    if existing is not None:
+        return existing
+    now = utcnow()
+    row = Message(
+        channel=msg.channel, external_id=msg.idempotency_key, direction=Direction.OUT,
+        kind=MessageKind.MESSAGE, conversation_id=conv.id, customer_id=conv.customer_id,
+        sender=str(msg.meta.get("from") or ""), recipient=msg.recipient, subject=msg.subject,
+        text=msg.text, html=msg.html, in_reply_to=msg.in_reply_to,
+        references=list(msg.references),
+        meta={"reply_id": msg.reply_id, "provider_id": provider_id},
+        # outbound rows are never routed: mark them so the unrouted sweep skips them
+        received_at=now, routed_at=now,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,170 @@
+"""Which conversation an inbound message belongs to.
+
+In order:
+
+1. a reply reference (In-Reply-To / References, or a messenger's reply-to id) that names one
+   of *our* outbound messages or reply Message-IDs in a conversation **of the same customer**.
+   A reference into another customer's conversation is ignored and logged: reference values
+   are visible to whoever received our mail, so they prove nothing about the sender (the
+   forged-reply-token attack, FreeScout CVE-2026-47123). Identity decides whose message it
+   is; a reference only picks among that customer's own conversations;
+2. the customer's open conversation on the same channel (the most recent, if several);
+3. the customer's most recently closed conversation on that channel: reopened when it was
+   closed within the reopen window, otherwise a new conversation linked to it by
+   ``previous_id``;
+4. a new conversation.
+
+A reference to a closed conversation follows rule 3 for that conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select, union_all
+from sqlalchemy.orm import Session
+
+from kartabl import audit
+from kartabl.models import (
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Direction,
+    Message,
+    Reply,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# A crafted mail can carry thousands of References; the newest few are the ones that matter.
+MAX_REFERENCES = 20
+
+
+def _reference_keys(message: Message) -> list[str]:
+    """The message's references, most specific first (In-Reply-To, then the newest
+    References), each in both bare and <angle-bracketed> form, since stores differ."""
+    raw = [message.in_reply_to or "", *reversed(list(message.references or [])[-MAX_REFERENCES:])]
+    keys: list[str] = []
+    for r in raw:
+        bare = str(r).strip().strip("<>").strip()
+        if not bare or len(bare) > 498:
+            continue
+        for k in (bare, f"<{bare}>"):
+            if k not in keys:
+                keys.append(k)
+    return keys
+
+
+def _by_reference(session: Session, message: Message, customer: Customer) -> Conversation | None:
+    keys = _reference_keys(message)
+    if not keys:
+        return None
+    ours = union_all(
+        select(Message.external_id.label("key"), Message.conversation_id.label("cid"))
+        .where(Message.channel == message.channel, Message.external_id.in_(keys),
+               Message.direction == Direction.OUT, Message.conversation_id.is_not(None)),
+        select(Reply.idempotency_key.label("key"), Reply.conversation_id.label("cid"))
+        .where(Reply.idempotency_key.in_(keys)),
+    ).subquery()
+    rows = session.execute(
+        select(ours.c.key, Conversation.id, Conversation.customer_id)
+        .join(Conversation, Conversation.id == ours.c.cid)
+    ).all()
+    rank = {k: i // 2 for i, k in enumerate(keys)}
+    own = sorted((rank[k], cid) for k, cid, owner in rows if owner == customer.id)
+    foreign = {cid for _, cid, owner in rows if owner != customer.id}
+    if foreign:
+        log.warning(
+            "message %s references conversation(s) %s of another customer; ignored",
+            message.id, sorted(foreign),
+        )
+        audit.record(session, "router.foreign_reference", message_id=message.id,
+                     customer_id=customer.id, conversations=sorted(foreign))
+    return session.get(Conversation, own[0][1]) if own else None
+
+
+def _latest_on_channel(
+    session: Session, message: Message, customer: Customer
+) -> Conversation | None:
+    """The open conversation on the message's channel, else the most recently closed one:
+    one query on ix_conversation_customer_channel_status."""
+    is_open = case((Conversation.status == ConversationStatus.OPEN, 0), else_=1)
+    return session.scalars(
+        select(Conversation)
+        .where(Conversation.customer_id == customer.id, Conversation.channel == message.channel)
+        .order_by(is_open, func.coalesce(Conversation.resolved_at, Conversation.last_message_at)
+                  .desc(), Conversation.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _subject(message: Message) -> str:
+    subject = (message.subject or "").strip()
+    if not subject:
+        subject = " ".join((message.text or "").split())[:80]
+    return subject[:500]
+
+
+def _new(session: Session, message: Message, customer: Customer,
+         previous: Conversation | None) -> Conversation:
+    conv = Conversation(
+        customer_id=customer.id, channel=message.channel, status=ConversationStatus.OPEN,
+        subject=_subject(message), previous_id=previous.id if previous else None,
+        opened_at=utcnow(), last_message_at=message.received_at or utcnow(),
+    )
+    session.add(conv)
+    return conv
+
+
+def thread(
+    session: Session,
+    message: Message,
+    customer: Customer,
+    *,
+    reopen_window: timedelta,
+    reopen: bool = True,
+) -> tuple[Conversation, str]:
+    """The conversation ``message`` continues, and how it was found: "reference", "open",
+    "reopened", "new_linked" or "new" ("closed" when ``reopen`` is False and the message is
+    filed in a closed conversation without reopening it, which is how automatic mail is
+    kept visible without waking a finished conversation).
+
+    A new conversation is added to the session but not flushed, so
+    :func:`router.assignment.assign` can tell it is new. Updates ``last_message_at``.
+    """
+    conv = _by_reference(session, message, customer)
+    how = "reference"
+    if conv is None:
+        conv = _latest_on_channel(session, message, customer)
+        how = "open"
+    if conv is None:
+        conv, how = _new(session, message, customer, None), "new"
+    elif conv.status is not ConversationStatus.OPEN:
+        conv, how = _closed(session, message, customer, conv, reopen_window, reopen)
+    _touch(conv, message.received_at)
+    return conv, how
+
+
+def _closed(session: Session, message: Message, customer: Customer, conv: Conversation,
+            window: timedelta, reopen: bool) -> tuple[Conversation, str]:
+    closed_at = conv.resolved_at or conv.last_message_at
+    if not reopen:
+        return conv, "closed"
+    if utcnow() - closed_at <= window:
+        conv.status = ConversationStatus.OPEN
+        conv.resolved_at = None
+        audit.record(session, "conversation.reopened", conversation_id=conv.id,
+                     customer_id=customer.id, message_id=message.id,
+                     closed_at=closed_at.isoformat())
+        return conv, "reopened"
+    return _new(session, message, customer, conv), "new_linked"
+
+
+def _touch(conv: Conversation, at: datetime | None) -> None:
+    # received_at comes from the channel and may lag; last_message_at never moves backwards.
+    at = at or utcnow()
+    if conv.last_message_at is None or at > conv.last_message_at:
+        conv.last_message_at = at
+

@@ -1,0 +1,80 @@
+"""The sender contract, run over every sender. A channel issue adds its sender to SENDERS
+(built against the test database and its stand-in server) and inherits these tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kartabl.messages import OutboundMessage
+from kartabl.models import Channel, SandboxDelivery
+from responders.base import Sender, get_sender, register, registered, unregister
+from responders.sandbox import SandboxSender, install
+
+SENDERS: dict[str, Callable[[sessionmaker[Session]], Sender]] = {
+    f"sandbox-{ch.value}": (lambda db, ch=ch: SandboxSender(ch, session_factory=db))
+    for ch in Channel
+}
+_seq = itertools.count(1)
+
+
+def message(channel: str) -> OutboundMessage:
+    n = next(_seq)
+    return OutboundMessage(
+        reply_id=n, conversation_id=1, channel=Channel(channel), recipient="+989121234567",
+        text="سلام، پاسخ شما", idempotency_key=f"contract-{n}", subject="Re: test",
+    )
+
+
+@pytest.fixture(params=sorted(SENDERS))
+def sender(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    return SENDERS[request.param](db)
+
+
+def test_it_is_a_sender_with_a_stated_policy(sender: Sender) -> None:
+    assert isinstance(sender, Sender)
+    assert Channel(sender.channel)
+    assert sender.unknown_outcome in ("at_most_once", "at_least_once")
+
+
+def test_send_returns_the_providers_id_and_lookup_finds_it(sender: Sender) -> None:
+    msg = message(sender.channel)
+    try:
+        assert sender.lookup(msg) is None  # surely not sent yet
+    except NotImplementedError:
+        pytest.skip(f"{sender!r} cannot look up; its policy is {sender.unknown_outcome}")
+    provider_id = sender.send(msg)
+    assert isinstance(provider_id, str) and provider_id
+    assert sender.lookup(msg) == provider_id
+    assert sender.status(provider_id) in ("sent", "delivered", "failed", None)
+
+
+def test_the_same_key_twice_is_one_delivery(sender: Sender, db) -> None:
+    msg = message(sender.channel)
+    first, second = sender.send(msg), sender.send(msg)
+    assert first == second
+    if isinstance(sender, SandboxSender):
+        with db() as s:
+            assert s.scalar(select(func.count()).select_from(SandboxDelivery)) == 1
+
+
+def test_the_registry_is_one_sender_per_channel(db) -> None:
+    before = registered()
+    try:
+        for ch in Channel:
+            unregister(ch)
+        installed = install(db)
+        assert sorted(s.channel for s in installed) == sorted(ch.value for ch in Channel)
+        real = register(SandboxSender("sms", session_factory=db, unknown_outcome="at_most_once"))
+        assert get_sender("sms") is real and install(db) == []
+        with pytest.raises(ValueError):
+            register(SandboxSender("sms", unknown_outcome="maybe"))  # type: ignore[arg-type]
+    finally:
+        for ch in Channel:
+            unregister(ch)
+        for s in before.values():
+            register(s)

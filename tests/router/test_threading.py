@@ -1,0 +1,125 @@
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from kartabl.models import (
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Event,
+    Message,
+    Reply,
+    ReplyState,
+    Role,
+    utcnow,
+)
+
+
+def _close(session, conversation_id, ago):
+    conv = session.get(Conversation, conversation_id)
+    conv.status = ConversationStatus.CLOSED
+    conv.resolved_at = utcnow() - ago
+    session.commit()
+
+
+def _our_reply(session, conversation_id, key, make_person):
+    author = make_person(role=Role.AGENT)
+    session.add(Reply(conversation_id=conversation_id, author_id=author.id, body="پاسخ",
+                      state=ReplyState.SENT, channel="email", idempotency_key=key))
+    session.commit()
+
+
+def test_open_conversation_on_the_same_channel_continues(session, inbound, route):
+    first = route(inbound(sender="a@example.ir", subject="سفارش"))
+    second = route(inbound(sender="A@Example.ir", text="و یک چیز دیگر"))
+    assert (first.how, second.how) == ("new", "open")
+    assert second.conversation_id == first.conversation_id
+    # A message on another channel opens its own conversation, for the same customer
+    # (after linking; without a link an SMS is a different customer).
+    assert session.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
+def test_reference_picks_the_referenced_conversation(session, inbound, route, make_person):
+    # Given a customer with two open email conversations, we answered the older one
+    old = route(inbound(sender="a@example.ir", subject="old"))
+    new_id = inbound(sender="a@example.ir", subject="new")
+    session.add(Conversation(customer_id=old.customer_id, channel="email", subject="new"))
+    session.commit()
+    newest = session.scalars(select(Conversation).order_by(Conversation.id.desc())).first()
+    newest.last_message_at = utcnow() + timedelta(seconds=1)
+    session.commit()
+    route(new_id)
+    _our_reply(session, old.conversation_id, "<r1@kartabl.test>", make_person)
+    # When the customer replies to our answer (In-Reply-To without angle brackets)
+    reply = route(inbound(sender="a@example.ir", in_reply_to="r1@kartabl.test"))
+    # Then the reply continues the referenced conversation, not the newest open one
+    assert reply.how == "reference" and reply.conversation_id == old.conversation_id
+
+
+def test_reference_to_outbound_message_external_id(session, inbound, route):
+    old = route(inbound(sender="a@example.ir"))
+    session.add(Message(channel="email", external_id="<out-1@kartabl.test>",
+                        direction=Direction.OUT, sender="support@kartabl.test",
+                        conversation_id=old.conversation_id, customer_id=old.customer_id))
+    session.commit()
+    _close(session, old.conversation_id, timedelta(hours=1))
+    reply = route(inbound(sender="a@example.ir", references=("<x@y>", "<out-1@kartabl.test>")))
+    # a reference to a closed conversation within the window reopens it
+    assert reply.how == "reopened" and reply.conversation_id == old.conversation_id
+
+
+def test_forged_reference_to_another_customers_conversation_does_not_attach(
+    session, inbound, route, make_person
+):
+    # Given a victim's conversation, answered with a known Message-ID
+    victim = route(inbound(sender="victim@example.ir", subject="secret"))
+    _our_reply(session, victim.conversation_id, "<r-victim@kartabl.test>", make_person)
+    # When an attacker sends mail whose In-Reply-To carries that Message-ID
+    forged = route(inbound(sender="attacker@evil.ir", in_reply_to="<r-victim@kartabl.test>",
+                           references=("<r-victim@kartabl.test>",)))
+    # Then the mail opens the attacker's own conversation, and the attempt is audited
+    assert forged.conversation_id != victim.conversation_id and forged.how == "new"
+    assert forged.customer_id != victim.customer_id
+    victim_conv = session.get(Conversation, victim.conversation_id)
+    assert session.scalar(select(func.count()).select_from(Message)
+                          .where(Message.conversation_id == victim_conv.id)) == 1
+    event = session.scalars(select(Event).where(Event.kind == "router.foreign_reference")).one()
+    assert event.data["conversations"] == [victim.conversation_id]
+
+
+def test_reply_within_window_reopens(session, inbound, route):
+    first = route(inbound(channel="telegram", sender="42", text="سلام"))
+    _close(session, first.conversation_id, timedelta(hours=2))
+    again = route(inbound(channel="telegram", sender="42", text="باز هم من"))
+    conv = session.get(Conversation, first.conversation_id)
+    assert again.how == "reopened" and again.conversation_id == conv.id
+    assert conv.status is ConversationStatus.OPEN and conv.resolved_at is None
+    assert session.scalar(select(func.count()).select_from(Event)
+                          .where(Event.kind == "conversation.reopened")) == 1
+
+
+def test_reply_after_window_opens_a_linked_conversation(session, inbound, route):
+    first = route(inbound(channel="sms", sender="09121234567", text="سلام"))
+    _close(session, first.conversation_id, timedelta(days=30))
+    again = route(inbound(channel="sms", sender="09121234567", text="دوباره"),
+                  reopen_window=timedelta(days=7))
+    assert again.how == "new_linked" and again.conversation_id != first.conversation_id
+    new = session.get(Conversation, again.conversation_id)
+    assert new.previous_id == first.conversation_id and new.status is ConversationStatus.OPEN
+    assert session.get(Conversation, first.conversation_id).status is ConversationStatus.CLOSED
+
+
+def test_automatic_mail_is_filed_without_reopening(session, inbound, route):
+    first = route(inbound(sender="a@example.ir"))
+    _close(session, first.conversation_id, timedelta(minutes=5))
+    auto = route(inbound(sender="a@example.ir", kind="auto_reply", subject="Out of office"))
+    assert auto.how == "closed" and auto.conversation_id == first.conversation_id
+    assert session.get(Conversation, first.conversation_id).status is ConversationStatus.CLOSED
+
+
+def test_last_message_at_moves_forward(session, inbound, route):
+    first = route(inbound(sender="a@example.ir"))
+    before = session.get(Conversation, first.conversation_id).last_message_at
+    later = utcnow() + timedelta(minutes=1)
+    route(inbound(sender="a@example.ir", received_at=later))
+    assert session.get(Conversation, first.conversation_id).last_message_at == later > before

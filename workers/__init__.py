@@ -1,0 +1,14 @@
+"""The only place that knows the queue.
+
+- :mod:`workers.broker`      builds the dramatiq broker from settings, installs the enqueuer.
+- :mod:`workers.setup`       the broker module for ``dramatiq workers.setup workers.actors``.
+- :mod:`workers.actors`      the actors; they carry ids, open a session, call the core.
+- :mod:`workers.embedded`    the in-process worker of the embedded mode.
+- :mod:`workers.sweeps`      re-enqueue what the database says is unfinished.
+- :mod:`workers.scheduler`   runs the sweep every few seconds (one sweeper per tick).
+- :mod:`workers.deadletters` list and requeue dead-lettered messages.
+- :mod:`workers.status`      queue depths and backlog counts for ``kartabl status`` and /readyz.
+
+Importing this package imports nothing else: actor modules must only be imported after
+:func:`workers.broker.setup_broker` has set the broker.
+"""

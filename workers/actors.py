@@ -1,0 +1,76 @@
+"""The actors. Each carries an id, opens a session, calls the core, and closes the session.
+
+Import this module only after :func:`workers.broker.setup_broker` (the dramatiq CLI does so
+when it is given ``workers.setup`` first). The core modules are imported inside the actor
+bodies: a worker process pays for them on first use, and this module stays importable by
+processes that only enqueue.
+
+Retry policy, and why:
+
+- The database is the source of truth and the sweep re-enqueues whatever is unfinished, so
+  dramatiq's retries only need to bridge *short* troubles (a deadlock victim, a PostgreSQL
+  failover, a provider's 429). Long retry chains would just duplicate the sweep.
+- Errors that retrying cannot fix (bad input, an illegal workflow step, a permanently
+  undeliverable reply) are ``throws=``: they fail at once, into the dead letters.
+- Both actors are idempotent (``route_message`` returns None for a routed message,
+  ``dispatch_reply`` skips a reply it cannot claim), so a redelivery, a sweep re-enqueue or
+  dramatiq's duplicated delayed messages (#431) are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from kartabl import db as kdb
+from kartabl.errors import InputError, PermanentDeliveryError, RetryableDeliveryError, WorkflowError
+from workers.broker import INBOUND, OUTBOUND, current_broker
+
+log = logging.getLogger(__name__)
+
+_broker = current_broker()
+_PERMANENT = (InputError, WorkflowError, PermanentDeliveryError)
+
+
+# Routing is local work on our own database: retry quickly (1 s, 2 s, 4 s ... capped at 30 s)
+# and give up after 5 attempts (about a minute); the sweep takes over after sweep_grace_s.
+@dramatiq.actor(
+    broker=_broker, queue_name=INBOUND, max_retries=5, min_backoff=1_000, max_backoff=30_000,
+    throws=_PERMANENT,
+)
+def route_message(message_id: int) -> None:
+    from router.route import route_message as route
+
+    with kdb.session_factory()() as session:
+        outcome = route(session, message_id)
+    if outcome is None:
+        log.debug("message %s was already routed", message_id)
+
+
+# Sending waits on a provider: back off from 5 s to 10 min over 10 attempts (about 40 min
+# in all), or exactly as long as the provider asked (retry_after_s). A reply whose retries
+# run out is still 'approved' in the database, so the sweep offers it again later.
+@dramatiq.actor(
+    broker=_broker, queue_name=OUTBOUND, max_retries=10, min_backoff=5_000,
+    max_backoff=600_000, throws=_PERMANENT,
+)
+def dispatch_reply(reply_id: int) -> None:
+    from responders.dispatch import dispatch_reply as dispatch
+
+    try:
+        result = dispatch(kdb.session_factory(), reply_id)
+    except RetryableDeliveryError as exc:
+        if exc.retry_after_s is None:
+            raise  # the Retries middleware applies the exponential backoff
+        raise dramatiq.Retry(str(exc), delay=int(exc.retry_after_s * 1000)) from exc
+    log.debug("reply %s: %s", reply_id, result)
+
+
+# The benchmark's baseline: the cost of the queue alone, on the routing queue's path.
+@dramatiq.actor(broker=_broker, queue_name=INBOUND, max_retries=0)
+def noop() -> None:
+    return None
+
+
+ALL = (route_message, dispatch_reply, noop)

@@ -1,0 +1,130 @@
+"""The sweep: the database says what is unfinished, and the sweep puts it back on the queue.
+
+It makes every way a queued job can vanish harmless: an enqueue that failed after its
+commit, Redis losing queued jobs, a worker killed mid-route (dramatiq's Redis broker would
+redeliver its messages only once a live broker notices the dead heartbeat, minutes later).
+
+One pass:
+
+1. inbound messages committed but unrouted for longer than ``sweep_grace_s`` → route_message;
+2. replies approved but untouched for longer than ``sweep_grace_s`` → dispatch_reply;
+3. replies left in ``sending`` for ``sending_stale_s`` → reconciled with the provider,
+   never blindly resent (responders.dispatch.reconcile_stale_sending);
+4. delivery statuses polled from providers that do not call back (responders.dispatch).
+
+Re-enqueueing is safe because route_message and dispatch_reply are idempotent: a message
+routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
+cost rare; it should exceed the usual queue latency. Each batch is bounded and ordered by
+id, so a large backlog is worked off oldest first over several ticks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from kartabl import metrics, tasks
+from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    messages: int = 0  # unrouted inbound messages re-enqueued
+    replies: int = 0  # approved-but-unsent replies re-enqueued
+    reconciled: int = 0  # replies stuck in 'sending' resolved
+    polled: int = 0  # delivery statuses updated
+    errors: tuple[str, ...] = field(default=())  # one line per step that failed
+
+
+def unrouted_message_ids(session: Session, grace_s: float, limit: int) -> list[int]:
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    stmt = (
+        select(Message.id)
+        .where(Message.routed_at.is_(None), Message.direction == Direction.IN,
+               Message.created_at < cutoff)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def unsent_reply_ids(session: Session, grace_s: float, limit: int) -> list[int]:
+    # updated_at, not approved_at: a reply the dispatcher handed back to 'approved' after a
+    # retryable failure is recent again, and the queue's own retry is already on it.
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    stmt = (
+        select(Reply.id)
+        .where(Reply.state == ReplyState.APPROVED, Reply.updated_at < cutoff)
+        .order_by(Reply.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def sweep_once(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    batch: int = DEFAULT_BATCH,
+    enqueue: tasks.Enqueuer = tasks.enqueue_now,
+) -> SweepReport:
+    """One pass of the sweep (see the module docstring). A step that fails is logged and
+    reported; the other steps still run."""
+    errors: list[str] = []
+    counts: dict[str, int] = {}
+
+    def step(name: str, fn: Callable[[], int]) -> None:
+        try:
+            counts[name] = fn()
+        except Exception as exc:
+            log.exception("sweep step %s failed", name)
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def requeue_messages() -> int:
+        with session_factory() as session:
+            ids = unrouted_message_ids(session, settings.sweep_grace_s, batch)
+        for mid in ids:
+            enqueue("route_message", mid)
+        metrics.SWEPT.labels(kind="message").inc(len(ids))
+        return len(ids)
+
+    def requeue_replies() -> int:
+        with session_factory() as session:
+            ids = unsent_reply_ids(session, settings.sweep_grace_s, batch)
+        for rid in ids:
+            enqueue("dispatch_reply", rid)
+        metrics.SWEPT.labels(kind="reply").inc(len(ids))
+        return len(ids)
+
+    def reconcile() -> int:
+        from responders.dispatch import reconcile_stale_sending
+
+        n = reconcile_stale_sending(
+            session_factory, older_than=timedelta(seconds=settings.sending_stale_s)
+        )
+        metrics.SWEPT.labels(kind="sending").inc(n)
+        return n
+
+    def poll() -> int:
+        from responders.dispatch import poll_delivery
+
+        return poll_delivery(session_factory, limit=batch)
+
+    step("messages", requeue_messages)
+    step("replies", requeue_replies)
+    step("reconciled", reconcile)
+    step("polled", poll)
+    report = SweepReport(**counts, errors=tuple(errors))
+    if report.messages or report.replies or report.reconciled or errors:
+        log.info("sweep", extra={"report": report})
+    return report
