@@ -56,14 +56,14 @@ def prepare(url: str, persons: list, preload: int) -> None:
     """Schema, teams, agents, the multi-channel customers' linked identities, and
     ``preload`` extra customers already in the database."""
     from rich.progress import Progress
-    from router.identity import identity_for
-    from router.teams import sync_teams
     from sqlalchemy import insert
 
     from config.routing import get_routing
     from kartabl import db
     from kartabl.migrate import upgrade
     from kartabl.models import Customer, Identity, Person, Role, Team, TeamMember
+    from router.identity import identity_for
+    from router.teams import sync_teams
 
     upgrade(url)
     with db.session_scope() as s:

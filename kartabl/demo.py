@@ -10,8 +10,6 @@ import random
 import threading
 import uuid
 
-from router.identity import identity_for, link_identity, match_or_create
-from router.teams import sync_teams
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +27,8 @@ from kartabl.models import (
     TeamMember,
 )
 from kartabl.passwords import hash_password
+from router.identity import identity_for, link_identity, match_or_create
+from router.teams import sync_teams
 
 log = logging.getLogger("kartabl.demo")
 

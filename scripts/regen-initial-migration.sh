@@ -13,4 +13,5 @@ cfg = alembic_config(f"sqlite:///{sys.argv[1]}/gen.db")
 command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
 PY
 sed -i '/^# ### commands auto generated/d; /^# ### end Alembic commands/d; /^    # ### /d' kartabl/migrations/versions/0001_initial_schema.py
+.venv/bin/ruff format -q kartabl/migrations/versions
 rm -rf "$tmp"

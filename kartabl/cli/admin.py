@@ -27,9 +27,8 @@ def migrate() -> None:
 
 def sync_config() -> None:
     """Create the teams named in the routing file."""
-    from router.teams import sync_teams
-
     from config.routing import get_routing
+    from router.teams import sync_teams
 
     with db.session_scope() as session:
         created = sync_teams(session, get_routing())

@@ -28,10 +28,9 @@ def inject(
     count: int = typer.Option(1, min=1, help="Inject this many copies, with distinct ids."),
 ) -> None:
     """Inject an inbound message, as a channel adapter would (development and demo)."""
-    from router.identity import identity_for
-
     from kartabl import ingest
     from kartabl.messages import InboundMessage
+    from router.identity import identity_for
 
     try:
         _, address = identity_for(channel, sender)
@@ -71,9 +70,8 @@ def _setup_queue() -> None:
 
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Queue depth, unrouted messages, unsent replies and dead letters."""
-    from workers.status import queue_status
-
     from workers.broker import setup_broker
+    from workers.status import queue_status
 
     broker = setup_broker()
     with db.session_factory()() as session:
@@ -94,9 +92,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 @dead_app.command("list")
 def dead_list() -> None:
     """List dead letters."""
-    from workers.deadletters import list_dead_letters
-
     from workers.broker import setup_broker
+    from workers.deadletters import list_dead_letters
 
     letters = list_dead_letters(setup_broker())
     table = Table("id", "queue", "actor", "args", "failed at", "error")
@@ -119,9 +116,8 @@ def dead_requeue(
     all_: bool = typer.Option(False, "--all", help="Requeue every dead letter."),
 ) -> None:
     """Put dead letters back on their queue."""
-    from workers.deadletters import requeue
-
     from workers.broker import setup_broker
+    from workers.deadletters import requeue
 
     if not message_id and not all_:
         raise typer.BadParameter("give a dead letter id, or --all")

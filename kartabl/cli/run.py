@@ -68,11 +68,10 @@ def worker(
 
 def sweep(once: bool = typer.Option(False, help="Sweep once and exit.")) -> None:
     """Re-enqueue unrouted messages and unsent replies; reconcile and poll deliveries."""
-    from workers.scheduler import run_scheduler
-    from workers.sweeps import sweep_once
-
     from kartabl import db, logs
     from workers.broker import setup_broker
+    from workers.scheduler import run_scheduler
+    from workers.sweeps import sweep_once
 
     s = get_settings()
     logs.configure(s)

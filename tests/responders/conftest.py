@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.factories import conversation, enqueued, inbound, person, team  # noqa: F401 (a fixture)
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import workflow
 from kartabl.models import Channel, Role
 from responders import base
 from responders.sandbox import SandboxSender
+from tests.factories import conversation, enqueued, inbound, person, team  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

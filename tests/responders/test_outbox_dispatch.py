@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tests.factories import events, inbound
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +22,7 @@ from kartabl.models import (
 )
 from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
+from tests.factories import events, inbound
 
 RS = ReplyState
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from tests.factories import events
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl.models import Channel, Direction, Message, Reply, ReplyState, SandboxDelivery
 from responders.dispatch import UNKNOWN_OUTCOME_REASON, dispatch_reply, reconcile_stale_sending
 from responders.sandbox import CRASH_AFTER_RECORD, SimulatedCrash
+from tests.factories import events
 
 RS = ReplyState
 NOW = timedelta(0)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
-from tests.workers.worker_helpers import DRAMATIQ, HERE, ROOT
 
 from config.settings import Settings
+from tests.workers.worker_helpers import DRAMATIQ, HERE, ROOT
 from workers.embedded import EmbeddedWorker
 
 # -- embedded ----------------------------------------------------------------------------------

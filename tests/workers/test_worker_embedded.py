@@ -7,6 +7,10 @@ import time
 
 import dramatiq
 from sqlalchemy import select
+
+from kartabl import ingest, tasks
+from kartabl.messages import InboundMessage
+from kartabl.models import Direction, Message, Reply, ReplyState
 from tests.workers.worker_helpers import (
     add_unqueued_message,
     make_approved_reply,
@@ -15,10 +19,6 @@ from tests.workers.worker_helpers import (
     routed_events,
     unrouted,
 )
-
-from kartabl import ingest, tasks
-from kartabl.messages import InboundMessage
-from kartabl.models import Direction, Message, Reply, ReplyState
 from workers.broker import bind_actors, setup_broker
 from workers.embedded import EmbeddedWorker
 

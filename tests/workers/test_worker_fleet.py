@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import dramatiq
 import pytest
+
+from kartabl import ingest, tasks
+from kartabl.errors import InputError
+from kartabl.messages import InboundMessage
 from tests.workers.worker_helpers import (
     conversations_per_customer,
     needs_router,
@@ -16,10 +20,6 @@ from tests.workers.worker_helpers import (
     unrouted,
     wait_until,
 )
-
-from kartabl import ingest, tasks
-from kartabl.errors import InputError
-from kartabl.messages import InboundMessage
 from workers.broker import setup_broker
 from workers.deadletters import count_dead_letters, list_dead_letters, requeue
 from workers.status import queue_depths, queue_status

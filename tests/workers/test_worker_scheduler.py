@@ -6,9 +6,9 @@ import threading
 import time
 
 from sqlalchemy import text
-from tests.workers.worker_helpers import add_unqueued_message, wait_until
 
 from kartabl import db as kdb
+from tests.workers.worker_helpers import add_unqueued_message, wait_until
 from workers.broker import setup_broker
 from workers.scheduler import SWEEP_LOCK_KEY, run_scheduler, sweep_tick
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from tests.factories import conversation, enqueued, person, team  # noqa: F401 (a fixture)
 from sqlalchemy.orm import Session
 
 from kartabl.models import Conversation, Person, Role, Team
+from tests.factories import conversation, enqueued, person, team  # noqa: F401 (a fixture)
 
 
 @dataclass

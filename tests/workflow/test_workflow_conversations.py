@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.factories import conversation, events, person
 from sqlalchemy.orm import Session
 
 from kartabl import workflow
 from kartabl.errors import IllegalTransition, InputError, NotFound, PermissionDenied
 from kartabl.models import ConversationStatus, ReplyState
+from tests.factories import conversation, events, person
 
 
 def test_can_access_is_scoped_by_role_assignment_and_team(session: Session, org) -> None:

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.factories import conversation, events
 from sqlalchemy.orm import Session
 
 import config.routing
@@ -14,6 +13,7 @@ from config.routing import ApprovalPolicy
 from kartabl import workflow
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import Channel, ConversationStatus, Reply, ReplyState
+from tests.factories import conversation, events
 
 RS = ReplyState
 

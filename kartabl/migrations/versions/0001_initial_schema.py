@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 14:25:26.153868
 """
 
@@ -12,217 +12,375 @@ from alembic import op
 
 import kartabl.models
 
-
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('customer',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('display_name', sa.String(length=200), nullable=False),
-    sa.Column('tags', sa.JSON(), nullable=False),
-    sa.Column('merged_into_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['merged_into_id'], ['customer.id'], name=op.f('fk_customer_merged_into_id_customer')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_customer'))
+    op.create_table(
+        "customer",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("merged_into_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["merged_into_id"], ["customer.id"], name=op.f("fk_customer_merged_into_id_customer")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
     )
-    op.create_table('person',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('display_name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=True),
-    sa.Column('role', sa.Enum('admin', 'coordinator', 'agent', name='role', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('password_hash', sa.String(length=200), nullable=True),
-    sa.Column('available', sa.Boolean(), nullable=False),
-    sa.Column('capacity', sa.Integer(), nullable=False),
-    sa.Column('locale', sa.String(length=8), nullable=False),
-    sa.Column('can_merge', sa.Boolean(), nullable=False),
-    sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_person')),
-    sa.UniqueConstraint('username', name=op.f('uq_person_username'))
+    op.create_table(
+        "person",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column(
+            "role",
+            sa.Enum(
+                "admin",
+                "coordinator",
+                "agent",
+                name="role",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("available", sa.Boolean(), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=False),
+        sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("can_merge", sa.Boolean(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_person")),
+        sa.UniqueConstraint("username", name=op.f("uq_person_username")),
     )
-    op.create_table('sandbox_delivery',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=500), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('recipient', sa.String(length=320), nullable=False),
-    sa.Column('subject', sa.String(length=1000), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sandbox_delivery')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_sandbox_delivery_idempotency_key'))
+    op.create_table(
+        "sandbox_delivery",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=500), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=1000), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sandbox_delivery")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_sandbox_delivery_idempotency_key")),
     )
-    op.create_table('team',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('title', sa.String(length=200), nullable=False),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_team')),
-    sa.UniqueConstraint('name', name=op.f('uq_team_name'))
+    op.create_table(
+        "team",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_team")),
+        sa.UniqueConstraint("name", name=op.f("uq_team_name")),
     )
-    op.create_table('conversation',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('channel', sa.Enum('email', 'sms', 'telegram', 'bale', name='channel', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('status', sa.Enum('open', 'closed', name='conversation_status', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('subject', sa.String(length=500), nullable=False),
-    sa.Column('team_id', sa.Integer(), nullable=True),
-    sa.Column('assignee_id', sa.Integer(), nullable=True),
-    sa.Column('previous_id', sa.Integer(), nullable=True),
-    sa.Column('opened_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('first_response_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.Column('resolved_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.Column('last_message_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['assignee_id'], ['person.id'], name=op.f('fk_conversation_assignee_id_person')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_conversation_customer_id_customer')),
-    sa.ForeignKeyConstraint(['previous_id'], ['conversation.id'], name=op.f('fk_conversation_previous_id_conversation')),
-    sa.ForeignKeyConstraint(['team_id'], ['team.id'], name=op.f('fk_conversation_team_id_team')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversation'))
+    op.create_table(
+        "conversation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "email",
+                "sms",
+                "telegram",
+                "bale",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "open",
+                "closed",
+                name="conversation_status",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("subject", sa.String(length=500), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("previous_id", sa.Integer(), nullable=True),
+        sa.Column("opened_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("first_response_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("resolved_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("last_message_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_conversation_customer_id_customer")
+        ),
+        sa.ForeignKeyConstraint(
+            ["previous_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_previous_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["team.id"], name=op.f("fk_conversation_team_id_team")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation")),
     )
-    with op.batch_alter_table('conversation', schema=None) as batch_op:
-        batch_op.create_index('ix_conversation_assignee_status', ['assignee_id', 'status'], unique=False)
-        batch_op.create_index('ix_conversation_customer_channel_status', ['customer_id', 'channel', 'status'], unique=False)
-        batch_op.create_index('ix_conversation_team_status', ['team_id', 'status'], unique=False)
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_assignee_status", ["assignee_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversation_customer_channel_status",
+            ["customer_id", "channel", "status"],
+            unique=False,
+        )
+        batch_op.create_index("ix_conversation_team_status", ["team_id", "status"], unique=False)
 
-    op.create_table('identity',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('address', sa.String(length=320), nullable=False),
-    sa.Column('display', sa.String(length=320), nullable=False),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_identity_customer_id_customer')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_identity')),
-    sa.UniqueConstraint('kind', 'address', name='uq_identity_kind_address')
+    op.create_table(
+        "identity",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("display", sa.String(length=320), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_identity_customer_id_customer")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity")),
+        sa.UniqueConstraint("kind", "address", name="uq_identity_kind_address"),
     )
-    with op.batch_alter_table('identity', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_identity_customer_id'), ['customer_id'], unique=False)
+    with op.batch_alter_table("identity", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_identity_customer_id"), ["customer_id"], unique=False)
 
-    op.create_table('team_member',
-    sa.Column('team_id', sa.Integer(), nullable=False),
-    sa.Column('person_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_team_member_person_id_person'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['team_id'], ['team.id'], name=op.f('fk_team_member_team_id_team'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('team_id', 'person_id', name=op.f('pk_team_member'))
+    op.create_table(
+        "team_member",
+        sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_team_member_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["team.id"], name=op.f("fk_team_member_team_id_team"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("team_id", "person_id", name=op.f("pk_team_member")),
     )
-    op.create_table('message',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('channel', sa.Enum('email', 'sms', 'telegram', 'bale', name='channel', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('external_id', sa.String(length=500), nullable=False),
-    sa.Column('direction', sa.Enum('in', 'out', name='direction', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('kind', sa.Enum('message', 'auto_reply', 'bounce', name='message_kind', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('conversation_id', sa.Integer(), nullable=True),
-    sa.Column('customer_id', sa.Integer(), nullable=True),
-    sa.Column('sender', sa.String(length=320), nullable=False),
-    sa.Column('sender_name', sa.String(length=200), nullable=False),
-    sa.Column('recipient', sa.String(length=320), nullable=False),
-    sa.Column('subject', sa.String(length=1000), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('html', sa.Text(), nullable=True),
-    sa.Column('in_reply_to', sa.String(length=1000), nullable=True),
-    sa.Column('references', sa.JSON(), nullable=False),
-    sa.Column('attachments', sa.JSON(), nullable=False),
-    sa.Column('meta', sa.JSON(), nullable=False),
-    sa.Column('received_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('routed_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_message_conversation_id_conversation')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_message_customer_id_customer')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_message')),
-    sa.UniqueConstraint('channel', 'external_id', name='uq_message_channel_external_id')
+    op.create_table(
+        "message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "email",
+                "sms",
+                "telegram",
+                "bale",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("external_id", sa.String(length=500), nullable=False),
+        sa.Column(
+            "direction",
+            sa.Enum(
+                "in", "out", name="direction", native_enum=False, create_constraint=True, length=24
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "kind",
+            sa.Enum(
+                "message",
+                "auto_reply",
+                "bounce",
+                name="message_kind",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("conversation_id", sa.Integer(), nullable=True),
+        sa.Column("customer_id", sa.Integer(), nullable=True),
+        sa.Column("sender", sa.String(length=320), nullable=False),
+        sa.Column("sender_name", sa.String(length=200), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=1000), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("in_reply_to", sa.String(length=1000), nullable=True),
+        sa.Column("references", sa.JSON(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=False),
+        sa.Column("received_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("routed_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_message_conversation_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_message_customer_id_customer")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message")),
+        sa.UniqueConstraint("channel", "external_id", name="uq_message_channel_external_id"),
     )
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_message_conversation_id'), ['conversation_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_message_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('ix_message_unrouted', ['routed_at', 'id'], unique=False)
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_message_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_message_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index("ix_message_unrouted", ["routed_at", "id"], unique=False)
 
-    op.create_table('reply',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('conversation_id', sa.Integer(), nullable=False),
-    sa.Column('author_id', sa.Integer(), nullable=False),
-    sa.Column('state', sa.Enum('draft', 'pending_approval', 'approved', 'sending', 'sent', 'delivered', 'failed', 'rejected', name='reply_state', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('channel', sa.Enum('email', 'sms', 'telegram', 'bale', name='channel', native_enum=False, create_constraint=True, length=24), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('original_body', sa.Text(), nullable=True),
-    sa.Column('template', sa.String(length=100), nullable=True),
-    sa.Column('approved_by_id', sa.Integer(), nullable=True),
-    sa.Column('review_comment', sa.Text(), nullable=True),
-    sa.Column('idempotency_key', sa.String(length=500), nullable=True),
-    sa.Column('provider_id', sa.String(length=500), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('approved_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.Column('sending_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.Column('sent_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.Column('delivered_at', kartabl.models.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['approved_by_id'], ['person.id'], name=op.f('fk_reply_approved_by_id_person')),
-    sa.ForeignKeyConstraint(['author_id'], ['person.id'], name=op.f('fk_reply_author_id_person')),
-    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_reply_conversation_id_conversation')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_reply')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_reply_idempotency_key'))
+    op.create_table(
+        "reply",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("author_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "draft",
+                "pending_approval",
+                "approved",
+                "sending",
+                "sent",
+                "delivered",
+                "failed",
+                "rejected",
+                name="reply_state",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "email",
+                "sms",
+                "telegram",
+                "bale",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("original_body", sa.Text(), nullable=True),
+        sa.Column("template", sa.String(length=100), nullable=True),
+        sa.Column("approved_by_id", sa.Integer(), nullable=True),
+        sa.Column("review_comment", sa.Text(), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=500), nullable=True),
+        sa.Column("provider_id", sa.String(length=500), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("approved_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("sending_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("delivered_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["person.id"], name=op.f("fk_reply_author_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_reply_conversation_id_conversation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reply")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_reply_idempotency_key")),
     )
-    with op.batch_alter_table('reply', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_reply_conversation_id'), ['conversation_id'], unique=False)
-        batch_op.create_index('ix_reply_state', ['state', 'updated_at'], unique=False)
+    with op.batch_alter_table("reply", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_reply_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index("ix_reply_state", ["state", "updated_at"], unique=False)
 
-    op.create_table('event',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', kartabl.models.UTCDateTime(), nullable=False),
-    sa.Column('kind', sa.String(length=40), nullable=False),
-    sa.Column('actor_id', sa.Integer(), nullable=True),
-    sa.Column('conversation_id', sa.Integer(), nullable=True),
-    sa.Column('customer_id', sa.Integer(), nullable=True),
-    sa.Column('reply_id', sa.Integer(), nullable=True),
-    sa.Column('message_id', sa.Integer(), nullable=True),
-    sa.Column('data', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['person.id'], name=op.f('fk_event_actor_id_person')),
-    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_event_conversation_id_conversation')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_event_customer_id_customer')),
-    sa.ForeignKeyConstraint(['message_id'], ['message.id'], name=op.f('fk_event_message_id_message')),
-    sa.ForeignKeyConstraint(['reply_id'], ['reply.id'], name=op.f('fk_event_reply_id_reply')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_event'))
+    op.create_table(
+        "event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("conversation_id", sa.Integer(), nullable=True),
+        sa.Column("customer_id", sa.Integer(), nullable=True),
+        sa.Column("reply_id", sa.Integer(), nullable=True),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["actor_id"], ["person.id"], name=op.f("fk_event_actor_id_person")),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_event_conversation_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_event_customer_id_customer")
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["message.id"], name=op.f("fk_event_message_id_message")
+        ),
+        sa.ForeignKeyConstraint(["reply_id"], ["reply.id"], name=op.f("fk_event_reply_id_reply")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event")),
     )
-    with op.batch_alter_table('event', schema=None) as batch_op:
-        batch_op.create_index('ix_event_conversation', ['conversation_id', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_event_kind'), ['kind'], unique=False)
-
+    with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.create_index("ix_event_conversation", ["conversation_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_event_kind"), ["kind"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_event_kind'))
-        batch_op.drop_index('ix_event_conversation')
+    with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_event_kind"))
+        batch_op.drop_index("ix_event_conversation")
 
-    op.drop_table('event')
-    with op.batch_alter_table('reply', schema=None) as batch_op:
-        batch_op.drop_index('ix_reply_state')
-        batch_op.drop_index(batch_op.f('ix_reply_conversation_id'))
+    op.drop_table("event")
+    with op.batch_alter_table("reply", schema=None) as batch_op:
+        batch_op.drop_index("ix_reply_state")
+        batch_op.drop_index(batch_op.f("ix_reply_conversation_id"))
 
-    op.drop_table('reply')
-    with op.batch_alter_table('message', schema=None) as batch_op:
-        batch_op.drop_index('ix_message_unrouted')
-        batch_op.drop_index(batch_op.f('ix_message_customer_id'))
-        batch_op.drop_index(batch_op.f('ix_message_conversation_id'))
+    op.drop_table("reply")
+    with op.batch_alter_table("message", schema=None) as batch_op:
+        batch_op.drop_index("ix_message_unrouted")
+        batch_op.drop_index(batch_op.f("ix_message_customer_id"))
+        batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
 
-    op.drop_table('message')
-    op.drop_table('team_member')
-    with op.batch_alter_table('identity', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_identity_customer_id'))
+    op.drop_table("message")
+    op.drop_table("team_member")
+    with op.batch_alter_table("identity", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_customer_id"))
 
-    op.drop_table('identity')
-    with op.batch_alter_table('conversation', schema=None) as batch_op:
-        batch_op.drop_index('ix_conversation_team_status')
-        batch_op.drop_index('ix_conversation_customer_channel_status')
-        batch_op.drop_index('ix_conversation_assignee_status')
+    op.drop_table("identity")
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_team_status")
+        batch_op.drop_index("ix_conversation_customer_channel_status")
+        batch_op.drop_index("ix_conversation_assignee_status")
 
-    op.drop_table('conversation')
-    op.drop_table('team')
-    op.drop_table('sandbox_delivery')
-    op.drop_table('person')
-    op.drop_table('customer')
+    op.drop_table("conversation")
+    op.drop_table("team")
+    op.drop_table("sandbox_delivery")
+    op.drop_table("person")
+    op.drop_table("customer")
