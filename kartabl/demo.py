@@ -165,15 +165,21 @@ class DemoDriver(threading.Thread):
             workflow.assign(s, maryam, conv.id, person_id=agent.id)
 
     def agents_work(self, s: Session) -> None:
-        busy = select(Reply.conversation_id).where(
-            Reply.state.notin_([ReplyState.SENT, ReplyState.DELIVERED, ReplyState.FAILED])
+        # A conversation needs an answer when no reply was written since its newest message.
+        answered = (
+            select(Reply.id)
+            .where(
+                Reply.conversation_id == Conversation.id,
+                Reply.created_at >= Conversation.last_message_at,
+            )
+            .exists()
         )
         for conv in s.scalars(
             select(Conversation)
             .where(
                 Conversation.status == ConversationStatus.OPEN,
                 Conversation.assignee_id.is_not(None),
-                Conversation.id.notin_(busy),
+                ~answered,
             )
             .limit(3)
         ):

@@ -31,8 +31,9 @@ def _extra(record_logger: Any, name: str, event: dict[str, Any]) -> dict[str, An
     record = event.get("_record")
     if record is not None:
         for key in ("event_kind", "actor", "conversation", "reply", "data"):
-            if hasattr(record, key):
-                event[key] = getattr(record, key)
+            value = getattr(record, key, None)
+            if value not in (None, {}):
+                event[key] = value
     return event
 
 

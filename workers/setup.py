@@ -18,3 +18,8 @@ settings = get_settings()
 settings.check_fleet()
 logs.configure(settings)
 broker = setup_broker(settings)
+
+# Every worker process may dispatch replies, so it needs a sender for every channel.
+from responders.setup import install_senders  # noqa: E402 - after the broker, like the actors
+
+install_senders()

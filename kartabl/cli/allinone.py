@@ -1,0 +1,70 @@
+"""``kartabl run``: everything in one process, for a laptop and for the demo.
+
+The web console (uvicorn) runs in the main thread; the dramatiq worker threads, the
+scheduler and the demo driver run beside it. On Ctrl-C or SIGTERM uvicorn stops serving,
+then the demo stops, then the scheduler finishes its tick, then the worker finishes the
+messages it holds. Anything still queued in memory is re-enqueued by the first sweep of the
+next start, because the database, not the queue, says what is unrouted or unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from config.settings import get_settings
+
+log = logging.getLogger("kartabl.run")
+
+
+def run_all_in_one(*, demo: bool) -> None:
+    import uvicorn
+
+    from kartabl import db, logs
+    from kartabl.migrate import upgrade
+    from responders.setup import install_senders
+    from workers.embedded import EmbeddedWorker
+    from workers.scheduler import run_scheduler
+
+    s = get_settings()
+    if demo:
+        # The demo should show replies delivered and conversations swept within seconds.
+        s = s.model_copy(update={"sweep_interval_s": min(s.sweep_interval_s, 3.0)})
+    logs.configure(s)
+    upgrade(s.database_url)
+    db.configure(s)
+    with db.session_scope() as session:
+        from config.routing import get_routing
+        from router.teams import sync_teams
+
+        sync_teams(session, get_routing())
+    install_senders()
+
+    stop = threading.Event()
+    worker = EmbeddedWorker.start(s)
+    scheduler = threading.Thread(
+        target=run_scheduler,
+        kwargs={"stop_event": stop, "settings": s, "handle_signals": False},
+        name="scheduler",
+        daemon=True,
+    )
+    scheduler.start()
+    driver = None
+    if demo:
+        from kartabl.demo import DemoDriver, print_login, seed
+
+        with db.session_scope() as session:
+            seed(session)
+        driver = DemoDriver(stop)
+        driver.start()
+        print_login(s.web_host, s.web_port)
+    try:
+        # uvicorn handles SIGINT/SIGTERM itself and returns when it has drained requests.
+        uvicorn.run("console.app:app", host=s.web_host, port=s.web_port, log_config=None)
+    finally:
+        stop.set()
+        if driver is not None:
+            driver.join(timeout=10)
+        scheduler.join(timeout=s.sweep_interval_s + 30)
+        worker.stop()
+        log.info("stopped")
