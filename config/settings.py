@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="Signs sessions and reply tokens. Must be set in the fleet.",
     )
 
+    # -- demo (embedded `kartabl run` only) -------------------------------------
+    demo_interval_s: float = Field(
+        default=3.0, gt=0, description="How often the demo driver plays one round of "
+        "customers, agents and the coordinator.",
+    )
+
     # -- logs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -29,7 +29,9 @@ def run_all_in_one(*, demo: bool) -> None:
     s = get_settings()
     if demo:
         # The demo should show replies delivered and conversations swept within seconds.
-        s = s.model_copy(update={"sweep_interval_s": min(s.sweep_interval_s, 3.0)})
+        s = s.model_copy(
+            update={"sweep_interval_s": min(s.sweep_interval_s, s.demo_interval_s)}
+        )
     logs.configure(s)
     upgrade(s.database_url)
     db.configure(s)
@@ -55,7 +57,7 @@ def run_all_in_one(*, demo: bool) -> None:
 
         with db.session_scope() as session:
             seed(session)
-        driver = DemoDriver(stop)
+        driver = DemoDriver(stop, interval_s=s.demo_interval_s)
         driver.start()
         print_login(s.web_host, s.web_port)
     try:
