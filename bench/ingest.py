@@ -113,17 +113,9 @@ def prepare(url: str, persons: list, preload: int) -> None:
 
 
 def start_workers(env: dict[str, str], processes: int, threads: int) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "workers.setup",
-        "workers.actors",
-        "-p",
-        str(processes),
-        "-t",
-        str(threads),
-    ]
+    from workers.command import dramatiq_argv
+
+    argv = dramatiq_argv(processes, threads)
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -49,19 +49,9 @@ def worker(
             "in the embedded mode `kartabl run` runs the workers in-process"
         )
     s.check_fleet()
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "workers.setup",
-        "workers.actors",
-        "-p",
-        str(processes or s.worker_processes),
-        "-t",
-        str(threads or s.worker_threads),
-    ]
-    if queues:
-        argv += ["-Q", *queues]  # -Q last: it swallows any module listed after it
+    from workers.command import dramatiq_argv
+
+    argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads, queues)
     # exec: dramatiq's master must receive the platform's SIGTERM itself (graceful stop).
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours, no shell involved
 

@@ -90,3 +90,17 @@ def test_status_json_counts_unrouted(cli):
     r = cli("status", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["unrouted"] == 1
+
+
+def test_worker_refuses_the_embedded_broker(cli):
+    # The fleet's worker needs Redis; on the stub broker it says what to run instead.
+    r = cli("worker")
+    assert r.exit_code != 0 and "kartabl run" in r.output
+
+
+def test_dramatiq_argv_puts_queues_last():
+    from workers.command import dramatiq_argv
+
+    argv = dramatiq_argv(2, 8, ["inbound", "outbound"])
+    assert argv[-3:] == ["-Q", "inbound", "outbound"]
+    assert argv[argv.index("-p") + 1] == "2" and argv[argv.index("-t") + 1] == "8"
