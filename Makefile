@@ -19,9 +19,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/kartabl run --demo
 
-## make test: lint, then the whole suite on SQLite + stub broker and PostgreSQL + Redis
+## make test: lint and type-check, then the whole suite on SQLite + stub broker and PostgreSQL + Redis
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 ## make bench: the ingest pipeline on PostgreSQL + Redis with dramatiq workers
@@ -30,6 +31,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/ruff format --check . || true
 
 clean:

@@ -17,6 +17,7 @@ from config.routing import get_routing
 from kartabl import db, ingest, workflow
 from kartabl.messages import InboundMessage
 from kartabl.models import (
+    Channel,
     Conversation,
     ConversationStatus,
     Person,
@@ -81,6 +82,7 @@ def seed(session: Session) -> None:
         for t in team_names:
             session.add(TeamMember(team_id=teams[t].id, person_id=person.id))
     admin = session.scalar(select(Person).where(Person.username == "admin"))
+    assert admin is not None  # created just above
     for name, addresses in CUSTOMERS:
         (kind, addr), *others = [identity_for(ch, a) for ch, a in addresses.items()]
         customer, created = match_or_create(session, kind, addr, name)
@@ -136,7 +138,7 @@ class DemoDriver(threading.Thread):
             ingest.store(
                 s,
                 InboundMessage(
-                    channel=channel,
+                    channel=Channel(channel),
                     external_id=f"demo-{uuid.uuid4().hex[:12]}",
                     sender=sender,
                     sender_name=name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -19,14 +20,16 @@ from config.settings import Settings, get_settings
 _REDACT = {"password", "secret", "secret_key", "token", "api_key", "apikey", "authorization"}
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if key.lower() in _REDACT:
             event[key] = "***"
     return event
 
 
-def _extra(record_logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _extra(
+    record_logger: Any, name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     # Fields passed as logging's extra= (kartabl.audit uses it) become structured keys.
     record = event.get("_record")
     if record is not None:

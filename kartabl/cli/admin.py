@@ -105,8 +105,8 @@ def person_add(
         )
         session.add(person)
         session.flush()
-        for t in teams:
-            session.add(TeamMember(team_id=t.id, person_id=person.id))
+        for found in teams:
+            session.add(TeamMember(team_id=found.id, person_id=person.id))
     out.print(f"{role.value} [bold]{username}[/] added")
     if generated:
         out.print(f"password: [bold]{password}[/] (shown once)")
