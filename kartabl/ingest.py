@@ -1,7 +1,8 @@
 """Durable ingest: the first thing that happens to every inbound message.
 
 The row is inserted under the unique (channel, external_id) with ON CONFLICT DO NOTHING and
-committed; only then is routing enqueued, and only then may the caller acknowledge the
+committed; only then is routing enqueued (one ``route_messages`` task per batch of at most
+:data:`kartabl.tasks.ROUTE_BATCH` new rows), and only then may the caller acknowledge the
 channel (flag the mail, answer 200, advance the offset). The same message ingested twice is
 one row: the second call reports ``created=False`` and enqueues nothing.
 """
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from kartabl import metrics
 from kartabl.messages import InboundMessage
 from kartabl.models import Direction, Message
-from kartabl.tasks import enqueue_after_commit
+from kartabl.tasks import ROUTE_BATCH, enqueue_after_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ def _row(msg: InboundMessage) -> dict[str, Any]:
 
 def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
     """Insert ``msgs`` (idempotently) and commit. Returns one :class:`Stored` per input, in
-    order. Routing of each new row is enqueued after the commit."""
+    order. Routing of the new rows is enqueued after the commit, in batches."""
     if not msgs:
         return []
     dialect = session.get_bind().dialect.name
@@ -72,8 +73,9 @@ def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]
         )
         assert mid is not None, "conflicting row vanished"
         existing[key] = mid
-    for mid in new.values():
-        enqueue_after_commit(session, "route_message", mid)
+    ids = sorted(new.values())
+    for start in range(0, len(ids), ROUTE_BATCH):
+        enqueue_after_commit(session, "route_messages", ids[start : start + ROUTE_BATCH])
     session.commit()
     metrics.INGESTED.inc(len(new))
     metrics.DUPLICATES.inc(len(msgs) - len(new))

@@ -1,9 +1,10 @@
 """The queue port. The core says *what* should run next (route this message, dispatch this
 reply) and ``workers/`` decides *how*: it installs the enqueuer when it sets up the broker.
 
-Tasks carry ids, never objects, and are enqueued only after the transaction that made the
-row visible has committed. If no queue is attached (a CLI command, a unit test), nothing is
-lost: the sweep finds committed-but-unrouted messages and approved-but-unsent replies.
+Tasks carry ids (``route_messages`` a list of them), never objects, and are enqueued only
+after the transaction that made the row visible has committed. If no queue is attached (a
+CLI command, a unit test), nothing is lost: the sweep finds committed-but-unrouted messages
+and approved-but-unsent replies.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from kartabl.db import after_commit
 
 log = logging.getLogger(__name__)
 
-TaskName = Literal["route_message", "dispatch_reply"]
-Enqueuer = Callable[[TaskName, int], None]
+TaskName = Literal["route_message", "route_messages", "dispatch_reply"]
+# A JSON-safe payload: one id, or a list of ids for the batch tasks.
+Payload = int | list[int]
+Enqueuer = Callable[[TaskName, Payload], None]
+
+# Messages routed per ``route_messages`` task: one transaction each, so a failure retries at
+# most this many, and a batch never holds its locks for long.
+ROUTE_BATCH = 100
 
 _enqueuer: Enqueuer | None = None
 
@@ -29,12 +36,12 @@ def set_enqueuer(fn: Enqueuer | None) -> None:
     _enqueuer = fn
 
 
-def enqueue_now(task: TaskName, obj_id: int) -> None:
+def enqueue_now(task: TaskName, obj_id: Payload) -> None:
     if _enqueuer is None:
         log.debug("no queue attached; %s(%s) is left to the sweep", task, obj_id)
         return
     _enqueuer(task, obj_id)
 
 
-def enqueue_after_commit(session: Session, task: TaskName, obj_id: int) -> None:
+def enqueue_after_commit(session: Session, task: TaskName, obj_id: Payload) -> None:
     after_commit(session, lambda: enqueue_now(task, obj_id))

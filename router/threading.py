@@ -20,6 +20,7 @@ A reference to a closed conversation follows rule 3 for that conversation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select, union_all
@@ -100,6 +101,41 @@ def _latest_on_channel(
     ).first()
 
 
+def latest_per_channel(
+    session: Session, customer_ids: Iterable[int], channels: Iterable[str]
+) -> dict[tuple[int, str], Conversation]:
+    """What :func:`_latest_on_channel` finds, for many customers and channels in one query:
+    a window over ix_conversation_customer_channel_status keeps the first row per
+    (customer, channel) in the same order."""
+    cids, chans = sorted(set(customer_ids)), sorted({str(c) for c in channels})
+    if not cids or not chans:
+        return {}
+    is_open = case((Conversation.status == ConversationStatus.OPEN, 0), else_=1)
+    rn = func.row_number().over(
+        partition_by=(Conversation.customer_id, Conversation.channel),
+        order_by=(is_open, func.coalesce(Conversation.resolved_at, Conversation.last_message_at)
+                  .desc(), Conversation.id.desc()),
+    )
+    ranked = (
+        select(Conversation.id, rn.label("rn"))
+        .where(Conversation.customer_id.in_(cids), Conversation.channel.in_(chans))
+        .subquery()
+    )
+    rows = session.scalars(
+        select(Conversation).join(ranked, ranked.c.id == Conversation.id).where(ranked.c.rn == 1)
+    )
+    return {(c.customer_id, str(c.channel)): c for c in rows}
+
+
+def rank(conv: Conversation) -> tuple[int, float, float]:
+    """The order of :func:`_latest_on_channel` as a sort key (smallest first), for
+    conversations changed in memory; a conversation not yet inserted is the newest."""
+    at = conv.resolved_at or conv.last_message_at
+    return (0 if conv.status is ConversationStatus.OPEN else 1,
+            -at.timestamp() if at is not None else 0.0,
+            -conv.id if conv.id is not None else float("-inf"))
+
+
 def _subject(message: Message) -> str:
     subject = (message.subject or "").strip()
     if not subject:
@@ -125,6 +161,7 @@ def thread(
     *,
     reopen_window: timedelta,
     reopen: bool = True,
+    latest: Callable[[Message, Customer], Conversation | None] | None = None,
 ) -> tuple[Conversation, str]:
     """The conversation ``message`` continues, and how it was found: "reference", "open",
     "reopened", "new_linked" or "new" ("closed" when ``reopen`` is False and the message is
@@ -133,11 +170,14 @@ def thread(
 
     A new conversation is added to the session but not flushed, so
     :func:`router.assignment.assign` can tell it is new. Updates ``last_message_at``.
+    ``latest`` replaces the per-message query for rule 2/3 when the caller (the batch
+    router) has already loaded every customer's latest conversation per channel.
     """
     conv = _by_reference(session, message, customer)
     how = "reference"
     if conv is None:
-        conv = _latest_on_channel(session, message, customer)
+        conv = (_latest_on_channel(session, message, customer) if latest is None
+                else latest(message, customer))
         how = "open"
     if conv is None:
         conv, how = _new(session, message, customer, None), "new"

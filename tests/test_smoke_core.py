@@ -25,3 +25,25 @@ def test_store_many_mixes_new_and_known(session):
     assert [o.created for o in out] == [False, True, False]
     assert out[1].message_id == out[2].message_id
     assert session.scalar(select(func.count()).select_from(Message)) == 2
+
+
+def test_store_many_enqueues_routing_in_batches(session):
+    from kartabl import tasks
+
+    calls: list[tuple[str, object]] = []
+    tasks.set_enqueuer(lambda task, payload: calls.append((task, payload)))
+    try:
+        # Given 150 new messages and one already stored
+        known = InboundMessage(channel="sms", external_id="q-0", sender="+989121234567", text="")
+        ingest.store(session, known)
+        calls.clear()
+        msgs = [known, *(InboundMessage(channel="sms", external_id=f"q-{n}",
+                                        sender="+989121234567", text="")
+                      for n in range(1, 151))]
+        # When they are stored in one call
+        out = ingest.store_many(session, msgs)
+    finally:
+        tasks.set_enqueuer(None)
+    # Then routing is enqueued as lists of at most ROUTE_BATCH new ids, in id order
+    new = [o.message_id for o in out if o.created]
+    assert calls == [("route_messages", new[:100]), ("route_messages", new[100:])]

@@ -12,7 +12,7 @@ Retry policy, and why:
   failover, a provider's 429). Long retry chains would just duplicate the sweep.
 - Errors that retrying cannot fix (bad input, an illegal workflow step, a permanently
   undeliverable reply) are ``throws=``: they fail at once, into the dead letters.
-- Both actors are idempotent (``route_message`` returns None for a routed message,
+- The actors are idempotent (routing skips a routed message,
   ``dispatch_reply`` skips a reply it cannot claim), so a redelivery, a sweep re-enqueue or
   dramatiq's duplicated delayed messages (#431) are harmless.
 """
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 _broker = current_broker()
 _PERMANENT = (InputError, WorkflowError, PermanentDeliveryError)
+# About one batch transaction here (tens of ms): the holder of the customer has usually
+# committed by then, and a message that finds it busy again only costs another short trip.
+_BUSY_DELAY_MS = 50
 
 
 # Routing is local work on our own database: retry quickly (1 s, 2 s, 4 s ... capped at 30 s)
@@ -46,6 +49,24 @@ def route_message(message_id: int) -> None:
         outcome = route(session, message_id)
     if outcome is None:
         log.debug("message %s was already routed", message_id)
+
+
+# The same policy for a batch (what ingest and the sweep enqueue): one transaction, so a
+# failure retries the whole batch, whose messages routed meanwhile are skipped.
+@dramatiq.actor(
+    broker=_broker, queue_name=INBOUND, max_retries=5, min_backoff=1_000, max_backoff=30_000,
+    throws=_PERMANENT,
+)
+def route_messages(message_ids: list[int]) -> None:
+    from router.batch import route_batch
+
+    def later(busy: list[int]) -> None:
+        # Their customers were locked by another batch: come back once it has committed.
+        route_messages.send_with_options(args=(busy,), delay=_BUSY_DELAY_MS)
+
+    with kdb.session_factory()() as session:
+        outcomes = route_batch(session, message_ids, defer=later)
+    log.debug("routed %d of %d messages", len(outcomes), len(message_ids))
 
 
 # Sending waits on a provider: back off from 5 s to 10 min over 10 attempts (about 40 min
@@ -73,4 +94,4 @@ def noop() -> None:
     return None
 
 
-ALL = (route_message, dispatch_reply, noop)
+ALL = (route_message, route_messages, dispatch_reply, noop)

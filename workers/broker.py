@@ -114,11 +114,12 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
     from workers import actors
 
     bind_actors(broker, *actors.ALL)
-    by_name: dict[str, Actor[[int], None]] = {
-        "route_message": actors.route_message, "dispatch_reply": actors.dispatch_reply,
+    by_name: dict[str, Actor[..., None]] = {
+        "route_message": actors.route_message, "route_messages": actors.route_messages,
+        "dispatch_reply": actors.dispatch_reply,
     }
 
-    def enqueue(task: tasks.TaskName, obj_id: int) -> None:
+    def enqueue(task: tasks.TaskName, obj_id: tasks.Payload) -> None:
         by_name[task].send(obj_id)
 
     tasks.set_enqueuer(enqueue)

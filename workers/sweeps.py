@@ -6,13 +6,14 @@ redeliver its messages only once a live broker notices the dead heartbeat, minut
 
 One pass:
 
-1. inbound messages committed but unrouted for longer than ``sweep_grace_s`` → route_message;
+1. inbound messages committed but unrouted for longer than ``sweep_grace_s`` →
+   route_messages, in batches of :data:`kartabl.tasks.ROUTE_BATCH`;
 2. replies approved but untouched for longer than ``sweep_grace_s`` → dispatch_reply;
 3. replies left in ``sending`` for ``sending_stale_s`` → reconciled with the provider,
    never blindly resent (responders.dispatch.reconcile_stale_sending);
 4. delivery statuses polled from providers that do not call back (responders.dispatch).
 
-Re-enqueueing is safe because route_message and dispatch_reply are idempotent: a message
+Re-enqueueing is safe because route_messages and dispatch_reply are idempotent: a message
 routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
 cost rare; it should exceed the usual queue latency. Each batch is bounded and ordered by
 id, so a large backlog is worked off oldest first over several ticks.
@@ -93,8 +94,8 @@ def sweep_once(
     def requeue_messages() -> int:
         with session_factory() as session:
             ids = unrouted_message_ids(session, settings.sweep_grace_s, batch)
-        for mid in ids:
-            enqueue("route_message", mid)
+        for start in range(0, len(ids), tasks.ROUTE_BATCH):
+            enqueue("route_messages", ids[start : start + tasks.ROUTE_BATCH])
         metrics.SWEPT.labels(kind="message").inc(len(ids))
         return len(ids)
 

@@ -45,11 +45,11 @@ def test_enqueue_happens_only_after_commit(settings, db):
     # Then nothing was enqueued
     assert _queued(broker, "inbound") == []
 
-    # And when ingest commits a message, exactly its id is enqueued, as a JSON-safe int
+    # And when ingest commits a message, exactly its id is enqueued, as a JSON-safe list
     with db() as session:
         stored = ingest.store(session, _sms(1))
     [msg] = _queued(broker, "inbound")
-    assert (msg.actor_name, msg.args) == ("route_message", (stored.message_id,))
+    assert (msg.actor_name, msg.args) == ("route_messages", ([stored.message_id],))
 
 
 def test_stored_message_is_routed_through_the_queue(embedded, db):
@@ -115,7 +115,7 @@ def test_sweep_respects_the_grace_and_the_batch(settings, db):
     report = sweep_once(db, settings.model_copy(update={"sweep_grace_s": 30}), batch=2)
     # Then the two oldest are re-enqueued, and nothing else
     assert report.messages == 2
-    assert [m.args for m in _queued(broker, "inbound")] == [(old[0],), (old[1],)]
+    assert [m.args for m in _queued(broker, "inbound")] == [([old[0], old[1]],)]
 
 
 def test_sweep_dispatches_an_approved_reply_whose_enqueue_was_lost(

@@ -166,8 +166,9 @@ def test_status_reports_queue_depth_and_backlog(fleet_settings, db):
     # When the status is asked
     with db() as session:
         status = queue_status(broker, session, fleet_settings)
-    # Then the queue holds them and the database counts them as unrouted
+    # Then the queue holds them (one route_messages task: ingest enqueues per batch) and the
+    # database counts them as unrouted
     assert status["broker"] == "redis"
-    assert status["queues"]["inbound"] == {"ready": 6, "in_flight": 0, "delayed": 0}
+    assert status["queues"]["inbound"] == {"ready": 1, "in_flight": 0, "delayed": 0}
     assert status["queues"]["outbound"] == {"ready": 0, "in_flight": 0, "delayed": 0}
     assert (status["unrouted"], status["unsent"], status["dead_letters"]) == (6, 0, 0)
