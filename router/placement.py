@@ -1,16 +1,18 @@
-"""Assignment for a batch of routed messages: the rules of :mod:`router.assignment`, with
-the database read once per batch instead of once per message.
+"""Assignment for a batch of routed messages: who handles each conversation, with the
+database read once per batch instead of once per message.
 
-Same decisions, in message order, as calling :func:`router.assignment.assign` once per
-message: a still-available assignee keeps the conversation; otherwise the team (kept, or
-chosen by the rules) hands it to the customer's previous assignee if under capacity, else
-the least-loaded member (lowest id on a tie), else it waits in the queue.
+The rules, applied in message order: a still-available assignee keeps the conversation;
+otherwise the team (kept, or chosen by :func:`router.assignment.choose_team`) hands it to
+the customer's previous assignee if under capacity, else the least-loaded available member
+under capacity (lowest id on a tie), else it waits in the team's queue (or, with no team,
+the coordinator's triage queue). Load is the number of OPEN conversations assigned.
 
-Race safety is the same too, per batch rather than per message: every team the batch may
-need is locked (id order), then all their available members (id order), and only then are
-loads counted, by one GROUP BY that sees every assignment committed before the locks were
-granted. Loads then grow in memory as the batch assigns. Lock order across the router is
-customers, teams, persons, each sorted by id, so batches cannot deadlock one another.
+Race safety, per batch: handing out "the last free slot" is a read-then-write, so every
+team the batch may need is locked (id order), then all their available members (id order),
+and only then are loads counted, by one GROUP BY that sees every assignment committed
+before the locks were granted. Loads then grow in memory as the batch assigns. Lock order
+across the router is customers, teams, persons, each sorted by id, so batches cannot
+deadlock one another.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ class Placement:
 
     def place(self, conv: Conversation, message: Message, is_new: bool,
               announce: Announce) -> None:
-        """Place ``conv`` for ``message`` as :func:`router.assignment.assign` would."""
+        """Place ``conv`` for ``message`` by the rules above."""
         if self._kept(conv):
             return
         team_id, rule, reason = conv.team_id, None, "team kept"

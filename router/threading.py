@@ -169,7 +169,7 @@ def thread(
     kept visible without waking a finished conversation).
 
     A new conversation is added to the session but not flushed, so
-    :func:`router.assignment.assign` can tell it is new. Updates ``last_message_at``.
+    :mod:`router.placement` can tell it is new. Updates ``last_message_at``.
     ``latest`` replaces the per-message query for rule 2/3 when the caller (the batch
     router) has already loaded every customer's latest conversation per channel.
     """

@@ -12,7 +12,6 @@ from kartabl.models import (
     Team,
     utcnow,
 )
-from router.assignment import assign
 from router.route import route_message
 from router.teams import sync_teams
 
@@ -116,7 +115,7 @@ def _race(db, *jobs):
     return results
 
 
-def test_assignment_race_gives_the_last_slot_once(db, session, routing, make_person):
+def test_assignment_race_gives_the_last_slot_once(db, session, inbound, routing, make_person):
     # Given support, whose one member has room for exactly one more conversation
     sync_teams(session, routing)
     session.commit()
@@ -125,26 +124,24 @@ def test_assignment_race_gives_the_last_slot_once(db, session, routing, make_per
     customer = Customer(display_name="c")
     session.add(customer)
     session.flush()
-    busy = Conversation(customer_id=customer.id, channel="email", team_id=support.id,
-                        assignee_id=person.id)
-    one = Conversation(customer_id=customer.id, channel="email")
-    two = Conversation(customer_id=customer.id, channel="email")
-    session.add_all([busy, one, two])
+    session.add(Conversation(customer_id=customer.id, channel="email", team_id=support.id,
+                             assignee_id=person.id))
     session.commit()
+    # and two new customers' messages that the rules send to support
+    a = inbound(channel="email", sender="first@example.ir", text="سلام")
+    b = inbound(channel="email", sender="second@example.ir", text="سلام")
 
-    # When two workers assign a conversation each, at the same moment
-    def job(conv_id):
+    # When two workers route them at the same moment
+    def job(mid):
         def run(s, barrier):
             # (the barrier comes before any query: on SQLite the first query takes the
             # write lock, and a thread holding it at the barrier would wait for ever)
             barrier.wait()
-            conv = s.get(Conversation, conv_id)
-            assignee = assign(s, conv, routing)
-            s.commit()
-            return assignee.id if assignee else None
+            outcome = route_message(s, mid, routing=routing, reopen_window=WINDOW)
+            return outcome.assignee_id if outcome else "not routed"
         return run
 
-    results = _race(db, job(one.id), job(two.id))
+    results = _race(db, job(a), job(b))
     # Then exactly one gets the slot; the other waits in support's queue
     assert sorted(results, key=lambda r: r is None) == [person.id, None]
     session.expire_all()
