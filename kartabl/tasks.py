@@ -19,7 +19,7 @@ from kartabl.db import after_commit
 
 log = logging.getLogger(__name__)
 
-TaskName = Literal["route_message", "route_messages", "dispatch_reply"]
+TaskName = Literal["route_messages", "dispatch_reply"]
 # A JSON-safe payload: one id, or a list of ids for the batch tasks.
 Payload = int | list[int]
 Enqueuer = Callable[[TaskName, Payload], None]

@@ -152,6 +152,12 @@ def _reconcile_one(session_factory: Factory, reply_id: int, sending_at: object) 
     return 1
 
 
+# Providers stop reporting on a message after a day or two (and channels such as Telegram
+# never report delivery at all): a reply still 'sent' after this long stays 'sent', rather
+# than costing a provider call on every sweep for ever.
+DELIVERY_POLL_WINDOW = timedelta(days=3)
+
+
 def poll_delivery(session_factory: Factory, limit: int = 100) -> int:
     """Ask the providers about sent replies: ``delivered`` or ``failed`` (a failure goes
     back to the coordinator through the audit trail and the failed state). Replies still
@@ -159,7 +165,11 @@ def poll_delivery(session_factory: Factory, limit: int = 100) -> int:
     with session_factory() as session, session.begin():
         rows = session.execute(
             select(Reply.id, Reply.channel, Reply.provider_id)
-            .where(Reply.state == RS.SENT, Reply.provider_id.is_not(None))
+            .where(
+                Reply.state == RS.SENT,
+                Reply.provider_id.is_not(None),
+                Reply.sent_at >= utcnow() - DELIVERY_POLL_WINDOW,
+            )
             .order_by(Reply.updated_at, Reply.id)
             .limit(limit)
         ).all()

@@ -192,7 +192,9 @@ def _closed(session: Session, message: Message, customer: Customer, conv: Conver
     closed_at = conv.resolved_at or conv.last_message_at
     if not reopen:
         return conv, "closed"
-    if utcnow() - closed_at <= window:
+    # Measured from when the customer wrote, not when we route: a message routed late (after
+    # an outage, or re-enqueued by the sweep) must reopen as it would have on time.
+    if message.received_at - closed_at <= window:
         conv.status = ConversationStatus.OPEN
         conv.resolved_at = None
         audit.record(session, "conversation.reopened", conversation_id=conv.id,

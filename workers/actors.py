@@ -38,21 +38,8 @@ _BUSY_DELAY_MS = 50
 
 # Routing is local work on our own database: retry quickly (1 s, 2 s, 4 s ... capped at 30 s)
 # and give up after 5 attempts (about a minute); the sweep takes over after sweep_grace_s.
-@dramatiq.actor(
-    broker=_broker, queue_name=INBOUND, max_retries=5, min_backoff=1_000, max_backoff=30_000,
-    throws=_PERMANENT,
-)
-def route_message(message_id: int) -> None:
-    from router.route import route_message as route
-
-    with kdb.session_factory()() as session:
-        outcome = route(session, message_id)
-    if outcome is None:
-        log.debug("message %s was already routed", message_id)
-
-
-# The same policy for a batch (what ingest and the sweep enqueue): one transaction, so a
-# failure retries the whole batch, whose messages routed meanwhile are skipped.
+# A batch (what ingest and the sweep enqueue) is one transaction, so a failure retries the
+# whole batch, whose messages routed meanwhile are skipped.
 @dramatiq.actor(
     broker=_broker, queue_name=INBOUND, max_retries=5, min_backoff=1_000, max_backoff=30_000,
     throws=_PERMANENT,
@@ -94,4 +81,4 @@ def noop() -> None:
     return None
 
 
-ALL = (route_message, route_messages, dispatch_reply, noop)
+ALL = (route_messages, dispatch_reply, noop)

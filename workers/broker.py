@@ -115,8 +115,7 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
 
     bind_actors(broker, *actors.ALL)
     by_name: dict[str, Actor[..., None]] = {
-        "route_message": actors.route_message, "route_messages": actors.route_messages,
-        "dispatch_reply": actors.dispatch_reply,
+        "route_messages": actors.route_messages, "dispatch_reply": actors.dispatch_reply,
     }
 
     def enqueue(task: tasks.TaskName, obj_id: tasks.Payload) -> None:

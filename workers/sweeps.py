@@ -119,7 +119,8 @@ def sweep_once(
     def poll() -> int:
         from responders.dispatch import poll_delivery
 
-        return poll_delivery(session_factory, limit=batch)
+        # Each poll is a provider call: keep a tick short whatever the batch size.
+        return poll_delivery(session_factory, limit=min(batch, 100))
 
     step("messages", requeue_messages)
     step("replies", requeue_replies)

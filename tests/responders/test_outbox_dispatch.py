@@ -238,3 +238,19 @@ def test_delivery_polling_brings_failures_back(db, sandbox, approved_reply) -> N
     with db() as s:
         [ev] = events(s, "reply.failed")
         assert ev.reply_id == failing and "delivery failed" in ev.data["reason"]
+
+
+def test_delivery_polling_gives_up_on_old_replies(db, sandbox, approved_reply) -> None:
+    # Given a reply sent longer ago than providers keep reporting on it
+    from datetime import timedelta
+
+    from kartabl.models import Reply, utcnow
+    from responders.dispatch import DELIVERY_POLL_WINDOW
+
+    rid = approved_reply(Channel.SMS)
+    dispatch_reply(db, rid)
+    with db() as s, s.begin():
+        s.get(Reply, rid).sent_at = utcnow() - DELIVERY_POLL_WINDOW - timedelta(hours=1)
+    # When the sweep polls delivery, then it is not asked about any more: it stays 'sent'
+    assert poll_delivery(db, limit=10) == 0
+    assert load(db, rid)[0].state == RS.SENT

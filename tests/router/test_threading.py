@@ -123,3 +123,15 @@ def test_last_message_at_moves_forward(session, inbound, route):
     later = utcnow() + timedelta(minutes=1)
     route(inbound(sender="a@example.ir", received_at=later))
     assert session.get(Conversation, first.conversation_id).last_message_at == later > before
+
+
+def test_window_is_measured_from_when_the_customer_wrote(session, inbound, route):
+    # Given a conversation closed 5 hours ago
+    first = route(inbound(channel="telegram", sender="43", text="سلام"))
+    _close(session, first.conversation_id, timedelta(hours=5))
+    # When a reply the customer sent 1 hour after the close is routed only now (an outage)
+    late = route(inbound(channel="telegram", sender="43", text="یک سؤال دیگر",
+                         received_at=utcnow() - timedelta(hours=4)),
+                 reopen_window=timedelta(hours=2))
+    # Then it reopens, as it would have on time
+    assert late.how == "reopened" and late.conversation_id == first.conversation_id

@@ -39,7 +39,7 @@ def test_enqueue_happens_only_after_commit(settings, db):
         row = Message(channel="sms", external_id="rb-1", direction=Direction.IN, sender="+98912")
         session.add(row)
         session.flush()
-        tasks.enqueue_after_commit(session, "route_message", row.id)
+        tasks.enqueue_after_commit(session, "route_messages", [row.id])
         # When the transaction rolls back
         session.rollback()
     # Then nothing was enqueued

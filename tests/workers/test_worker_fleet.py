@@ -107,7 +107,7 @@ def test_worker_killed_mid_route_loses_nothing_and_routes_once(
 
     # And any later redelivery is just as harmless
     for mid in ids:
-        tasks.enqueue_now("route_message", mid)
+        tasks.enqueue_now("route_messages", [mid])
     wait_until(lambda: _drained(redis_client, ns), 30, "the duplicates\n" + worker_procs.logs())
     assert routed_events(db) == {i: 1 for i in ids}
     assert sorted(conversations_per_customer(db).values()) == [1, 1, 1]
