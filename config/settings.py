@@ -59,6 +59,26 @@ class Settings(BaseSettings):
         "reopens it; later replies open a new conversation linked to the old one.",
     )
 
+    # -- channels --------------------------------------------------------------
+    channels_file: Path | None = Field(
+        default=None,
+        description="TOML file with the channels' connections and credentials (mailboxes; "
+        "see config/channels.example.toml). Unset: no real channel, the sandbox stands in.",
+    )
+    attachments_dir: Path = Field(
+        default=ROOT / "var" / "attachments",
+        description="Where inbound attachments are stored, under generated names.",
+    )
+    mail_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024,
+        description="A mail larger than this is not parsed: it is kept aside (quarantined).",
+    )
+    attachment_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=0,
+        description="An attachment larger than this is listed with its metadata but its "
+        "bytes are not stored.",
+    )
+
     # -- sweeps ----------------------------------------------------------------
     sweep_interval_s: float = Field(default=15.0, gt=0, description="Scheduler tick.")
     sweep_grace_s: float = Field(

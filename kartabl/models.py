@@ -16,12 +16,14 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -319,3 +321,45 @@ class SandboxDelivery(Base):
     subject: Mapped[str] = mapped_column(String(1000), default="")
     body: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- channels: email ---------------------------------------------------------------------------
+
+
+class MailboxState(Base):
+    """Where the IMAP poller of one configured mailbox stands. UIDs are only meaningful
+    under their UIDVALIDITY: when the server reports another one, every stored UID is void,
+    the folder is read again from the start, and ingest's unique (channel, external_id)
+    (Message-ID plus a content hash) drops what was already stored."""
+
+    __tablename__ = "mailbox_state"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # the mailbox's config name
+    folder: Mapped[str] = mapped_column(String(200), default="INBOX")
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_ok_at: Mapped[datetime | None]  # last successful poll
+    failing_since: Mapped[datetime | None]  # first failure of the current outage, else NULL
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuarantinedMail(Base):
+    """A mail that could not be ingested (unparseable, oversized): kept aside with its raw
+    bytes so nothing is lost, counted in status and /readyz, and re-imported on demand
+    (``kartabl email reimport``). The poller moves on past it."""
+
+    __tablename__ = "quarantined_mail"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_quarantined_mail_mailbox"),
+        Index("ix_quarantined_mail_open", "reimported_at", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reimported_at: Mapped[datetime | None]
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))

@@ -153,9 +153,14 @@ class Placement:
     def _rule(self, conv: Conversation, message: Message) -> tuple[str | None, str | None]:
         if message.id not in self.rules:
             customer = self.customers.get(conv.customer_id)
-            self.rules[message.id] = choose_team(
+            team, rule = choose_team(
                 self.routing, conv.channel, message.subject, message.text,
                 (customer.tags if customer is not None else None) or [])
+            # No rule chose: the team of the inbox it came in by (a mailbox's `team`).
+            default = (message.meta or {}).get("default_team")
+            if team is None and default:
+                team, rule = str(default), "inbox default"
+            self.rules[message.id] = (team, rule)
         return self.rules[message.id]
 
     def _previous(self, customer_id: int, team_id: int) -> int | None:

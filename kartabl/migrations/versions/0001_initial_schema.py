@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 14:25:26.153868
+Create Date: 2026-11-23 18:18:01.874075
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import kartabl.models
+
 
 revision = "0001"
 down_revision = None
@@ -30,6 +31,18 @@ def upgrade() -> None:
             ["merged_into_id"], ["customer.id"], name=op.f("fk_customer_merged_into_id_customer")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
+    )
+    op.create_table(
+        "mailbox_state",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("folder", sa.String(length=200), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("last_ok_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("failing_since", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_mailbox_state")),
     )
     op.create_table(
         "person",
@@ -351,8 +364,33 @@ def upgrade() -> None:
         batch_op.create_index("ix_event_conversation", ["conversation_id", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_event_kind"), ["kind"], unique=False)
 
+    op.create_table(
+        "quarantined_mail",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("mailbox", sa.String(length=64), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
+        sa.Column("uid", sa.BigInteger(), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("reimported_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["message.id"], name=op.f("fk_quarantined_mail_message_id_message")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantined_mail")),
+        sa.UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_quarantined_mail_mailbox"),
+    )
+    with op.batch_alter_table("quarantined_mail", schema=None) as batch_op:
+        batch_op.create_index("ix_quarantined_mail_open", ["reimported_at", "id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantined_mail", schema=None) as batch_op:
+        batch_op.drop_index("ix_quarantined_mail_open")
+
+    op.drop_table("quarantined_mail")
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_event_kind"))
         batch_op.drop_index("ix_event_conversation")
@@ -383,4 +421,5 @@ def downgrade() -> None:
     op.drop_table("team")
     op.drop_table("sandbox_delivery")
     op.drop_table("person")
+    op.drop_table("mailbox_state")
     op.drop_table("customer")

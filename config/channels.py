@@ -1,0 +1,135 @@
+"""The channels file: how Kartabl reaches each channel (servers, accounts, credentials).
+
+Separate from the routing file on purpose: the routing file is policy that staff edit and
+review, this one holds secrets. ``KARTABL_CHANNELS_FILE`` points at it; unset, no real
+channel is configured and the sandbox sender stands in (the embedded demo).
+
+A password is given either inline (``password``, for local tests) or, better, as the name of
+an environment variable (``password_env``) that is read when the file is loaded. Passwords
+are :class:`~pydantic.SecretStr`: they never appear in reprs, logs or errors.
+
+Loaded once per process and validated up front, like the routing file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from config.settings import get_settings
+
+Security = Literal["tls", "starttls", "plain"]
+
+
+class _Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "tls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_env: str = ""
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _resolve_password(self) -> _Account:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ValueError(f"environment variable {self.password_env} is not set")
+            self.password = SecretStr(value)
+        return self
+
+
+class ImapAccount(_Account):
+    folder: str = "INBOX"
+    # After a mail is committed it is moved here; empty: it stays and is flagged instead.
+    processed_folder: str = ""
+    processed_flag: str = "$Kartabl"
+    idle: bool = True  # use IMAP IDLE when the server offers it, else poll
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    fetch_batch: int = Field(default=50, ge=1, le=1000)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+class SmtpAccount(_Account):
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"tls": 465, "starttls": 587, "plain": 25}[self.security]
+
+
+class Mailbox(BaseModel):
+    """One support mailbox: where its mail comes from (IMAP), how replies leave (SMTP),
+    which of our addresses it answers from, and the team its mail goes to when no routing
+    rule chooses one."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    address: str  # our address: the From of replies
+    aliases: list[str] = []  # more of our addresses (never answered: loop guard)
+    display_name: str = ""
+    team: str | None = None
+    imap: ImapAccount | None = None
+    smtp: SmtpAccount | None = None
+
+    @property
+    def addresses(self) -> set[str]:
+        return {a.strip().lower() for a in (self.address, *self.aliases)}
+
+
+class EmailConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mailboxes: list[Mailbox] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EmailConfig:
+        names = [m.name for m in self.mailboxes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"mailbox names must be unique: {', '.join(dupes)}")
+        return self
+
+    def mailbox(self, name: str) -> Mailbox | None:
+        return next((m for m in self.mailboxes if m.name == name), None)
+
+    def for_address(self, address: str) -> Mailbox | None:
+        a = address.strip().lower()
+        return next((m for m in self.mailboxes if a in m.addresses), None)
+
+    @property
+    def our_addresses(self) -> set[str]:
+        return {a for m in self.mailboxes for a in m.addresses}
+
+
+class ChannelsConfig(BaseModel):
+    # Other sections (sms, telegram, bale) join with their channels.
+    model_config = ConfigDict(extra="allow")
+    email: EmailConfig = EmailConfig()
+
+
+def load(path: Path) -> ChannelsConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SystemExit(f"channels file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"channels file {path} is not valid TOML: {exc}") from exc
+    try:
+        return ChannelsConfig.model_validate(data)
+    except ValidationError as exc:
+        # pydantic never prints SecretStr values, so the message is safe to show.
+        raise SystemExit(f"channels file {path} is invalid:\n{exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_channels() -> ChannelsConfig:
+    path = get_settings().channels_file
+    return load(path) if path is not None else ChannelsConfig()
