@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,20 +50,28 @@ def _row(msg: InboundMessage) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=2)
+def _insert_stmt(dialect: str) -> Any:
+    table = cast(Table, Message.__table__)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(table.c.id, table.c.channel, table.c.external_id)
+    )
+
+
 def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
     """Insert ``msgs`` (idempotently) and commit. Returns one :class:`Stored` per input, in
     order. Routing of the new rows is enqueued after the commit, in batches."""
     if not msgs:
         return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Message)
-        .values([_row(m) for m in msgs])
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(Message.id, Message.channel, Message.external_id)
-    )
-    new = {(str(c), e): i for i, c, e in session.execute(stmt)}
+    # One statement with a list of parameter sets: SQLAlchemy's "insertmanyvalues" turns it
+    # into multi-row INSERTs from one cached compilation. A ``.values([...])`` of N rows is
+    # compiled afresh for every batch, which cost the producer more than the insert itself.
+    stmt = _insert_stmt(session.get_bind().dialect.name)
+    new = {(str(c), e): i for i, c, e in session.connection().execute(
+        stmt, [_row(m) for m in msgs])}
     missing = [
         (str(m.channel), m.external_id) for m in msgs if (str(m.channel), m.external_id) not in new
     ]
