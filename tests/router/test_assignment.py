@@ -159,3 +159,23 @@ def _customer(session):
     session.add(c)
     session.flush()
     return c.id
+
+
+def test_inbox_default_team_when_no_rule_matches(session, inbound, route, teams, make_person):
+    # Given a Bale message (no rule matches Bale) that came in by an inbox whose team is sales
+    seller = make_person(teams["sales"])
+    make_person(teams["support"])
+    out = route(inbound(channel="bale", sender="7", text="سلام",
+                        meta={"default_team": "sales"}))
+    # Then the inbox's team takes it, and the event says why
+    assert out.team_id == teams["sales"].id and out.assignee_id == seller.id
+    event = session.scalars(select(Event).where(Event.kind == "conversation.assigned")).one()
+    assert event.data["rule"] == "inbox default"
+
+
+def test_rules_win_over_the_inbox_default(session, inbound, route, teams, make_person):
+    make_person(teams["sales"])
+    biller = make_person(teams["billing"])
+    out = route(inbound(channel="email", sender="c@example.ir", subject="invoice 12",
+                        meta={"default_team": "sales"}))
+    assert out.team_id == teams["billing"].id and out.assignee_id == biller.id
