@@ -38,6 +38,14 @@ def latest_inbound(session: Session, conversation_id: int, channel: Channel) -> 
     )
 
 
+def answered_id(inbound: Message) -> str:
+    """The id the customer's client knows their message by: for email the real Message-ID,
+    which the parser keeps in ``meta["message_id"]`` (the external id is
+    ``<Message-ID>#hash``, unique for ingest but unknown to any mail client)."""
+    real = (inbound.meta or {}).get("message_id")
+    return real if isinstance(real, str) and real.strip() else inbound.external_id
+
+
 def build_message(session: Session, reply: Reply) -> OutboundMessage:
     """Raises :class:`PermanentDeliveryError` when there is nobody to answer or the
     template cannot render: neither gets better by retrying."""
@@ -58,13 +66,14 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
         },
     )
     references: tuple[str, ...] = ()
+    answers = answered_id(inbound)
     if reply.channel == Channel.EMAIL:
-        references = (*[str(r) for r in inbound.references], inbound.external_id)
+        references = (*[str(r) for r in inbound.references], answers)
         references = references[-MAX_REFERENCES:]
     return OutboundMessage(
         reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
         recipient=inbound.sender, text=rendered.text, idempotency_key=reply.idempotency_key,
-        subject=rendered.subject, html=rendered.html, in_reply_to=inbound.external_id,
+        subject=rendered.subject, html=rendered.html, in_reply_to=answers,
         references=references,
         # answer from the address / line / bot the customer wrote to
         meta={"from": inbound.recipient, "inbound_message_id": inbound.id},

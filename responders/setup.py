@@ -1,23 +1,38 @@
 """Which sender serves each channel in this process.
 
-Until the channel issues land their real senders (SMTP, Kavenegar, Telegram/Bale), every
+A channel with a real sender configured gets it: email by SMTP (:mod:`responders.email`)
+when the channels file has at least one mailbox with an ``smtp`` account. Every other
 channel is served by the sandbox sender, which records what it would send in the database
-and reports it delivered. Any process that dispatches replies calls :func:`install_senders`
-once at start-up; a missing sender is a configuration error (``LookupError``), never a
-silent fallback.
+and reports it delivered (the embedded demo; the channels without credentials), and that is
+logged as a warning. Any process that dispatches replies calls :func:`install_senders` once
+at start-up; a missing sender is a configuration error (``LookupError``), never a silent
+fallback.
 """
 
 from __future__ import annotations
 
 import logging
 
+from config.channels import ChannelsConfig, get_channels
+from config.settings import Settings, get_settings
+from responders.base import register
+from responders.email import SmtpSender
 from responders.sandbox import install as install_sandbox
 
 log = logging.getLogger(__name__)
 
 
-def install_senders() -> list[str]:
+def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
     """Register a sender for every channel; returns the channels served by the sandbox."""
+    channels = channels if channels is not None else get_channels()
+    if any(m.smtp is not None for m in channels.email.mailboxes):
+        smtp = register(SmtpSender(channels.email))
+        log.info("email replies leave by SMTP: %r", smtp)
+        if get_settings().secret_key == Settings.model_fields["secret_key"].default:
+            # Real mail goes out with reply tokens signed by a key anyone can read in the
+            # source: threading and bounces would trust forged tokens.
+            log.error("KARTABL_SECRET_KEY is the development default; set it: it signs the "
+                      "reply tokens in the Message-IDs of outgoing mail")
     sandboxed = [s.channel for s in install_sandbox()]
     if sandboxed:
         log.warning(

@@ -48,6 +48,7 @@ from kartabl.models import (
     MessageKind,
     utcnow,
 )
+from router.bounces import fail_bounced_replies
 from router.identity import identity_for
 from router.identity_many import match_or_create_many
 from router.placement import Announce, Placement
@@ -180,6 +181,8 @@ def _route(
     placement.lock(session)
     _place(placement, routed, pending)
     _insert_events(session, routed)
+    fail_bounced_replies(
+        session, [r.message for r in routed if r.message.kind is MessageKind.BOUNCE])
     by_id = {r.message.id: r for r in routed}
     outcomes = [rejected[m.id] if m.id in rejected else _outcome(by_id[m.id]) for m in messages]
     return outcomes, messages, busy

@@ -4,10 +4,15 @@ In order:
 
 1. a reply reference (In-Reply-To / References, or a messenger's reply-to id) that names one
    of *our* outbound messages or reply Message-IDs in a conversation **of the same customer**.
-   A reference into another customer's conversation is ignored and logged: reference values
-   are visible to whoever received our mail, so they prove nothing about the sender (the
-   forged-reply-token attack, FreeScout CVE-2026-47123). Identity decides whose message it
-   is; a reference only picks among that customer's own conversations;
+   A reference into another customer's conversation is ignored and audited
+   (``router.foreign_reference``): reference values are visible to whoever received our
+   mail, so they prove nothing about the sender (the forged-reply-token attack, FreeScout
+   CVE-2026-47123). Identity decides whose message it is; a reference only picks among that
+   customer's own conversations. A reference shaped like our reply tokens
+   (:mod:`kartabl.reply_tokens`) must also verify: a bad signature, or a genuine token that
+   names another customer's conversation, is ignored and audited as
+   ``router.forged_reference``. Nothing here ever makes a message anything but the
+   customer's own inbound message: a reference only chooses the conversation;
 2. the customer's open conversation on the same channel (the most recent, if several);
 3. the customer's most recently closed conversation on that channel: reopened when it was
    closed within the reopen window, otherwise a new conversation linked to it by
@@ -21,18 +26,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, select, union_all
+from sqlalchemy import Integer, case, cast, func, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from kartabl import audit
+from kartabl import audit, reply_tokens
 from kartabl.models import (
     Conversation,
     ConversationStatus,
     Customer,
     Direction,
     Message,
+    MessageKind,
     Reply,
     utcnow,
 )
@@ -43,47 +51,102 @@ log = logging.getLogger(__name__)
 MAX_REFERENCES = 20
 
 
-def _reference_keys(message: Message) -> list[str]:
-    """The message's references, most specific first (In-Reply-To, then the newest
-    References), each in both bare and <angle-bracketed> form, since stores differ."""
+@dataclass(slots=True)
+class _References:
+    """A message's references, ranked most specific first (In-Reply-To, then the newest
+    References): the lookup keys (bare and <angle-bracketed>, since stores differ), the reply
+    ids of our verified reply tokens, and the values that claim to be our tokens but do not
+    verify."""
+
+    rank: dict[str, int] = field(default_factory=dict)
+    reply_ids: dict[int, int] = field(default_factory=dict)
+    forged: list[str] = field(default_factory=list)
+
+
+def _references(message: Message) -> _References:
     raw = [message.in_reply_to or "", *reversed(list(message.references or [])[-MAX_REFERENCES:])]
-    keys: list[str] = []
-    for r in raw:
+    refs = _References()
+    for i, r in enumerate(raw):
         bare = str(r).strip().strip("<>").strip()
         if not bare or len(bare) > 498:
             continue
+        if reply_tokens.looks_like_ours(bare):
+            reply_id = reply_tokens.verify(bare)
+            if reply_id is None:  # our shape, not our signature: never a lookup key
+                if bare not in refs.forged:
+                    refs.forged.append(bare)
+                continue
+            refs.reply_ids.setdefault(reply_id, i)
         for k in (bare, f"<{bare}>"):
-            if k not in keys:
-                keys.append(k)
-    return keys
+            refs.rank.setdefault(k, i)
+    return refs
 
 
 def _by_reference(session: Session, message: Message, customer: Customer) -> Conversation | None:
-    keys = _reference_keys(message)
-    if not keys:
+    refs = _references(message)
+    if refs.forged:
+        _forged(session, message, customer, "bad signature", refs.forged)
+    if not refs.rank:
         return None
+    no_reply = cast(null(), Integer)
     ours = union_all(
-        select(Message.external_id.label("key"), Message.conversation_id.label("cid"))
-        .where(Message.channel == message.channel, Message.external_id.in_(keys),
+        select(Message.external_id.label("key"), Message.conversation_id.label("cid"),
+               no_reply.label("rid"))
+        .where(Message.channel == message.channel, Message.external_id.in_(list(refs.rank)),
                Message.direction == Direction.OUT, Message.conversation_id.is_not(None)),
-        select(Reply.idempotency_key.label("key"), Reply.conversation_id.label("cid"))
-        .where(Reply.idempotency_key.in_(keys)),
+        # A verified token is found by its reply id as well: a relay may change the domain's
+        # case, and the signature already vouches for the id.
+        select(Reply.idempotency_key.label("key"), Reply.conversation_id.label("cid"),
+               Reply.id.label("rid"))
+        .where(Reply.channel == message.channel,
+               or_(Reply.idempotency_key.in_(list(refs.rank)),
+                   Reply.id.in_(list(refs.reply_ids)))),
     ).subquery()
     rows = session.execute(
-        select(ours.c.key, Conversation.id, Conversation.customer_id)
+        select(ours.c.key, ours.c.rid, Conversation.id, Conversation.customer_id)
         .join(Conversation, Conversation.id == ours.c.cid)
     ).all()
-    rank = {k: i // 2 for i, k in enumerate(keys)}
-    own = sorted((rank[k], cid) for k, cid, owner in rows if owner == customer.id)
-    foreign = {cid for _, cid, owner in rows if owner != customer.id}
+    own: list[tuple[int, int]] = []
+    foreign: dict[int, bool] = {}  # conversation id -> named by one of our tokens
+    for key, rid, cid, owner in rows:
+        at = refs.rank.get(key) if key is not None else None
+        if at is None and rid is not None:
+            at = refs.reply_ids.get(rid)
+        if at is None:
+            continue  # defensive: every row was found by a ranked key or a verified id
+        if owner == customer.id:
+            own.append((at, cid))
+        else:
+            token = rid in refs.reply_ids or reply_tokens.looks_like_ours(key or "")
+            foreign[cid] = foreign.get(cid, False) or token
     if foreign:
         log.warning(
             "message %s references conversation(s) %s of another customer; ignored",
             message.id, sorted(foreign),
         )
-        audit.record(session, "router.foreign_reference", message_id=message.id,
-                     customer_id=customer.id, conversations=sorted(foreign))
-    return session.get(Conversation, own[0][1]) if own else None
+        plain = sorted(c for c, token in foreign.items() if not token)
+        signed = sorted(c for c, token in foreign.items() if token)
+        if plain:
+            audit.record(session, "router.foreign_reference", message_id=message.id,
+                         customer_id=customer.id, conversations=plain)
+        # A bounce of our reply comes from a mail server, not the customer, and carries the
+        # genuine token by design: not threaded there either, but no forgery
+        # (router.bounces handles it).
+        if signed and message.kind is not MessageKind.BOUNCE:
+            _forged(session, message, customer, "another customer's conversation", [],
+                    conversations=signed)
+    return session.get(Conversation, min(own)[1]) if own else None
+
+
+def _forged(session: Session, message: Message, customer: Customer, reason: str,
+            values: list[str], **data: Any) -> None:
+    """Audit a reference that claims to be ours but may not be used: a token whose signature
+    does not verify, or a genuine token naming another customer's conversation (our mail
+    forwarded, or a copied header: either way it proves nothing about the sender)."""
+    log.warning("message %s carries a forged reply reference (%s); ignored", message.id, reason)
+    audit.record(session, "router.forged_reference", message_id=message.id,
+                 customer_id=customer.id, reason=reason,
+                 references=[v[:200] for v in values[:5]], **data)
 
 
 def _latest_on_channel(

@@ -26,6 +26,9 @@ REPLY_TRANSITIONS: Final[Mapping[str, tuple[frozenset[ReplyState], frozenset[Rep
     "record_sent": (frozenset({RS.SENDING}), frozenset({RS.SENT})),
     "fail": (frozenset({RS.SENDING, RS.SENT}), frozenset({RS.FAILED})),
     "deliver": (frozenset({RS.SENT}), frozenset({RS.DELIVERED})),
+    # a bounce of the reply came back (router.bounces): the provider accepted it, the
+    # recipient's server did not, possibly after reporting it delivered to the next hop
+    "bounce": (frozenset({RS.SENT, RS.DELIVERED}), frozenset({RS.FAILED})),
 }
 
 # step -> the conversation states it is allowed in

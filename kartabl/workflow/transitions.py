@@ -20,10 +20,11 @@ Decisions
 - **Refer** to a team alone leaves the conversation unassigned in that team's queue; to a
   person alone keeps the team. Only the assignee (or a coordinator/admin) may refer.
 - **Assign** and **refer** work on open conversations only; the target person must be active.
-- **Idempotency key**, fixed once at approval: for email a Message-ID
-  ``<kartabl.reply.{id}.{random}@{our domain}>`` (the domain of the address the customer
-  wrote to); for every other channel the reply id as a decimal string, usable as
-  Kavenegar's numeric ``localid``.
+- **Idempotency key**, fixed once at approval: for email a signed Message-ID
+  ``<kartabl.{id}.{nonce}.{mac}@{our domain}>`` (:mod:`kartabl.reply_tokens`; the domain of
+  the address the customer wrote to), so a reference or a bounce naming it can be verified;
+  for every other channel the reply id as a decimal string, usable as Kavenegar's numeric
+  ``localid``.
 
 The reply states form one table, :data:`kartabl.workflow.states.REPLY_TRANSITIONS`, used
 here and by the outbox (:mod:`responders.dispatch`) through ``move_reply``.
@@ -32,14 +33,13 @@ here and by the outbox (:mod:`responders.dispatch`) through ``move_reply``.
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.routing import ApprovalPolicy, get_routing
-from kartabl import audit
+from kartabl import audit, reply_tokens
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import (
     Channel,
@@ -76,7 +76,8 @@ from kartabl.workflow.states import (
 )
 from responders.render import has_template
 
-_DOMAIN = re.compile(r"^[a-z0-9.-]{1,200}$")
+# A hostname only: it ends up in a header (the Message-ID of the reply).
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,198}[a-z0-9])?$")
 
 # -- conversation transitions --------------------------------------------------------------
 
@@ -325,8 +326,7 @@ def _our_domain(session: Session, conv: Conversation) -> str:
 
 def idempotency_key_for(session: Session, reply: Reply, conv: Conversation) -> str:
     if reply.channel == Channel.EMAIL:
-        token = secrets.token_hex(6)
-        return f"<kartabl.reply.{reply.id}.{token}@{_our_domain(session, conv)}>"
+        return reply_tokens.make_message_id(reply.id, _our_domain(session, conv))
     return str(reply.id)
 
 

@@ -1,9 +1,10 @@
-"""Outbox fixtures: sandbox senders bound to the test database, and approved replies
-made through the real workflow."""
+"""Outbox fixtures: sandbox senders bound to the test database, approved replies made
+through the real workflow, and a local SMTP server (:mod:`tests.responders.smtp_server`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,8 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from kartabl import workflow
 from kartabl.models import Channel, Role
 from responders import base
+from responders.email import SmtpSender
 from responders.sandbox import SandboxSender
 from tests.factories import conversation, enqueued, inbound, person, team  # noqa: F401 (a fixture)
+from tests.responders import smtp_server as smtp
 
 
 @pytest.fixture
@@ -50,3 +53,35 @@ def approved_reply(db: sessionmaker[Session]) -> ApprovedReply:
             return reply.id
 
     return make
+
+
+# -- a local SMTP server ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[smtp.SmtpServer]:
+    """A plain local SMTP server that records what it receives."""
+    server = smtp.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    cert = smtp.self_signed_cert(tmp_path_factory.mktemp("tls"))
+    if cert is None:
+        pytest.skip("the openssl CLI is not installed: no certificate for the TLS tests")
+    return cert
+
+
+@pytest.fixture
+def smtp_outbox(smtp_server: smtp.SmtpServer) -> Iterator[SmtpSender]:
+    """The SMTP sender, pointed at the local server, registered for email (the other
+    channels keep whatever they had)."""
+    before = base.registered()
+    sender = SmtpSender(smtp_server.email_config(timeout_s=2.0))
+    base.register(sender)
+    yield sender
+    base.unregister(Channel.EMAIL)
+    if "email" in before:
+        base.register(before["email"])

@@ -13,6 +13,7 @@ from config.routing import RoutingConfig
 from kartabl import ingest
 from kartabl.messages import InboundMessage
 from kartabl.models import Person, Role, Team, TeamMember
+from tests.factories import enqueued  # noqa: F401 (a fixture)
 
 WINDOW = timedelta(hours=168)
 

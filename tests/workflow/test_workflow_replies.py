@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 import config.routing
 from config.routing import ApprovalPolicy
-from kartabl import workflow
+from kartabl import reply_tokens, workflow
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import Channel, ConversationStatus, Reply, ReplyState
 from tests.factories import conversation, events
@@ -186,9 +186,11 @@ def test_approve_fixes_the_key_and_enqueues_dispatch_only_after_commit(
     assert enqueued == [("dispatch_reply", reply.id)]
     assert (reply.state, reply.approved_by_id) == (RS.APPROVED, org.maryam.id)
     assert reply.approved_at is not None and reply.original_body is None
-    # The email key is a Message-ID on the domain the customer wrote to
-    assert re.fullmatch(rf"<kartabl\.reply\.{reply.id}\.[0-9a-f]{{12}}@kartabl\.example>",
-                        reply.idempotency_key or "")
+    # The email key is a signed Message-ID on the domain the customer wrote to
+    assert re.fullmatch(
+        rf"<kartabl\.{reply.id}\.[0-9a-f]{{16}}\.[0-9a-f]{{20}}@kartabl\.example>",
+        reply.idempotency_key or "")
+    assert reply_tokens.verify(reply.idempotency_key or "") == reply.id
     [ev] = events(session, "reply.approved")
     assert (ev.actor_id, ev.data) == (org.maryam.id, {"edited": False})
 
