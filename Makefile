@@ -30,8 +30,10 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-## make bench: the ingest pipeline on PostgreSQL + Redis with dramatiq workers
+## make bench: email parse/ingest throughput against BytesParser, then the ingest pipeline on
+## PostgreSQL + Redis with dramatiq workers (its line stays the last one)
 bench: $(RUNSTAMP)
+	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.ingest
 
 lint: $(STAMP)
