@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUNSTAMP := $(VENV)/.installed-run-stamp
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install clean dovecot
 
 # The virtualenv is refreshed when pyproject.toml changes. `make run` installs what Kartabl
 # needs to run; `make test` adds the development tools (pytest, ruff, mypy).
@@ -24,8 +24,18 @@ install: $(STAMP)
 run: $(RUNSTAMP)
 	$(BIN)/kartabl run --demo
 
+# The IMAP tests run against a real Dovecot, which tests/channels/email/conftest.py starts
+# on a private port; only the package is needed (Debian's dovecot-imapd), not its service.
+dovecot:
+	@test -x /usr/sbin/dovecot || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "dovecot-imapd is missing; install it as root (apt-get install dovecot-imapd)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
+
 ## make test: lint and type-check, then the whole suite on SQLite + stub broker and PostgreSQL + Redis
-test: $(STAMP)
+test: $(STAMP) dovecot
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -3,6 +3,7 @@
 - ``/healthz``: the process is alive (no dependencies checked: a liveness probe must not
   restart a web process because the database blinked).
 - ``/readyz``: the database answers and the broker answers; 503 otherwise, with the reason.
+  Its body also counts quarantined mail and lists the mailboxes failing (informational).
 - ``/metrics``: Prometheus text format.
 - ``/api/v1/status``: queue depths and backlog counts (what ``kartabl status`` prints).
 - ``/``: an overview of the cartable by state, refreshed live with htmx. It shows counts
@@ -44,6 +45,21 @@ def _broker_ping() -> tuple[bool, str]:
     return True, type(broker).__name__
 
 
+def _email_info() -> dict[str, Any]:
+    """Informational only: bad mail kept aside, or a mailbox out of reach, must not take
+    the web out of service (the console is how people see and fix it)."""
+    from channels.email.state import failing_mailboxes, quarantined_count
+
+    try:
+        with db.session_factory()() as session:
+            return {
+                "quarantined": quarantined_count(session),
+                "mailboxes_failing": failing_mailboxes(session),
+            }
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Kartabl",
@@ -68,10 +84,10 @@ def create_app() -> FastAPI:
         broker_ok, broker_name = _broker_ping()
         checks["broker"] = "ok" if broker_ok else f"error: {broker_name}"
         ok = ok and broker_ok
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        if checks["database"] == "ok":
+            body["email"] = _email_info()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["probes"], response_class=Response)
     def metrics() -> Response:

@@ -24,6 +24,7 @@ from dramatiq.common import dq_name
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.email.state import failing_mailboxes, quarantined_count
 from config.settings import Settings, get_settings
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
 from workers.broker import queue_names
@@ -67,6 +68,8 @@ def backlog(session: Session, settings: Settings | None = None) -> dict[str, int
         "unsent": count(Reply.state == ReplyState.APPROVED),
         "sending": count(Reply.state == ReplyState.SENDING),
         "sending_stale": count(Reply.state == ReplyState.SENDING, Reply.sending_at < stale),
+        # Bad mail kept aside and not re-imported yet (`kartabl email quarantine`).
+        "quarantined": quarantined_count(session),
     }
 
 
@@ -76,7 +79,8 @@ def queue_status(
     """Queue depths, database backlog and dead letters in one dict (JSON-ready)::
 
         {"broker": "redis", "queues": {"inbound": {"ready": 0, "in_flight": 2, "delayed": 0},
-         ...}, "unrouted": 2, "unsent": 0, "sending": 0, "sending_stale": 0, "dead_letters": 0}
+         ...}, "unrouted": 2, "unsent": 0, "sending": 0, "sending_stale": 0, "quarantined": 0,
+         "dead_letters": 0, "mailboxes_failing": []}
 
     Raises the broker's or the database's error when either is unreachable (/readyz turns
     that into a 503).
@@ -86,4 +90,6 @@ def queue_status(
         "queues": queue_depths(broker),
         **backlog(session, settings),
         "dead_letters": count_dead_letters(broker),
+        # IMAP mailboxes in an outage: [{"name", "failing_since", "last_error"}].
+        "mailboxes_failing": failing_mailboxes(session),
     }

@@ -2,14 +2,15 @@
 
 - :mod:`kartabl.cli.admin`: migrate, sync-config, team, person;
 - :mod:`kartabl.cli.ops`: inject, status, dead-letters;
-- :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one).
+- :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one);
+- :mod:`kartabl.cli.email`: the email channel (``kartabl email poll|backfill|...``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from kartabl.cli import admin, ops, run
+from kartabl.cli import admin, email, ops, run
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -19,6 +20,7 @@ app = typer.Typer(
 admin.register(app)
 ops.register(app)
 run.register(app)
+email.register(app)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """``kartabl run``: everything in one process, for a laptop and for the demo.
 
 The web console (uvicorn) runs in the main thread; the dramatiq worker threads, the
-scheduler and the demo driver run beside it. On Ctrl-C or SIGTERM uvicorn stops serving,
-then the demo stops, then the scheduler finishes its tick, then the worker finishes the
+scheduler, the IMAP pollers of the configured mailboxes and the demo driver run beside it.
+On Ctrl-C or SIGTERM uvicorn stops serving, then the demo stops, then the pollers finish
+their batch, then the scheduler finishes its tick, then the worker finishes the
 messages it holds. Anything still queued in memory is re-enqueued by the first sweep of the
 next start, because the database, not the queue, says what is unrouted or unsent.
 """
@@ -51,6 +52,11 @@ def run_all_in_one(*, demo: bool) -> None:
         daemon=True,
     )
     scheduler.start()
+    # The IMAP pollers of the configured mailboxes (none by default: the demo's customers
+    # are stand-ins). Each finishes its current batch when `stop` is set.
+    from channels.email.service import start_pollers
+
+    pollers = start_pollers(stop)
     driver = None
     if demo:
         from kartabl.demo import DemoDriver, print_login, seed
@@ -67,6 +73,8 @@ def run_all_in_one(*, demo: bool) -> None:
         stop.set()
         if driver is not None:
             driver.join(timeout=10)
+        for poller in pollers:
+            poller.join(timeout=30)
         scheduler.join(timeout=s.sweep_interval_s + 30)
         worker.stop()
         log.info("stopped")

@@ -84,6 +84,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         if isinstance(value, dict):
             for k, v in value.items():
                 table.add_row(f"{key}.{k}", str(v))
+        elif isinstance(value, list):  # mailboxes_failing: one row per mailbox, or 0
+            for item in value:
+                table.add_row(f"{key}.{item['name']}",
+                              f"since {item['failing_since']}: {item['last_error']}")
+            if not value:
+                table.add_row(key, "0")
         else:
             table.add_row(key, str(value))
     out.print(table)

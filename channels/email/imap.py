@@ -1,0 +1,190 @@
+"""IMAP connections: connect, select, fetch and acknowledge, over imapclient.
+
+Everything that speaks IMAP is here, so the poller (:mod:`channels.email.poller`) reads as
+the reliability story it is. Every connection has a timeout: without one, a network cut can
+leave ``idle_done()`` or a fetch blocked forever (imapclient #449).
+
+Library errors are mapped at this edge onto :class:`MailboxUnavailable`: the socket's
+``OSError`` (refused, reset, timed out, TLS) and imaplib's ``IMAP4.error`` (which covers
+``abort`` and every ``IMAPClientError``, including a failed login). The poller treats them
+all alike: record the failure, back off, reconnect.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+from imapclient import IMAPClient
+
+from config.channels import ImapAccount
+from kartabl.errors import KartablError
+
+log = logging.getLogger(__name__)
+
+# One FETCH of bodies brings about this much at most (a single larger mail comes alone).
+FETCH_BUDGET_BYTES = 64 * 1024 * 1024
+
+# The errors that mean "the mailbox cannot be reached or refuses us right now".
+IMAP_ERRORS: tuple[type[BaseException], ...] = (OSError, imaplib.IMAP4.error)
+
+
+class MailboxUnavailable(KartablError):
+    """The IMAP server is unreachable, refused the login, or broke the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    uid: int
+    raw: bytes
+    size: int  # what the server says (RFC822.SIZE); the raw length when it says nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    uidvalidity: int
+    uidnext: int | None
+
+
+@contextmanager
+def connect(account: ImapAccount) -> Iterator[IMAPClient]:
+    """A logged-in client; logged out (or at worst shut down) when the block ends.
+
+    Errors while connecting or inside the block that come from the network or the server
+    are raised as :class:`MailboxUnavailable` (chained), everything else as it is.
+    """
+    try:
+        client = _open(account)
+    except IMAP_ERRORS as exc:
+        raise MailboxUnavailable(_describe(exc)) from exc
+    try:
+        yield client
+    except IMAP_ERRORS as exc:
+        raise MailboxUnavailable(_describe(exc)) from exc
+    finally:
+        try:
+            client.logout()
+        except Exception:  # the connection is usually dead already: closing is best effort
+            try:
+                client.shutdown()
+            except Exception as exc:
+                log.debug("could not close the IMAP connection cleanly: %s", exc)
+
+
+def _open(account: ImapAccount) -> IMAPClient:
+    context = ssl.create_default_context() if account.security != "plain" else None
+    client = IMAPClient(
+        account.host,
+        port=account.effective_port,
+        ssl=account.security == "tls",
+        ssl_context=context,
+        timeout=account.timeout_s,
+        use_uid=True,
+    )
+    try:
+        if account.security == "starttls":
+            client.starttls(context)
+        client.login(account.username, account.password.get_secret_value())
+    except BaseException:
+        try:
+            client.shutdown()
+        except Exception as exc:
+            log.debug("could not close the IMAP connection: %s", exc)
+        raise
+    return client
+
+
+def _describe(exc: BaseException) -> str:
+    # The server's or the socket's words only: never the account's credentials, which no
+    # imapclient error carries (LoginError holds the server's reply, not what we sent).
+    text = str(exc).strip() or "no detail"
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def select(client: IMAPClient, folder: str) -> Selected:
+    info = client.select_folder(folder)
+    next_uid = info.get(b"UIDNEXT")
+    return Selected(int(info[b"UIDVALIDITY"]), int(next_uid) if next_uid is not None else None)
+
+
+def uids_after(client: IMAPClient, last_uid: int) -> list[int]:
+    """UIDs above ``last_uid``, ascending. ``UID n:*`` always matches the highest message,
+    even when its UID is below n, hence the filter."""
+    return sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+
+
+def uids_since(client: IMAPClient, since: date) -> list[int]:
+    """UIDs of the mail the server received on or after ``since`` (its internal date)."""
+    return sorted(int(u) for u in client.search(["SINCE", since]))
+
+
+def fetch(
+    client: IMAPClient, uids: Sequence[int], budget_bytes: int = FETCH_BUDGET_BYTES
+) -> list[Fetched]:
+    """The raw bytes of ``uids``. ``BODY.PEEK[]`` leaves ``\\Seen`` alone (plain ``BODY[]``
+    would set it) and the reply comes back under ``BODY[]``. The sizes are asked first so
+    that one FETCH brings at most about ``budget_bytes`` (a batch of 50 large mails must not
+    sit in memory at once). A UID expunged meanwhile is simply absent."""
+    if not uids:
+        return []
+    sizes = {
+        int(uid): int(item.get(b"RFC822.SIZE", 0))
+        for uid, item in client.fetch(list(uids), ["RFC822.SIZE"]).items()
+    }
+    out: list[Fetched] = []
+    for group in _groups(sorted(sizes), sizes, budget_bytes):
+        data = client.fetch(group, ["BODY.PEEK[]"])
+        for uid in sorted(data):
+            raw = data[uid].get(b"BODY[]")
+            if raw is not None:
+                out.append(Fetched(int(uid), bytes(raw), sizes.get(int(uid), len(raw))))
+    return out
+
+
+def _groups(uids: list[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        if group and total + sizes[uid] > budget:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += sizes[uid]
+    if group:
+        yield group
+
+
+def ensure_folder(client: IMAPClient, folder: str) -> None:
+    if folder and not client.folder_exists(folder):
+        client.create_folder(folder)
+        log.info("created IMAP folder %s for processed mail", folder)
+
+
+def acknowledge(
+    client: IMAPClient, uids: Sequence[int], *, processed_folder: str, processed_flag: str
+) -> None:
+    """Mark committed mail as processed: move it to ``processed_folder`` when one is set,
+    else add the ``processed_flag`` keyword. Called only after the database commit."""
+    if not uids:
+        return
+    if processed_folder:
+        if client.has_capability("MOVE"):
+            client.move(list(uids), processed_folder)
+        else:
+            # RFC 6851's fallback. uid_expunge (UIDPLUS) removes only these UIDs; a bare
+            # EXPUNGE would also purge whatever another client marked \Deleted.
+            client.copy(list(uids), processed_folder)
+            client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(list(uids))
+    else:
+        client.add_flags(list(uids), [processed_flag], silent=True)
+
+
+def supports_idle(client: IMAPClient) -> bool:
+    return bool(client.has_capability("IDLE"))

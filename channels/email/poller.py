@@ -1,0 +1,244 @@
+"""The IMAP poller of one mailbox: no mail lost, none ingested twice.
+
+One pass (:meth:`MailboxPoller.poll_once`):
+
+1. select the folder; if its UIDVALIDITY is not the stored one, restart from UID 0;
+2. search the UIDs above the stored ``last_uid``;
+3. per batch of ``fetch_batch`` UIDs: fetch with ``BODY.PEEK[]`` (``\\Seen`` is never read
+   nor set), parse, and commit messages and quarantined mail in one transaction;
+4. only after that commit, acknowledge the batch on IMAP (flag or move it);
+5. then advance ``last_uid``.
+
+A crash anywhere repeats at most the current batch: before step 3's commit nothing was
+stored and ``last_uid`` has not moved, so the next pass fetches the batch again; after it,
+the re-fetched mail is dropped by ingest's unique (channel, external_id) and acknowledged.
+Acknowledging before the commit could lose mail; advancing before acknowledging could
+leave committed mail unflagged forever. Hence this order.
+
+Watching (:meth:`MailboxPoller.run`): IMAP IDLE when the server offers it and the config
+allows, renewed every ``idle_renew_s`` (the RFC asks for < 29 min, many servers and NATs
+drop quiet connections sooner, so 9 minutes); otherwise a pass every ``poll_interval_s``.
+Any connection error is recorded on the mailbox's state (``failing_since``, ``last_error``)
+and retried with exponential backoff and jitter; a long outage is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from imapclient import IMAPClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from channels.email import imap, state
+from channels.email.imap import MailboxUnavailable
+from channels.email.ingest import BatchResult, MailIngester
+from config.channels import Mailbox
+from config.settings import Settings
+from kartabl.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PassResult:
+    created: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    fetched: int = 0
+
+    def add(self, batch: BatchResult) -> None:
+        self.created += batch.created
+        self.duplicates += batch.duplicates
+        self.quarantined += batch.quarantined
+        self.fetched += len(batch.done)
+
+
+class Backoff:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, so many
+    pollers cut off together do not all come back at the same instant."""
+
+    def __init__(self, base_s: float, cap_s: float) -> None:
+        self.base_s, self.cap_s, self.attempt = base_s, cap_s, 0
+
+    def next(self) -> float:
+        delay = min(self.cap_s, self.base_s * 2**self.attempt)
+        self.attempt = min(self.attempt + 1, 32)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class MailboxPoller:
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        our_addresses: Collection[str],
+        stop: threading.Event | None = None,
+        *,
+        idle_renew_s: float = 9 * 60,
+        idle_check_s: float = 1.0,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 5 * 60,
+        unreachable_warn_s: float = 10 * 60,
+    ) -> None:
+        if mailbox.imap is None:
+            raise ValueError(f"mailbox {mailbox.name} has no [imap] account")
+        self.mailbox, self.account = mailbox, mailbox.imap
+        self.sf = session_factory
+        self.stop = stop or threading.Event()
+        self.ingester = MailIngester(mailbox, settings, session_factory, our_addresses)
+        self.idle_renew_s, self.idle_check_s = idle_renew_s, idle_check_s
+        self.backoff = Backoff(backoff_base_s, backoff_cap_s)
+        self.unreachable_warn_s = unreachable_warn_s
+        self._long_outage_warned_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.mailbox.name
+
+    # -- one pass -------------------------------------------------------------------------
+
+    def poll_once(self, client: IMAPClient) -> PassResult:
+        """Ingest everything new in the folder; stops early (after the current batch) when
+        the stop event is set."""
+        acc = self.account
+        selected = imap.select(client, acc.folder)
+        last = state.begin_pass(self.sf, self.name, acc.folder, selected.uidvalidity)
+        uids = imap.uids_after(client, last)
+        result = PassResult()
+        for start in range(0, len(uids), acc.fetch_batch):
+            chunk = uids[start : start + acc.fetch_batch]
+            result.add(self.process_batch(client, selected.uidvalidity, chunk))
+            state.advance(self.sf, self.name, selected.uidvalidity, chunk[-1])
+            if self.stop.is_set():
+                break
+        if result.fetched:
+            log.info(
+                "mailbox %s: %d mail fetched, %d new, %d duplicate, %d quarantined",
+                self.name, result.fetched, result.created, result.duplicates, result.quarantined,
+            )
+        return result
+
+    def process_batch(
+        self, client: IMAPClient, uidvalidity: int, uids: Sequence[int]
+    ) -> BatchResult:
+        """Fetch, commit, then acknowledge ``uids`` (the order is the whole guarantee)."""
+        mails = imap.fetch(client, uids)
+        batch = self.ingester.ingest(uidvalidity, mails)  # committed when this returns
+        imap.acknowledge(
+            client, batch.done,
+            processed_folder=self.account.processed_folder,
+            processed_flag=self.account.processed_flag,
+        )
+        return batch
+
+    def connect_and_poll_once(self) -> PassResult:
+        """One pass on a fresh connection (``kartabl email poll --once``)."""
+        try:
+            with imap.connect(self.account) as client:
+                imap.ensure_folder(client, self.account.processed_folder)
+                result = self.poll_once(client)
+        except Exception as exc:
+            self._failed(exc)
+            raise
+        self._ok()
+        return result
+
+    # -- watching -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll and watch until the stop event is set; never raises."""
+        log.info("mailbox %s: poller started (%s)", self.name, self.account.host)
+        while not self.stop.is_set():
+            try:
+                with imap.connect(self.account) as client:
+                    imap.ensure_folder(client, self.account.processed_folder)
+                    self.poll_once(client)
+                    self._ok()
+                    self.backoff.reset()
+                    self._watch(client)
+            except Exception as exc:  # network, server, database, disk: retry, never die
+                self._failed(exc)
+                self.stop.wait(self.backoff.next())
+        log.info("mailbox %s: poller stopped", self.name)
+
+    def _watch(self, client: IMAPClient) -> None:
+        use_idle = self.account.idle and imap.supports_idle(client)
+        while not self.stop.is_set():
+            if use_idle:
+                self._idle_until_news(client)
+            elif self.stop.wait(self.account.poll_interval_s):
+                return
+            if self.stop.is_set():
+                return
+            self.poll_once(client)
+            self._ok()
+
+    def _idle_until_news(self, client: IMAPClient) -> None:
+        """IDLE until new mail is announced, the renewal is due, or the stop event is set.
+        ``idle_check`` reports sequence numbers, not UIDs: any EXISTS just means "poll"."""
+        client.idle()
+        try:
+            started = time.monotonic()
+            while not self.stop.is_set():
+                t0 = time.monotonic()
+                responses = client.idle_check(timeout=self.idle_check_s)
+                if any(_is_exists(r) for r in responses):
+                    return
+                now = time.monotonic()
+                if now - started >= self.idle_renew_s:
+                    return  # renew: IDLE DONE, a pass (cheap), IDLE again
+                if not responses and now - t0 < self.idle_check_s / 2:
+                    # idle_check returns at once with nothing when the server closed the
+                    # connection (EOF); idle_done below then raises and we reconnect.
+                    return
+        finally:
+            client.idle_done()
+
+    # -- health ---------------------------------------------------------------------------
+
+    def _ok(self) -> None:
+        was = state.record_ok(self.sf, self.name, self.account.folder)
+        self._long_outage_warned_at = None
+        if was is not None:
+            log.info("mailbox %s reachable again (failing since %s)", self.name, was.isoformat())
+
+    def _failed(self, exc: BaseException) -> None:
+        error = str(exc) if isinstance(exc, MailboxUnavailable) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, MailboxUnavailable):
+            log.error("mailbox %s: unexpected error in the poller", self.name, exc_info=exc)
+        try:
+            since = state.record_failure(self.sf, self.name, self.account.folder, error)
+        except Exception:  # the database may be the thing that is down
+            log.warning("mailbox %s: could not record the failure", self.name, exc_info=True)
+            since = utcnow()
+        down_s = (utcnow() - since).total_seconds()
+        if self.backoff.attempt == 0:
+            log.warning("mailbox %s unreachable: %s; reconnecting with backoff", self.name, error)
+        now = time.monotonic()
+        warned = self._long_outage_warned_at
+        if down_s >= self.unreachable_warn_s and (
+            warned is None or now - warned >= self.unreachable_warn_s
+        ):
+            self._long_outage_warned_at = now
+            log.warning(
+                "mailbox %s has been unreachable for %d min (since %s): %s",
+                self.name, down_s // 60, _iso(since), error,
+            )
+
+
+def _is_exists(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")

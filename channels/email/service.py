@@ -1,0 +1,106 @@
+"""The email channel's entry points, wired to the configuration: the pollers of every
+configured mailbox (one thread each, in one process), the backfill and the re-import.
+
+Used by ``kartabl email ...`` (:mod:`kartabl.cli.email`) and by the embedded ``kartabl run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.email import imap
+from channels.email.ingest import MailIngester, ReimportOutcome, reimport
+from channels.email.poller import MailboxPoller, PassResult
+from config.channels import ChannelsConfig, Mailbox, get_channels
+from config.settings import get_settings
+from kartabl import db
+from kartabl.models import QuarantinedMail
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def imap_mailboxes(channels: ChannelsConfig | None = None) -> list[Mailbox]:
+    """The configured mailboxes that have an IMAP account (the others only send)."""
+    return [m for m in (channels or get_channels()).email.mailboxes if m.imap is not None]
+
+
+def make_poller(mailbox: Mailbox, stop: threading.Event | None = None, **kw: Any) -> MailboxPoller:
+    return MailboxPoller(
+        mailbox, get_settings(), db.session_factory(), get_channels().email.our_addresses,
+        stop, **kw,
+    )
+
+
+def start_pollers(
+    stop: threading.Event, mailboxes: list[Mailbox] | None = None
+) -> list[threading.Thread]:
+    """One daemon thread per mailbox, each running its poller until ``stop`` is set."""
+    threads = []
+    for mailbox in imap_mailboxes() if mailboxes is None else mailboxes:
+        poller = make_poller(mailbox, stop)
+        t = threading.Thread(target=poller.run, name=f"imap-{mailbox.name}", daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
+
+
+def backfill(
+    mailbox: Mailbox, since: date, progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> PassResult:
+    """Ingest every mail the server received since ``since`` (its internal date), e.g.
+    after a long outage or when a mailbox is first connected. Everything goes through the
+    same ingest, so what is already stored is deduplicated. ``last_uid`` is left alone: the
+    search is by date, so it says nothing about which UIDs were all seen."""
+    poller = make_poller(mailbox, stop)
+    acc = poller.account
+    result = PassResult()
+    with imap.connect(acc) as client:
+        imap.ensure_folder(client, acc.processed_folder)
+        selected = imap.select(client, acc.folder)
+        uids = imap.uids_since(client, since)
+        if progress:
+            progress(0, len(uids))
+        for start in range(0, len(uids), acc.fetch_batch):
+            chunk = uids[start : start + acc.fetch_batch]
+            result.add(poller.process_batch(client, selected.uidvalidity, chunk))
+            if progress:
+                progress(min(start + len(chunk), len(uids)), len(uids))
+            if poller.stop.is_set():
+                break
+    log.info(
+        "mailbox %s: backfill since %s: %d mail, %d new, %d duplicate, %d quarantined",
+        mailbox.name, since, result.fetched, result.created, result.duplicates,
+        result.quarantined,
+    )
+    return result
+
+
+def _ingester_for(name: str) -> MailIngester:
+    channels = get_channels()
+    # A mailbox removed from the config since: its mail still comes in, without a team.
+    mailbox = channels.email.mailbox(name) or Mailbox(name=name, address="")
+    return MailIngester(mailbox, get_settings(), db.session_factory(),
+                        channels.email.our_addresses)
+
+
+def reimport_one(quarantine_id: int) -> ReimportOutcome:
+    return reimport(_ingester_for, db.session_factory(), quarantine_id)
+
+
+def reimport_all() -> list[ReimportOutcome]:
+    with db.session_factory()() as session:
+        ids = list(session.scalars(
+            select(QuarantinedMail.id)
+            .where(QuarantinedMail.reimported_at.is_(None))
+            .order_by(QuarantinedMail.id)
+        ))
+    return [reimport_one(i) for i in ids]

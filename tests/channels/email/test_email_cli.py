@@ -1,0 +1,131 @@
+"""``kartabl email ...``: poll, backfill, quarantine and reimport, with their bad-input answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from channels.email.service import make_poller
+from kartabl.cli import app
+from kartabl.models import MailboxState
+from tests.channels.email.imap_helpers import (
+    BAD_MAIL,
+    append,
+    count_messages,
+    email_messages,
+    mail,
+    mailbox_state,
+    quarantined,
+)
+
+runner = CliRunner()
+KARTABL = Path(sys.executable).with_name("kartabl")
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_poll_once_as_the_procfile_process_runs_it(db, session, imap, mailbox):
+    append(imap, mail(1))
+    append(imap, mail(2))
+    # When `kartabl email poll --once` runs as its own process (the environment carries
+    # this test's database and channels file)
+    done = subprocess.run([str(KARTABL), "email", "poll", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    # Then both mails are stored
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 new" in done.stdout
+    assert count_messages(session) == 2
+
+
+def test_backfill_since_ingests_older_mail_exactly_once(db, session, imap, mailbox):
+    # Given two mails received in January, before Kartabl's state started (last_uid past
+    # them, as when a mailbox is connected with history the poller will not read), and
+    # one new mail
+    old = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
+    append(imap, mail(1), when=old)
+    append(imap, mail(2), when=old)
+    uidvalidity = imap.select_folder("INBOX")[b"UIDVALIDITY"]
+    with db() as s:
+        s.add(MailboxState(name="support", folder="INBOX", uidvalidity=uidvalidity,
+                           last_uid=2))
+        s.commit()
+    append(imap, mail(3))
+    assert make_poller(mailbox).connect_and_poll_once().created == 1
+    # When the history since January 1st is backfilled
+    r = cli("email", "backfill", "--since", "2026-01-01")
+    # Then the two older mails come in, the new one is recognised, and last_uid is untouched
+    assert r.exit_code == 0, r.output
+    assert "3 mail since 2026-01-01: 2 new, 1 already stored" in r.output
+    assert sorted(m.sender for m in email_messages(session)) == [
+        f"customer{i}@example.ir" for i in (1, 2, 3)]
+    assert mailbox_state(session).last_uid == 3
+    # And backfilling again stores nothing; a later date only sees the recent mail
+    assert "0 new, 3 already stored" in cli("email", "backfill", "--since", "2026-01-01").output
+    assert "1 mail since" in cli("email", "backfill", "--since", "2026-02-01",
+                                 "--mailbox", "support").output
+    assert count_messages(session) == 3
+
+
+def test_quarantine_list_and_reimport_all(db, session, imap, mailbox, monkeypatch):
+    append(imap, BAD_MAIL)
+    append(imap, mail(1))
+    make_poller(mailbox).connect_and_poll_once()
+    [row] = quarantined(session)
+    # The list shows the quarantined mail
+    r = cli("email", "quarantine")
+    assert r.exit_code == 0, r.output
+    assert "1 quarantined mail" in r.output and "unparseable" in r.output
+    # status counts it
+    status = json.loads(cli("status", "--json").output)
+    assert status["quarantined"] == 1 and status["mailboxes_failing"] == []
+    # --all tries every one; this one still fails, so it stays, and the exit code says so
+    r = cli("email", "reimport", "--all")
+    assert r.exit_code == 1 and "still quarantined" in r.output
+    r = cli("email", "reimport", str(row.id))
+    assert r.exit_code == 1 and f"#{row.id}: still quarantined" in r.output
+    assert len(quarantined(session)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("email", "backfill", "--since", "last week"), "is not a date"),
+        (("email", "backfill", "--since", "2026-01-01", "--mailbox", "nope"),
+         "no mailbox named 'nope'"),
+        (("email", "poll", "--once", "--mailbox", "nope"), "no mailbox named 'nope'"),
+        (("email", "reimport"), "give one quarantined mail's id, or --all"),
+        (("email", "reimport", "12345"), "no quarantined mail #12345"),
+    ],
+)
+def test_bad_input_is_refused_clearly_and_changes_nothing(db, session, mailbox, args, expect):
+    r = cli(*args)
+    assert r.exit_code == 2, r.output
+    assert expect in " ".join(r.output.split())
+    assert count_messages(session) == 0
+
+
+def test_without_a_channels_file_the_commands_say_what_to_set(db, monkeypatch):
+    import config.settings
+
+    monkeypatch.delenv("KARTABL_CHANNELS_FILE", raising=False)
+    config.settings.get_settings.cache_clear()
+    for args in (("email", "poll"), ("email", "backfill", "--since", "2026-01-01")):
+        r = cli(*args)
+        assert r.exit_code == 2
+        assert "KARTABL_CHANNELS_FILE" in r.output
+
+
+def test_backfill_of_an_unreachable_mailbox_exits_non_zero(db, session, write_channels):
+    from tests.channels.email.conftest import free_port
+
+    write_channels(port=free_port())
+    r = cli("email", "backfill", "--since", "2026-01-01")
+    assert r.exit_code == 1 and "unreachable" in r.output

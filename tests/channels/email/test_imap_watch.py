@@ -1,0 +1,155 @@
+"""Watching a mailbox: IDLE against a real Dovecot, and the way back from an outage."""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+from channels.email.poller import MailboxPoller
+from channels.email.service import make_poller
+from channels.email.state import failing_mailboxes
+from kartabl.models import MailboxState
+from tests.channels.email.imap_helpers import (
+    Proxy,
+    append,
+    count_messages,
+    mail,
+    mailbox_state,
+    maybe_state,
+)
+
+NEVER = MailboxState(name="none")  # stands in until the poller has written its row
+
+
+def port_outside_ephemeral_range() -> int:
+    """A free port that no outgoing connection can get as its own: retrying connections
+    to a closed port of the ephemeral range can end up connected to themselves (TCP
+    simultaneous open), and that socket would then hold the port the proxy needs."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 10_000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Seconds it took for ``condition`` to hold; fails after ``timeout_s``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def first_pass_done(session) -> Callable[[], bool]:
+    return lambda: (maybe_state(session) or NEVER).last_ok_at is not None
+
+
+def failing(session) -> Callable[[], bool]:
+    return lambda: (maybe_state(session) or NEVER).failing_since is not None
+
+
+@contextmanager
+def running(poller: MailboxPoller) -> Iterator[threading.Thread]:
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        poller.stop.set()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the poller did not stop on its stop event"
+
+
+def test_mail_appended_while_idling_is_ingested_within_seconds(db, session, imap, write_channels):
+    # Given a poller on IDLE, whose polling fallback would take an hour
+    mailbox = write_channels(idle=True, poll_interval_s=3600)
+    poller = make_poller(mailbox, threading.Event(), idle_check_s=0.2, idle_renew_s=600)
+    with running(poller):
+        wait_for(first_pass_done(session), 10, "the first pass")
+        time.sleep(0.5)  # in IDLE by now
+        # When a mail arrives
+        append(imap, mail(1))
+        # Then the IDLE notification brings it in at once
+        took = wait_for(lambda: count_messages(session) == 1, 10, "the mail")
+    assert took < 5
+
+
+def test_idle_is_renewed_and_keeps_working(db, session, imap, write_channels, monkeypatch):
+    idles: list[float] = []
+    real_idle = IMAPClient.idle
+
+    def counting_idle(self: IMAPClient) -> object:
+        idles.append(time.monotonic())
+        return real_idle(self)
+
+    monkeypatch.setattr(IMAPClient, "idle", counting_idle)
+    mailbox = write_channels(idle=True, poll_interval_s=3600)
+    poller = make_poller(mailbox, threading.Event(), idle_check_s=0.1, idle_renew_s=0.4)
+    with running(poller):
+        # When IDLE has been renewed several times on the same connection
+        wait_for(lambda: len(idles) >= 4, 10, "IDLE renewals")
+        append(imap, mail(1))
+        wait_for(lambda: count_messages(session) == 1, 10, "the mail")
+    # Then the connection stayed usable throughout
+    assert mailbox_state(session).failing_since is None
+
+
+def test_polling_fallback_without_idle(db, session, imap, write_channels):
+    mailbox = write_channels(idle=False, poll_interval_s=0.3)
+    with running(make_poller(mailbox, threading.Event())):
+        wait_for(first_pass_done(session), 10, "the first pass")
+        append(imap, mail(1))
+        wait_for(lambda: count_messages(session) == 1, 10, "the mail")
+
+
+def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
+    db, session, imap, dovecot, write_channels, caplog
+):
+    # Given the mailbox's server is unreachable: nothing listens on its port
+    proxy = Proxy(port_outside_ephemeral_range(), (dovecot.host, dovecot.port))
+    mailbox = write_channels(port=proxy.port, idle=True)
+    poller = make_poller(
+        mailbox, threading.Event(), idle_check_s=0.1, backoff_base_s=0.05,
+        backoff_cap_s=0.2, unreachable_warn_s=0.5,
+    )
+    caplog.set_level(logging.INFO, logger="channels.email.poller")
+    try:
+        with running(poller):
+            # Then the outage is on the mailbox's state, in status, and in a warning
+            wait_for(failing(session), 10, "the failure")
+            wait_for(lambda: "has been unreachable for" in caplog.text, 10, "the warning")
+            assert "ConnectionRefusedError" in (mailbox_state(session).last_error or "")
+            with db() as s:
+                [down] = failing_mailboxes(s)
+            assert down["name"] == "support" and down["failing_since"]
+            # When the server is back, with mail waiting
+            append(imap, mail(1))
+            proxy.start()
+            # Then the poller reconnects, ingests it, and the outage is cleared
+            wait_for(lambda: count_messages(session) == 1, 10, "the mail after recovery")
+            wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
+            assert "reachable again" in caplog.text
+            # And a connection cut in the middle of IDLE is noticed and reconnected too
+            proxy.stop()
+            wait_for(failing(session), 10, "the cut")
+            append(imap, mail(2))
+            proxy.start()
+            wait_for(lambda: count_messages(session) == 2, 10, "the mail after the cut")
+            wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
+    finally:
+        proxy.stop()
