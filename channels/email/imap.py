@@ -186,5 +186,14 @@ def acknowledge(
         client.add_flags(list(uids), [processed_flag], silent=True)
 
 
+def take_new_mail_notice(client: IMAPClient) -> bool:
+    """Whether the server announced a new message count (``* n EXISTS``) since the last
+    call. A server may announce new mail in the reply to any command (a SEARCH, the STORE of
+    our flags); imaplib keeps such untagged replies aside, imapclient does not look at them,
+    and the server does not repeat them when IDLE starts. Missing one would leave that mail
+    waiting for the next IDLE renewal, so the watcher asks here before idling."""
+    return client._imap.untagged_responses.pop("EXISTS", None) is not None
+
+
 def supports_idle(client: IMAPClient) -> bool:
     return bool(client.has_capability("IDLE"))

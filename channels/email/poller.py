@@ -17,7 +17,8 @@ leave committed mail unflagged forever. Hence this order.
 
 Watching (:meth:`MailboxPoller.run`): IMAP IDLE when the server offers it and the config
 allows, renewed every ``idle_renew_s`` (the RFC asks for < 29 min, many servers and NATs
-drop quiet connections sooner, so 9 minutes); otherwise a pass every ``poll_interval_s``.
+drop quiet connections sooner, so 9 minutes) or ``poll_interval_s`` if shorter, each
+renewal making a pass; otherwise a pass every ``poll_interval_s``.
 Any connection error is recorded on the mailbox's state (``failing_since``, ``last_error``)
 and retried with exponential backoff and jitter; a long outage is logged as a warning.
 """
@@ -112,6 +113,7 @@ class MailboxPoller:
         the stop event is set."""
         acc = self.account
         selected = imap.select(client, acc.folder)
+        imap.take_new_mail_notice(client)  # this pass's search sees all of that mail
         last = state.begin_pass(self.sf, self.name, acc.folder, selected.uidvalidity)
         uids = imap.uids_after(client, last)
         result = PassResult()
@@ -175,7 +177,9 @@ class MailboxPoller:
         use_idle = self.account.idle and imap.supports_idle(client)
         while not self.stop.is_set():
             if use_idle:
-                self._idle_until_news(client)
+                # Mail announced during the last pass is not announced again in IDLE.
+                if not imap.take_new_mail_notice(client):
+                    self._idle_until_news(client)
             elif self.stop.wait(self.account.poll_interval_s):
                 return
             if self.stop.is_set():
@@ -186,6 +190,10 @@ class MailboxPoller:
     def _idle_until_news(self, client: IMAPClient) -> None:
         """IDLE until new mail is announced, the renewal is due, or the stop event is set.
         ``idle_check`` reports sequence numbers, not UIDs: any EXISTS just means "poll"."""
+        # Also a pass at least every poll_interval_s: mail landing between our last command
+        # and the start of IDLE may be announced only at the server's own next check
+        # (Dovecot on maildir: up to 30 s later), and this bounds that delay.
+        renew_s = min(self.idle_renew_s, self.account.poll_interval_s)
         client.idle()
         try:
             started = time.monotonic()
@@ -195,7 +203,7 @@ class MailboxPoller:
                 if any(_is_exists(r) for r in responses):
                     return
                 now = time.monotonic()
-                if now - started >= self.idle_renew_s:
+                if now - started >= renew_s:
                     return  # renew: IDLE DONE, a pass (cheap), IDLE again
                 if not responses and now - t0 < self.idle_check_s / 2:
                     # idle_check returns at once with nothing when the server closed the

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.channels.email.imap_helpers import (
     append,
     count_messages,
     email_messages,
+    flags_by_uid,
     mail,
     mailbox_state,
     quarantined,
@@ -129,3 +132,61 @@ def test_backfill_of_an_unreachable_mailbox_exits_non_zero(db, session, write_ch
     write_channels(port=free_port())
     r = cli("email", "backfill", "--since", "2026-01-01")
     assert r.exit_code == 1 and "unreachable" in r.output
+
+
+def test_a_poll_process_killed_mid_fetch_loses_and_duplicates_nothing(
+    db, session, imap, write_channels
+):
+    mailbox = write_channels(fetch_batch=1)
+    total = 60
+    for i in range(total):
+        append(imap, mail(i))
+    # Given `kartabl email poll --once` is killed (SIGKILL) in the middle of its batches
+    proc = subprocess.Popen([str(KARTABL), "email", "poll", "--once"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while count_messages(session) < 3 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the poll process stored nothing"
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    stored_before = count_messages(session)
+    assert stored_before < total, "the process finished before it could be killed"
+    # When a new poller runs
+    make_poller(mailbox).connect_and_poll_once()
+    # Then every mail is there exactly once, and every one is acknowledged
+    msgs = email_messages(session)
+    assert sorted(m.sender for m in msgs) == sorted(f"customer{i}@example.ir" for i in range(total))
+    assert len({m.external_id for m in msgs}) == total
+    assert all(b"$Kartabl" in f for f in flags_by_uid(imap).values())
+    assert mailbox_state(session).last_uid == total
+
+
+def test_the_poll_process_watches_and_stops_gracefully_on_sigterm(
+    db, session, imap, write_channels
+):
+    # (IDLE itself is proven in test_imap_watch; a short poll_interval_s bounds the delay of
+    # a mail that lands just before IDLE starts, which Dovecot may announce only 30 s later)
+    write_channels(idle=True, poll_interval_s=1)
+    proc = subprocess.Popen([str(KARTABL), "email", "poll"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        append(imap, mail(1))
+        deadline = time.monotonic() + 30
+        while count_messages(session) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "no mail ingested"
+            time.sleep(0.05)
+        append(imap, mail(2))  # arrives while it watches
+        while count_messages(session) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "a mail was missed"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "poller stopped" in out

@@ -14,7 +14,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from channels.email.poller import MailboxPoller
-from channels.email.service import make_poller
+from channels.email.service import make_poller, start_pollers
 from channels.email.state import failing_mailboxes
 from kartabl.models import MailboxState
 from tests.channels.email.imap_helpers import (
@@ -153,3 +153,45 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
             wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
     finally:
         proxy.stop()
+
+
+def test_start_pollers_runs_a_thread_per_configured_mailbox_until_stopped(
+    db, session, imap, mailbox
+):
+    # (what `kartabl run` and `kartabl email poll` start)
+    stop = threading.Event()
+    threads = start_pollers(stop)
+    try:
+        assert [t.name for t in threads] == ["imap-support"]
+        append(imap, mail(1))
+        wait_for(lambda: count_messages(session) == 1, 10, "the mail")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_mail_announced_during_a_pass_is_not_left_for_the_idle_renewal(
+    db, session, imap, write_channels, monkeypatch
+):
+    import channels.email.imap as imap_module
+
+    # Given a mail arrives while the poller acknowledges the first one: the server
+    # announces it (EXISTS) in its reply to the STORE, not later in IDLE
+    real = imap_module.acknowledge
+    arrived = []
+
+    def acknowledge_while_mail_arrives(*args, **kwargs):
+        if not arrived:
+            arrived.append(True)
+            append(imap, mail(2))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imap_module, "acknowledge", acknowledge_while_mail_arrives)
+    append(imap, mail(1))
+    mailbox = write_channels(idle=True, poll_interval_s=3600)
+    poller = make_poller(mailbox, threading.Event(), idle_check_s=0.2, idle_renew_s=600)
+    with running(poller):
+        # Then it is fetched at once, not after the 10-minute renewal
+        wait_for(lambda: count_messages(session) == 2, 10, "the mail announced mid-pass")
