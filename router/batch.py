@@ -14,7 +14,8 @@ The guarantees are those of routing one message at a time, in message id order:
 
 - idempotence: a routed message is skipped, so a redelivery or a sweep re-enqueue is
   harmless, and a killed worker's transaction simply rolls back;
-- lock order customers, teams, persons (each by id), so concurrent batches cannot deadlock;
+- lock order customers, teams, persons, then the replies that bounces name (each by id),
+  so concurrent batches cannot deadlock (the outbox locks one reply alone, never a team);
   locking the customers serialises two batches holding messages of one customer, and two
   messages of one *new* customer meet on the identity's unique constraint;
 - several messages of one customer in a batch continue the same conversation, exactly as
