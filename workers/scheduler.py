@@ -2,11 +2,8 @@
 
 Run it on as many machines as you like. The sweep's work is idempotent, so two sweepers
 would only enqueue some no-op duplicates; to avoid even that, each tick on PostgreSQL first
-takes a session-level **advisory lock** (``pg_try_advisory_lock``) and skips the tick when
-another scheduler holds it. A PostgreSQL lock rather than a Redis one: the database is
-already the source of truth, and the lock is released by the server the moment its holder's
-connection dies, so a killed scheduler never blocks the others until a TTL runs out. SQLite
-is the single-process embedded mode and needs no lock.
+takes a PostgreSQL advisory lock (:mod:`kartabl.locks`) and skips the tick when another
+scheduler holds it.
 
 Shutdown is graceful: a signal sets the stop event, the current sweep finishes, the loop ends.
 """
@@ -20,35 +17,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, get_settings
 from kartabl import db as kdb
+from kartabl import locks
 from workers.sweeps import SweepReport, sweep_once
 
 log = logging.getLogger(__name__)
 
-# Any constant shared by all schedulers of one database; "kartabl sweep" in ASCII.
-SWEEP_LOCK_KEY = 0x6B61727461626C
+SWEEP_LOCK = "kartabl sweep"
 
 
 @contextmanager
 def sweep_lock(session_factory: sessionmaker[Session]) -> Iterator[bool]:
     """Yield True when this process may sweep now (it holds the lock until the block ends)."""
-    bind = session_factory.kw["bind"]
-    if bind.dialect.name != "postgresql":
-        yield True
-        return
-    # Autocommit: the lock belongs to the connection, so no transaction needs to stay open
-    # (an "idle in transaction" connection would hold back vacuum for the whole sweep).
-    with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
-        try:
-            yield got
-        finally:
-            if got:
-                conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK_KEY})
+    with locks.exclusive(session_factory.kw["bind"], SWEEP_LOCK) as mine:
+        yield mine
 
 
 def sweep_tick(session_factory: sessionmaker[Session], settings: Settings) -> SweepReport | None:

@@ -41,6 +41,7 @@ from channels.email.imap import MailboxUnavailable
 from channels.email.ingest import BatchResult, MailIngester
 from config.channels import Mailbox
 from config.settings import Settings
+from kartabl import locks
 from kartabl.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,29 @@ class MailboxPoller:
     # -- watching -------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Poll and watch until the stop event is set; never raises."""
+        """Poll and watch until the stop event is set; never raises.
+
+        Several ``email`` processes may run (on several machines): per mailbox one holds a
+        PostgreSQL advisory lock (:mod:`kartabl.locks`) and polls, the others stand by and
+        take over within ``poll_interval_s`` of its connection dying."""
         log.info("mailbox %s: poller started (%s)", self.name, self.account.host)
+        standing_by = False
+        while not self.stop.is_set():
+            try:
+                with locks.exclusive(self.sf.kw["bind"], f"email poller {self.name}") as mine:
+                    if mine:
+                        standing_by = False
+                        self._lead()
+                        continue
+            except Exception:  # the database is down: the lead loop records the rest
+                log.warning("mailbox %s: cannot take the poller lock", self.name, exc_info=True)
+            if not standing_by:
+                log.info("mailbox %s: another process polls it; standing by", self.name)
+                standing_by = True
+            self.stop.wait(self.account.poll_interval_s)
+        log.info("mailbox %s: poller stopped", self.name)
+
+    def _lead(self) -> None:
         while not self.stop.is_set():
             try:
                 with imap.connect(self.account) as client:
@@ -171,7 +193,6 @@ class MailboxPoller:
             except Exception as exc:  # network, server, database, disk: retry, never die
                 self._failed(exc)
                 self.stop.wait(self.backoff.next())
-        log.info("mailbox %s: poller stopped", self.name)
 
     def _watch(self, client: IMAPClient) -> None:
         use_idle = self.account.idle and imap.supports_idle(client)

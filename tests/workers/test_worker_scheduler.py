@@ -8,9 +8,10 @@ import time
 from sqlalchemy import text
 
 from kartabl import db as kdb
+from kartabl.locks import lock_key
 from tests.workers.worker_helpers import add_unqueued_message, wait_until
 from workers.broker import setup_broker
-from workers.scheduler import SWEEP_LOCK_KEY, run_scheduler, sweep_tick
+from workers.scheduler import SWEEP_LOCK, run_scheduler, sweep_tick
 
 
 def test_tick_skips_while_another_scheduler_holds_the_lock(settings, db):
@@ -23,10 +24,10 @@ def test_tick_skips_while_another_scheduler_holds_the_lock(settings, db):
         return
     # Given another scheduler holding the sweep lock
     with kdb.engine().connect() as other:
-        assert other.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK_KEY})
+        assert other.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(SWEEP_LOCK)})
         # When this one ticks; Then it skips the sweep
         assert sweep_tick(db, settings) is None
-        other.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK_KEY})
+        other.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(SWEEP_LOCK)})
         other.commit()
     # And once the lock is free, it sweeps (and releases the lock after)
     assert sweep_tick(db, settings).messages == 1

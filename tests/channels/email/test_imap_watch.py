@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from imapclient import IMAPClient
 
 from channels.email.poller import MailboxPoller
@@ -195,3 +196,38 @@ def test_mail_announced_during_a_pass_is_not_left_for_the_idle_renewal(
     with running(poller):
         # Then it is fetched at once, not after the 10-minute renewal
         wait_for(lambda: count_messages(session) == 2, 10, "the mail announced mid-pass")
+
+
+def test_one_poller_per_mailbox_leads_and_a_standby_takes_over(
+    db, session, imap, write_channels, db_url
+):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite is the single-process embedded mode: no lock to share")
+    # Given two pollers of one mailbox, as two `email` processes on two machines would run
+    mailbox = write_channels(idle=False, poll_interval_s=0.2)
+    first = make_poller(mailbox, threading.Event())
+    second = make_poller(mailbox, threading.Event())
+    passes = {"first": 0, "second": 0}
+
+    def counted(poller: MailboxPoller, name: str) -> None:
+        real = poller.poll_once
+
+        def poll_once(client: IMAPClient) -> object:
+            passes[name] += 1
+            return real(client)
+
+        poller.poll_once = poll_once  # type: ignore[method-assign]
+
+    counted(first, "first")
+    counted(second, "second")
+    with running(first):
+        wait_for(lambda: passes["first"] > 0, 10, "the first poller's pass")
+        with running(second):
+            time.sleep(1.0)
+            # Then only the lock holder polls; the other stands by
+            assert passes["second"] == 0 and passes["first"] >= 2
+            # When the leader stops (its process dies: its connection and lock go)
+            first.stop.set()
+            wait_for(lambda: passes["second"] > 0, 10, "the standby to take over")
+            append(imap, mail(1))
+            wait_for(lambda: count_messages(session) == 1, 10, "the mail")
