@@ -124,9 +124,16 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def check_fleet(self) -> None:
-        """Fail fast when a fleet process starts with embedded-only defaults."""
-        if self.broker == "redis" and self.secret_key.get_secret_value() == "dev-only-change-me":
+        """Fail fast when a fleet process, or one talking to real channels, starts with the
+        development secret: it signs sessions and the reply tokens in outgoing Message-IDs,
+        and anyone can read the default in the source."""
+        if self.secret_key.get_secret_value() != "dev-only-change-me":
+            return
+        if self.broker == "redis":
             raise SystemExit("KARTABL_SECRET_KEY must be set when running the fleet (broker=redis)")
+        if self.channels_file is not None:
+            raise SystemExit("KARTABL_SECRET_KEY must be set when real channels are configured "
+                             "(KARTABL_CHANNELS_FILE): it signs the reply tokens")
 
 
 @lru_cache(maxsize=1)

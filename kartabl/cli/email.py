@@ -72,7 +72,10 @@ def poll(
     from channels.email.service import make_poller, start_pollers
     from kartabl import logs
 
+    from config.settings import get_settings
+
     boxes = _mailboxes(mailbox)
+    get_settings().check_fleet()
     logs.configure()
     _setup()
     if once:

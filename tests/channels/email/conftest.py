@@ -230,6 +230,8 @@ password = "{PASSWORD}"
         return mailbox
 
     monkeypatch.setenv("KARTABL_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
+    # Real channels refuse the development secret (it signs the reply tokens).
+    monkeypatch.setenv("KARTABL_SECRET_KEY", "test-secret-for-email")
     yield write
     config.channels.get_channels.cache_clear()
     config.settings.get_settings.cache_clear()

@@ -190,3 +190,16 @@ def test_the_poll_process_watches_and_stops_gracefully_on_sigterm(
             proc.wait()
     assert proc.returncode == 0, out
     assert "poller stopped" in out
+
+
+def test_poll_refuses_the_development_secret_with_real_channels(db, session, imap, mailbox,
+                                                                 monkeypatch):
+    # Given real mailboxes but the secret key left at its development default
+    monkeypatch.delenv("KARTABL_SECRET_KEY")
+    append(imap, mail(1))
+    done = subprocess.run([str(KARTABL), "email", "poll", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    # Then the poller refuses to start (the key signs reply tokens), and nothing is fetched
+    assert done.returncode != 0
+    assert "KARTABL_SECRET_KEY" in done.stderr
+    assert count_messages(session) == 0
