@@ -9,10 +9,14 @@ import logging
 import random
 import threading
 import uuid
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.email import parse
 from config.routing import get_routing
 from kartabl import db, ingest, workflow
 from kartabl.messages import InboundMessage
@@ -58,6 +62,29 @@ TEXTS = [
     "Can I get a refund for order 5678?",
     "ممنون، مشکل حل شد.",
 ]
+
+
+DEMO_MAILBOX = "support@kartabl.localhost"
+
+
+def demo_mail(name: str, sender: str, text: str, rnd: random.Random) -> bytes:
+    """A customer's mail as raw bytes: what a mailbox would hold."""
+    mail = EmailMessage()
+    mail["From"] = Address(name, addr_spec=sender)
+    mail["To"] = DEMO_MAILBOX
+    mail["Subject"] = text[:40]
+    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    mail["Date"] = formatdate(localtime=False)
+    quoted = "\n\nدر تاریخ ۱ آذر ۱۴۰۵، پشتیبانی نوشت:\n> پیام قبلی ما\n"
+    body = text + (quoted if rnd.random() < 0.5 else "\n")
+    # windows-1256 has no Persian ye (U+06CC): such mail arrives with Arabic ye instead.
+    charset = "windows-1256" if rnd.random() < 0.3 else "utf-8"
+    try:
+        body.encode(charset)
+    except UnicodeEncodeError:
+        charset = "utf-8"
+    mail.set_content(body, charset=charset)
+    return bytes(mail)
 
 
 def seed(session: Session) -> None:
@@ -134,18 +161,17 @@ class DemoDriver(threading.Thread):
         channel = self.rnd.choice(sorted(addresses))
         _, sender = identity_for(channel, addresses[channel])
         text = self.rnd.choice(TEXTS)
-        with db.session_factory()() as s:
-            ingest.store(
-                s,
-                InboundMessage(
-                    channel=Channel(channel),
-                    external_id=f"demo-{uuid.uuid4().hex[:12]}",
-                    sender=sender,
-                    sender_name=name,
-                    subject=text[:40] if channel == "email" else "",
-                    text=text,
-                ),
+        if channel == "email":
+            # Mail goes through the real parser, as the IMAP poller's would: an encoded
+            # Persian subject, sometimes windows-1256, with quoted history to cut.
+            msg = parse(demo_mail(name, sender, text, self.rnd), our_addresses=[DEMO_MAILBOX])
+        else:
+            msg = InboundMessage(
+                channel=Channel(channel), external_id=f"demo-{uuid.uuid4().hex[:12]}",
+                sender=sender, sender_name=name, text=text,
             )
+        with db.session_factory()() as s:
+            ingest.store(s, msg)
 
     def _person(self, s: Session, username: str) -> Person:
         person = s.scalar(select(Person).where(Person.username == username))
