@@ -61,6 +61,18 @@ class ImapAccount(_Account):
 
 
 class SmtpAccount(_Account):
+    # How long to wait for the server's answer once the message data is sent. RFC 5321
+    # (4.5.3.2.6) asks clients to wait 10 minutes: servers that filter before queuing take
+    # their time, and giving up earlier leaves an outcome we cannot know (a possible resend).
+    data_timeout_s: float = Field(default=600.0, gt=0)
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest one send can take: each command before the data (connect, EHLO,
+        STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA) may use ``timeout_s``, then the data's
+        answer ``data_timeout_s``. The outbox must not reconcile a reply before that."""
+        return 8 * self.timeout_s + self.data_timeout_s
+
     @property
     def effective_port(self) -> int:
         return self.port or {"tls": 465, "starttls": 587, "plain": 25}[self.security]

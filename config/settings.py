@@ -88,9 +88,11 @@ class Settings(BaseSettings):
         "this is re-enqueued by the sweep.",
     )
     sending_stale_s: float = Field(
-        default=120.0,
+        default=900.0,
         gt=0,
-        description="A reply left in 'sending' this long is reconciled with its provider.",
+        description="A reply left in 'sending' this long is reconciled with its provider. It "
+        "must exceed the longest a send may take (SMTP: 8 x timeout_s + data_timeout_s, "
+        "checked at start-up), or a reply still waiting for its answer would be resent.",
     )
 
     # -- web -------------------------------------------------------------------

@@ -73,11 +73,26 @@ class SmtpSender:
     channel: str = "email"
     unknown_outcome: UnknownOutcomePolicy = "at_least_once"
 
-    def __init__(self, email: EmailConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, email: EmailConfig, *, ssl_context: ssl.SSLContext | None = None,
+        sending_stale_s: float | None = None,
+    ) -> None:
         self._email = email
         self._mailboxes = [m for m in email.mailboxes if m.smtp is not None]
         if not self._mailboxes:
             raise ValueError("no mailbox in the channels file has an smtp account")
+        if sending_stale_s is not None:
+            # The reconcile sweep treats a reply 'sending' for longer than sending_stale_s as
+            # crashed, and this sender's policy then sends it again: a send still waiting
+            # for its answer must never be that old, or the customer gets it twice.
+            for m in self._mailboxes:
+                assert m.smtp is not None
+                if m.smtp.worst_case_s >= sending_stale_s:
+                    raise ValueError(
+                        f"mailbox {m.name}: one SMTP send may take {m.smtp.worst_case_s:.0f} s "
+                        f"(8 x timeout_s + data_timeout_s), not less than "
+                        f"KARTABL_SENDING_STALE_S={sending_stale_s:.0f}: raise the setting or "
+                        "lower the timeouts")
         self._ssl = ssl_context
 
     def __repr__(self) -> str:  # names only: never hosts' passwords
@@ -132,11 +147,17 @@ def _deliver(account: SmtpAccount, context: ssl.SSLContext, envelope_from: str, 
         # From here the server may have the message: a lost answer is an unknown outcome.
         try:
             conn.send(_wire_data(payload))
+            if conn.sock is not None:
+                conn.sock.settimeout(account.data_timeout_s)
             code, text = conn.getreply()
         except OSError as exc:  # timeouts, resets and SMTPServerDisconnected alike
             raise OutcomeUnknown(
                 f"SMTP {host}: no answer after the message data was sent ({exc}); "
                 "the server may have accepted it") from exc
+        if code < 0:  # smtplib's -1: an answer it could not read, so accepted or not?
+            raise OutcomeUnknown(
+                f"SMTP {host}: unreadable answer after the message data was sent "
+                f"({text!r:.200}); the server may have accepted it")
         _expect((code, text), (250, 251, 252), host, "end of data")
         return text
     finally:

@@ -26,7 +26,11 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
     """Register a sender for every channel; returns the channels served by the sandbox."""
     channels = channels if channels is not None else get_channels()
     if any(m.smtp is not None for m in channels.email.mailboxes):
-        smtp = register(SmtpSender(channels.email))
+        try:
+            smtp = register(SmtpSender(
+                channels.email, sending_stale_s=get_settings().sending_stale_s))
+        except ValueError as exc:  # a configuration that could send a reply twice
+            raise SystemExit(f"email sender: {exc}") from exc
         log.info("email replies leave by SMTP: %r", smtp)
         if get_settings().secret_key == Settings.model_fields["secret_key"].default:
             # Real mail goes out with reply tokens signed by a key anyone can read in the

@@ -62,3 +62,23 @@ def test_run_serves_console_and_demo_reaches_delivered(tmp_path: Path) -> None:
     assert "Demo accounts" in out and f"http://127.0.0.1:{port}" in out
     assert proc.returncode == 0, out[-3000:]
     assert "reply.delivered" in out
+
+
+def test_run_with_real_channels_refuses_the_development_secret(tmp_path: Path) -> None:
+    # Given a channels file (real mailboxes) and no KARTABL_SECRET_KEY
+    channels = tmp_path / "channels.toml"
+    channels.write_text('[[email.mailboxes]]\nname = "support"\naddress = "s@example.com"\n',
+                        encoding="utf-8")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
+        "KARTABL_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+        "KARTABL_CHANNELS_FILE": str(channels),
+        "KARTABL_WEB_PORT": str(_free_port()),
+    }
+    kartabl = Path(sys.executable).with_name("kartabl")
+    done = subprocess.run([str(kartabl), "run", "--no-demo"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    # Then it refuses to start, saying what to set, before touching the database
+    assert done.returncode != 0
+    assert "KARTABL_SECRET_KEY" in done.stderr
+    assert not (tmp_path / "k.db").exists()

@@ -33,6 +33,7 @@ def run_all_in_one(*, demo: bool) -> None:
         s = s.model_copy(
             update={"sweep_interval_s": min(s.sweep_interval_s, s.demo_interval_s)}
         )
+    s.check_fleet()  # real channels (a channels file) need a real secret key
     logs.configure(s)
     upgrade(s.database_url)
     db.configure(s)

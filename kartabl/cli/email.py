@@ -70,9 +70,8 @@ def poll(
     """Fetch new mail from the IMAP mailboxes: IDLE or polling, until SIGTERM or SIGINT."""
     from channels.email.imap import MailboxUnavailable
     from channels.email.service import make_poller, start_pollers
-    from kartabl import logs
-
     from config.settings import get_settings
+    from kartabl import logs
 
     boxes = _mailboxes(mailbox)
     get_settings().check_fleet()

@@ -125,9 +125,11 @@ class SmtpServer:
         return ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
 
     def email_config(self, *, username: str = "", password: str = "", timeout_s: float = 5.0,
-                     security: str | None = None, extra: list[dict[str, Any]] = ()) -> EmailConfig:
+                     data_timeout_s: float = 5.0, security: str | None = None,
+                     extra: list[dict[str, Any]] = ()) -> EmailConfig:
         smtp = {"host": "127.0.0.1", "port": self.port, "security": security or self.security,
-                "username": username, "password": password, "timeout_s": timeout_s}
+                "username": username, "password": password, "timeout_s": timeout_s,
+                "data_timeout_s": data_timeout_s}
         return EmailConfig.model_validate({"mailboxes": [
             {"name": "support", "address": "support@kartabl.example",
              "display_name": "پشتیبانی کارتابل", "aliases": ["help@kartabl.example"],

@@ -173,15 +173,34 @@ def test_a_lost_answer_after_the_data_leaves_the_reply_sending(
     ("RCPT", "stall:2", RetryableDeliveryError),  # timeout before the data
     ("DATA", "drop", OutcomeUnknown),  # the data went out, the answer did not come
     ("DATA", "stall:2", OutcomeUnknown),
+    ("DATA", "garbled answer", OutcomeUnknown),  # smtplib's -1: accepted or not, unknown
 ])
 def test_errors_are_mapped_by_code_and_by_when_they_happen(
     smtp_server, step: str, fault: str, error: type[Exception]
 ) -> None:
     smtp_server.recorder.fail(step, fault)
     with pytest.raises(error) as caught:
-        sender_for(smtp_server, timeout_s=0.5).send(outbound())
+        sender_for(smtp_server, timeout_s=0.5, data_timeout_s=0.5).send(outbound())
     if fault[0] in "45":  # the server's own words reach the coordinator
         assert fault in str(caught.value)
+
+
+def test_a_slow_answer_after_the_data_is_waited_for_not_resent(smtp_server) -> None:
+    # Given a server that filters before queuing: its final answer takes longer than the
+    # per-command timeout, but less than the data timeout (RFC 5321 asks for 10 minutes)
+    smtp_server.recorder.fail("DATA", "stall:1.5")
+    provider_id = sender_for(smtp_server, timeout_s=0.5, data_timeout_s=10).send(outbound())
+    # Then the reply counts as sent, once
+    assert provider_id.startswith("<kartabl.")
+    assert len(smtp_server.recorder.received) == 1
+
+
+def test_a_send_that_may_outlast_the_reconcile_window_is_refused_at_start(smtp_server) -> None:
+    # 8 x 30 s + 600 s may pass before SMTP answers: a reconcile after 120 s would resend
+    with pytest.raises(ValueError, match="KARTABL_SENDING_STALE_S"):
+        SmtpSender(smtp_server.email_config(timeout_s=30, data_timeout_s=600),
+                   sending_stale_s=120)
+    SmtpSender(smtp_server.email_config(timeout_s=30, data_timeout_s=600), sending_stale_s=900)
 
 
 def test_connection_refused_is_retryable() -> None:
