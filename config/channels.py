@@ -55,9 +55,27 @@ class ImapAccount(_Account):
     poll_interval_s: float = Field(default=60.0, gt=0)
     fetch_batch: int = Field(default=50, ge=1, le=1000)
 
+    @model_validator(mode="after")
+    def _processed_folder_differs(self) -> ImapAccount:
+        # Moved mail gets new UIDs: moved into the folder that is read, it would be fetched
+        # again as new, and moved, and fetched, forever.
+        if self.processed_folder and _same_folder(self.processed_folder, self.folder):
+            raise ValueError(
+                f"processed_folder must differ from folder ({self.folder!r}): mail moved "
+                "into the folder being read would be fetched again forever; leave "
+                "processed_folder empty to flag processed mail instead"
+            )
+        return self
+
     @property
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "tls" else 143)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    # INBOX is the one case-insensitive folder name (RFC 3501 5.1).
+    a, b = a.strip().strip("/"), b.strip().strip("/")
+    return a == b or a.upper() == b.upper() == "INBOX"
 
 
 class SmtpAccount(_Account):
@@ -113,8 +131,13 @@ class EmailConfig(BaseModel):
         return next((m for m in self.mailboxes if m.name == name), None)
 
     def for_address(self, address: str) -> Mailbox | None:
+        """The mailbox of one of our addresses; ``support+tag@x`` (a reply token, a
+        subaddress) is ``support@x``'s."""
         a = address.strip().lower()
-        return next((m for m in self.mailboxes if a in m.addresses), None)
+        local, at, domain = a.partition("@")
+        base = f"{local.split('+', 1)[0]}{at}{domain}"
+        return next((m for m in self.mailboxes if a in m.addresses or base in m.addresses),
+                    None)
 
     @property
     def our_addresses(self) -> set[str]:

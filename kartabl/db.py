@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, get_settings
@@ -96,6 +97,16 @@ def session_scope() -> Iterator[Session]:
 
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
+
+
+DialectInsert = Callable[..., postgresql.Insert | sqlite.Insert]
+
+
+def dialect_insert(session_or_bind: Session | Engine | Connection) -> DialectInsert:
+    """The ``insert`` of the database in use: both dialects' offer ``ON CONFLICT DO
+    NOTHING`` (the generic ``sqlalchemy.insert`` does not), each under its own import."""
+    bind = session_or_bind.get_bind() if isinstance(session_or_bind, Session) else session_or_bind
+    return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
 
 
 # -- after-commit hooks ------------------------------------------------------------------------

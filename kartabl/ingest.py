@@ -15,10 +15,10 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kartabl import metrics
+from kartabl.db import DialectInsert, after_commit, dialect_insert
 from kartabl.messages import InboundMessage
 from kartabl.models import Direction, Message
 from kartabl.tasks import ROUTE_BATCH, enqueue_after_commit
@@ -51,9 +51,8 @@ def _row(msg: InboundMessage) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=2)
-def _insert_stmt(dialect: str) -> Any:
+def _insert_stmt(insert: DialectInsert) -> Any:
     table = cast(Table, Message.__table__)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         insert(table)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
@@ -64,12 +63,21 @@ def _insert_stmt(dialect: str) -> Any:
 def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
     """Insert ``msgs`` (idempotently) and commit. Returns one :class:`Stored` per input, in
     order. Routing of the new rows is enqueued after the commit, in batches."""
+    out = add_many(session, msgs)
+    session.commit()
+    return out
+
+
+def add_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
+    """:func:`store_many` without the commit, for a caller whose rows of its own must be
+    committed with the messages. Routing is enqueued (and the metrics counted) only once
+    the caller commits; a rollback drops both."""
     if not msgs:
         return []
     # One statement with a list of parameter sets: SQLAlchemy's "insertmanyvalues" turns it
     # into multi-row INSERTs from one cached compilation. A ``.values([...])`` of N rows is
     # compiled afresh for every batch, which cost the producer more than the insert itself.
-    stmt = _insert_stmt(session.get_bind().dialect.name)
+    stmt = _insert_stmt(dialect_insert(session))
     new = {(str(c), e): i for i, c, e in session.connection().execute(
         stmt, [_row(m) for m in msgs])}
     missing = [
@@ -85,9 +93,13 @@ def store_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]
     ids = sorted(new.values())
     for start in range(0, len(ids), ROUTE_BATCH):
         enqueue_after_commit(session, "route_messages", ids[start : start + ROUTE_BATCH])
-    session.commit()
-    metrics.INGESTED.inc(len(new))
-    metrics.DUPLICATES.inc(len(msgs) - len(new))
+    created, duplicates = len(new), len(msgs) - len(new)
+
+    def count() -> None:
+        metrics.INGESTED.inc(created)
+        metrics.DUPLICATES.inc(duplicates)
+
+    after_commit(session, count)
     out: list[Stored] = []
     seen: set[tuple[str, str]] = set()
     for m in msgs:

@@ -7,6 +7,12 @@ one: the database is already the source of truth, and the server releases the lo
 moment its holder's connection dies, so a killed process never blocks the others until a
 TTL runs out. SQLite is the single-process embedded mode and needs no lock.
 
+Each lock has a connection of its own, outside the application's pool: a poller holds its
+lock for as long as it leads, and ten mailboxes in one process would otherwise keep ten of
+the pool's connections checked out for good. A long holder calls
+:meth:`Lease.still_held` between pieces of work: when the lock's connection died (a
+PostgreSQL restart, a terminated backend) another process may hold the lock already.
+
 The work done under such a lock is idempotent anyway (the sweep, ingest's unique key): the
 lock saves duplicate effort, it is not what keeps the data right.
 """
@@ -14,10 +20,18 @@ lock saves duplicate effort, it is not what keeps the data right.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+_lock_engines: dict[str, Engine] = {}
+_lock_engines_guard = threading.Lock()
 
 
 def lock_key(name: str) -> int:
@@ -25,20 +39,80 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+def application_name(name: str) -> str:
+    """What ``pg_stat_activity`` shows for the lock's connection (PostgreSQL keeps 63
+    bytes): an operator can see who holds which lock."""
+    return f"kartabl lock: {name}".encode()[:63].decode("utf-8", "ignore")
+
+
+def _lock_engine(engine: Engine) -> Engine:
+    # NullPool: a connection is opened per lock and really closed with it, never parked.
+    url = engine.url.render_as_string(hide_password=False)
+    with _lock_engines_guard:
+        lock_engine = _lock_engines.get(url)
+        if lock_engine is None:
+            lock_engine = _lock_engines[url] = create_engine(engine.url, poolclass=NullPool)
+        return lock_engine
+
+
+class Lease:
+    """The outcome of trying to take a lock: truthy when this process holds it."""
+
+    def __init__(self, conn: Connection | None, held: bool) -> None:
+        self._conn, self._held = conn, held
+
+    def __bool__(self) -> bool:
+        return self._held
+
+    def still_held(self) -> bool:
+        """Whether the lock is still ours: its connection still answers (the server keeps a
+        session lock exactly as long as the session). One round trip, so cheap enough to
+        ask between passes."""
+        if not self._held:
+            return False
+        if self._conn is None:  # SQLite: no lock to lose
+            return True
+        try:
+            self._conn.scalar(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("lost a lock's database connection: %s", exc)
+            self._held = False
+        return self._held
+
+
 @contextmanager
-def exclusive(engine: Engine, name: str) -> Iterator[bool]:
-    """Try to take the lock ``name`` without waiting; yield whether this process holds it.
-    Held until the block ends (or the connection dies)."""
+def lease(engine: Engine, name: str) -> Iterator[Lease]:
+    """Try to take the lock ``name`` without waiting; the :class:`Lease` says whether this
+    process holds it. Held until the block ends (or its connection dies)."""
     if engine.dialect.name != "postgresql":
-        yield True
+        yield Lease(None, True)
         return
     key = lock_key(name)
     # Autocommit: the lock belongs to the connection, so no transaction stays open (an
     # "idle in transaction" connection would hold back vacuum for as long as the lock).
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    conn = _lock_engine(engine).connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                     {"n": application_name(name)})
         got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+        held = Lease(conn, got)
         try:
-            yield got
+            yield held
         finally:
-            if got:
-                conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            if held:
+                try:
+                    conn.scalar(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                except Exception as exc:  # a dead connection released the lock already
+                    log.debug("could not unlock %s: %s", name, exc)
+    finally:
+        try:
+            conn.close()
+        except Exception as exc:
+            log.debug("could not close the connection of lock %s: %s", name, exc)
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[bool]:
+    """:func:`lease` for short holders that need only a yes or no."""
+    with lease(engine, name) as held:
+        yield bool(held)

@@ -344,9 +344,10 @@ class MailboxState(Base):
 
 
 class QuarantinedMail(Base):
-    """A mail that could not be ingested (unparseable, oversized): kept aside with its raw
+    """A mail that could not be ingested (unparseable, oversized), or was stored without its
+    body (``message_id`` set, the parser could not read the body): kept aside with its raw
     bytes so nothing is lost, counted in status and /readyz, and re-imported on demand
-    (``kartabl email reimport``). The poller moves on past it."""
+    (``kartabl email reimport``, which repairs the stored message). The poller moves on."""
 
     __tablename__ = "quarantined_mail"
     __table_args__ = (
@@ -357,9 +358,14 @@ class QuarantinedMail(Base):
     mailbox: Mapped[str] = mapped_column(String(64))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     uid: Mapped[int | None] = mapped_column(BigInteger)
+    # The IMAP folder the UID belongs to (the account's folder may be changed later).
+    folder: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # the whole mail's size
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # Oversized mail keeps only its header here (the rows must stay small); the re-import
+    # fetches the whole mail from the server by (folder, uidvalidity, uid).
+    headers_only: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reimported_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))

@@ -7,7 +7,9 @@ leave ``idle_done()`` or a fetch blocked forever (imapclient #449).
 Library errors are mapped at this edge onto :class:`MailboxUnavailable`: the socket's
 ``OSError`` (refused, reset, timed out, TLS) and imaplib's ``IMAP4.error`` (which covers
 ``abort`` and every ``IMAPClientError``, including a failed login). The poller treats them
-all alike: record the failure, back off, reconnect.
+all alike: record the failure, back off, reconnect. Only the calls made here are mapped:
+an ``OSError`` of the caller's own work (a full disk while storing attachments) is not the
+mailbox's fault and must surface as itself, with its traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import imaplib
 import logging
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from imapclient import IMAPClient
 
@@ -38,25 +42,42 @@ class MailboxUnavailable(KartablError):
     """The IMAP server is unreachable, refused the login, or broke the connection."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _mapped(fn: Callable[P, R]) -> Callable[P, R]:
+    """Raise the network's and the server's errors of ``fn`` as :class:`MailboxUnavailable`."""
+
+    @wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except IMAP_ERRORS as exc:
+            raise MailboxUnavailable(_describe(exc)) from exc
+
+    return call
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     uid: int
-    raw: bytes
-    size: int  # what the server says (RFC822.SIZE); the raw length when it says nothing
+    raw: bytes  # the whole mail; only its header when ``oversized`` is set
+    oversized: int | None = None  # the mail's size when it was over the limit
 
 
 @dataclass(frozen=True, slots=True)
 class Selected:
     uidvalidity: int
-    uidnext: int | None
 
 
 @contextmanager
 def connect(account: ImapAccount) -> Iterator[IMAPClient]:
     """A logged-in client; logged out (or at worst shut down) when the block ends.
 
-    Errors while connecting or inside the block that come from the network or the server
-    are raised as :class:`MailboxUnavailable` (chained), everything else as it is.
+    Errors while connecting come from the network or the server: they are raised as
+    :class:`MailboxUnavailable` (chained). Inside the block, the functions of this module
+    map their own errors; whatever else the block raises goes through as it is.
     """
     try:
         client = _open(account)
@@ -64,8 +85,6 @@ def connect(account: ImapAccount) -> Iterator[IMAPClient]:
         raise MailboxUnavailable(_describe(exc)) from exc
     try:
         yield client
-    except IMAP_ERRORS as exc:
-        raise MailboxUnavailable(_describe(exc)) from exc
     finally:
         try:
             client.logout()
@@ -106,44 +125,64 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
+@_mapped
 def select(client: IMAPClient, folder: str) -> Selected:
     info = client.select_folder(folder)
-    next_uid = info.get(b"UIDNEXT")
-    return Selected(int(info[b"UIDVALIDITY"]), int(next_uid) if next_uid is not None else None)
+    return Selected(int(info[b"UIDVALIDITY"]))
 
 
+@_mapped
 def uids_after(client: IMAPClient, last_uid: int) -> list[int]:
     """UIDs above ``last_uid``, ascending. ``UID n:*`` always matches the highest message,
     even when its UID is below n, hence the filter."""
     return sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
 
 
+@_mapped
 def uids_since(client: IMAPClient, since: date) -> list[int]:
     """UIDs of the mail the server received on or after ``since`` (its internal date)."""
     return sorted(int(u) for u in client.search(["SINCE", since]))
 
 
+@_mapped
 def fetch(
-    client: IMAPClient, uids: Sequence[int], budget_bytes: int = FETCH_BUDGET_BYTES
+    client: IMAPClient, uids: Sequence[int], *, max_bytes: int | None = None,
+    budget_bytes: int = FETCH_BUDGET_BYTES,
 ) -> list[Fetched]:
     """The raw bytes of ``uids``. ``BODY.PEEK[]`` leaves ``\\Seen`` alone (plain ``BODY[]``
     would set it) and the reply comes back under ``BODY[]``. The sizes are asked first so
     that one FETCH brings at most about ``budget_bytes`` (a batch of 50 large mails must not
-    sit in memory at once). A UID expunged meanwhile is simply absent."""
+    sit in memory at once), and so that a mail over ``max_bytes`` is not downloaded at all:
+    only its header comes (``BODY.PEEK[HEADER]``, enough to say who sent what), with
+    ``oversized`` set. A UID expunged meanwhile is absent, with a warning."""
     if not uids:
         return []
     sizes = {
         int(uid): int(item.get(b"RFC822.SIZE", 0))
         for uid, item in client.fetch(list(uids), ["RFC822.SIZE"]).items()
     }
-    out: list[Fetched] = []
-    for group in _groups(sorted(sizes), sizes, budget_bytes):
+    big = sorted(u for u, n in sizes.items() if max_bytes is not None and n > max_bytes)
+    out: dict[int, Fetched] = {}
+    if big:
+        data = client.fetch(big, ["BODY.PEEK[HEADER]"])
+        for uid in data:
+            header = data[uid].get(b"BODY[HEADER]")
+            if header is not None:
+                out[int(uid)] = Fetched(int(uid), bytes(header), oversized=sizes[int(uid)])
+    small = sorted(set(sizes) - set(big))
+    for group in _groups(small, sizes, budget_bytes):
         data = client.fetch(group, ["BODY.PEEK[]"])
-        for uid in sorted(data):
+        for uid in data:
             raw = data[uid].get(b"BODY[]")
             if raw is not None:
-                out.append(Fetched(int(uid), bytes(raw), sizes.get(int(uid), len(raw))))
-    return out
+                out[int(uid)] = Fetched(int(uid), bytes(raw))
+    missing = sorted(set(uids) - set(out))
+    if missing:
+        # Expunged by another client between the search and the fetch: nothing to ingest,
+        # and the pass moves past them, so say which.
+        log.warning("UIDs %s vanished before they could be fetched (expunged meanwhile); "
+                    "skipped", ", ".join(map(str, missing)))
+    return [out[u] for u in sorted(out)]
 
 
 def _groups(uids: list[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
@@ -159,12 +198,14 @@ def _groups(uids: list[int], sizes: dict[int, int], budget: int) -> Iterator[lis
         yield group
 
 
+@_mapped
 def ensure_folder(client: IMAPClient, folder: str) -> None:
     if folder and not client.folder_exists(folder):
         client.create_folder(folder)
         log.info("created IMAP folder %s for processed mail", folder)
 
 
+@_mapped
 def acknowledge(
     client: IMAPClient, uids: Sequence[int], *, processed_folder: str, processed_flag: str
 ) -> None:
@@ -186,6 +227,7 @@ def acknowledge(
         client.add_flags(list(uids), [processed_flag], silent=True)
 
 
+@_mapped
 def take_new_mail_notice(client: IMAPClient) -> bool:
     """Whether the server announced a new message count (``* n EXISTS``) since the last
     call. A server may announce new mail in the reply to any command (a SEARCH, the STORE of
@@ -195,5 +237,21 @@ def take_new_mail_notice(client: IMAPClient) -> bool:
     return client._imap.untagged_responses.pop("EXISTS", None) is not None
 
 
+@_mapped
 def supports_idle(client: IMAPClient) -> bool:
     return bool(client.has_capability("IDLE"))
+
+
+@_mapped
+def idle_start(client: IMAPClient) -> None:
+    client.idle()
+
+
+@_mapped
+def idle_check(client: IMAPClient, timeout: float) -> list[Any]:
+    return list(client.idle_check(timeout=timeout))
+
+
+@_mapped
+def idle_done(client: IMAPClient) -> None:
+    client.idle_done()

@@ -1,26 +1,29 @@
 """From raw mail to committed messages: parse, keep bad mail aside, store attachments, commit.
 
-Used by the poller (a batch of fetched UIDs), the backfill and ``kartabl email reimport``.
-One batch is one transaction: the new messages and the quarantined mail of the batch are
-committed together by :func:`kartabl.ingest.store_many`, which enqueues routing only after
+Used by the poller (a batch of fetched UIDs), the backfill and ``kartabl email reimport``
+(:mod:`channels.email.reimport`). One batch is one transaction: the new messages and the
+quarantined mail of the batch are committed together, and routing is enqueued only after
 that commit. The caller acknowledges the mail on IMAP only once this returns.
 
-Bad mail never stops anything: a mail over ``mail_max_bytes``, or one the parser rejects
-(:class:`~channels.email.parse.UnparseableMail`) or trips on (any exception: a parser bug
-must not wedge the mailbox), becomes a :class:`~kartabl.models.QuarantinedMail` row with
-its raw bytes and the reason, and the batch goes on. ``reimport`` gives it another try.
+Bad mail never stops anything: a mail over ``mail_max_bytes`` (only its header was
+fetched), or one the parser rejects (:class:`~channels.email.parse.UnparseableMail`) or
+trips on (any exception: a parser bug must not wedge the mailbox), becomes a
+:class:`~kartabl.models.QuarantinedMail` row with its raw bytes and the reason, and the
+batch goes on. A mail whose body the parser could not read (``meta["mime_error"]``) is
+stored from its headers, so the customer is answered, and quarantined as well, linked to
+that message: its raw bytes are the only copy of the body once the mail is acknowledged.
+``reimport`` gives either another try.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email.attachments import store_payloads
@@ -29,7 +32,7 @@ from channels.email.parse import parse_mail
 from config.channels import Mailbox
 from config.settings import Settings
 from kartabl import ingest
-from kartabl.errors import NotFound
+from kartabl.db import dialect_insert
 from kartabl.messages import InboundMessage
 from kartabl.models import QuarantinedMail, utcnow
 
@@ -40,16 +43,21 @@ log = logging.getLogger(__name__)
 class BatchResult:
     created: int = 0  # new messages
     duplicates: int = 0  # already stored (a re-fetch, a resync, the same mail twice)
-    quarantined: int = 0
+    quarantined: int = 0  # quarantine rows of the batch (body-unreadable messages included)
     done: list[int] = dataclasses.field(default_factory=list)  # UIDs now durable
+    # Of ``done``, the oversized mail: only its header is kept, so it must stay where it is
+    # on the server (flagged, never moved) for the re-import to fetch it.
+    left_in_place: list[int] = dataclasses.field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class ReimportOutcome:
-    quarantine_id: int
-    message_id: int | None  # set when the mail is now a message
-    reason: str | None  # why it is still quarantined
-    already: bool = False  # it had been re-imported before
+def oversized_reason(size: int, limit: int) -> str:
+    return f"oversized ({size} bytes > {limit}, KARTABL_MAIL_MAX_BYTES)"
+
+
+def unreadable_reason(msg: InboundMessage) -> str | None:
+    """Why the body of ``msg`` is missing, when the parser kept only its headers."""
+    error = msg.meta.get("mime_error")
+    return f"body unreadable: {error}" if error else None
 
 
 class MailIngester:
@@ -74,8 +82,8 @@ class MailIngester:
         """The message for ``raw``, with its attachments already written to disk; or the
         reason it must be quarantined."""
         limit = self.settings.mail_max_bytes
-        if len(raw) > limit:
-            return f"oversized: {len(raw)} bytes, the limit is {limit} (KARTABL_MAIL_MAX_BYTES)"
+        if len(raw) > limit:  # the server did not tell the size, so the mail came whole
+            return oversized_reason(len(raw), limit)
         try:
             parsed = parse_mail(raw, our_addresses=self.our_addresses)
         except Exception as exc:  # UnparseableMail, or a parser bug: quarantine either way
@@ -105,81 +113,64 @@ class MailIngester:
         """Parse and commit one batch; returns which UIDs are durable (all of them, unless
         this raises, in which case nothing of the batch is committed)."""
         result = BatchResult()
-        msgs: list[InboundMessage] = []
+        good: list[tuple[Fetched, InboundMessage]] = []
         bad: list[tuple[Fetched, str]] = []
+        limit = self.settings.mail_max_bytes
         for mail in mails:
-            prepared = self.prepare(mail.raw)
+            prepared = (
+                oversized_reason(mail.oversized, limit) if mail.oversized is not None
+                else self.prepare(mail.raw)
+            )
             if isinstance(prepared, str):
                 bad.append((mail, prepared))
             else:
-                msgs.append(prepared)
+                good.append((mail, prepared))
         with self.session_factory() as session:
             for mail, reason in bad:
                 self._quarantine(session, uidvalidity, mail, reason)
-                log.warning(
-                    "mail quarantined: mailbox=%s uid=%s size=%s reason=%s",
-                    self.mailbox.name, mail.uid, len(mail.raw), reason,
-                )
-            stored = ingest.store_many(session, msgs)  # commits the quarantine rows too
-            if not msgs:
-                session.commit()
+            stored = ingest.add_many(session, [m for _, m in good])
+            for (mail, msg), s in zip(good, stored, strict=True):
+                if (unreadable := unreadable_reason(msg)) is not None:
+                    bad.append((mail, unreadable))
+                    self._quarantine(session, uidvalidity, mail, unreadable, s.message_id)
+            session.commit()  # the messages and the quarantine rows, or nothing
+        for mail, reason in bad:
+            log.warning(
+                "mail quarantined: mailbox=%s uid=%s size=%s reason=%s",
+                self.mailbox.name, mail.uid, mail.oversized or len(mail.raw), reason,
+            )
         result.created = sum(s.created for s in stored)
         result.duplicates = len(stored) - result.created
         result.quarantined = len(bad)
         result.done = [m.uid for m in mails]
+        result.left_in_place = [m.uid for m in mails if m.oversized is not None]
         return result
 
     def _quarantine(
-        self, session: Session, uidvalidity: int | None, mail: Fetched, reason: str
+        self, session: Session, uidvalidity: int | None, mail: Fetched, reason: str,
+        message_id: int | None = None,
     ) -> None:
         # The same bad mail seen again (a re-fetch after a crash, a UIDVALIDITY resync, a
         # backfill) is kept once: same UID under the same UIDVALIDITY, or the same bytes.
+        # Re-imported rows count too: that mail is a message already.
+        size = mail.oversized or len(mail.raw)
         same_bytes = session.scalar(
             select(QuarantinedMail.id).where(
                 QuarantinedMail.mailbox == self.mailbox.name,
-                QuarantinedMail.reimported_at.is_(None),
-                QuarantinedMail.size == len(mail.raw),
+                QuarantinedMail.size == size,
                 QuarantinedMail.raw == mail.raw,
             ).limit(1)
         )
         if same_bytes is not None:
             return
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(
-            insert(QuarantinedMail)
+            dialect_insert(session)(QuarantinedMail)
             .values(
                 mailbox=self.mailbox.name, uidvalidity=uidvalidity, uid=mail.uid,
-                reason=reason, size=len(mail.raw), raw=mail.raw, created_at=utcnow(),
+                folder=self.mailbox.imap.folder if self.mailbox.imap else None,
+                reason=reason, size=size, raw=mail.raw,
+                headers_only=mail.oversized is not None, message_id=message_id,
+                created_at=utcnow(),
             )
             .on_conflict_do_nothing(index_elements=["mailbox", "uidvalidity", "uid"])
         )
-
-
-def reimport(
-    ingester_for: Callable[[str], MailIngester],
-    session_factory: sessionmaker[Session],
-    quarantine_id: int,
-) -> ReimportOutcome:
-    """Parse a quarantined mail again (after a parser fix, or a raised size limit) and
-    ingest it. Safe to repeat: the message is deduplicated by ingest, and the quarantine
-    row is marked only after the message is committed."""
-    with session_factory() as session:
-        row = session.get(QuarantinedMail, quarantine_id)
-        if row is None:
-            raise NotFound(f"no quarantined mail #{quarantine_id}")
-        if row.reimported_at is not None:
-            return ReimportOutcome(quarantine_id, row.message_id, None, already=True)
-        raw, mailbox = bytes(row.raw), row.mailbox
-    prepared = ingester_for(mailbox).prepare(raw)
-    with session_factory() as session:
-        row = session.get(QuarantinedMail, quarantine_id)
-        assert row is not None
-        if isinstance(prepared, str):
-            row.reason = prepared
-            session.commit()
-            return ReimportOutcome(quarantine_id, None, prepared)
-        stored = ingest.store(session, prepared)  # commit 1: the message (deduplicated)
-        row.reimported_at, row.message_id = utcnow(), stored.message_id
-        session.commit()  # commit 2: a crash before it only means reimporting again
-        return ReimportOutcome(quarantine_id, stored.message_id, None)

@@ -29,7 +29,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +45,8 @@ from kartabl import locks
 from kartabl.models import utcnow
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
 
 
 @dataclass(slots=True)
@@ -117,13 +119,7 @@ class MailboxPoller:
         imap.take_new_mail_notice(client)  # this pass's search sees all of that mail
         last = state.begin_pass(self.sf, self.name, acc.folder, selected.uidvalidity)
         uids = imap.uids_after(client, last)
-        result = PassResult()
-        for start in range(0, len(uids), acc.fetch_batch):
-            chunk = uids[start : start + acc.fetch_batch]
-            result.add(self.process_batch(client, selected.uidvalidity, chunk))
-            state.advance(self.sf, self.name, selected.uidvalidity, chunk[-1])
-            if self.stop.is_set():
-                break
+        result = self.run_batches(client, selected.uidvalidity, uids, advance=True)
         if result.fetched:
             log.info(
                 "mailbox %s: %d mail fetched, %d new, %d duplicate, %d quarantined",
@@ -131,17 +127,42 @@ class MailboxPoller:
             )
         return result
 
+    def run_batches(
+        self, client: IMAPClient, uidvalidity: int, uids: Sequence[int], *, advance: bool,
+        progress: Progress | None = None,
+    ) -> PassResult:
+        """:meth:`process_batch` over ``uids`` in batches of ``fetch_batch``; stops after
+        the current batch when the stop event is set. ``advance``: move ``last_uid`` after
+        each batch (a pass does; a backfill, searching by date, must not)."""
+        result = PassResult()
+        if progress:
+            progress(0, len(uids))
+        for start in range(0, len(uids), self.account.fetch_batch):
+            chunk = uids[start : start + self.account.fetch_batch]
+            result.add(self.process_batch(client, uidvalidity, chunk))
+            if advance:
+                state.advance(self.sf, self.name, uidvalidity, chunk[-1])
+            if progress:
+                progress(start + len(chunk), len(uids))
+            if self.stop.is_set():
+                break
+        return result
+
     def process_batch(
         self, client: IMAPClient, uidvalidity: int, uids: Sequence[int]
     ) -> BatchResult:
         """Fetch, commit, then acknowledge ``uids`` (the order is the whole guarantee)."""
-        mails = imap.fetch(client, uids)
+        mails = imap.fetch(client, uids, max_bytes=self.ingester.settings.mail_max_bytes)
         batch = self.ingester.ingest(uidvalidity, mails)  # committed when this returns
+        acc = self.account
+        left = set(batch.left_in_place)
         imap.acknowledge(
-            client, batch.done,
-            processed_folder=self.account.processed_folder,
-            processed_flag=self.account.processed_flag,
+            client, [u for u in batch.done if u not in left],
+            processed_folder=acc.processed_folder, processed_flag=acc.processed_flag,
         )
+        if left:  # flagged but not moved: the re-import fetches the whole mail there
+            imap.acknowledge(client, sorted(left), processed_folder="",
+                             processed_flag=acc.processed_flag)
         return batch
 
     def connect_and_poll_once(self) -> PassResult:
@@ -163,15 +184,17 @@ class MailboxPoller:
 
         Several ``email`` processes may run (on several machines): per mailbox one holds a
         PostgreSQL advisory lock (:mod:`kartabl.locks`) and polls, the others stand by and
-        take over within ``poll_interval_s`` of its connection dying."""
+        take over within ``poll_interval_s`` of its connection dying. The leader checks
+        between passes that its lock's connection is alive, and steps down when it is not:
+        by then another process may lead."""
         log.info("mailbox %s: poller started (%s)", self.name, self.account.host)
         standing_by = False
         while not self.stop.is_set():
             try:
-                with locks.exclusive(self.sf.kw["bind"], f"email poller {self.name}") as mine:
-                    if mine:
+                with locks.lease(self.sf.kw["bind"], f"email poller {self.name}") as lease:
+                    if lease:
                         standing_by = False
-                        self._lead()
+                        self._lead(lease)
                         continue
             except Exception:  # the database is down: the lead loop records the rest
                 log.warning("mailbox %s: cannot take the poller lock", self.name, exc_info=True)
@@ -181,20 +204,25 @@ class MailboxPoller:
             self.stop.wait(self.account.poll_interval_s)
         log.info("mailbox %s: poller stopped", self.name)
 
-    def _lead(self) -> None:
+    def _lead(self, lease: locks.Lease) -> None:
         while not self.stop.is_set():
+            if not lease.still_held():
+                log.warning("mailbox %s: the poller lock was lost (its database connection "
+                            "died); stepping down", self.name)
+                return
             try:
                 with imap.connect(self.account) as client:
                     imap.ensure_folder(client, self.account.processed_folder)
                     self.poll_once(client)
                     self._ok()
                     self.backoff.reset()
-                    self._watch(client)
+                    self._watch(client, lease)
             except Exception as exc:  # network, server, database, disk: retry, never die
                 self._failed(exc)
                 self.stop.wait(self.backoff.next())
 
-    def _watch(self, client: IMAPClient) -> None:
+    def _watch(self, client: IMAPClient, lease: locks.Lease) -> None:
+        """Pass after pass on ``client``; returns when stopping or when the lock is lost."""
         use_idle = self.account.idle and imap.supports_idle(client)
         while not self.stop.is_set():
             if use_idle:
@@ -203,7 +231,7 @@ class MailboxPoller:
                     self._idle_until_news(client)
             elif self.stop.wait(self.account.poll_interval_s):
                 return
-            if self.stop.is_set():
+            if self.stop.is_set() or not lease.still_held():
                 return
             self.poll_once(client)
             self._ok()
@@ -215,12 +243,12 @@ class MailboxPoller:
         # and the start of IDLE may be announced only at the server's own next check
         # (Dovecot on maildir: up to 30 s later), and this bounds that delay.
         renew_s = min(self.idle_renew_s, self.account.poll_interval_s)
-        client.idle()
+        imap.idle_start(client)
         try:
             started = time.monotonic()
             while not self.stop.is_set():
                 t0 = time.monotonic()
-                responses = client.idle_check(timeout=self.idle_check_s)
+                responses = imap.idle_check(client, self.idle_check_s)
                 if any(_is_exists(r) for r in responses):
                     return
                 now = time.monotonic()
@@ -231,7 +259,7 @@ class MailboxPoller:
                     # connection (EOF); idle_done below then raises and we reconnect.
                     return
         finally:
-            client.idle_done()
+            imap.idle_done(client)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -242,14 +270,25 @@ class MailboxPoller:
             log.info("mailbox %s reachable again (failing since %s)", self.name, was.isoformat())
 
     def _failed(self, exc: BaseException) -> None:
-        error = str(exc) if isinstance(exc, MailboxUnavailable) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, MailboxUnavailable):
-            log.error("mailbox %s: unexpected error in the poller", self.name, exc_info=exc)
+        """Record the failure on the mailbox's state (status and /readyz list it) and log
+        it. Only the IMAP side's errors mean "unreachable"; our own (a full disk, an
+        unwritable attachments directory, the database, a bug) are logged as errors with
+        their traceback, which says what to fix, and named for what they are."""
+        unreachable = isinstance(exc, MailboxUnavailable)
+        if unreachable:
+            error = str(exc)
+        else:
+            what = "storage error" if isinstance(exc, OSError) else "unexpected error"
+            error = f"{what}: {type(exc).__name__}: {exc}"
+            log.error("mailbox %s: %s in the poller; retrying with backoff", self.name, what,
+                      exc_info=exc)
         try:
             since = state.record_failure(self.sf, self.name, self.account.folder, error)
         except Exception:  # the database may be the thing that is down
             log.warning("mailbox %s: could not record the failure", self.name, exc_info=True)
             since = utcnow()
+        if not unreachable:
+            return
         down_s = (utcnow() - since).total_seconds()
         if self.backoff.attempt == 0:
             log.warning("mailbox %s unreachable: %s; reconnecting with backoff", self.name, error)

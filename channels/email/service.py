@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 
 from channels.email import imap
-from channels.email.ingest import MailIngester, ReimportOutcome, reimport
-from channels.email.poller import MailboxPoller, PassResult
+from channels.email.ingest import MailIngester
+from channels.email.poller import MailboxPoller, PassResult, Progress
+from channels.email.reimport import ReimportOutcome, reimport
 from config.channels import ChannelsConfig, Mailbox, get_channels
 from config.settings import get_settings
 from kartabl import db
 from kartabl.models import QuarantinedMail
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (done, total)
-
 
 def imap_mailboxes(channels: ChannelsConfig | None = None) -> list[Mailbox]:
     """The configured mailboxes that have an IMAP account (the others only send)."""
@@ -62,20 +59,12 @@ def backfill(
     search is by date, so it says nothing about which UIDs were all seen."""
     poller = make_poller(mailbox, stop)
     acc = poller.account
-    result = PassResult()
     with imap.connect(acc) as client:
         imap.ensure_folder(client, acc.processed_folder)
         selected = imap.select(client, acc.folder)
         uids = imap.uids_since(client, since)
-        if progress:
-            progress(0, len(uids))
-        for start in range(0, len(uids), acc.fetch_batch):
-            chunk = uids[start : start + acc.fetch_batch]
-            result.add(poller.process_batch(client, selected.uidvalidity, chunk))
-            if progress:
-                progress(min(start + len(chunk), len(uids)), len(uids))
-            if poller.stop.is_set():
-                break
+        result = poller.run_batches(client, selected.uidvalidity, uids, advance=False,
+                                    progress=progress)
     log.info(
         "mailbox %s: backfill since %s: %d mail, %d new, %d duplicate, %d quarantined",
         mailbox.name, since, result.fetched, result.created, result.duplicates,

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from kartabl.db import dialect_insert
 from kartabl.models import MailboxState, QuarantinedMail, utcnow
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,8 @@ log = logging.getLogger(__name__)
 
 def _row(session: Session, name: str, folder: str) -> MailboxState:
     # Insert-if-missing that two processes may race on safely.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert(MailboxState)
+        dialect_insert(session)(MailboxState)
         .values(name=name, folder=folder, last_uid=0, updated_at=utcnow())
         .on_conflict_do_nothing(index_elements=["name"])
     )

@@ -9,6 +9,7 @@ from types import FrameType
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -84,7 +85,7 @@ def poll(
                 r = make_poller(box).connect_and_poll_once()
             except MailboxUnavailable as exc:
                 failed += 1
-                out.print(f"[red]{box.name}: unreachable: {exc}[/red]")
+                out.print(f"[red]{box.name}: unreachable: {escape(str(exc))}[/red]")
                 continue
             out.print(f"{box.name}: {r.fetched} fetched, {r.created} new, "
                       f"{r.duplicates} duplicate, {r.quarantined} quarantined")
@@ -139,7 +140,8 @@ def backfill(
                 r = run_backfill(box, day, report)
             except MailboxUnavailable as exc:
                 failed += 1
-                progress.console.print(f"[red]{box.name}: unreachable: {exc}[/red]")
+                progress.console.print(
+                    f"[red]{box.name}: unreachable: {escape(str(exc))}[/red]")
                 continue
             progress.console.print(
                 f"{box.name}: {r.fetched} mail since {day}: {r.created} new, "
@@ -165,7 +167,8 @@ def quarantine() -> None:
         ).all()
     table = Table("id", "mailbox", "uid", "size", "reason", "date")
     for qid, box, uid, size, reason, created in rows:
-        table.add_row(str(qid), box, str(uid or ""), str(size), reason[:100],
+        # The reason quotes the mail (a parser error on its contents): text, not markup.
+        table.add_row(str(qid), box, str(uid or ""), str(size), escape(reason[:100]),
                       created.isoformat(timespec="seconds"))
     out.print(table)
     out.print(f"{len(rows)} quarantined mail")
@@ -192,11 +195,13 @@ def reimport(
     for o in outcomes:
         if o.already:
             out.print(f"#{o.quarantine_id}: already re-imported as message {o.message_id}")
-        elif o.message_id is not None:
-            out.print(f"#{o.quarantine_id}: imported as message {o.message_id}")
-        else:
+        elif o.reason is not None:
             still += 1
-            out.print(f"#{o.quarantine_id}: still quarantined: {o.reason}")
+            out.print(f"#{o.quarantine_id}: still quarantined: {escape(o.reason)}")
+        elif o.repaired:
+            out.print(f"#{o.quarantine_id}: message {o.message_id} repaired (its body reads)")
+        else:
+            out.print(f"#{o.quarantine_id}: imported as message {o.message_id}")
     out.print(f"{len(outcomes) - still} imported, {still} still quarantined")
     raise typer.Exit(1 if still else 0)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:18:01.874075
+Create Date: 2026-11-23 19:13:35.056707
 """
 
 from __future__ import annotations
@@ -370,9 +370,11 @@ def upgrade() -> None:
         sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("uid", sa.BigInteger(), nullable=True),
+        sa.Column("folder", sa.String(length=200), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("headers_only", sa.Boolean(), nullable=False),
         sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
         sa.Column("reimported_at", kartabl.models.UTCDateTime(), nullable=True),
         sa.Column("message_id", sa.Integer(), nullable=True),

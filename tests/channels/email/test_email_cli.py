@@ -203,3 +203,15 @@ def test_poll_refuses_the_development_secret_with_real_channels(db, session, ima
     assert done.returncode != 0
     assert "KARTABL_SECRET_KEY" in done.stderr
     assert count_messages(session) == 0
+
+
+def test_quarantine_reasons_are_shown_as_text_not_rich_markup(db, session, mailbox):
+    from kartabl.models import QuarantinedMail
+
+    # A reason quotes the mail; mail can contain anything, markup included
+    reason = "bad [/][b]x"  # short: the table wraps long reasons
+    session.add(QuarantinedMail(mailbox="support", reason=reason, size=3, raw=b"abc"))
+    session.commit()
+    r = cli("email", "quarantine")
+    assert r.exit_code == 0, r.output
+    assert "bad [/][b]x" in r.output

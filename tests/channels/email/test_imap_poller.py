@@ -3,12 +3,14 @@ happens between the fetch, the commit and the acknowledgement."""
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import pytest
 from sqlalchemy import select
 
 import channels.email.imap
+import channels.email.ingest
 import channels.email.state
 import kartabl.ingest
 from channels.email.service import make_poller
@@ -116,14 +118,14 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
     append(imap, mail(1))
     append(imap, mail(2))
     seen_at_commit: list[dict[int, set[bytes]]] = []
-    real = kartabl.ingest.store_many
+    real = kartabl.ingest.add_many
 
     def failing_store(*args, **kwargs):
         seen_at_commit.append(flags_by_uid(imap))
         raise RuntimeError("database went away")
 
     # Given the database fails when the batch is committed
-    monkeypatch.setattr(kartabl.ingest, "store_many", failing_store)
+    monkeypatch.setattr(kartabl.ingest, "add_many", failing_store)
     with pytest.raises(RuntimeError):
         make_poller(mailbox).connect_and_poll_once()
     # Then nothing was flagged (nor before the commit), and last_uid did not move
@@ -138,7 +140,7 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
         flags_during_commit.append(flags_by_uid(imap))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(kartabl.ingest, "store_many", observed_store)
+    monkeypatch.setattr(kartabl.ingest, "add_many", observed_store)
     assert make_poller(mailbox).connect_and_poll_once().created == 2
     assert all(FLAG not in f for f in flags_during_commit[0].values())
     assert all(FLAG in f for f in flags_by_uid(imap).values())
@@ -234,14 +236,39 @@ def test_state_rows_are_per_mailbox(db, session, imap, mailbox):
     assert rows[0].last_ok_at is not None and rows[0].failing_since is None
 
 
-def test_fetch_brings_bodies_in_groups_within_the_byte_budget(imap, mailbox):
+def test_fetch_brings_bodies_in_groups_within_the_byte_budget(imap, mailbox, caplog):
     raws = [mail(i) for i in (1, 2, 3)]
     for raw in raws:
         append(imap, raw)
     with channels.email.imap.connect(mailbox.imap) as client:
         client.select_folder("INBOX")
         # A budget below one mail: each body comes in its own FETCH, none is lost
-        got = channels.email.imap.fetch(client, [1, 2, 3, 99], budget_bytes=1)
+        with caplog.at_level(logging.WARNING, "channels.email.imap"):
+            got = channels.email.imap.fetch(client, [1, 2, 3, 99], budget_bytes=1)
     assert [(f.uid, f.raw.replace(b"\r\n", b"\n")) for f in got] == [
         (i, raw.replace(b"\r\n", b"\n")) for i, raw in zip((1, 2, 3), raws, strict=True)]
-    assert all(f.size == len(f.raw) for f in got)
+    assert all(f.oversized is None for f in got)
+    # And the UID that was not there (expunged meanwhile) is named, not silently skipped
+    assert "UIDs 99 vanished before they could be fetched" in caplog.text
+
+
+def test_a_storage_error_is_logged_as_such_not_as_an_unreachable_mailbox(
+    db, session, imap, mailbox, monkeypatch, caplog
+):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # Given the attachments cannot be written
+    monkeypatch.setattr(channels.email.ingest, "store_payloads", disk_full)
+    append(imap, mail(1))
+    with caplog.at_level(logging.WARNING), pytest.raises(OSError) as raised:
+        make_poller(mailbox).connect_and_poll_once()
+    # Then the error is ours, with its traceback, named a storage error
+    assert not isinstance(raised.value, channels.email.imap.MailboxUnavailable)
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "storage error" in error.getMessage() and error.exc_info is not None
+    assert "unreachable" not in caplog.text
+    state = _state(session)
+    assert state.last_error.startswith("storage error: OSError: [Errno 28]")
+    # And nothing was acknowledged nor passed
+    assert state.last_uid == 0 and all(FLAG not in f for f in flags_by_uid(imap).values())

@@ -8,15 +8,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
+from sqlalchemy import text
 
 from channels.email.poller import MailboxPoller
 from channels.email.service import make_poller, start_pollers
 from channels.email.state import failing_mailboxes
+from kartabl import locks
 from kartabl.models import MailboxState
 from tests.channels.email.imap_helpers import (
     Proxy,
@@ -231,3 +233,58 @@ def test_one_poller_per_mailbox_leads_and_a_standby_takes_over(
             wait_for(lambda: passes["second"] > 0, 10, "the standby to take over")
             append(imap, mail(1))
             wait_for(lambda: count_messages(session) == 1, 10, "the mail")
+
+
+def _lock_backends(session, name: str) -> list[int]:
+    rows = session.execute(
+        text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+        {"n": locks.application_name(name)},
+    ).scalars().all()
+    session.commit()
+    return list(rows)
+
+
+def test_many_held_locks_leave_the_connection_pool_alone(db, session, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite needs no lock")
+    engine = db.kw["bind"]
+    # Given 25 leases held at once, as 25 mailboxes' pollers in one process would hold them
+    # (more than the pool's 10 + 10 overflow)
+    with ExitStack() as stack:
+        leases = [stack.enter_context(locks.lease(engine, f"many {i}")) for i in range(25)]
+        assert all(leases)
+        # Then none of them took a connection of the pool, and a session still works
+        assert engine.pool.checkedout() == 0
+        with db() as other:
+            assert other.scalar(text("SELECT 1")) == 1
+        # And each is a lock indeed: a second lease on the same name is refused
+        with locks.lease(engine, "many 3") as again:
+            assert not again
+        assert all(lease.still_held() for lease in leases)
+    # And released at the end of the block
+    with locks.lease(engine, "many 3") as again:
+        assert again
+
+
+def test_a_leader_whose_lock_connection_dies_steps_down_and_leads_again(
+    db, session, imap, write_channels, db_url, caplog
+):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite is the single-process embedded mode: no lock to lose")
+    mailbox = write_channels(idle=False, poll_interval_s=0.1)
+    poller = make_poller(mailbox, threading.Event())
+    name = f"email poller {mailbox.name}"
+    with caplog.at_level(logging.WARNING, "channels.email.poller"), running(poller):
+        wait_for(lambda: len(_lock_backends(session, name)) == 1, 10, "the poller's lock")
+        [first] = _lock_backends(session, name)
+        # When the lock's backend dies (a PostgreSQL restart, an operator's kill)
+        session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        session.commit()
+        # Then the leader notices between passes, steps down, and takes the lock again on
+        # a new connection
+        wait_for(lambda: "lock was lost" in caplog.text, 10, "the leader to step down")
+        wait_for(lambda: _lock_backends(session, name) not in ([], [first]), 10,
+                 "the lock to be taken again")
+        # And it polls on
+        append(imap, mail(1))
+        wait_for(lambda: count_messages(session) == 1, 10, "the mail")
