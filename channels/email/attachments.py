@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-from channels.email.charsets import fix_surrogates
+from channels.email.charsets import BIDI_CONTROLS, fix_surrogates
 from kartabl.messages import Attachment
 
 MAX_FILENAME = 150
 _KEY = re.compile(r"[0-9a-f]{64}")
 _CONTENT_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _FORBIDDEN = re.compile(r'[<>:"|?*]')
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 _RASTER_MAGIC = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -45,7 +44,7 @@ _RASTER_MAGIC = {
 def display_filename(name: str | None, content_type: str) -> str:
     """A filename fit for display and for a download's Content-Disposition."""
     text = (name or "").replace("\\", "/").split("/")[-1]
-    text = _BIDI.sub("", text)
+    text = BIDI_CONTROLS.sub("", text)
     # Line breaks and tabs become spaces; other control characters (NUL, ESC) vanish.
     text = "".join(" " if c in "\r\n\t" or unicodedata.category(c) in ("Zl", "Zp") else c
                    for c in text if c in "\r\n\t" or unicodedata.category(c) != "Cc")

@@ -26,6 +26,9 @@ from email.charset import ALIASES
 _PERMISSIVE = {"iso8859-1", "cp1252", "iso8859-15", "ascii"}  # codecs.lookup() names
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u200c\ufb50-\ufdff\ufe70-\ufeff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Bidi marks, embeddings, overrides and isolates (and Arabic's letter mark): invisible, they
+# reorder what is shown. Quote matching ignores them; file names drop them.
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
 
 
 def codec_name(label: str | None) -> str | None:

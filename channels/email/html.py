@@ -4,12 +4,23 @@ Order matters: quote containers are found by their ``class``/``id``/``type``, wh
 sanitiser drops, so they are removed first (:func:`strip_quotes`), from input already capped
 at :data:`MAX_HTML_CHARS`.
 
+Python's :class:`html.parser.HTMLParser` (quote stripping, :func:`html_to_text`) is never
+given the customer's HTML: it is quadratic on unclosed tags (``"<a " * 10000``, 30 KB, took
+7.7 s; 60 KB, 31 s) and raises on some markup (``<![foo]>``). It gets :func:`_normalise`'s
+output instead: the same document re-serialised by html5ever (nh3, linear), with every tag
+closed, every attribute quoted and every ``<`` in text escaped, capped at
+:data:`MAX_PARSE_CHARS`. If it still fails, quotes stay in and the text comes from a plain
+tag strip: one odd HTML part never costs the mail its body.
+
 What survives :func:`sanitize` (nh3 / ammonia, configured here):
 
 * nh3's default tag set (no ``script``, ``style``, ``iframe``, ``form``, ``svg``,
-  ``object``; the content of those is dropped, not shown as text), its per-tag attributes,
-  plus ``dir`` and ``lang`` everywhere (Persian mail is ``dir="rtl"``) and ``style`` reduced
-  to a few properties that cannot load anything (colour, alignment, direction, weight).
+  ``object``; the content of those is dropped, not shown as text), its per-tag attributes
+  except ``cite`` (a URL that nh3 does not check: ``cite="javascript:..."``), plus ``dir``
+  and ``lang`` everywhere (Persian mail is ``dir="rtl"``) and ``style`` reduced to a few
+  properties that cannot load anything (colour, alignment, weight). Not ``direction`` nor
+  ``unicode-bidi``: ``bidi-override`` shows text in another order than it reads (a
+  disguised link or amount); the ``dir`` attribute is the honest way to say RTL.
 * Links: ``http``, ``https``, ``mailto`` and ``tel`` only (no ``javascript:``, no relative
   URLs), with ``rel="noopener noreferrer nofollow"`` and ``target="_blank"``.
 * Images: only inline parts of the same mail. ``<img src="cid:X">`` becomes
@@ -22,6 +33,8 @@ What survives :func:`sanitize` (nh3 / ammonia, configured here):
 
 from __future__ import annotations
 
+import html as html_lib
+import logging
 import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
@@ -29,7 +42,12 @@ from urllib.parse import unquote
 
 import nh3
 
+log = logging.getLogger(__name__)
+
 MAX_HTML_CHARS = 1_000_000
+# HTMLParser is linear on normalised HTML, ~0.4 s/MB; entities can make the normalised text
+# 4x its source ("<" -> "&lt;"), hence a cap of its own.
+MAX_PARSE_CHARS = 500_000
 
 _QUOTE_CLASSES = {
     "gmail_quote", "gmail_quote_container", "yahoo_quoted", "moz-cite-prefix",
@@ -117,13 +135,22 @@ _MARKERS = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "protonmail_quote"
 
 def strip_quotes(html: str) -> str:
     """``html`` without quoted-history containers (gmail_quote, blockquote type=cite,
-    Outlook's divRplyFwdMsg and all after it, yahoo_quoted, moz-cite-prefix)."""
+    Outlook's divRplyFwdMsg and all after it, yahoo_quoted, moz-cite-prefix). HTML the
+    parser cannot take (over :data:`MAX_PARSE_CHARS` once normalised, or failing) comes
+    back as given: quotes shown beat a lost body."""
     lowered = html.lower()
     if not any(m in lowered for m in _MARKERS):
         return html  # the common case costs one scan, not an HTML parse
+    normal = _normalise(html)
+    if len(normal) > MAX_PARSE_CHARS:
+        return html
     parser = _QuoteStripper()
-    parser.feed(html)
-    parser.close()
+    try:
+        parser.feed(normal)
+        parser.close()
+    except Exception:  # HTMLParser asserts on odd markup: keep the quotes, not lose the HTML
+        log.warning("HTML quote stripping failed; the quotes stay in", exc_info=True)
+        return html
     return "".join(parser.out)
 
 
@@ -173,21 +200,53 @@ class _TextExtractor(HTMLParser):
         self.parts.append(data)
 
 
-def html_to_text(html: str) -> str:
-    """Readable text of ``html`` (for mail that has no text/plain part)."""
+def html_to_text(html: str) -> tuple[str, bool]:
+    """``(readable text of html, truncated)`` for mail that has no text/plain part; only
+    the first :data:`MAX_PARSE_CHARS` of the normalised HTML are read."""
+    normal = _normalise(html)
+    truncated = len(normal) > MAX_PARSE_CHARS
+    normal = normal[:MAX_PARSE_CHARS]
     parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    lines = [line.strip(" ") for line in "".join(parser.parts).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    try:
+        parser.feed(normal)
+        parser.close()
+        text = "".join(parser.parts)
+    except Exception:  # HTMLParser asserts on odd markup: the text without the layout
+        log.warning("HTML text extraction failed; stripping tags instead", exc_info=True)
+        text = html_lib.unescape(_TAG_STRIPPER.clean(normal))
+    lines = [line.strip(" ") for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip(), truncated
 
 
-_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+# The normaliser keeps what quote stripping, text extraction and sanitize() look at: the
+# tags sanitize() allows plus <section>, their attributes, and class/id/type (the quote
+# markers). Content that is never shown (script, style, head, title...) goes here already.
+_NORMAL_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_NORMAL_ATTRIBUTES["*"] = {"dir", "lang", "style", "class", "id", "type", "title"}
+_NORMAL_ATTRIBUTES["img"] = {"alt", "width", "height", "src", "align"}
+_NORMALISER = nh3.Cleaner(
+    tags=set(nh3.ALLOWED_TAGS) | {"section"},
+    clean_content_tags={"script", "style", "title", "noscript", "template", "svg", "math",
+                        "iframe", "object", "embed", "textarea", "select", "head"},
+    attributes=_NORMAL_ATTRIBUTES,
+    url_schemes={"http", "https", "mailto", "tel", "cid"},
+    link_rel=None,
+    strip_comments=True,
+)
+_TAG_STRIPPER = nh3.Cleaner(tags=set(), attributes={}, link_rel=None,
+                            clean_content_tags={"script", "style", "title", "head"})
+
+
+def _normalise(html: str) -> str:
+    """``html`` as well-formed markup HTMLParser reads in linear time."""
+    return _NORMALISER.clean(html[:MAX_HTML_CHARS])
+
+
+_ATTRIBUTES = {tag: set(attrs) - {"cite"} for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES["*"] = {"dir", "lang", "style"}
 _ATTRIBUTES["img"] = {"alt", "width", "height", "src", "align"}
 _STYLE_PROPERTIES = {
-    "color", "background-color", "text-align", "direction", "font-weight", "font-style",
-    "text-decoration", "unicode-bidi",
+    "color", "background-color", "text-align", "font-weight", "font-style", "text-decoration",
 }
 _CLEAN_CONTENT = {"script", "style", "title", "noscript", "template", "svg", "math", "iframe",
                   "object", "embed", "textarea", "select", "head"}

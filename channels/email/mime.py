@@ -7,9 +7,11 @@ parts a bounce is read from (``message/delivery-status``, ``message/rfc822``,
 whole as an ``.eml`` file, their own parts belong to them.
 
 Limits, because a mail is attacker-sized (OTRS CVE-2026-48187): :func:`precap` cuts the raw
-bytes before the stdlib parser sees more than :data:`MAX_BOUNDARY_LINES` part boundaries or
-:data:`MAX_BOUNDARIES` distinct multipart containers (``policy.default`` costs ~0.4 ms per
-part, and deep nesting ends in RecursionError near 1,000 levels); :func:`walk` then stops
+bytes before the stdlib parser sees more than :data:`MAX_BOUNDARY_LINES` part boundaries,
+:data:`MAX_BOUNDARIES` distinct multipart containers or :data:`MAX_MESSAGE_PARTS` attached
+mails (``policy.default`` costs ~0.4 ms per part, and deep nesting ends in RecursionError:
+``message/rfc822`` parts nest without any boundary, 2,000 of them in 100 KB, and the parser
+and generator recurse once per level); :func:`walk` then stops
 below :data:`MAX_DEPTH` levels and after :data:`MAX_PARTS` parts. Both report truncation
 instead of failing.
 """
@@ -24,17 +26,40 @@ MAX_DEPTH = 20
 MAX_PARTS = 500
 MAX_BOUNDARY_LINES = 1000
 MAX_BOUNDARIES = 100
+# Attached mails, nested or not (a cheap byte scan cannot tell): with MAX_BOUNDARIES this
+# keeps any nesting to ~150 levels, well under the generator's recursion limit (~250).
+MAX_MESSAGE_PARTS = 50
 
 _BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*"?([^";\r\n]{1,200})', re.I)
 _DASH_LINE = re.compile(rb"^--([^\r\n]{1,200})", re.M)
+_MESSAGE_PART = re.compile(rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?message/(?:rfc822|global)",
+                           re.I | re.M)
 
 
 def precap(raw: bytes) -> tuple[bytes, bool]:
-    """``raw`` cut before its ``MAX_BOUNDARY_LINES``-th boundary line, or before the
-    ``MAX_BOUNDARIES``-th multipart declaration; ``(raw, truncated)``."""
+    """``raw`` cut before its ``MAX_BOUNDARY_LINES``-th boundary line, before the
+    ``MAX_BOUNDARIES``-th multipart declaration, or before the ``MAX_MESSAGE_PARTS``-th
+    attached mail's Content-Type line; ``(raw, truncated)``."""
+    cut = _message_cut(raw)
+    boundary_cut = _boundary_cut(raw, cut if cut is not None else len(raw))
+    if boundary_cut is not None:
+        cut = boundary_cut
+    if cut is None:
+        return raw, False
+    return raw[:cut], True
+
+
+def _message_cut(raw: bytes) -> int | None:
+    for n, m in enumerate(_MESSAGE_PART.finditer(raw)):
+        if n + 1 >= MAX_MESSAGE_PARTS:
+            return m.start()
+    return None
+
+
+def _boundary_cut(raw: bytes, end: int) -> int | None:
     declared: set[bytes] = set()
     cut: int | None = None
-    for n, m in enumerate(_BOUNDARY_PARAM.finditer(raw)):
+    for n, m in enumerate(_BOUNDARY_PARAM.finditer(raw, 0, end)):
         declared.add(m.group(1).strip())
         if n + 1 >= MAX_BOUNDARIES:
             # Cut at the boundary line that opens the part declaring it.
@@ -42,20 +67,17 @@ def precap(raw: bytes) -> tuple[bytes, bool]:
             cut = m.start() if cut < 0 else cut + 1
             break
     if not declared:
-        return raw, False
+        return None
     lines = 0
-    for m in _DASH_LINE.finditer(raw, 0, cut if cut is not None else len(raw)):
+    for m in _DASH_LINE.finditer(raw, 0, cut if cut is not None else end):
         token = m.group(1).rstrip()
         if token.endswith(b"--"):
             token = token[:-2]
         if token in declared:
             lines += 1
             if lines >= MAX_BOUNDARY_LINES:
-                cut = m.start()
-                break
-    if cut is None:
-        return raw, False
-    return raw[:cut], True
+                return m.start()
+    return cut
 
 
 @dataclass

@@ -4,10 +4,12 @@ Pure: no I/O, no database. :func:`parse_mail` also returns the attachment bytes 
 (``payloads``, storage key -> bytes) for :func:`channels.email.attachments.store_payloads`.
 
 Only :class:`UnparseableMail` ever leaves this module, and only when the mail gives no
-message: over ``settings.mail_max_bytes``, not a mail at all, or no usable sender address.
-Anything else degrades: a MIME tree the stdlib cannot parse falls back to the headers alone
-(``meta["mime_error"]``), trees that are too deep or too wide are cut
-(``meta["parts_truncated"]``), undecodable charsets fall back (``meta["charset_fallback"]``).
+message: over ``settings.mail_max_bytes``, a header block over :data:`MAX_HEADER_BYTES`,
+not a mail at all, or no usable sender address. Anything else degrades: bad HTML keeps the
+text (see :mod:`channels.email.html`); a MIME tree the stdlib still cannot parse falls back
+to the headers alone (``meta["mime_error"]``, and ingest keeps the raw bytes), trees that
+are too deep or too wide are cut (``meta["parts_truncated"]``), undecodable charsets fall
+back (``meta["charset_fallback"]``).
 
 The key (``external_id``) is ``"<Message-ID>#<hash16>"``, ``hash16`` being the first 16 hex
 digits of ``meta["content_hash"]``: a SHA-256 over the body bytes (line endings unified)
@@ -18,8 +20,8 @@ other content is another key (FreeScout #5591); no Message-ID is ``"no-message-i
 
 ``meta`` always has ``message_id`` (as written, with its brackets, or None) and
 ``content_hash``; it has ``auto`` (the reason), ``bounced_message_ids``, ``bounce_reason``,
-``from_own_address``, ``charset_fallback``, ``parts_truncated``, ``text_truncated`` and
-``mime_error`` only when they apply.
+``from_own_address``, ``charset_fallback``, ``parts_truncated``, ``text_truncated``,
+``html_truncated`` and ``mime_error`` only when they apply.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
@@ -39,7 +40,7 @@ from typing import Any
 from channels.email import html as html_body
 from channels.email.attachments import extract, inline_raster
 from channels.email.charsets import clean_text, decode_bytes
-from channels.email.headers import HeaderReader, message_id, msg_ids, one_line
+from channels.email.headers import POLICY, HeaderReader, message_id, msg_ids, one_line
 from channels.email.kinds import classify
 from channels.email.mime import Walk, precap, walk
 from channels.email.quotes import cut_quotes
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 500_000
 MAX_REFERENCES = 20
 MAX_ID_CHARS = 400  # a longer Message-ID is hashed in the key
+# Real header blocks are a few KB (long Received chains, DKIM: tens of KB); beyond this the
+# mail is refused (quarantined with its bytes) rather than fed to the header parser.
+MAX_HEADER_BYTES = 256 * 1024
 _HASHED_HEADERS = ("from", "to", "cc", "date", "subject", "message-id")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FORWARD = re.compile(r"^\s*(?:fwd?|fw|tr|wg|enc|ارسال|هدایت)\s*:", re.I)
@@ -82,6 +86,11 @@ def parse_mail(raw: bytes, *, our_addresses: Collection[str] = ()) -> ParsedMail
     limit = get_settings().mail_max_bytes
     if len(raw) > limit:
         raise UnparseableMail(f"the mail is {len(raw)} bytes, over the {limit}-byte limit")
+    end = _HEADER_END.search(raw)
+    header_bytes = end.start() if end else len(raw)
+    if header_bytes > MAX_HEADER_BYTES:
+        raise UnparseableMail(
+            f"the mail's header block is {header_bytes} bytes, over {MAX_HEADER_BYTES}")
     ours = _our_addresses(our_addresses)
     try:
         return _parse(raw, ours, headers_only=False)
@@ -127,7 +136,7 @@ def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
         source, truncated = raw, False
     else:
         source, truncated = precap(raw)
-    msg = BytesParser(policy=policy.default).parsebytes(source, headersonly=headers_only)
+    msg = BytesParser(policy=POLICY).parsebytes(source, headersonly=headers_only)
     headers = HeaderReader(msg)
     if not any(True for _ in msg.raw_items()):
         raise UnparseableMail("not a mail: no header found")
@@ -164,6 +173,8 @@ def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
         meta["charset_fallback"] = True
     if body.text_truncated:
         meta["text_truncated"] = True
+    if body.html_truncated:
+        meta["html_truncated"] = True
 
     own = _base(sender) in ours
     kind = classify(msg, headers, tree, sender=sender, text=body.full_text, own=own)
@@ -237,6 +248,7 @@ class _Body:
     payloads: dict[str, bytes] = field(default_factory=dict)
     fallback: bool = False
     text_truncated: bool = False
+    html_truncated: bool = False
 
 
 def _decode_part(part: Message, tree: Walk, body: _Body) -> str:
@@ -270,11 +282,14 @@ def _body(tree: Walk, subject: str, max_bytes: int) -> _Body:
     if len(text) > MAX_TEXT_CHARS:
         text, body.text_truncated = text[:MAX_TEXT_CHARS], True
     if html:
-        html = html[: html_body.MAX_HTML_CHARS]
+        if len(html) > html_body.MAX_HTML_CHARS:
+            html, body.html_truncated = html[: html_body.MAX_HTML_CHARS], True
         if not forwarded:
             html = html_body.strip_quotes(html)
         if not text:
-            text = html_body.html_to_text(html)[:MAX_TEXT_CHARS]
+            text, cut = html_body.html_to_text(html)
+            body.text_truncated |= cut or len(text) > MAX_TEXT_CHARS
+            text = text[:MAX_TEXT_CHARS]
         body.html = html_body.sanitize(html, inline) or None
     body.full_text = text
     body.text = text if forwarded else cut_quotes(text)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 
+from channels.email.charsets import BIDI_CONTROLS
+
 _MAX_LINE = 500  # longer lines are never attribution lines
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
 
 _EN_START = re.compile(r"^On\s", re.I)
 _EN_END = re.compile(r"\bwrote\s*:$", re.I)
@@ -46,7 +47,7 @@ _RULE = re.compile(r"^_{10,}$")
 
 def _plain(line: str) -> str:
     """The line as matched: bidi marks and surrounding space removed."""
-    return _BIDI.sub("", line).strip()
+    return BIDI_CONTROLS.sub("", line).strip()
 
 
 def _quoted(line: str) -> bool:

@@ -43,6 +43,7 @@ def test_corpus_mail_parses_or_is_refused_cleanly(path: Path) -> None:
         assert isinstance(msg, InboundMessage)
         assert "@" in msg.sender
         assert msg.external_id and len(msg.external_id) < 500
+        assert "mime_error" not in msg.meta  # the body was read, not lost to a fallback
 
 
 def test_the_corpus_binary_files_are_not_mail() -> None:

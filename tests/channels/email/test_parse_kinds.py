@@ -82,8 +82,9 @@ def test_rfc822_headers_bounce() -> None:
     assert msg.meta["bounce_reason"] == "5.2.2"
 
 
-def test_empty_return_path_is_a_bounce_and_in_reply_to_is_the_fallback_id() -> None:
-    msg = parse(raw(mail("Your mail could not be delivered",
+def test_daemon_text_bounce_uses_in_reply_to_as_the_fallback_id() -> None:
+    msg = parse(raw(mail("Your mail could not be delivered", subject="Undelivered Mail",
+                         sender="MAILER-DAEMON@mx.example.net",
                          headers={"Return-Path": "<>",
                                   "In-Reply-To": "<reply-3.aa@kartabl.example>"})))
     assert msg.kind == MessageKind.BOUNCE
@@ -119,3 +120,98 @@ def test_read_receipt_is_automatic() -> None:
     )
     msg = parse(data)
     assert msg.kind == MessageKind.AUTO_REPLY and msg.meta["auto"] == "read receipt"
+
+
+OUR_TOKEN = "<reply-41.c0ffee@kartabl.example>"
+
+
+@pytest.mark.parametrize("headers,reason", [
+    ({"Auto-Submitted": "auto-generated"}, "auto-submitted: auto-generated"),  # Exchange OOF
+    ({"Precedence": "bulk"}, "precedence: bulk"),
+])
+def test_out_of_office_with_empty_return_path_does_not_fail_our_reply(
+    headers: dict[str, str], reason: str,
+) -> None:
+    # A null envelope sender is what every RFC 3834 responder uses; without a delivery
+    # report it says nothing about our reply, which was delivered (the reply is to it).
+    msg = parse(raw(mail("I am out of the office until Sunday.", subject="Automatic reply: x",
+                         headers={"Return-Path": "<>", "In-Reply-To": OUR_TOKEN, **headers})),
+                our_addresses=OURS)
+    assert msg.kind == MessageKind.AUTO_REPLY
+    assert msg.meta["auto"] == reason
+    assert "bounced_message_ids" not in msg.meta
+
+
+def test_empty_return_path_alone_is_automatic_but_not_a_bounce() -> None:
+    msg = parse(raw(mail("hi", headers={"Return-Path": "<>", "In-Reply-To": OUR_TOKEN})))
+    assert msg.kind == MessageKind.AUTO_REPLY
+    assert msg.meta["auto"] == "empty return-path"
+    assert "bounced_message_ids" not in msg.meta
+
+
+def test_read_receipt_with_empty_return_path_and_our_headers_is_not_a_bounce() -> None:
+    # RFC 8098: a read receipt names our Message-ID (Original-Message-ID and the attached
+    # headers) although the reply was delivered and read.
+    data = literal(
+        "Return-Path: <>\nFrom: customer@example.com\nTo: support@kartabl.example\n"
+        f"Subject: Read: Your order\nIn-Reply-To: {OUR_TOKEN}\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"',
+        b"--b\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n"
+        b"--b\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        b"Reporting-UA: mail.example.com; Outlook\r\n"
+        b"Final-Recipient: rfc822; customer@example.com\r\n"
+        b"Original-Message-ID: " + OUR_TOKEN.encode() + b"\r\n"
+        b"Disposition: manual-action/MDN-sent-manually; displayed\r\n"
+        b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        b"From: support@kartabl.example\r\nMessage-ID: " + OUR_TOKEN.encode() + b"\r\n\r\n"
+        b"--b--\r\n",
+    )
+    msg = parse(data, our_addresses=OURS)
+    assert msg.kind == MessageKind.AUTO_REPLY
+    assert msg.meta["auto"] == "read receipt"
+    assert "bounced_message_ids" not in msg.meta
+
+
+def _attached_original(sender: str, subject: str, extra: str = "") -> bytes:
+    return literal(
+        f"Return-Path: <>\nFrom: {sender}\nTo: support@kartabl.example\nSubject: {subject}\n"
+        f"{extra}MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"",
+        b"--b\r\nContent-Type: text/plain\r\n\r\nDelivery has failed to these recipients.\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"From: support@kartabl.example\r\nMessage-ID: " + OUR_TOKEN.encode() + b"\r\n"
+        b"Subject: Your order\r\n\r\nbody\r\n--b--\r\n",
+    )
+
+
+@pytest.mark.parametrize("sender,subject", [
+    ("postmaster@mx.example.net", "Notice"),
+    ("Microsoft Outlook <MicrosoftExchange329e71ec@example.net>", "Undeliverable: Your order"),
+    ("mx@example.net", "Delivery Status Notification (Failure)"),
+    ("mx@example.net", "Mail delivery failed: returning message to sender"),
+    ("mx@example.net", "Returned mail: see transcript for details"),
+    # Persian "your message was not delivered"
+    ("mx@example.net", "=?utf-8?b?2b7bjNin2YUg2LTZhdinINiq2K3ZiNuM2YQg2YbYtNiv?="),
+])
+def test_empty_return_path_with_an_attached_original_and_dsn_signs_is_a_bounce(
+    sender: str, subject: str,
+) -> None:
+    msg = parse(_attached_original(sender, subject), our_addresses=OURS)
+    assert msg.kind == MessageKind.BOUNCE
+    assert msg.meta["bounced_message_ids"] == [OUR_TOKEN]
+
+
+def test_attached_original_without_dsn_signs_is_not_a_bounce() -> None:
+    # A customer's auto-responder that attaches the mail it answers.
+    msg = parse(_attached_original("customer@example.com", "Re: Your order",
+                                   "Auto-Submitted: auto-generated\n"), our_addresses=OURS)
+    assert msg.kind == MessageKind.AUTO_REPLY
+    assert "bounced_message_ids" not in msg.meta
+
+
+def test_mailer_daemon_bounce_saying_auto_replied_is_still_a_bounce() -> None:
+    # Exim and Postfix put Auto-Submitted: auto-replied on their own bounces.
+    msg = parse(_attached_original("Mail Delivery System <Mailer-Daemon@mx.example.net>",
+                                   "Mail delivery failed", "Auto-Submitted: auto-replied\n"),
+                our_addresses=OURS)
+    assert msg.kind == MessageKind.BOUNCE
+    assert msg.meta["bounced_message_ids"] == [OUR_TOKEN]

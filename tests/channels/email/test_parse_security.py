@@ -64,6 +64,24 @@ def test_html_body_is_sanitised(payload: str) -> None:
     _no_active_content(msg.html)
 
 
+@pytest.mark.parametrize("tag", ["blockquote", "q", "del", "ins"])
+def test_cite_attributes_are_dropped(tag: str) -> None:
+    # nh3 allows cite on these and does not check it as a URL.
+    msg = parse(raw(mail("t", html=f'<{tag} cite="javascript:alert(1)">quoted</{tag}>')))
+    assert msg.html is not None and "quoted" in msg.html
+    assert "cite" not in msg.html and "javascript" not in msg.html
+
+
+def test_style_cannot_reorder_text_but_dir_stays() -> None:
+    # bidi-override shows "fdp.exe" as "exe.pdf" and an amount backwards.
+    html = ('<p dir="rtl" style="unicode-bidi:bidi-override;direction:rtl;color:red">'
+            "fdp.exe</p>")
+    msg = parse(raw(mail("t", html=html)))
+    assert msg.html is not None
+    assert "bidi" not in msg.html and "direction" not in msg.html
+    assert 'dir="rtl"' in msg.html and "color:red" in msg.html.replace(" ", "")
+
+
 def test_links_get_rel_noopener_and_remote_images_are_dropped() -> None:
     msg = parse(raw(mail("t", html='<a href="https://shop.example/x">shop</a>'
                                    '<img src="https://tracker.example/p.gif" alt="logo">')))
@@ -184,7 +202,17 @@ def _nested(levels: int) -> bytes:
         b = f"b{i}".encode()
         body = (b'Content-Type: multipart/mixed; boundary="' + b + b'"\r\n\r\n--' + b + b"\r\n"
                 + body + b"\r\n--" + b + b"--\r\n")
-    return b"From: deep@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + body
+    # The mail's own text comes first, as in a forward of a nested mail: it must survive.
+    return (b"From: deep@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="top"\r\n\r\n'
+            b"--top\r\nContent-Type: text/plain\r\n\r\ntop text\r\n--top\r\n"
+            + body + b"\r\n--top--\r\n")
+
+
+def test_moderate_nesting_is_read_whole() -> None:
+    msg = parse(_nested(15))
+    assert msg.text == "top text\ndeep text"
+    assert "parts_truncated" not in msg.meta and "mime_error" not in msg.meta
 
 
 @pytest.mark.parametrize("levels", [200, 3000])
@@ -193,7 +221,9 @@ def test_deep_nesting_finishes_quickly(levels: int) -> None:
     msg = parse(_nested(levels))
     assert time.perf_counter() - start < 5.0
     assert msg.sender == "deep@example.com" and msg.subject == "deep"
-    assert msg.meta.get("parts_truncated") or msg.meta.get("mime_error")
+    assert msg.meta.get("parts_truncated") is True
+    assert "mime_error" not in msg.meta  # the body was read, not lost to a fallback
+    assert msg.text == "top text"
 
 
 def test_ten_thousand_parts_finish_quickly() -> None:
