@@ -95,8 +95,18 @@ def connect(account: ImapAccount) -> Iterator[IMAPClient]:
                 log.debug("could not close the IMAP connection cleanly: %s", exc)
 
 
+def _tls_context(account: ImapAccount) -> ssl.SSLContext | None:
+    """Verifying, with the hostname check, always: against the system's CAs, or against
+    ``ca_file`` alone when one is set. An untrusted certificate fails the connection
+    (``SSLCertVerificationError``, an ``OSError``); it never falls back to clear text."""
+    if account.security == "plain":
+        return None
+    cafile = str(account.ca_file) if account.ca_file is not None else None
+    return ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH, cafile=cafile)
+
+
 def _open(account: ImapAccount) -> IMAPClient:
-    context = ssl.create_default_context() if account.security != "plain" else None
+    context = _tls_context(account)
     client = IMAPClient(
         account.host,
         port=account.effective_port,

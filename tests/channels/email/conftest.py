@@ -1,15 +1,19 @@
 """A real Dovecot for the IMAP tests, and a fresh mailbox per test.
 
-The session starts Debian's ``dovecot-imapd`` (installed by ``make test``) on a free port of
-127.0.0.1, plain IMAP, with users in a passwd-file. Every test gets a user of its own, so an
-empty INBOX, and a channels file pointing at it. Missing Dovecot skips these tests with a
-reason, except in CI (CI=true or KARTABL_REQUIRE_FLEET=1), where it fails them.
+The session starts Debian's ``dovecot-imapd`` (installed by ``make test``) on free ports of
+127.0.0.1, with users in a passwd-file: plain IMAP with STARTTLS on one port, implicit TLS
+(imaps) on another, both with a self-signed certificate made by the openssl CLI (without
+openssl: plain IMAP only, and the TLS tests skip), and on 127.0.0.2 a port that offers no
+STARTTLS at all (a server whose TLS is off). Every test gets a user of its own, so an empty
+INBOX, and a channels file pointing at it. Missing Dovecot skips these tests with a reason,
+except in CI (CI=true or KARTABL_REQUIRE_FLEET=1), where it fails them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import shutil
 import socket
@@ -27,7 +31,7 @@ from imapclient import IMAPClient
 
 import config.channels
 import config.settings
-from config.channels import Mailbox
+from config.channels import ChannelsConfig, Mailbox
 
 DOVECOT = Path("/usr/sbin/dovecot")
 REQUIRE = os.environ.get("CI") == "true" or os.environ.get("KARTABL_REQUIRE_FLEET") == "1"
@@ -40,20 +44,28 @@ MAIL_UID = 1000 if os.geteuid() == 0 else os.getuid()
 MAIL_GID = 1000 if os.geteuid() == 0 else os.getgid()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+# The listener without TLS: Dovecot's `ssl` is per local address (a `local` block), not per
+# port, so it gets an address of its own (all of 127.0.0.0/8 is loopback on Linux).
+NO_TLS_HOST = "127.0.0.2"
 
 
 @dataclass
 class Dovecot:
     host: str
-    port: int
+    port: int  # plain IMAP, STARTTLS offered when ca_file is set
     root: Path
     passwd: Path
 
     users: Iterator[str]
+    tls_port: int | None = None  # implicit TLS (imaps); None without openssl
+    ca_file: Path | None = None  # the self-signed certificate, to trust as the CA
+    no_tls_port: int | None = None  # on NO_TLS_HOST: plain IMAP, no STARTTLS offered
 
     def add_user(self) -> str:
         """A user nobody used yet, hence an empty INBOX. The users are all written before
@@ -71,7 +83,56 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _config(root: Path, port: int) -> str:
+def _self_signed(directory: Path) -> tuple[Path, Path] | None:
+    """(certificate, key) for 127.0.0.1 and localhost, or None without the openssl CLI
+    (as tests/responders/smtp_server.py makes the SMTP server's)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@dataclass(frozen=True)
+class _Tls:
+    cert: Path
+    key: Path
+    port: int  # imaps
+    no_tls_port: int  # on NO_TLS_HOST
+
+
+def _config(root: Path, port: int, tls: _Tls | None = None) -> str:
+    if tls is None:
+        ssl = "ssl = no"
+        listeners = """
+  inet_listener imaps {
+    port = 0
+  }"""
+    else:
+        # ssl = yes offers STARTTLS on the plain port too; disable_plaintext_auth = no
+        # (below) keeps LOGIN allowed there without it: the other tests log in in clear text.
+        ssl = f"""ssl = yes
+ssl_cert = <{tls.cert}
+ssl_key = <{tls.key}
+local {NO_TLS_HOST} {{
+  ssl = no
+}}"""
+        listeners = f"""
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {tls.port}
+    ssl = yes
+  }}
+  inet_listener imap_no_tls {{
+    address = {NO_TLS_HOST}
+    port = {tls.no_tls_port}
+  }}"""
     unprivileged = ""
     if os.geteuid() != 0:
         # Dovecot as a plain user: its own user runs everything, and nothing is chrooted.
@@ -92,7 +153,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u/Maildir
@@ -110,10 +171,7 @@ service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
+  }}{listeners}
 }}
 service stats {{
   unix_listener stats-writer {{
@@ -158,10 +216,16 @@ def dovecot() -> Iterator[Dovecot]:
     ))
     passwd.chmod(0o644)
     port = free_port()
-    conf = root / "dovecot.conf"
-    conf.write_text(_config(root, port))
-    proc = subprocess.Popen([str(DOVECOT), "-F", "-c", str(conf)], stdin=subprocess.DEVNULL)
     server = Dovecot("127.0.0.1", port, root, passwd, iter(names))
+    tls = None
+    pair = _self_signed(root)
+    if pair is not None:
+        cert, key = pair
+        tls = _Tls(cert, key, free_port(), free_port(NO_TLS_HOST))
+        server.tls_port, server.no_tls_port, server.ca_file = tls.port, tls.no_tls_port, cert
+    conf = root / "dovecot.conf"
+    conf.write_text(_config(root, port, tls))
+    proc = subprocess.Popen([str(DOVECOT), "-F", "-c", str(conf)], stdin=subprocess.DEVNULL)
     try:
         _wait_for_greeting(port, proc, 20)
     except RuntimeError as exc:
@@ -191,43 +255,51 @@ def imap(dovecot: Dovecot, imap_user: str) -> Iterator[IMAPClient]:
         c.logout()
 
 
-WriteChannels = Callable[..., Mailbox]
-
-
-@pytest.fixture
-def write_channels(
-    settings: config.settings.Settings, dovecot: Dovecot, imap_user: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[WriteChannels]:
-    """``write_channels(**imap_options)`` writes a channels file with one mailbox on the
-    test's Dovecot user, points KARTABL_CHANNELS_FILE at it, and returns the mailbox."""
-
-    def write(*, team: str | None = "support", port: int | None = None, **imap: Any) -> Mailbox:
-        options = {"idle": False, "poll_interval_s": 0.2, "timeout_s": 5, **imap}
-        lines = "\n".join(f"{k} = {_toml(v)}" for k, v in options.items())
-        team_line = f'team = "{team}"' if team else ""
-        path = tmp_path / "channels.toml"
-        path.write_text(f"""
+def mailbox_toml(
+    dovecot: Dovecot, user: str, *, name: str = "support",
+    address: str = "support@kartabl.example", aliases: tuple[str, ...] = (),
+    team: str | None = "support", host: str | None = None, port: int | None = None,
+    security: str = "plain", **imap: Any,
+) -> str:
+    """One ``[[email.mailboxes]]`` block on a Dovecot user; ``imap`` are more options of its
+    ``[imap]`` table (the test defaults: poll fast, no IDLE, short timeouts)."""
+    options = {"idle": False, "poll_interval_s": 0.2, "timeout_s": 5, **imap}
+    lines = "\n".join(f"{k} = {_toml(v)}" for k, v in options.items())
+    team_line = f"team = {_toml(team)}" if team else ""
+    return f"""
 [[email.mailboxes]]
-name = "support"
-address = "support@kartabl.example"
-aliases = ["help@kartabl.example"]
+name = {_toml(name)}
+address = {_toml(address)}
+aliases = [{", ".join(_toml(a) for a in aliases)}]
 {team_line}
 
 [email.mailboxes.imap]
-host = "{dovecot.host}"
+host = {_toml(host or dovecot.host)}
 port = {port or dovecot.port}
-security = "plain"
-username = "{imap_user}"
-password = "{PASSWORD}"
+security = {_toml(security)}
+username = {_toml(user)}
+password = {_toml(PASSWORD)}
 {lines}
-""", encoding="utf-8")
+"""
+
+
+WriteChannelsFile = Callable[..., ChannelsConfig]
+
+
+@pytest.fixture
+def write_channels_file(
+    settings: config.settings.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[WriteChannelsFile]:
+    """``write_channels_file(*blocks)`` writes a channels file of these mailbox blocks
+    (:func:`mailbox_toml`), points KARTABL_CHANNELS_FILE at it, and returns it loaded."""
+
+    def write(*blocks: str) -> ChannelsConfig:
+        path = tmp_path / "channels.toml"
+        path.write_text("".join(blocks), encoding="utf-8")
         monkeypatch.setenv("KARTABL_CHANNELS_FILE", str(path))
         config.settings.get_settings.cache_clear()
         config.channels.get_channels.cache_clear()
-        mailbox = config.channels.get_channels().email.mailbox("support")
-        assert mailbox is not None
-        return mailbox
+        return config.channels.get_channels()
 
     monkeypatch.setenv("KARTABL_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
     # Real channels refuse the development secret (it signs the reply tokens).
@@ -237,11 +309,32 @@ password = "{PASSWORD}"
     config.settings.get_settings.cache_clear()
 
 
+WriteChannels = Callable[..., Mailbox]
+
+
+@pytest.fixture
+def write_channels(
+    dovecot: Dovecot, imap_user: str, write_channels_file: WriteChannelsFile,
+) -> WriteChannels:
+    """``write_channels(**imap_options)`` writes a channels file with one mailbox,
+    "support", on the test's Dovecot user, points KARTABL_CHANNELS_FILE at it, and returns
+    the mailbox. ``team``, ``host``, ``port`` and ``security`` are the mailbox's own."""
+
+    def write(**options: Any) -> Mailbox:
+        block = mailbox_toml(dovecot, imap_user, aliases=("help@kartabl.example",), **options)
+        mailbox = write_channels_file(block).email.mailbox("support")
+        assert mailbox is not None
+        return mailbox
+
+    return write
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
+    if isinstance(value, str | Path):
+        # A TOML basic string is a JSON string (paths and names here are plain text).
+        return json.dumps(str(value))
     return str(value)
 
 
