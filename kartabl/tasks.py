@@ -25,8 +25,11 @@ Payload = int | list[int]
 Enqueuer = Callable[[TaskName, Payload], None]
 
 # Messages routed per ``route_messages`` task: one transaction each, so a failure retries at
-# most this many, and a batch never holds its locks for long.
-ROUTE_BATCH = 100
+# most this many, and a batch never holds its locks for long. A batch costs about seven
+# queries whatever its size: routing 200 at a time instead of 100 was 35 % faster on one
+# thread and lifted the bench's ingest rate by about a sixth, with no change to p99 at half
+# rate (paced ingest commits far smaller batches). Channels commit few at a time anyway.
+ROUTE_BATCH = 200
 
 _enqueuer: Enqueuer | None = None
 

@@ -33,17 +33,19 @@ def test_store_many_enqueues_routing_in_batches(session):
     calls: list[tuple[str, object]] = []
     tasks.set_enqueuer(lambda task, payload: calls.append((task, payload)))
     try:
-        # Given 150 new messages and one already stored
+        # Given ROUTE_BATCH + 50 new messages and one already stored
         known = InboundMessage(channel="sms", external_id="q-0", sender="+989121234567", text="")
         ingest.store(session, known)
         calls.clear()
         msgs = [known, *(InboundMessage(channel="sms", external_id=f"q-{n}",
                                         sender="+989121234567", text="")
-                      for n in range(1, 151))]
+                      for n in range(1, tasks.ROUTE_BATCH + 51))]
         # When they are stored in one call
         out = ingest.store_many(session, msgs)
     finally:
         tasks.set_enqueuer(None)
     # Then routing is enqueued as lists of at most ROUTE_BATCH new ids, in id order
     new = [o.message_id for o in out if o.created]
-    assert calls == [("route_messages", new[:100]), ("route_messages", new[100:])]
+    b = tasks.ROUTE_BATCH
+    assert len(new) == b + 50
+    assert calls == [("route_messages", new[:b]), ("route_messages", new[b:])]
