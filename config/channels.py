@@ -30,6 +30,8 @@ from pydantic import (
 )
 
 from config.settings import get_settings
+from config.sms import SmsConfig
+from config.telegram import TelegramConfig
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -165,9 +167,10 @@ class EmailConfig(BaseModel):
 
 
 class ChannelsConfig(BaseModel):
-    # Other sections (sms, telegram, bale) join with their channels.
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     email: EmailConfig = EmailConfig()
+    sms: SmsConfig | None = None  # Kavenegar (config/sms.py)
+    telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
 
 
 def load(path: Path) -> ChannelsConfig:

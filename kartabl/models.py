@@ -323,6 +323,19 @@ class SandboxDelivery(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# -- channels ---------------------------------------------------------------------------------
+
+
+class ChannelCursor(Base):
+    """Where a channel's poller stands, for channels whose position is one number (a
+    Telegram bot's update offset, ...). Advanced only after what it covers is committed."""
+
+    __tablename__ = "channel_cursor"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. "telegram:mybot"
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # -- channels: email ---------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:13:35.056707
+Create Date: 2026-11-23 19:38:20.806728
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "channel_cursor",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_channel_cursor")),
+    )
     op.create_table(
         "customer",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -425,3 +432,4 @@ def downgrade() -> None:
     op.drop_table("person")
     op.drop_table("mailbox_state")
     op.drop_table("customer")
+    op.drop_table("channel_cursor")
