@@ -67,6 +67,11 @@ def create_app() -> FastAPI:
         description="Omnichannel support inbox. JSON API for integrations and probes.",
     )
 
+    from channels.webhooks import routers
+
+    for name, router in routers().items():
+        app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
+
     @app.get("/healthz", tags=["probes"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
