@@ -16,6 +16,7 @@ from responders.email import SmtpSender
 from responders.sandbox import SandboxSender
 from tests.factories import conversation, enqueued, inbound, person, team  # noqa: F401 (a fixture)
 from tests.responders import smtp_server as smtp
+from tests.tls import self_signed_cert
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def smtp_server() -> Iterator[smtp.SmtpServer]:
 
 @pytest.fixture(scope="session")
 def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    cert = smtp.self_signed_cert(tmp_path_factory.mktemp("tls"))
+    cert = self_signed_cert(tmp_path_factory.mktemp("tls"))
     if cert is None:
         pytest.skip("the openssl CLI is not installed: no certificate for the TLS tests")
     return cert

@@ -6,10 +6,8 @@ TLS with a self-signed certificate made by the openssl CLI, and AUTH PLAIN/LOGIN
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
-import subprocess
 from collections import deque
 from dataclasses import dataclass, field
 from email import policy
@@ -159,16 +157,3 @@ def start(*, security: str = "plain", cert: tuple[Path, Path] | None = None,
     return SmtpServer(recorder, controller, port, security, cert[0] if cert else None)
 
 
-def self_signed_cert(directory: Path) -> tuple[Path, Path] | None:
-    """(certificate, key) for 127.0.0.1 and localhost, or None without the openssl CLI."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return None
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key

@@ -32,6 +32,7 @@ from imapclient import IMAPClient
 import config.channels
 import config.settings
 from config.channels import ChannelsConfig, Mailbox
+from tests.tls import self_signed_cert
 
 DOVECOT = Path("/usr/sbin/dovecot")
 REQUIRE = os.environ.get("CI") == "true" or os.environ.get("KARTABL_REQUIRE_FLEET") == "1"
@@ -81,22 +82,6 @@ class Dovecot:
     def log(self) -> str:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path] | None:
-    """(certificate, key) for 127.0.0.1 and localhost, or None without the openssl CLI
-    (as tests/responders/smtp_server.py makes the SMTP server's)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        return None
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
 
 
 @dataclass(frozen=True)
@@ -218,7 +203,7 @@ def dovecot() -> Iterator[Dovecot]:
     port = free_port()
     server = Dovecot("127.0.0.1", port, root, passwd, iter(names))
     tls = None
-    pair = _self_signed(root)
+    pair = self_signed_cert(root)
     if pair is not None:
         cert, key = pair
         tls = _Tls(cert, key, free_port(), free_port(NO_TLS_HOST))
