@@ -20,20 +20,16 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import random
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-import psycopg
+from bench.ingest import bench_database
 
-PG_ADMIN = os.environ.get("KARTABL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 OURS = ("support@kartabl.example",)
 
 PERSIAN = [
@@ -147,19 +143,6 @@ def ceiling(data: bytes) -> None:
     body = msg.get_body(preferencelist=("plain", "html"))
     if body is not None:
         body.get_content()
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    name = f"kartabl_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def ingest_rate(raws: list[bytes], batch: int) -> float:
