@@ -14,7 +14,6 @@ Loaded once per process and validated up front, like the routing file.
 from __future__ import annotations
 
 import os
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,13 +24,13 @@ from pydantic import (
     Field,
     FilePath,
     SecretStr,
-    ValidationError,
     model_validator,
 )
 
 from config.settings import get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
+from config.toml import load_toml
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -174,17 +173,7 @@ class ChannelsConfig(BaseModel):
 
 
 def load(path: Path) -> ChannelsConfig:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SystemExit(f"channels file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SystemExit(f"channels file {path} is not valid TOML: {exc}") from exc
-    try:
-        return ChannelsConfig.model_validate(data)
-    except ValidationError as exc:
-        # pydantic never prints SecretStr values, so the message is safe to show.
-        raise SystemExit(f"channels file {path} is invalid:\n{exc}") from exc
+    return load_toml(path, ChannelsConfig, "channels file")
 
 
 @lru_cache(maxsize=1)

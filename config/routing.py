@@ -6,14 +6,14 @@ the rule's name rather than silently routing everything to triage.
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from config.settings import get_settings
+from config.toml import load_toml
 
 ChannelName = Literal["email", "sms", "telegram", "bale"]
 
@@ -64,16 +64,7 @@ class RoutingConfig(BaseModel):
 
 
 def load(path: Path) -> RoutingConfig:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SystemExit(f"routing file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SystemExit(f"routing file {path} is not valid TOML: {exc}") from exc
-    try:
-        return RoutingConfig.model_validate(data)
-    except ValidationError as exc:
-        raise SystemExit(f"routing file {path} is invalid:\n{exc}") from exc
+    return load_toml(path, RoutingConfig, "routing file")
 
 
 @lru_cache(maxsize=1)
