@@ -32,3 +32,21 @@ def test_a_missing_password_variable_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("KARTABL_SUPPORT_SMTP_PASSWORD", "x")
     with pytest.raises(SystemExit, match="KARTABL_SUPPORT_IMAP_PASSWORD is not set"):
         config.channels.load(CHANNELS_EXAMPLE)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("[[teams]\nname = 'x'", "is not valid TOML"),
+    ("[[rules]]\nname = 'r'\nteam = 'nobody'\nchannels = ['sms']", "unknown team 'nobody'"),
+    ("[[teams]]\nname = 'Bad Name!'", "is invalid"),
+])
+def test_a_bad_routing_file_stops_with_its_name_and_the_reason(tmp_path, text, reason):
+    path = tmp_path / "routing.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        config.routing.load(path)
+    assert str(path) in str(stop.value) and reason in str(stop.value)
+
+
+def test_a_missing_channels_file_is_named(tmp_path):
+    with pytest.raises(SystemExit, match=r"channels file not found: .*nowhere\.toml"):
+        config.channels.load(tmp_path / "nowhere.toml")
