@@ -37,6 +37,12 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
             # source: threading and bounces would trust forged tokens.
             log.error("KARTABL_SECRET_KEY is the development default; set it: it signs the "
                       "reply tokens in the Message-IDs of outgoing mail")
+    if channels.telegram.bots:  # Telegram and Bale bots: one sender per channel with bots
+        from responders.telegram import TelegramSender
+
+        for channel in sorted({b.channel for b in channels.telegram.bots}):
+            log.info("%s replies leave by the Bot API: %r", channel,
+                     register(TelegramSender(channel, channels.telegram.bots)))
     sandboxed = [s.channel for s in install_sandbox()]
     if sandboxed:
         log.warning(

@@ -1,0 +1,81 @@
+"""python-telegram-bot's ``Bot`` for one configured bot, and keeping its token out of logs.
+
+A ``Bot`` (with its httpx client) belongs to one event loop and a closed loop cannot be
+reused: callers create one per ``asyncio.run`` with :func:`open_bot` and it is shut down on
+the way out. The sender and the poller are synchronous (dramatiq threads, a CLI loop), so
+each call runs its own short loop: a reply or a poll pass costs one fresh connection, which
+also never inherits a half-broken one (as the SMTP sender does).
+
+The token is part of every request URL (``.../bot<TOKEN>/sendMessage``), and httpx logs
+request URLs at INFO: :func:`quiet_http_logs` raises httpx's logger to WARNING and filters
+any token out of what it still logs; :func:`redact` cleans error texts we build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from telegram import Bot
+from telegram.request import HTTPXRequest
+
+from config.telegram import BotConfig
+
+_tokens: set[str] = set()
+_lock = threading.Lock()
+MASK = "<bot-token>"
+
+
+def redact(text: str) -> str:
+    for token in _tokens:
+        text = text.replace(token, MASK)
+    return text
+
+
+class _RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _RedactTokens()
+
+
+def quiet_http_logs(token: str) -> None:
+    """Remember ``token`` as a secret and keep it out of httpx's and the library's logs."""
+    with _lock:
+        _tokens.add(token)
+        for name in ("httpx", "httpcore", "telegram", "telegram.request"):
+            logger = logging.getLogger(name)
+            if _FILTER not in logger.filters:
+                logger.addFilter(_FILTER)
+        # Its INFO line is "HTTP Request: POST <url with the token>": nothing we need.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@asynccontextmanager
+async def open_bot(cfg: BotConfig, *, read_timeout_s: float | None = None
+                   ) -> AsyncIterator[Bot]:
+    """A ``Bot`` for ``cfg`` on the running loop, with the configured timeouts (no
+    ``getMe`` first: one request per call, and nothing to fail before the real one)."""
+    token = cfg.token.get_secret_value()
+    quiet_http_logs(token)
+    timeout = cfg.timeout_s
+
+    def request(read: float) -> HTTPXRequest:
+        return HTTPXRequest(connection_pool_size=2, connect_timeout=timeout,
+                            read_timeout=read, write_timeout=timeout, pool_timeout=timeout)
+
+    updates_read = read_timeout_s if read_timeout_s is not None else timeout
+    bot = Bot(token, base_url=cfg.effective_base_url,
+              base_file_url=cfg.effective_base_file_url,
+              request=request(timeout), get_updates_request=request(updates_read))
+    try:
+        yield bot
+    finally:
+        await bot.shutdown()

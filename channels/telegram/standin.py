@@ -1,0 +1,312 @@
+"""A stand-in Telegram Bot API server: speaks the Bot API on the wire, on 127.0.0.1.
+
+Shipped beside the real adapter (like dramatiq's ``StubBroker``) so the tests and the demo
+drive the real python-telegram-bot over real HTTP, without an account::
+
+    server = BotApiStandin().start()
+    server.add_bot("123:TOKEN", username="shop_bot")
+    Bot("123:TOKEN", base_url=server.base_url)   # "http://127.0.0.1:<port>/bot"
+
+Methods: getMe, sendMessage (recorded, answered with a Message), getUpdates (offset, limit,
+timeout: a short long-poll), setWebhook / deleteWebhook. Bodies may be form-encoded (what
+python-telegram-bot sends) or JSON. A wrong token gets 401, a malformed path 404, as Telegram.
+
+Faults, queued per method and used once each (:meth:`fail_next`): ``retry_after`` (429 with
+``parameters.retry_after``), ``blocked`` (403), ``chat_not_found`` (400), ``server_error``
+(5xx), ``slow`` (the message is recorded, then the answer is delayed: a real unknown
+outcome for a client whose timeout is shorter), ``drop`` (the connection is closed with no
+answer, before anything is recorded). Users in :attr:`blocked_users` always get 403.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+log = logging.getLogger(__name__)
+
+_PATH = re.compile(r"^/bot([^/]+)/([A-Za-z]+)$")
+MAX_POLL_WAIT_S = 2.0  # a stand-in long-polls "a little": tests stay fast
+
+
+@dataclass(slots=True)
+class Fault:
+    kind: str  # retry_after | blocked | chat_not_found | server_error | slow | drop
+    value: float = 0  # retry_after: seconds; server_error: status; slow: delay in seconds
+
+
+@dataclass(slots=True)
+class StandinBot:
+    token: str
+    id: int
+    username: str
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    bot: str  # the bot's username: never its token
+    chat_id: str
+    text: str
+    message_id: int
+    params: dict[str, Any]
+
+
+class BotApiStandin:
+    def __init__(self) -> None:
+        self._bots: dict[str, StandinBot] = {}
+        self._faults: dict[str, list[Fault]] = {}
+        self._cond = threading.Condition()
+        self._message_ids = itertools.count(1001)
+        self._update_ids = itertools.count(500_000)
+        self.sent: list[Sent] = []
+        self.calls: list[str] = []  # method names, in order
+        self.blocked_users: set[str] = set()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> BotApiStandin:
+        standin = self
+
+        class Handler(_Handler):
+            server_state = standin
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="bot-api-standin",
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the stand-in first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+
+    # -- the test's side ---------------------------------------------------------------
+
+    def add_bot(self, token: str, username: str = "kartabl_bot") -> StandinBot:
+        bot = StandinBot(token=token, id=int(token.split(":")[0]) if ":" in token else 1,
+                         username=username)
+        self._bots[token] = bot
+        return bot
+
+    def fail_next(self, method: str, kind: str, value: float = 0, times: int = 1) -> None:
+        with self._cond:
+            self._faults.setdefault(method, []).extend(Fault(kind, value) for _ in range(times))
+
+    def add_update(self, token: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue ``update`` (its ``update_id`` assigned unless given) for getUpdates."""
+        with self._cond:
+            update = {"update_id": next(self._update_ids), **update}
+            self._bots[token].updates.append(update)
+            self._cond.notify_all()
+        return update
+
+    def sent_to(self, chat_id: int | str) -> list[Sent]:
+        return [s for s in self.sent if s.chat_id == str(chat_id)]
+
+    def deliver_webhook(self, token: str, update: dict[str, Any], *,
+                        secret: str | None = None, timeout_s: float = 5.0) -> int:
+        """POST ``update`` to the bot's webhook as Telegram does (the secret header from
+        setWebhook unless ``secret`` overrides it); returns the HTTP status."""
+        bot = self._bots[token]
+        headers = {"Content-Type": "application/json"}
+        secret = bot.webhook_secret if secret is None else secret
+        if secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        if not bot.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("the bot has no http(s) webhook set")
+        req = urllib.request.Request(  # noqa: S310 (scheme checked above)
+            bot.webhook_url, data=json.dumps(update).encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    # -- the API -----------------------------------------------------------------------
+
+    def _take_fault(self, method: str) -> Fault | None:
+        with self._cond:
+            queue = self._faults.get(method) or []
+            return queue.pop(0) if queue else None
+
+    def handle(self, bot: StandinBot, method: str, params: dict[str, Any]
+               ) -> tuple[int, dict[str, Any]] | Fault:
+        self.calls.append(method)
+        fault = self._take_fault(method)
+        if fault is not None and fault.kind == "drop":
+            return fault
+        if fault is not None and fault.kind != "slow":
+            return _fault_answer(fault)
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return 404, _error(404, "Not Found: method not found")
+        answer: tuple[int, dict[str, Any]] = handler(bot, params)
+        if fault is not None:  # slow: recorded above, the answer comes too late
+            time.sleep(fault.value)
+        return answer
+
+    def _api_getMe(self, bot: StandinBot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return 200, _ok({"id": bot.id, "is_bot": True, "first_name": bot.username,
+                         "username": bot.username})
+
+    def _api_sendMessage(self, bot: StandinBot, params: dict[str, Any]
+                         ) -> tuple[int, dict[str, Any]]:
+        chat_id, text = str(params.get("chat_id", "")), str(params.get("text", ""))
+        if not chat_id or not text:
+            return 400, _error(400, "Bad Request: message text is empty")
+        if not chat_id.lstrip("-").isdigit():
+            return 400, _error(400, "Bad Request: chat not found")
+        if len(text) > 4096:
+            return 400, _error(400, "Bad Request: message is too long")
+        if chat_id in self.blocked_users:
+            return 403, _error(403, "Forbidden: bot was blocked by the user")
+        with self._cond:
+            message_id = next(self._message_ids)
+            self.sent.append(Sent(bot.username, chat_id, text, message_id, dict(params)))
+        return 200, _ok({"message_id": message_id, "date": int(time.time()), "text": text,
+                         "chat": {"id": int(chat_id), "type": "private"},
+                         "from": {"id": bot.id, "is_bot": True, "first_name": bot.username}})
+
+    def _api_getUpdates(self, bot: StandinBot, params: dict[str, Any]
+                        ) -> tuple[int, dict[str, Any]]:
+        if bot.webhook_url:
+            return 409, _error(409, "Conflict: can't use getUpdates method while webhook is "
+                                    "active; use deleteWebhook to delete the webhook first")
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), MAX_POLL_WAIT_S)
+        with self._cond:
+            if offset:  # as Telegram: an offset confirms every update below it
+                bot.updates = [u for u in bot.updates if u["update_id"] >= offset]
+            while not bot.updates and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            return 200, _ok(bot.updates[:limit])
+
+    def _api_setWebhook(self, bot: StandinBot, params: dict[str, Any]
+                        ) -> tuple[int, dict[str, Any]]:
+        bot.webhook_url = str(params.get("url", ""))
+        bot.webhook_secret = str(params.get("secret_token", ""))
+        return 200, _ok(True)
+
+    def _api_deleteWebhook(self, bot: StandinBot, params: dict[str, Any]
+                           ) -> tuple[int, dict[str, Any]]:
+        bot.webhook_url = bot.webhook_secret = ""
+        return 200, _ok(True)
+
+
+def _ok(result: Any) -> dict[str, Any]:
+    return {"ok": True, "result": result}
+
+
+def _error(code: int, description: str, **parameters: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+def _fault_answer(fault: Fault) -> tuple[int, dict[str, Any]]:
+    if fault.kind == "retry_after":
+        n = int(fault.value) or 1
+        return 429, _error(429, f"Too Many Requests: retry after {n}", retry_after=n)
+    if fault.kind == "blocked":
+        return 403, _error(403, "Forbidden: bot was blocked by the user")
+    if fault.kind == "chat_not_found":
+        return 400, _error(400, "Bad Request: chat not found")
+    if fault.kind == "server_error":
+        code = int(fault.value) or 500
+        return code, _error(code, "Internal Server Error")
+    raise ValueError(f"unknown fault {fault.kind!r}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: BotApiStandin
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request line holds the token: never log it
+
+    def do_GET(self) -> None:
+        self.do_POST()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        m = _PATH.match(self.path.split("?", 1)[0])
+        if m is None:
+            return self._answer(404, _error(404, "Not Found"))
+        bot = self.server_state._bots.get(m[1])
+        if bot is None:
+            return self._answer(401, _error(401, "Unauthorized"))
+        try:
+            params = _params(self.headers.get("Content-Type", ""), body)
+        except ValueError:
+            return self._answer(400, _error(400, "Bad Request: can't parse request body"))
+        answer = self.server_state.handle(bot, m[2], params)
+        if isinstance(answer, Fault):  # drop: no answer at all
+            self.close_connection = True
+            self.connection.close()
+            return None
+        return self._answer(*answer)
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up (a "slow" fault): nothing to answer to
+
+
+def _params(content_type: str, body: bytes) -> dict[str, Any]:
+    if not body:
+        return {}
+    if content_type.startswith("application/json"):
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return data
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+
+
+def text_update(user_id: int, text: str, *, first_name: str = "Sara", last_name: str = "",
+                username: str = "", chat_type: str = "private", message_id: int = 1,
+                **message: Any) -> dict[str, Any]:
+    """An update carrying a message from ``user_id`` (without ``update_id``: the stand-in
+    or the caller adds it)."""
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if last_name:
+        user["last_name"] = last_name
+    if username:
+        user["username"] = username
+    chat_id = user_id if chat_type == "private" else -100_000 - user_id
+    msg: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
+                           "chat": {"id": chat_id, "type": chat_type}, "from": user}
+    if text:
+        msg["text"] = text
+    msg.update(message)
+    return {"message": msg}

@@ -1,0 +1,198 @@
+"""The Telegram and Bale sender: an approved reply leaves as one or more ``sendMessage``
+calls of python-telegram-bot's ``Bot`` (:mod:`channels.telegram.bot`), to the bot the
+customer wrote to (``msg.meta["from"]``, the bot's name; else the channel's first bot).
+
+Which chat: the customer's user id (``msg.recipient``). Only private chats are ingested
+(:mod:`channels.telegram.updates` ignores groups), and in a private chat the chat id is the
+user id; the inbound message also keeps ``meta["chat_id"]``.
+
+Length: Telegram takes 4096 characters (UTF-16 units) per message. :func:`split_text` cuts
+longer replies on a paragraph, else a line, else a word boundary; each part is one
+``sendMessage`` and the provider id lists them: ``<bot>:<chat>:<id>,<id>``.
+
+Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)::
+
+    RetryAfter (429, parameters.retry_after)         → RetryableDeliveryError(retry_after_s)
+    connection refused / connect or pool timeout     → RetryableDeliveryError (never sent)
+    the server answered 5xx                          → RetryableDeliveryError (it refused)
+    Forbidden "bot was blocked by the user"          → PermanentDeliveryError("the customer
+                                                        blocked the bot")
+    other Forbidden, BadRequest ("chat not found"),
+    a refused token, anything else Telegram answered → PermanentDeliveryError(its reason)
+    read timeout, reset, dropped connection after
+    the request went out                             → OutcomeUnknown (not a DeliveryError):
+                                                        the reply stays 'sending'
+    a later part fails after earlier parts went out  → PermanentDeliveryError naming the parts
+                                                        sent (resending would repeat them)
+
+``unknown_outcome = "at_most_once"``. Telegram has no idempotency key and no way to ask
+whether a message was sent (:meth:`TelegramSender.lookup` raises ``NotImplementedError``),
+so a reply whose send may or may not have happened is marked failed by the reconcile sweep,
+with "outcome unknown; check with the customer before resending", for a coordinator to
+decide. Unlike a duplicate mail, a duplicate in a chat cannot be recognised or collapsed:
+the customer sees the same answer twice, at once, in a conversation; and the failed reply is
+visible in the console, while a silent duplicate is not. The unknown case is narrow: only a
+timeout or cut *after* the request left, which the error mapping keeps apart from the
+failures that surely sent nothing.
+
+:meth:`TelegramSender.status` is None: Telegram reports no delivery; a successful
+``sendMessage`` means sent. One ``asyncio.run`` per send with a fresh ``Bot`` (a ``Bot``
+cannot outlive its loop, and dramatiq calls senders from plain threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Final
+
+import httpx
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+
+from channels.telegram.bot import open_bot, redact
+from config.telegram import BotConfig
+from kartabl.errors import KartablError, PermanentDeliveryError, RetryableDeliveryError
+from kartabl.messages import OutboundMessage
+from kartabl.models import Channel
+from responders.base import DeliveryStatus, UnknownOutcomePolicy
+
+log = logging.getLogger(__name__)
+
+MAX_UNITS: Final = 4096  # Telegram's limit, in UTF-16 code units
+MAX_REASON_CHARS: Final = 500
+BLOCKED_REASON: Final = "the customer blocked the bot"
+# httpx errors raised before any byte of the request left: nothing can have been sent.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+               httpx.UnsupportedProtocol)
+
+
+class OutcomeUnknown(KartablError):
+    """The request went out but no answer came back: Telegram may have sent the message.
+    Deliberately not a DeliveryError."""
+
+
+class TelegramSender:
+    """Sends the replies of one channel (``telegram`` or ``bale``) through its bots."""
+
+    unknown_outcome: UnknownOutcomePolicy = "at_most_once"
+
+    def __init__(self, channel: Channel | str, bots: list[BotConfig]) -> None:
+        self.channel: str = Channel(channel).value
+        self._bots = [b for b in bots if b.channel == Channel(channel)]
+        if not self._bots:
+            raise ValueError(f"no {self.channel} bot in the channels file")
+
+    def __repr__(self) -> str:  # names only: never tokens
+        return f"<TelegramSender {self.channel}: {', '.join(b.name for b in self._bots)}>"
+
+    def bot_for(self, msg: OutboundMessage) -> BotConfig:
+        name = str(msg.meta.get("from") or "")
+        return next((b for b in self._bots if b.name == name), self._bots[0])
+
+    def send(self, msg: OutboundMessage) -> str:
+        bot = self.bot_for(msg)
+        chat_id = str(msg.recipient).strip()
+        parts = split_text(msg.text)
+        if not parts:
+            raise PermanentDeliveryError("the reply is empty")
+        ids = asyncio.run(_send_parts(bot, chat_id, parts))
+        provider_id = f"{bot.name}:{chat_id}:{','.join(str(i) for i in ids)}"
+        log.info("reply %s sent by %s bot %s in %d part(s) as %s", msg.reply_id,
+                 self.channel, bot.name, len(parts), provider_id)
+        return provider_id
+
+    def lookup(self, msg: OutboundMessage) -> str | None:
+        raise NotImplementedError("the Bot API cannot tell whether a message was sent")
+
+    def status(self, provider_id: str) -> DeliveryStatus | None:
+        return None  # Telegram reports no delivery
+
+
+async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[int]:
+    ids: list[int] = []
+    async with open_bot(bot) as client:
+        for n, part in enumerate(parts, 1):
+            try:
+                sent = await client.send_message(chat_id=chat_id, text=part)
+            except TelegramError as exc:
+                mapped = map_error(exc, bot.name)
+                if ids and not isinstance(mapped, OutcomeUnknown):
+                    # Parts already went out: a retry would repeat them, so stop here and
+                    # say exactly what the customer got.
+                    raise PermanentDeliveryError(
+                        f"partly sent: parts 1-{n - 1} of {len(parts)} went out (message "
+                        f"ids {', '.join(map(str, ids))}); part {n}: {mapped}") from exc
+                raise mapped from exc
+            ids.append(sent.message_id)
+    return ids
+
+
+def map_error(exc: TelegramError, bot_name: str) -> Exception:
+    """A library error as one of ours (see the table in the module docstring)."""
+    reason = redact(str(exc))[:MAX_REASON_CHARS]
+    where = f"bot {bot_name}"
+    if isinstance(exc, RetryAfter):
+        seconds = _seconds(exc.retry_after)
+        return RetryableDeliveryError(f"{where}: rate limited, retry after {seconds:g} s",
+                                      retry_after_s=seconds)
+    if isinstance(exc, Forbidden):
+        if "blocked" in reason.lower():
+            return PermanentDeliveryError(BLOCKED_REASON)
+        return PermanentDeliveryError(f"{where}: Telegram refused: {reason}")
+    if isinstance(exc, InvalidToken):
+        return PermanentDeliveryError(f"{where}: the token was refused (check the channels "
+                                      "file)")
+    if isinstance(exc, BadRequest):
+        return PermanentDeliveryError(f"{where}: Telegram refused the message: {reason}")
+    if isinstance(exc, NetworkError):  # TimedOut too
+        cause = exc.__cause__
+        if isinstance(cause, _NEVER_SENT):
+            return RetryableDeliveryError(f"{where}: not sent: {type(cause).__name__}")
+        if cause is None and not isinstance(exc, TimedOut):
+            # No transport error behind it: the server answered with an error status (5xx).
+            return RetryableDeliveryError(f"{where}: Telegram answered: {reason}")
+        detail = type(cause).__name__ if cause is not None else "timed out"
+        return OutcomeUnknown(f"{where}: no answer after the request went out ({detail}); "
+                              "Telegram may have sent the message")
+    return PermanentDeliveryError(f"{where}: {type(exc).__name__}: {reason}")
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MAX_UNITS) -> list[str]:
+    """``text`` in parts of at most ``limit`` UTF-16 units, cut at the last paragraph break,
+    else line break, else space in the second half of a part; else (one long word) hard."""
+    rest = text.strip()
+    parts: list[str] = []
+    while _units(rest) > limit:
+        end, used = 0, 0
+        while end < len(rest) and used + _units(rest[end]) <= limit:
+            used += _units(rest[end])
+            end += 1
+        window = rest[:end]
+        cut = end
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep)
+            if at > end // 2:  # not a tiny part followed by a full one
+                cut = at
+                break
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
