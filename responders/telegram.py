@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from datetime import timedelta
 from typing import Final
 
@@ -57,6 +58,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.warnings import PTBDeprecationWarning
 
 from channels.telegram.bot import open_bot, redact
 from config.telegram import BotConfig
@@ -138,10 +140,15 @@ async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[in
 
 def map_error(exc: TelegramError, bot_name: str) -> Exception:
     """A library error as one of ours (see the table in the module docstring)."""
-    reason = redact(str(exc))[:MAX_REASON_CHARS]
+    with warnings.catch_warnings():
+        # RetryAfter's retry_after is an int today, a timedelta in the next major version
+        # (_seconds takes both); its str() reads it too.
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        reason = redact(str(exc))[:MAX_REASON_CHARS]
+        retry_after = exc.retry_after if isinstance(exc, RetryAfter) else 0
     where = f"bot {bot_name}"
     if isinstance(exc, RetryAfter):
-        seconds = _seconds(exc.retry_after)
+        seconds = _seconds(retry_after)
         return RetryableDeliveryError(f"{where}: rate limited, retry after {seconds:g} s",
                                       retry_after_s=seconds)
     if isinstance(exc, Forbidden):

@@ -50,7 +50,12 @@ def quiet_http_logs(token: str) -> None:
     """Remember ``token`` as a secret and keep it out of httpx's and the library's logs."""
     with _lock:
         _tokens.add(token)
-        for name in ("httpx", "httpcore", "telegram", "telegram.request"):
+        # A logger's filters see only its own records, not its children's: filter every
+        # logger of these libraries (the library logs "Set Bot API URL: <url>" on
+        # telegram.Bot at DEBUG). They are all created when the modules are imported.
+        names = [n for n in logging.root.manager.loggerDict
+                 if n.split(".")[0] in ("httpx", "httpcore", "telegram")]
+        for name in {"httpx", "httpcore", "telegram", "telegram.Bot", *names}:
             logger = logging.getLogger(name)
             if _FILTER not in logger.filters:
                 logger.addFilter(_FILTER)
