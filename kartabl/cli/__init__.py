@@ -3,14 +3,15 @@
 - :mod:`kartabl.cli.admin`: migrate, sync-config, team, person;
 - :mod:`kartabl.cli.ops`: inject, status, dead-letters;
 - :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one);
-- :mod:`kartabl.cli.email`: the email channel (``kartabl email poll|backfill|...``).
+- :mod:`kartabl.cli.email`: the email channel (``kartabl email poll|backfill|...``);
+- :mod:`kartabl.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from kartabl.cli import admin, email, ops, run
+from kartabl.cli import admin, email, ops, run, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -21,6 +22,7 @@ admin.register(app)
 ops.register(app)
 run.register(app)
 email.register(app)
+telegram.register(app)
 
 
 def main() -> None:

@@ -187,3 +187,28 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(
     assert len(errors) == 6 and caplog.records
     for text in (caplog.text, *errors, repr(telegram), repr(bot_config(standin.base_url))):
         assert TOKEN not in text and TOKEN.split(":")[1] not in text
+
+
+def test_install_senders_registers_one_sender_per_channel_with_bots(db) -> None:
+    from config.channels import ChannelsConfig
+    from config.telegram import TelegramConfig
+    from responders.setup import install_senders
+
+    before = base.registered()
+    try:
+        for ch in Channel:
+            base.unregister(ch)
+        bots = TelegramConfig(bots=[
+            BotConfig(name="shop", token=TOKEN, mode="polling"),
+            BotConfig(name="bale-shop", kind="bale", token=TOKEN, mode="polling"),
+        ])
+        sandboxed = install_senders(ChannelsConfig(telegram=bots))
+        assert "telegram" not in sandboxed and "bale" not in sandboxed
+        tg, bale = base.get_sender("telegram"), base.get_sender("bale")
+        assert isinstance(tg, TelegramSender) and isinstance(bale, TelegramSender)
+        assert "shop" in repr(tg) and "bale-shop" in repr(bale) and TOKEN not in repr(bale)
+    finally:
+        for ch in Channel:
+            base.unregister(ch)
+        for s in before.values():
+            base.register(s)

@@ -1,0 +1,84 @@
+"""``kartabl telegram``: long polling of the bots configured with ``mode = "polling"``."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from config.telegram import BotConfig
+
+out = Console()
+app = typer.Typer(help="The Telegram and Bale bots: long polling.", no_args_is_help=True)
+
+
+def _polling_bots(name: str) -> list[BotConfig]:
+    from config.channels import get_channels
+    from config.settings import get_settings
+
+    if get_settings().channels_file is None:
+        raise typer.BadParameter(
+            "no channels file is configured: set KARTABL_CHANNELS_FILE "
+            "(see config/channels.example.toml)", param_hint="KARTABL_CHANNELS_FILE")
+    bots = [b for b in get_channels().telegram.bots if b.mode == "polling"]
+    if name:
+        bots = [b for b in bots if b.name == name]
+    if not bots:
+        raise typer.BadParameter(
+            f"no bot {'named ' + repr(name) + ' ' if name else ''}with mode = \"polling\" "
+            "in the channels file", param_hint="--bot")
+    return bots
+
+
+@app.command("poll")
+def poll(
+    bot: str = typer.Option("", help="Only this bot (default: every polling bot)."),
+    once: bool = typer.Option(False, "--once", help="One pass per bot, then exit."),
+) -> None:
+    """getUpdates for the polling bots, storing each batch before advancing its offset,
+    until SIGTERM or SIGINT. Deletes each bot's webhook first (Telegram refuses
+    getUpdates while one is set)."""
+    from channels.telegram.poller import BotPoller
+    from kartabl import db, logs
+    from workers.broker import setup_broker
+
+    bots = _polling_bots(bot)
+    logs.configure()
+    setup_broker()  # routing is enqueued after each commit
+    pollers = [BotPoller(b, db.session_factory()) for b in bots]
+    failed = 0
+    for p in pollers:
+        try:
+            p.delete_webhook()
+            if once:
+                r = p.poll_once(timeout_s=0)
+                out.print(f"{p.bot.name}: {r.updates} updates, {r.created} new, "
+                          f"{r.duplicates} duplicate, {r.ignored} ignored")
+        except Exception as exc:  # reported per bot; the others go on
+            from channels.telegram.bot import redact
+
+            failed += 1
+            out.print(f"[red]{p.bot.name}: {escape(redact(str(exc)))}[/red]")
+    if once:
+        raise typer.Exit(1 if failed else 0)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()  # each poller finishes (stores, advances) its current pass
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    threads = [threading.Thread(target=p.run, args=(stop,), name=f"telegram-{p.bot.name}")
+               for p in pollers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="telegram")
