@@ -41,8 +41,12 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
         from responders.telegram import TelegramSender
 
         for channel in sorted({b.channel for b in channels.telegram.bots}):
-            log.info("%s replies leave by the Bot API: %r", channel,
-                     register(TelegramSender(channel, channels.telegram.bots)))
+            try:
+                tg = register(TelegramSender(channel, channels.telegram.bots,
+                                             sending_stale_s=get_settings().sending_stale_s))
+            except ValueError as exc:  # a send that could outlive the reconcile sweep
+                raise SystemExit(f"{channel} sender: {exc}") from exc
+            log.info("%s replies leave by the Bot API: %r", channel, tg)
     sandboxed = [s.channel for s in install_sandbox()]
     if sandboxed:
         log.warning(

@@ -8,7 +8,9 @@ user id; the inbound message also keeps ``meta["chat_id"]``.
 
 Length: Telegram takes 4096 characters (UTF-16 units) per message. :func:`split_text` cuts
 longer replies on a paragraph, else a line, else a word boundary; each part is one
-``sendMessage`` and the provider id lists them: ``<bot>:<chat>:<id>,<id>``.
+``sendMessage`` and the provider id lists them: ``<bot>:<chat>:<id>,<id>``. At most
+:data:`MAX_PARTS` parts, so a send's worst case (:func:`worst_case_s`) is known and checked
+at start-up against ``KARTABL_SENDING_STALE_S``: the sweep must never fail a send in flight.
 
 Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)::
 
@@ -72,6 +74,7 @@ log = logging.getLogger(__name__)
 MAX_UNITS: Final = 4096  # Telegram's limit, in UTF-16 code units
 MAX_REASON_CHARS: Final = 500
 BLOCKED_REASON: Final = "the customer blocked the bot"
+MAX_PARTS: Final = 10  # a reply longer than 40,960 characters is a mistake, not an answer
 # httpx errors raised before any byte of the request left: nothing can have been sent.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                httpx.UnsupportedProtocol)
@@ -87,11 +90,23 @@ class TelegramSender:
 
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
 
-    def __init__(self, channel: Channel | str, bots: list[BotConfig]) -> None:
+    def __init__(self, channel: Channel | str, bots: list[BotConfig], *,
+                 sending_stale_s: float | None = None) -> None:
         self.channel: str = Channel(channel).value
         self._bots = [b for b in bots if b.channel == Channel(channel)]
         if not self._bots:
             raise ValueError(f"no {self.channel} bot in the channels file")
+        if sending_stale_s is not None:
+            # The reconcile sweep fails a reply 'sending' for longer than sending_stale_s
+            # (this policy): a send still running must never be that old, or a reply the
+            # customer got would be reported failed.
+            for b in self._bots:
+                if worst_case_s(b) >= sending_stale_s:
+                    raise ValueError(
+                        f"bot {b.name}: one send may take {worst_case_s(b):.0f} s "
+                        f"({MAX_PARTS} parts x 4 x timeout_s), not less than "
+                        f"KARTABL_SENDING_STALE_S={sending_stale_s:.0f}: raise the setting or "
+                        "lower timeout_s")
 
     def __repr__(self) -> str:  # names only: never tokens
         return f"<TelegramSender {self.channel}: {', '.join(b.name for b in self._bots)}>"
@@ -106,6 +121,10 @@ class TelegramSender:
         parts = split_text(msg.text)
         if not parts:
             raise PermanentDeliveryError("the reply is empty")
+        if len(parts) > MAX_PARTS:
+            raise PermanentDeliveryError(
+                f"the reply is too long for a chat: {len(parts)} messages of 4096 characters "
+                f"(at most {MAX_PARTS}); shorten it")
         ids = asyncio.run(_send_parts(bot, chat_id, parts))
         provider_id = f"{bot.name}:{chat_id}:{','.join(str(i) for i in ids)}"
         log.info("reply %s sent by %s bot %s in %d part(s) as %s", msg.reply_id,
@@ -117,6 +136,11 @@ class TelegramSender:
 
     def status(self, provider_id: str) -> DeliveryStatus | None:
         return None  # Telegram reports no delivery
+
+
+def worst_case_s(bot: BotConfig) -> float:
+    """The longest one send can take: per part, the pool, connect, write and read timeouts."""
+    return MAX_PARTS * 4 * bot.timeout_s
 
 
 async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[int]:

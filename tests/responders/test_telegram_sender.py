@@ -212,3 +212,14 @@ def test_install_senders_registers_one_sender_per_channel_with_bots(db) -> None:
             base.unregister(ch)
         for s in before.values():
             base.register(s)
+
+
+def test_too_long_replies_and_timeouts_that_outlive_the_sweep_are_refused(standin,
+                                                                         telegram) -> None:
+    with pytest.raises(PermanentDeliveryError, match="too long"):
+        telegram.send(out("a" * (4096 * 10 + 1)))
+    assert standin.sent == []
+    slow = bot_config(standin.base_url, timeout_s=30.0)  # 10 parts x 4 x 30 s = 1200 s
+    with pytest.raises(ValueError, match="KARTABL_SENDING_STALE_S=900"):
+        TelegramSender("telegram", [slow], sending_stale_s=900)
+    TelegramSender("telegram", [slow], sending_stale_s=1800)
