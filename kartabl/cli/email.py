@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from datetime import date
-from types import FrameType
 
 import typer
 from rich.console import Console
@@ -21,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from config.channels import Mailbox
+from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
 app = typer.Typer(help="The email channel: IMAP pollers, backfill, quarantined mail.",
@@ -74,7 +72,13 @@ def poll(
     from config.settings import get_settings
     from kartabl import logs
 
-    boxes = _mailboxes(mailbox)
+    try:
+        boxes = _mailboxes(mailbox)
+    except typer.BadParameter as exc:
+        if once or mailbox:
+            raise
+        idle_until_stopped(f"kartabl email poll: {exc.message}")
+        return
     get_settings().check_fleet()
     logs.configure()
     _setup()
@@ -90,14 +94,8 @@ def poll(
             out.print(f"{box.name}: {r.fetched} fetched, {r.created} new, "
                       f"{r.duplicates} duplicate, {r.quarantined} quarantined")
         raise typer.Exit(1 if failed else 0)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        # Graceful: each poller finishes (and commits and acknowledges) its current batch.
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    # Graceful: each poller finishes (and commits and acknowledges) its current batch.
+    stop = stop_on_signals()
     threads = start_pollers(stop, boxes)
     while any(t.is_alive() for t in threads) and not stop.wait(1.0):
         pass

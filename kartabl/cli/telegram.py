@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from config.telegram import BotConfig
+from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
 app = typer.Typer(help="The Telegram and Bale bots: long polling.", no_args_is_help=True)
@@ -46,7 +45,13 @@ def poll(
     from kartabl import db, logs
     from workers.broker import setup_broker
 
-    bots = _polling_bots(bot)
+    try:
+        bots = _polling_bots(bot)
+    except typer.BadParameter as exc:
+        if once or bot:
+            raise
+        idle_until_stopped(f"kartabl telegram poll: {exc.message}")
+        return
     logs.configure()
     setup_broker()  # routing is enqueued after each commit
     pollers = [BotPoller(b, db.session_factory()) for b in bots]
@@ -65,13 +70,7 @@ def poll(
             out.print(f"[red]{p.bot.name}: {escape(redact(str(exc)))}[/red]")
     if once:
         raise typer.Exit(1 if failed else 0)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()  # each poller finishes (stores, advances) its current pass
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()  # each poller finishes (stores, advances) its current pass
     threads = [threading.Thread(target=p.run, args=(stop,), name=f"telegram-{p.bot.name}")
                for p in pollers]
     for t in threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def test_without_a_channels_file_the_commands_say_what_to_set(db, monkeypatch):
 
     monkeypatch.delenv("KARTABL_CHANNELS_FILE", raising=False)
     config.settings.get_settings.cache_clear()
-    for args in (("email", "poll"), ("email", "backfill", "--since", "2026-01-01")):
+    for args in (("email", "poll", "--once"), ("email", "backfill", "--since", "2026-01-01")):
         r = cli(*args)
         assert r.exit_code == 2
         assert "KARTABL_CHANNELS_FILE" in r.output
@@ -215,3 +216,23 @@ def test_quarantine_reasons_are_shown_as_text_not_rich_markup(db, session, mailb
     r = cli("email", "quarantine")
     assert r.exit_code == 0, r.output
     assert "bad [/][b]x" in r.output
+
+
+@pytest.mark.parametrize("command", [("email", "poll"), ("telegram", "poll")])
+def test_a_procfile_poller_with_nothing_configured_waits_instead_of_exiting(
+    tmp_path, command
+):
+    # A Procfile runner stops the whole fleet when one process ends: with no channels
+    # file, the poller says why it has nothing to do and waits for SIGTERM
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")}
+    env["KARTABL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'k.db'}"
+    proc = subprocess.Popen([str(KARTABL), *command], env=env, stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        assert proc.poll() is None, proc.communicate()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "KARTABL_CHANNELS_FILE" in err and "waiting for SIGTERM" in err
