@@ -47,6 +47,15 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
             except ValueError as exc:  # a send that could outlive the reconcile sweep
                 raise SystemExit(f"{channel} sender: {exc}") from exc
             log.info("%s replies leave by the Bot API: %r", channel, tg)
+    if channels.sms is not None:  # SMS through Kavenegar
+        from responders.sms import KavenegarSender
+
+        try:
+            sms = register(KavenegarSender(channels.sms,
+                                           sending_stale_s=get_settings().sending_stale_s))
+        except ValueError as exc:  # a send that could outlive the reconcile sweep
+            raise SystemExit(f"sms sender: {exc}") from exc
+        log.info("sms replies leave by Kavenegar: %r", sms)
     sandboxed = [s.channel for s in install_sandbox()]
     if sandboxed:
         log.warning(

@@ -39,11 +39,23 @@ def _telegram(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Send
     return TelegramSender("telegram", [bot])
 
 
+def _sms(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    from channels.sms.standin import KavenegarStandin  # a local Kavenegar server
+    from config.sms import SmsConfig
+    from responders.sms import KavenegarSender
+
+    server = KavenegarStandin("contract-kavenegar-key").start()
+    request.addfinalizer(server.stop)
+    return KavenegarSender(SmsConfig(api_key="contract-kavenegar-key",
+                                     base_url=server.base_url, line="10008663", timeout_s=5.0))
+
+
 SENDERS: dict[str, Factory] = {
     **{f"sandbox-{ch.value}": (lambda request, db, ch=ch: SandboxSender(ch, session_factory=db))
        for ch in Channel},
     "smtp": _smtp,
     "telegram": _telegram,
+    "sms": _sms,
 }
 _seq = itertools.count(1)
 
