@@ -4,14 +4,15 @@
 - :mod:`kartabl.cli.ops`: inject, status, dead-letters;
 - :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one);
 - :mod:`kartabl.cli.email`: the email channel (``kartabl email poll|backfill|...``);
-- :mod:`kartabl.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``).
+- :mod:`kartabl.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``);
+- :mod:`kartabl.cli.sms`: SMS through Kavenegar (``kartabl sms poll``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from kartabl.cli import admin, email, ops, run, telegram
+from kartabl.cli import admin, email, ops, run, sms, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -23,6 +24,7 @@ ops.register(app)
 run.register(app)
 email.register(app)
 telegram.register(app)
+sms.register(app)
 
 
 def main() -> None:

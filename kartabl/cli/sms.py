@@ -1,0 +1,66 @@
+"""``kartabl sms``: polling of Kavenegar's receive API (a fallback beside the callback)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from config.sms import SmsConfig
+from kartabl.cli.signals import idle_until_stopped, stop_on_signals
+
+out = Console()
+app = typer.Typer(help="SMS through Kavenegar: polling of received SMS.", no_args_is_help=True)
+
+
+def _sms_config(once: bool) -> SmsConfig:
+    from config.channels import get_channels
+    from config.settings import get_settings
+
+    if get_settings().channels_file is None:
+        raise typer.BadParameter(
+            "no channels file is configured: set KARTABL_CHANNELS_FILE "
+            "(see config/channels.example.toml)", param_hint="KARTABL_CHANNELS_FILE")
+    sms = get_channels().sms
+    if sms is None:
+        raise typer.BadParameter("the channels file has no [sms] section", param_hint="[sms]")
+    if not sms.poll and not once:
+        raise typer.BadParameter("[sms] poll = false: nothing to poll (--once polls anyway)",
+                                 param_hint="[sms] poll")
+    return sms
+
+
+@app.command("poll")
+def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")) -> None:
+    """Read unread SMS of our lines (sms/receive, isread=0), committing each batch at once
+    (Kavenegar marks them read as it returns them), every poll_interval_s until SIGTERM or
+    SIGINT."""
+    from channels.sms.kavenegar import redact
+    from channels.sms.poller import SmsPoller
+    from kartabl import db, logs
+    from workers.broker import setup_broker
+
+    try:
+        config = _sms_config(once)
+    except typer.BadParameter as exc:
+        if once:
+            raise
+        idle_until_stopped(f"kartabl sms poll: {exc.message}")
+        return
+    logs.configure()
+    setup_broker()  # routing is enqueued after each commit
+    poller = SmsPoller(config, db.session_factory())
+    if once:
+        try:
+            r = poller.poll_once()
+        except Exception as exc:
+            out.print(f"[red]{escape(redact(str(exc)))}[/red]")
+            raise typer.Exit(1) from None
+        out.print(f"{r.received} received, {r.created} new, {r.duplicates} duplicate, "
+                  f"{r.malformed} malformed")
+        return
+    poller.run(stop_on_signals())  # finishes (stores) the pass in hand on a stop
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="sms")

@@ -1,0 +1,159 @@
+"""Polling sms/receive: what Kavenegar marks read is committed in the same pass; the same
+SMS through the callback (a real uvicorn server the stand-in posts to) is one message."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import config.channels
+import config.settings
+from channels.sms import webhook
+from channels.sms.kavenegar import NotSent
+from channels.sms.poller import SmsPoller
+from channels.sms.standin import KavenegarStandin
+from channels.webhooks import routers
+from config.sms import SmsConfig
+from kartabl.models import Message
+from tests.channels.sms.conftest import API_KEY, LINE, SECRET
+
+KARTABL = Path(sys.executable).with_name("kartabl")
+
+
+def messages(db: sessionmaker[Session]) -> list[Message]:
+    with db() as s:
+        return list(s.scalars(select(Message).order_by(Message.id)))
+
+
+def test_a_pass_commits_every_unread_sms_and_kavenegar_marks_them_read(
+        standin: KavenegarStandin, sms_config: SmsConfig, db) -> None:
+    # Given 130 unread SMS on our line (more than one receive page) and 1 on the other line
+    for n in range(130):
+        standin.inbound(f"0912{n:07d}", f"پیام {n}", LINE, via="queue")
+    standin.inbound("09351112233", "به خط دوم", "30001234", via="queue")
+    # When one pass runs
+    result = SmsPoller(sms_config, db).poll_once()
+    # Then all are committed, in two pages of the first line and one of the second
+    assert (result.received, result.created) == (131, 131)
+    assert standin.calls.count("receive") == 3
+    stored = messages(db)
+    assert len(stored) == 131 and all(m.sender.startswith("+98") for m in stored)
+    assert {m.recipient for m in stored} == {LINE, "30001234"}
+    # And Kavenegar returns none of them again
+    assert SmsPoller(sms_config, db).poll_once().received == 0
+
+
+def test_an_unusable_sms_is_dropped_and_the_rest_committed(
+        standin: KavenegarStandin, sms_config: SmsConfig, db) -> None:
+    standin.inbound("SHOP-PROMO", "تبلیغ", LINE, via="queue")  # not a phone number
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    result = SmsPoller(sms_config, db).poll_once()
+    assert (result.received, result.created, result.malformed) == (2, 1, 1)
+    assert [m.text for m in messages(db)] == ["سلام"]
+
+
+def test_a_failing_api_stores_nothing_and_raises(standin: KavenegarStandin,
+                                                 sms_config: SmsConfig, db) -> None:
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    standin.fail_next("receive", "http", 503)
+    with pytest.raises(NotSent):
+        SmsPoller(sms_config, db).poll_once()
+    assert messages(db) == []
+    assert SmsPoller(sms_config, db).poll_once().created == 1  # still unread: not lost
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def web(sms_config: SmsConfig, db: sessionmaker[Session]) -> Iterator[str]:
+    """The webhook behind a real uvicorn server; yields its base URL."""
+    app = FastAPI()
+    app.include_router(routers()["sms"], prefix="/webhooks/sms")
+    app.dependency_overrides[webhook.sms_config] = lambda: sms_config
+    app.dependency_overrides[webhook.session_factory] = lambda: db
+    port = _free_port()
+    # log_config=None: uvicorn's access log propagates, so caplog sees what it prints
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_the_same_sms_by_callback_and_polling_over_real_http_is_one_message(
+        web: str, standin: KavenegarStandin, sms_config: SmsConfig, db,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    standin.callback_url = f"{web}/webhooks/sms/receive/{SECRET}"
+    # Given Kavenegar calls back (three times: it got no answer in time) and queues the SMS
+    entry = standin.inbound("09121234567", "سلام، سفارش ۱۲ کجاست؟", LINE, via="both")
+    assert entry["callback_status"] == 200
+    assert standin.post_callback(entry) == 200 and standin.post_callback(entry) == 200
+    # When the poller reads the queue too
+    result = SmsPoller(sms_config, db).poll_once()
+    # Then one message
+    assert (result.received, result.created) == (1, 0)
+    [msg] = messages(db)
+    assert (msg.sender, msg.external_id) == ("+989121234567", f"kv:{entry['messageid']}")
+    # And uvicorn's access log printed the path without the secret
+    assert "/webhooks/sms/receive/*** " in caplog.text  # access lines were logged
+    assert SECRET not in caplog.text and API_KEY not in caplog.text
+
+
+@pytest.fixture
+def channels_file(tmp_path: Path, standin: KavenegarStandin, settings,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "channels.toml"
+    path.write_text(f'''
+[sms]
+api_key_env = "TEST_KAVENEGAR_KEY"
+base_url = "{standin.base_url}"
+line = "{LINE}"
+poll = true
+''', encoding="utf-8")
+    monkeypatch.setenv("TEST_KAVENEGAR_KEY", API_KEY)
+    monkeypatch.setenv("KARTABL_CHANNELS_FILE", str(path))
+    config.settings.get_settings.cache_clear()
+    config.channels.get_channels.cache_clear()
+    yield path
+    config.channels.get_channels.cache_clear()
+
+
+def test_kartabl_sms_poll_once(standin: KavenegarStandin, channels_file, db) -> None:
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    standin.inbound("09121234568", "درود", LINE, via="queue")
+    # As its own process; the environment carries this test's database and channels file.
+    done = subprocess.run([str(KARTABL), "sms", "poll", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 new" in done.stdout and API_KEY not in done.stdout + done.stderr
+    assert len(messages(db)) == 2
+
+
+def test_kartabl_sms_poll_once_says_why_it_failed(standin: KavenegarStandin, channels_file,
+                                                  db) -> None:
+    standin.stop()
+    done = subprocess.run([str(KARTABL), "sms", "poll", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1 and "unreachable" in done.stdout
+    assert API_KEY not in done.stdout + done.stderr
