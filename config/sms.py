@@ -39,7 +39,7 @@ class SmsConfig(BaseModel):
     poll_interval_s: float = Field(default=30.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     timeout_s: float = Field(default=20.0, gt=0)  # reading the answer, once the request left
-    rate_per_s: float = Field(default=5.0, gt=0)  # outbound sends per second, all processes
+    rate_per_s: int = Field(default=5, ge=1)  # outbound sends per second, all processes
 
     @model_validator(mode="after")
     def _resolve(self) -> SmsConfig:

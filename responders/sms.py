@@ -25,6 +25,12 @@ send. So ``unknown_outcome`` only applies if Kavenegar cannot be asked: "at_most
 100 (unknown) → None; 4, 5 (handed to the carrier) → "sent"; 10 → "delivered"; 6 (failed),
 11 (undelivered), 13 (canceled), 14 (blocked as advertising) → "failed";
 :meth:`KavenegarSender.failure_reason` says which.
+
+Rate: at most ``rate_per_s`` sends per second across every process, with dramatiq's
+``WindowRateLimiter`` on the broker's Redis (an in-process backend in the embedded mode).
+A send over the rate raises :class:`RetryableDeliveryError` with ``retry_after_s`` *before*
+calling Kavenegar: the outbox puts the reply back to ``approved`` and the worker retries it
+after that delay (a dramatiq ``RateLimitExceeded`` would leave the reply 'sending').
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
+from dramatiq.rate_limits import RateLimiter, WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+
 from channels.sms.kavenegar import ApiError, Kavenegar, NotSent, OutcomeUnknown
+from config.settings import get_settings
 from config.sms import SmsConfig
 from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
@@ -73,7 +83,8 @@ class KavenegarSender:
     channel = "sms"
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
 
-    def __init__(self, config: SmsConfig, *, sending_stale_s: float | None = None) -> None:
+    def __init__(self, config: SmsConfig, *, sending_stale_s: float | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         if sending_stale_s is not None and config.worst_case_s >= sending_stale_s:
             # The reconcile sweep asks about replies 'sending' for longer than this: a send
             # still waiting for its answer must never be that old.
@@ -83,6 +94,7 @@ class KavenegarSender:
                 "raise the setting or lower the timeouts")
         self.config = config
         self.api = Kavenegar(config)
+        self.limiter = limiter if limiter is not None else default_limiter(config)
 
     def __repr__(self) -> str:  # never the key
         return f"<KavenegarSender {self.config.base_url} line {self.config.line}>"
@@ -98,6 +110,11 @@ class KavenegarSender:
         if sms_parts(text) > MAX_PARTS:
             raise PermanentDeliveryError(
                 f"the reply is too long for SMS: {sms_parts(text)} parts (at most {MAX_PARTS})")
+        with self.limiter.acquire(raise_on_failure=False) as acquired:
+            if not acquired:
+                raise RetryableDeliveryError(
+                    f"over the SMS rate of {self.config.rate_per_s}/s; not sent",
+                    retry_after_s=1.0)
         params = {"receptor": receptor(msg.recipient), "message": text,
                   "sender": self.line_for(msg), "localid": msg.idempotency_key}
         try:
@@ -154,6 +171,14 @@ class KavenegarSender:
 
     def close(self) -> None:
         self.api.close()
+
+
+def default_limiter(config: SmsConfig) -> RateLimiter:
+    settings = get_settings()
+    backend = (RedisBackend(url=settings.redis_url) if settings.broker == "redis"
+               else StubBackend())
+    return WindowRateLimiter(backend, f"{settings.redis_namespace}:sms-send",
+                             limit=config.rate_per_s, window=1)
 
 
 def api_reason(exc: ApiError) -> str:

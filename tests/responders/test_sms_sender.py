@@ -228,3 +228,25 @@ def test_install_senders_serves_sms_by_kavenegar_when_configured(standin, sandbo
 
     sandboxed = install_senders(ChannelsConfig(sms=config(standin)))
     assert "sms" not in sandboxed and isinstance(base.get_sender("sms"), KavenegarSender)
+
+
+def test_sends_over_the_rate_are_retryable_and_never_reach_kavenegar(standin) -> None:
+    from dramatiq.rate_limits import WindowRateLimiter
+    from dramatiq.rate_limits.backends import StubBackend
+
+    # Given two senders (two processes) sharing one limiter backend (Redis in the fleet)
+    backend = StubBackend()
+    cfg = config(standin, rate_per_s=2)
+    senders = [KavenegarSender(cfg, limiter=WindowRateLimiter(backend, "sms", limit=2))
+               for _ in range(2)]
+    outcomes: list[str] = []
+    for n in range(5):  # well within two seconds: at most 2 per second go out
+        msg = OutboundMessage(reply_id=n, conversation_id=1, channel=Channel.SMS,
+                              recipient="+989121234567", text="x", idempotency_key=f"r{n}")
+        try:
+            senders[n % 2].send(msg)
+            outcomes.append("sent")
+        except RetryableDeliveryError as exc:
+            assert exc.retry_after_s and "rate" in str(exc)
+            outcomes.append("later")
+    assert "later" in outcomes and outcomes.count("sent") == len(standin.sent) <= 4
