@@ -110,3 +110,26 @@ def test_the_secret_path_is_hidden_in_access_logs(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
         access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", URL, "1.1", 200)
     assert SECRET not in caplog.text and "/webhooks/sms/receive/***" in caplog.text
+
+
+def test_the_console_app_mounts_the_callback_from_the_channels_file(
+        tmp_path, standin: KavenegarStandin, settings, db, monkeypatch) -> None:
+    import config.channels
+    import config.settings
+    from console.app import create_app
+
+    path = tmp_path / "channels.toml"
+    path.write_text(f'[sms]\napi_key = "k"\nbase_url = "{standin.base_url}"\nline = "{LINE}"\n'
+                    'webhook_secret_env = "TEST_SMS_SECRET"\n', encoding="utf-8")
+    monkeypatch.setenv("TEST_SMS_SECRET", SECRET)
+    monkeypatch.setenv("KARTABL_CHANNELS_FILE", str(path))
+    config.settings.get_settings.cache_clear()
+    config.channels.get_channels.cache_clear()
+    try:
+        with TestClient(create_app()) as c:
+            form = {"from": "09121234567", "message": "سلام", "to": LINE, "messageid": "77"}
+            assert c.post("/webhooks/sms/receive/not-the-secret", data=form).status_code == 403
+            assert c.post(URL, data=form).status_code == 200
+    finally:
+        config.channels.get_channels.cache_clear()
+    assert count(db) == 1
