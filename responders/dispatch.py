@@ -195,11 +195,28 @@ def poll_delivery(session_factory: Factory, limit: int = 100) -> int:
                 metrics.REPLIES.labels(state="delivered").inc()
                 changed += 1
             elif status == "failed":
-                _fail(session, reply, "the provider reported that delivery failed")
+                _fail(session, reply, _failure_reason(channel, provider_id))
                 changed += 1
             else:
                 reply.updated_at = utcnow()  # round robin: poll the others first next time
     return changed
+
+
+def _failure_reason(channel: str, provider_id: str) -> str:
+    """The coordinator's reason for a failed delivery: the provider's own words when the
+    sender can say (``failure_reason``, optional: Kavenegar's "11: it did not reach the
+    phone"), else a generic one. Asking may cost a provider call, on failures only."""
+    reason = "the provider reported that delivery failed"
+    explain = getattr(get_sender(channel), "failure_reason", None)
+    if explain is None:
+        return reason
+    try:
+        detail = explain(provider_id)
+    except Exception:  # the status said failed; a missing detail must not hide that
+        log.warning("failure reason of %s message %s unavailable", channel, provider_id,
+                    exc_info=True)
+        return reason
+    return f"{reason}: {detail}" if detail else reason
 
 
 # -- the steps ------------------------------------------------------------------------------

@@ -13,6 +13,11 @@ and polling, Telegram and Bale.
   (nothing downloaded): file ids in ``meta["files"]``, names cleaned for display.
 - ``reply_to_message`` becomes ``in_reply_to = "<bot>:<chat>:<message_id>"``, the form our
   sent replies' provider ids take (``<bot>:<chat>:<id>,<id>``), for threading.
+- A shared contact is kept as ``meta["contact"] = {"phone", "own"}`` (the number
+  normalised; ``own`` when it is the sender's own, Telegram's "share my phone number").
+  It is a hint for a person, never a link: the customer gets the phone identity only by the
+  explicit, audited ``router.identity.link_identity`` (``kartabl customer link``), because
+  anyone can send any number as a contact.
 
 Ignored (``None``, and still acknowledged so Telegram stops resending): group, supergroup
 and channel chats (a support bot answers people one to one; a group message is not a
@@ -32,6 +37,7 @@ from config.telegram import BotConfig
 from kartabl.errors import InputError
 from kartabl.messages import Attachment, InboundMessage
 from kartabl.models import utcnow
+from router.identity import normalize_phone
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,11 @@ def to_message(update: Any, bot: BotConfig) -> InboundMessage | None:
         meta["username"] = _str(user.get("username"))
     if bot.team:
         meta["default_team"] = bot.team  # router.placement's fallback team
+    contact = _contact(msg.get("contact"), user["id"])
+    if contact is not None:
+        meta["contact"] = contact
+        if text == "[contact]":
+            text = f"[contact: {contact['phone']}]"
     reply_to = msg.get("reply_to_message")
     in_reply_to = None
     if isinstance(reply_to, dict) and isinstance(reply_to.get("message_id"), int):
@@ -121,6 +132,16 @@ def _attachments(msg: dict[str, Any]) -> tuple[list[Attachment], list[dict[str, 
         files.append({"kind": kind, "file_id": obj["file_id"],
                       "file_unique_id": _str(obj.get("file_unique_id"))})
     return attachments, files
+
+
+def _contact(contact: Any, sender_id: int) -> dict[str, Any] | None:
+    if not isinstance(contact, dict) or not isinstance(contact.get("phone_number"), str):
+        return None
+    try:
+        phone = normalize_phone(contact["phone_number"])
+    except ValueError:
+        return None  # not a phone number we could ever link; the text still says [contact]
+    return {"phone": phone, "own": contact.get("user_id") == sender_id}
 
 
 def _name(user: dict[str, Any]) -> str:

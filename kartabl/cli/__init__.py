@@ -1,6 +1,7 @@
 """The ``kartabl`` command. Sub-commands live in small modules by concern:
 
 - :mod:`kartabl.cli.admin`: migrate, sync-config, team, person;
+- :mod:`kartabl.cli.customers`: show a customer, link an identity, merge two (audited);
 - :mod:`kartabl.cli.ops`: inject, status, dead-letters;
 - :mod:`kartabl.cli.run`: web, worker, sweep, run (all-in-one);
 - :mod:`kartabl.cli.email`: the email channel (``kartabl email poll|backfill|...``);
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import typer
 
-from kartabl.cli import admin, email, ops, run, sms, telegram
+from kartabl.cli import admin, customers, email, ops, run, sms, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 admin.register(app)
+customers.register(app)
 ops.register(app)
 run.register(app)
 email.register(app)

@@ -68,3 +68,13 @@ def test_ignored_kinds(update: dict) -> None:
 def test_malformed_updates_are_input_errors(update: object) -> None:
     with pytest.raises(InputError):
         to_message(update, BOT)
+
+
+def test_a_shared_contact_is_kept_as_a_hint_only() -> None:
+    own = {"phone_number": "09121234567", "first_name": "Sara", "user_id": 42}
+    msg = to_message({"update_id": 8, **text_update(42, "", contact=own)}, BOT)
+    assert msg is not None and msg.meta["contact"] == {"phone": "+989121234567", "own": True}
+    assert msg.text == "[contact: +989121234567]" and msg.sender == "42"
+    bogus = {"phone_number": "not a number", "first_name": "X"}
+    msg = to_message({"update_id": 9, **text_update(42, "", contact=bogus)}, BOT)
+    assert msg is not None and "contact" not in msg.meta and msg.text == "[contact]"
