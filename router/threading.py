@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from kartabl import audit, reply_tokens
 from kartabl.models import (
+    Channel,
     Conversation,
     ConversationStatus,
     Customer,
@@ -82,6 +83,30 @@ def _references(message: Message) -> _References:
     return refs
 
 
+def _messenger_replies(
+    session: Session, message: Message, customer: Customer
+) -> list[tuple[str, None, int, int]]:
+    """A Telegram/Bale answer to one of our messages: ``in_reply_to`` is
+    ``<bot>:<chat>:<message id>``, and a reply we sent records ``<bot>:<chat>:<id>,<id>``
+    (one id per part) as its provider id. Rows shaped like :func:`_by_reference`'s. Only the
+    customer's own conversations are searched (a private chat is theirs alone), which keeps
+    the lookup on the customer index instead of every reply of the channel."""
+    if message.channel not in (Channel.TELEGRAM, Channel.BALE) or not message.in_reply_to:
+        return []
+    chat, sep, answered = message.in_reply_to.rpartition(":")
+    if not sep or not chat or not answered.isdigit():
+        return []
+    prefix = chat.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    rows = session.execute(
+        select(Reply.provider_id, Conversation.id, Conversation.customer_id)
+        .join(Conversation, Conversation.id == Reply.conversation_id)
+        .where(Reply.channel == message.channel, Conversation.customer_id == customer.id,
+               Reply.provider_id.like(prefix, escape="\\"))
+    ).all()
+    return [(message.in_reply_to, None, cid, owner) for provider_id, cid, owner in rows
+            if answered in (provider_id or "").rpartition(":")[2].split(",")]
+
+
 def _by_reference(session: Session, message: Message, customer: Customer) -> Conversation | None:
     refs = _references(message)
     if refs.forged:
@@ -102,10 +127,10 @@ def _by_reference(session: Session, message: Message, customer: Customer) -> Con
                or_(Reply.idempotency_key.in_(list(refs.rank)),
                    Reply.id.in_(list(refs.reply_ids)))),
     ).subquery()
-    rows = session.execute(
+    rows = [*session.execute(
         select(ours.c.key, ours.c.rid, Conversation.id, Conversation.customer_id)
         .join(Conversation, Conversation.id == ours.c.cid)
-    ).all()
+    ).all(), *_messenger_replies(session, message, customer)]
     own: list[tuple[int, int]] = []
     foreign: dict[int, bool] = {}  # conversation id -> named by one of our tokens
     for key, rid, cid, owner in rows:

@@ -135,3 +135,27 @@ def test_window_is_measured_from_when_the_customer_wrote(session, inbound, route
                  reopen_window=timedelta(hours=2))
     # Then it reopens, as it would have on time
     assert late.how == "reopened" and late.conversation_id == first.conversation_id
+
+
+def test_a_messenger_reply_to_our_message_threads_there(session, inbound, route, make_person):
+    # Given a Telegram customer with two open conversations; we answered the older one in
+    # two parts (Telegram message ids 500 and 501)
+    first = route(inbound(channel="telegram", sender="42", text="سفارش ۱"))
+    author = make_person(role=Role.AGENT)
+    session.add(Reply(conversation_id=first.conversation_id, author_id=author.id, body="پاسخ",
+                      state=ReplyState.SENT, channel="telegram", idempotency_key="k-tg-1",
+                      provider_id="shop_bot:42:500,501"))
+    newer = Conversation(customer_id=first.customer_id, channel="telegram", subject="",
+                         last_message_at=utcnow() + timedelta(seconds=1))
+    session.add(newer)
+    session.commit()
+    # When the customer answers our second part with Telegram's "reply"
+    answer = route(inbound(channel="telegram", sender="42", in_reply_to="shop_bot:42:501",
+                           text="هنوز نرسیده"))
+    # Then it continues the conversation of that reply, not the newest open one
+    assert answer.how == "reference" and answer.conversation_id == first.conversation_id
+    # A reply to a message id we never sent (50 is not 500), or through another bot whose
+    # name only matches as a LIKE pattern, goes to the newest open conversation instead
+    for ref in ("shop_bot:42:50", "shopXbot:42:501"):
+        other = route(inbound(channel="telegram", sender="42", in_reply_to=ref, text="؟"))
+        assert (other.how, other.conversation_id) == ("open", newer.id), ref
