@@ -3,8 +3,11 @@
 ``sms/receive`` with ``isread=0`` returns up to 100 unread SMS of a line **and marks them
 read**: Kavenegar will not return them again. So a pass stores the whole batch in one
 ``store_many`` (one commit) before anything else, and a line that returned a full batch is
-asked again at once. A batch that fails to commit is lost for polling: the callback, when
-configured, is the other path for the same SMS (same external id, one message). An SMS
+asked again at once. Because of that, the database is asked first (``SELECT 1``): while it
+is down nothing is fetched, so nothing is marked read. A batch in hand whose commit fails
+is tried again with backoff (``STORE_RETRIES``); only if the database stays down through all
+of them is the batch lost for polling, logged with its message ids (the callback, when
+configured, is the other path for the same SMS: same external id, one message). An SMS
 that cannot be stored (a sender that is not a phone number) is logged and dropped, as the
 webhook refuses it with 400.
 
@@ -16,19 +19,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.sms.inbound import to_message
 from channels.sms.kavenegar import Kavenegar, KavenegarError
 from config.sms import SmsConfig
 from kartabl.errors import InputError
-from kartabl.ingest import store_many
+from kartabl.ingest import Stored, store_many
 from kartabl.messages import InboundMessage
 
 log = logging.getLogger(__name__)
 BATCH = 100  # Kavenegar's page size for receive
+STORE_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between commits of a batch in hand
 MAX_BATCHES_PER_PASS = 50  # a backlog of 5,000 SMS is read over several passes
 
 
@@ -41,8 +49,9 @@ class PassResult:
 
 
 class SmsPoller:
-    def __init__(self, config: SmsConfig, session_factory: sessionmaker[Session]) -> None:
-        self.config, self._sessions = config, session_factory
+    def __init__(self, config: SmsConfig, session_factory: sessionmaker[Session], *,
+                 sleep: Callable[[float], object] = time.sleep) -> None:
+        self.config, self._sessions, self._sleep = config, session_factory, sleep
         self.api = Kavenegar(config)
 
     def __repr__(self) -> str:
@@ -57,6 +66,8 @@ class SmsPoller:
         return result
 
     def _batch(self, line: str, result: PassResult) -> int:
+        with self._sessions() as session:  # down? then fetch nothing: fetched is marked read
+            session.execute(text("SELECT 1"))
         entries = self.api.sms_receive({"linenumber": line, "isread": 0}) or []
         msgs: list[InboundMessage] = []
         for entry in entries:
@@ -68,13 +79,31 @@ class SmsPoller:
                             getattr(entry, "get", lambda _k: "?")("messageid"), exc)
                 result.malformed += 1
         if msgs:
-            with self._sessions() as session:
-                stored = store_many(session, msgs)  # commits: they are already marked read
+            stored = self._store(line, msgs)
             created = sum(s.created for s in stored)
             result.created += created
             result.duplicates += len(stored) - created
         result.received += len(entries)
         return len(entries)
+
+    def _store(self, line: str, msgs: list[InboundMessage]) -> list[Stored]:
+        """Commit ``msgs`` (already marked read by Kavenegar), trying again with backoff: a
+        database blip between the ping and the commit must not lose them."""
+        for delay in (*STORE_RETRIES, None):
+            try:
+                with self._sessions() as session:
+                    return store_many(session, msgs)  # idempotent: a retry is safe
+            except SQLAlchemyError as exc:
+                if delay is None:
+                    ids = ", ".join(str(m.meta.get("kavenegar_messageid") or m.external_id)
+                                    for m in msgs)
+                    log.error("line %s: %d SMS marked read by Kavenegar could not be stored "
+                              "(messageids %s): %s", line, len(msgs), ids, exc)
+                    raise
+                log.warning("line %s: storing %d SMS failed, again in %g s: %s",
+                            line, len(msgs), delay, exc)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

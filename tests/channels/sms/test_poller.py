@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import config.channels
 import config.settings
 from channels.sms import webhook
 from channels.sms.kavenegar import NotSent
+from channels.sms import poller as poller_module
 from channels.sms.poller import SmsPoller
 from channels.sms.standin import KavenegarStandin
 from channels.webhooks import routers
@@ -157,3 +159,54 @@ def test_kartabl_sms_poll_once_says_why_it_failed(standin: KavenegarStandin, cha
                           text=True, timeout=60)
     assert done.returncode == 1 and "unreachable" in done.stdout
     assert API_KEY not in done.stdout + done.stderr
+
+
+def test_while_the_database_is_down_nothing_is_fetched(
+        standin: KavenegarStandin, sms_config: SmsConfig, db, tmp_path: Path) -> None:
+    # Given a database that cannot be reached (a SQLite file in a directory that is gone)
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    down = sessionmaker(create_engine(f"sqlite:///{tmp_path}/gone/x.db"))
+    # When a pass runs, it fails before asking Kavenegar, so nothing is marked read
+    with pytest.raises(OperationalError):
+        SmsPoller(sms_config, down).poll_once()
+    assert "receive" not in standin.calls
+    # And the SMS is still there for the next pass on a working database
+    assert SmsPoller(sms_config, db).poll_once().created == 1
+
+
+def test_a_batch_in_hand_survives_failed_commits(
+        standin: KavenegarStandin, sms_config: SmsConfig, db,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a database that fails the first two commits after the SMS were fetched
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    real, failures, slept = poller_module.store_many, [2], []
+
+    def flaky(session: Session, msgs: list) -> list:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("INSERT", {}, Exception("database is restarting"))
+        return real(session, msgs)
+
+    monkeypatch.setattr(poller_module, "store_many", flaky)
+    # When a pass runs
+    result = SmsPoller(sms_config, db, sleep=slept.append).poll_once()
+    # Then the batch Kavenegar marked read is committed on the third try, after backoff
+    assert result.created == 1 and [m.text for m in messages(db)] == ["سلام"]
+    assert slept == [0.5, 1.0]
+    assert "storing 1 SMS failed, again in 0.5 s" in caplog.text
+
+
+def test_a_batch_that_cannot_be_stored_is_logged_with_its_ids(
+        standin: KavenegarStandin, sms_config: SmsConfig, db,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    entry = standin.inbound("09121234567", "سلام", LINE, via="queue")
+
+    def down(session: Session, msgs: list) -> list:
+        raise OperationalError("INSERT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(poller_module, "store_many", down)
+    slept: list[float] = []
+    with pytest.raises(OperationalError):
+        SmsPoller(sms_config, db, sleep=slept.append).poll_once()
+    assert slept == list(poller_module.STORE_RETRIES)
+    assert f"messageids {entry['messageid']}" in caplog.text
