@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import config.channels
 import config.settings
+from channels.sms import poller as poller_module
 from channels.sms import webhook
 from channels.sms.kavenegar import NotSent
-from channels.sms import poller as poller_module
 from channels.sms.poller import SmsPoller
 from channels.sms.standin import KavenegarStandin
 from channels.webhooks import routers
