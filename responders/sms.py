@@ -47,13 +47,14 @@ from config.sms import SmsConfig
 from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from responders.preview import MAX_SMS_PARTS
 from responders.sms_length import sms_length, sms_parts
 
 __all__ = ["KavenegarSender", "OutcomeUnknown", "sms_length", "sms_parts"]
 
 log = logging.getLogger(__name__)
 
-MAX_PARTS: Final = 8  # a longer reply is a mistake for SMS, and costs per part
+MAX_PARTS: Final = MAX_SMS_PARTS  # a longer reply is a mistake for SMS, and costs per part
 # Kavenegar's refusals, worded for the coordinator who reads the failed reply.
 API_REASONS: Final = {
     400: "the request is incomplete",

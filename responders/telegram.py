@@ -68,13 +68,14 @@ from kartabl.errors import KartablError, PermanentDeliveryError, RetryableDelive
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel
 from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from responders.preview import MAX_CHAT_MESSAGES
 
 log = logging.getLogger(__name__)
 
 MAX_UNITS: Final = 4096  # Telegram's limit, in UTF-16 code units
 MAX_REASON_CHARS: Final = 500
 BLOCKED_REASON: Final = "the customer blocked the bot"
-MAX_PARTS: Final = 10  # a reply longer than 40,960 characters is a mistake, not an answer
+MAX_PARTS: Final = MAX_CHAT_MESSAGES  # longer than 40,960 characters: a mistake
 # httpx errors raised before any byte of the request left: nothing can have been sent.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                httpx.UnsupportedProtocol)

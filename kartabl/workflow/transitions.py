@@ -74,6 +74,7 @@ from kartabl.workflow.states import (
     check_reply_transition,
     move_reply,
 )
+from responders.preview import require_fits
 from responders.render import has_template
 
 # A hostname only: it ends up in a header (the Message-ID of the reply).
@@ -253,6 +254,7 @@ def submit(
     require_access("submit", actor, conv)
     check_reply_transition("submit", reply)
     check_conversation("submit", conv)
+    require_fits(session, "submit", reply)  # a too-long SMS is for its author to shorten
     skip = review_skip_reason(session, author, policy or get_routing().approval)
     ids = {"conversation_id": conv.id, "reply_id": reply.id}
     if skip is None:
@@ -281,11 +283,11 @@ def approve(
         raise PermissionDenied("approve", actor_name(actor), "nobody approves their own reply")
     check_reply_transition("approve", reply)
     edit: dict[str, Any] = {}
-    if edited_body is not None:
-        new = nonempty(edited_body, "the edited body")
-        if new != reply.body:
-            edit = {"original_body": reply.body, "edited_body": new}
-            reply.original_body, reply.body = reply.body, new
+    new = nonempty(edited_body, "the edited body") if edited_body is not None else None
+    require_fits(session, "approve", reply, new)  # what the customer would get, as sent
+    if new is not None and new != reply.body:
+        edit = {"original_body": reply.body, "edited_body": new}
+        reply.original_body, reply.body = reply.body, new
     move_reply(reply, "approve", RS.APPROVED)
     reply.approved_by_id = actor.id
     _ready_for_dispatch(session, reply, conv)

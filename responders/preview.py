@@ -1,0 +1,104 @@
+"""What a reply will look like, and cost, on its channel before anyone approves it.
+
+The text is rendered through the reply's template exactly as the outbox will render it, and
+counted in the channel's units: SMS parts (UCS-2 for Persian: 70 characters in one SMS, 67
+per part beyond; GSM 7-bit: 160 and 153, :mod:`responders.sms_length`), Telegram/Bale
+messages of 4096 characters. The console shows :class:`Preview` beside the approve button;
+the workflow refuses to submit or approve a reply the channel's sender would refuse
+(:func:`require_fits`), so a too-long SMS is caught by its author, not by a failed send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kartabl.errors import PermanentDeliveryError, WorkflowError
+from kartabl.models import Channel, Conversation, Direction, Message, Reply
+from responders.render import render_reply, reply_subject
+from responders.sms_length import sms_length
+
+# The most parts each channel's sender accepts (responders.sms / responders.telegram).
+MAX_SMS_PARTS: Final = 8
+MAX_CHAT_MESSAGES: Final = 10
+
+
+class ReplyTooLong(WorkflowError):
+    """The rendered reply is longer than its channel's sender accepts."""
+
+
+class ReplyCannotRender(WorkflowError):
+    """The reply's template fails: it could never be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    channel: Channel
+    text: str  # as the customer will read it (the plain-text part, for email)
+    parts: int  # SMS parts, chat messages; 1 for a mail
+    limit: int  # the most parts the sender accepts
+    encoding: str | None = None  # "ucs2" or "gsm7" for SMS
+
+    @property
+    def fits(self) -> bool:
+        return self.parts <= self.limit
+
+    def describe(self) -> str:
+        """One line for people: "3 SMS (UCS-2, 170 characters)"."""
+        if self.channel is Channel.SMS:
+            units = sms_length(self.text).units
+            return f"{self.parts} SMS ({(self.encoding or '').upper()}, {units} characters)"
+        if self.channel in (Channel.TELEGRAM, Channel.BALE):
+            return f"{self.parts} message{'s' if self.parts != 1 else ''}"
+        return "1 mail"
+
+
+def preview(
+    channel: Channel | str, body: str, *, template: str | None = None, subject: str = "",
+    customer_name: str = "",
+) -> Preview:
+    """Render ``body`` for ``channel`` and count it. Raises :class:`PermanentDeliveryError`
+    when the template fails."""
+    ch = Channel(channel)
+    text = render_reply(ch, body, template=template, context={
+        "subject": reply_subject(subject), "customer_name": customer_name}).text
+    if ch is Channel.SMS:
+        length = sms_length(text)
+        return Preview(ch, text, length.parts, MAX_SMS_PARTS, length.encoding)
+    if ch in (Channel.TELEGRAM, Channel.BALE):
+        from responders.telegram import split_text  # python-telegram-bot: loaded only here
+
+        return Preview(ch, text, len(split_text(text)), MAX_CHAT_MESSAGES)
+    return Preview(ch, text, 1, 1)
+
+
+def preview_reply(session: Session, reply: Reply, body: str | None = None) -> Preview:
+    """:func:`preview` of ``reply`` (or of ``body``, an edit not saved yet) with the context
+    the outbox will use: the conversation's subject and the customer's name as they wrote."""
+    conv = session.get(Conversation, reply.conversation_id)
+    assert conv is not None  # a reply belongs to a conversation (foreign key)
+    name = session.scalar(
+        select(Message.sender_name)
+        .where(Message.conversation_id == conv.id, Message.direction == Direction.IN,
+               Message.channel == reply.channel)
+        .order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
+    )
+    return preview(reply.channel, reply.body if body is None else body, template=reply.template,
+                   subject=conv.subject or "", customer_name=name or "")
+
+
+def require_fits(session: Session, step: str, reply: Reply, body: str | None = None) -> Preview:
+    """The preview, or :class:`ReplyTooLong` / :class:`ReplyCannotRender` saying why the
+    channel would refuse it."""
+    try:
+        p = preview_reply(session, reply, body)
+    except PermanentDeliveryError as exc:
+        raise ReplyCannotRender(f"cannot {step}: {exc}") from None
+    if not p.fits:
+        what = "SMS" if p.channel is Channel.SMS else "messages"
+        raise ReplyTooLong(f"cannot {step}: the reply is {p.describe()}, and {p.channel.value} "
+                           f"replies are at most {p.limit} {what}; shorten it")
+    return p
