@@ -40,10 +40,12 @@ test: $(STAMP) dovecot
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-## make bench: email parse/ingest throughput against BytesParser, then the ingest pipeline on
-## PostgreSQL + Redis with dramatiq workers (its line stays the last one)
+## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
+## `kartabl web`, then the ingest pipeline on PostgreSQL + Redis with dramatiq workers (its
+## line stays the last one)
 bench: $(RUNSTAMP)
 	$(BIN)/python -m bench.email
+	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.ingest
 
 lint: $(STAMP)
