@@ -21,12 +21,20 @@ connection is closed with no answer, before anything is recorded).
 
 Inbound SMS (:meth:`inbound`) go to the receive queue, to a callback URL (a form POST of
 from, message, to, messageid, as Kavenegar's receive callback), or both.
+
+Delivery: a sent SMS stays status 1 (queued) until :meth:`set_status` says otherwise, unless
+``deliver_after_s`` is given: then, that long after the send, the carrier "reports" it
+delivered (10), or failed (6) for a ``fail_ratio`` share of sends (the demo). ``announce``
+logs each send and each reported status, as the customer's phone would see them (never the
+key).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
+import random
 import threading
 import time
 import urllib.error
@@ -35,6 +43,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 STATUS_TEXT = {1: "در صف ارسال", 2: "زمان بندی شده", 4: "ارسال به مخابرات", 5: "ارسال به مخابرات",
                6: "خطا در ارسال", 10: "رسیده به گیرنده", 11: "نرسیده به گیرنده", 13: "لغو شده",
@@ -59,6 +69,8 @@ class SentSms:
     localid: str
     status: int = 1
     date: int = field(default_factory=lambda: int(time.time()))
+    settles_at: float | None = None  # monotonic time of the carrier's report (deliver_after_s)
+    final_status: int = 10  # what it reports then: delivered, or failed
 
     def entry(self) -> dict[str, Any]:
         return {"messageid": self.messageid, "message": self.message, "status": self.status,
@@ -67,8 +79,14 @@ class SentSms:
 
 
 class KavenegarStandin:
-    def __init__(self, api_key: str = "standin-key") -> None:
+    def __init__(self, api_key: str = "standin-key", *, deliver_after_s: float | None = None,
+                 fail_ratio: float = 0.0, seed: int | None = None,
+                 announce: bool = False) -> None:
+        if not 0.0 <= fail_ratio <= 1.0:
+            raise ValueError("fail_ratio is a share of sends, between 0 and 1")
         self.api_key = api_key
+        self.deliver_after_s, self.fail_ratio, self.announce = deliver_after_s, fail_ratio, announce
+        self._rnd = random.Random(seed)
         self.sent: list[SentSms] = []
         self.calls: list[str] = []  # method names, in order
         self.callback_url = ""
@@ -111,7 +129,8 @@ class KavenegarStandin:
 
     def set_status(self, messageid: int | str, status: int) -> None:
         with self._lock:
-            next(s for s in self.sent if s.messageid == int(messageid)).status = status
+            sms = next(s for s in self.sent if s.messageid == int(messageid))
+            sms.status, sms.settles_at = status, None  # the test's word beats the timer
 
     def sends_of(self, localid: str) -> list[SentSms]:
         with self._lock:
@@ -173,12 +192,28 @@ class KavenegarStandin:
             return earlier[0]
         sms = SentSms(next(self._ids), params.get("receptor", ""), params.get("sender", ""),
                       params.get("message", ""), localid)
+        if self.deliver_after_s is not None:
+            sms.settles_at = time.monotonic() + self.deliver_after_s
+            sms.final_status = 6 if self._rnd.random() < self.fail_ratio else 10
         self.sent.append(sms)
+        if self.announce:
+            log.info("Kavenegar stand-in: SMS %s from line %s to %s: %.200s", sms.messageid,
+                     sms.sender, sms.receptor, sms.message)
+        return sms
+
+    def _settle(self, sms: SentSms) -> SentSms:
+        """The carrier's report, once it is due (only with ``deliver_after_s``)."""
+        if sms.settles_at is not None and time.monotonic() >= sms.settles_at:
+            sms.status, sms.settles_at = sms.final_status, None
+            if self.announce:
+                log.info("Kavenegar stand-in: SMS %s to %s: %s (%d)", sms.messageid,
+                         sms.receptor, "delivered" if sms.status == 10 else "failed",
+                         sms.status)
         return sms
 
     def _status(self, messageid: str) -> dict[str, Any]:
         sms = next((s for s in self.sent if str(s.messageid) == messageid.strip()), None)
-        status = sms.status if sms else 100
+        status = self._settle(sms).status if sms else 100
         return {"messageid": int(messageid) if messageid.strip().isdigit() else 0,
                 "status": status, "statustext": STATUS_TEXT[status]}
 
@@ -187,8 +222,9 @@ class KavenegarStandin:
         if sms is None:
             return {"messageid": 0, "localid": localid, "status": 100,
                     "statustext": STATUS_TEXT[100]}
-        return {"messageid": sms.messageid, "localid": localid, "status": sms.status,
-                "statustext": STATUS_TEXT[sms.status]}
+        status = self._settle(sms).status
+        return {"messageid": sms.messageid, "localid": localid, "status": status,
+                "statustext": STATUS_TEXT[status]}
 
     def _receive(self, params: dict[str, str]) -> list[dict[str, Any]]:
         line = params.get("linenumber", "")

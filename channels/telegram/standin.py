@@ -16,6 +16,9 @@ Faults, queued per method and used once each (:meth:`fail_next`): ``retry_after`
 (5xx), ``slow`` (the message is recorded, then the answer is delayed: a real unknown
 outcome for a client whose timeout is shorter), ``drop`` (the connection is closed with no
 answer, before anything is recorded). Users in :attr:`blocked_users` always get 403.
+
+``announce`` logs each message a bot sends, as the customer's chat would show it (the bot's
+username, never its token): the demo uses it.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class Sent:
 
 
 class BotApiStandin:
-    def __init__(self) -> None:
+    def __init__(self, *, announce: bool = False) -> None:
+        self.announce = announce
         self._bots: dict[str, StandinBot] = {}
         self._faults: dict[str, list[Fault]] = {}
         self._cond = threading.Condition()
@@ -184,6 +188,9 @@ class BotApiStandin:
         with self._cond:
             message_id = next(self._message_ids)
             self.sent.append(Sent(bot.username, chat_id, text, message_id, dict(params)))
+        if self.announce:
+            log.info("Bot API stand-in: @%s to chat %s (message %s): %.200s", bot.username,
+                     chat_id, message_id, text)
         return 200, _ok({"message_id": message_id, "date": int(time.time()), "text": text,
                          "chat": {"id": int(chat_id), "type": "private"},
                          "from": {"id": bot.id, "is_bot": True, "first_name": bot.username}})
