@@ -1,7 +1,9 @@
 """Demo data and a driver that plays customers, agents and the coordinator, so a newcomer
 running ``make run`` watches messages flow through every state in the log and on the
 overview page. Only the embedded mode runs it; it acts through the same workflow functions
-as the console, so every step is a real, audited transition."""
+as the console, so every step is a real, audited transition. With the stand-in channels of
+:mod:`kartabl.demo_channels`, customers write by SMS, Telegram and Bale through the real
+adapters instead of being stored directly."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Callable, Collection
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +38,9 @@ from kartabl.models import (
 from kartabl.passwords import hash_password
 from router.identity import identity_for, link_identity, match_or_create
 from router.teams import sync_teams
+
+if TYPE_CHECKING:
+    from kartabl.demo_channels import DemoChannels
 
 log = logging.getLogger("kartabl.demo")
 
@@ -65,6 +72,11 @@ TEXTS = [
 
 
 DEMO_MAILBOX = "support@kartabl.localhost"
+MESSENGERS = (Channel.TELEGRAM, Channel.BALE)
+# Replies on their way out. (A rejected one is not: one left behind by a referral would
+# keep its conversation open for ever.)
+IN_PROGRESS = (ReplyState.DRAFT, ReplyState.PENDING_APPROVAL, ReplyState.APPROVED,
+               ReplyState.SENDING)
 
 
 def demo_mail(name: str, sender: str, text: str, rnd: random.Random) -> bytes:
@@ -132,35 +144,54 @@ class DemoDriver(threading.Thread):
     coordinator triages and reviews. Stops when ``stop`` is set."""
 
     def __init__(
-        self, stop: threading.Event, interval_s: float = 3.0, seed_: int | None = None
+        self, stop: threading.Event, interval_s: float = 3.0, seed_: int | None = None, *,
+        channels: DemoChannels | None = None, only: Collection[str] | None = None,
     ) -> None:
         super().__init__(name="demo-driver", daemon=True)
         self.stop_event, self.interval_s = stop, interval_s
         self.rnd = random.Random(seed_)
+        # SMS, Telegram and Bale go through their stand-ins when the demo runs them.
+        self.channels = channels
+        # Only these channels (those served by the sandbox, when real channels are
+        # configured): a demo customer's reply must never leave by a real account.
+        self.only = None if only is None else set(only)
 
     def run(self) -> None:
         while not self.stop_event.wait(self.interval_s):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("demo step failed")
+            self.tick()
 
     def tick(self) -> None:
-        self.customer_writes()
-        with db.session_scope() as s:
-            self.coordinator_triages(s)
-        with db.session_scope() as s:
-            self.agents_work(s)
-        with db.session_scope() as s:
-            self.coordinator_reviews(s)
-        with db.session_scope() as s:
-            self.agents_close(s)
+        # Each step in its own transaction, and a failing one does not hold up the others.
+        self._step(self.customer_writes)
+        for step in (self.coordinator_triages, self.agents_work, self.coordinator_reviews,
+                     self.agents_close):
+            self._step(step, with_session=True)
+
+    def _step(self, step: Callable[..., None], *, with_session: bool = False) -> None:
+        try:
+            if with_session:
+                with db.session_scope() as s:
+                    step(s)
+            else:
+                step()
+        except Exception:
+            log.exception("demo step %s failed", step.__name__)
 
     def customer_writes(self) -> None:
-        name, addresses = self.rnd.choice(CUSTOMERS)
-        channel = self.rnd.choice(sorted(addresses))
+        writers = [
+            (name, addresses, usable) for name, addresses in CUSTOMERS
+            if (usable := [c for c in sorted(addresses) if self.only is None or c in self.only])
+        ]
+        if not writers:
+            return  # every channel is a real one: the demo's customers stay silent
+        name, addresses, usable = self.rnd.choice(writers)
+        channel = self.rnd.choice(usable)
         _, sender = identity_for(channel, addresses[channel])
         text = self.rnd.choice(TEXTS)
+        if self.channels is not None and channel != "email":
+            # Through the stand-in provider, to the real poller (or the SMS callback).
+            self.channels.customer_writes(Channel(channel), name, addresses[channel], text)
+            return
         if channel == "email":
             # Mail goes through the real parser, as the IMAP poller's would: an encoded
             # Persian subject, sometimes windows-1256, with quoted history to cut.
@@ -229,7 +260,18 @@ class DemoDriver(threading.Thread):
                 s, agent, conv.id, "با سلام، درخواست شما بررسی شد و پیگیری می‌شود. با تشکر"
             )
             workflow.submit(s, agent, reply.id)
-        for reply in s.scalars(select(Reply).where(Reply.state == ReplyState.REJECTED).limit(3)):
+        for reply in s.scalars(
+            select(Reply)
+            .join(Conversation, Conversation.id == Reply.conversation_id)
+            .where(
+                Reply.state == ReplyState.REJECTED,
+                Conversation.status == ConversationStatus.OPEN,  # else submit is illegal
+                # A conversation referred since belongs to someone else now: the author may
+                # no longer edit it, and its new assignee answers the customer's next message.
+                Conversation.assignee_id == Reply.author_id,
+            )
+            .limit(3)
+        ):
             author = s.get(Person, reply.author_id)
             assert author is not None
             workflow.update_draft(s, author, reply.id, reply.body + "\nشماره پیگیری: ۴۴۲۱")
@@ -249,10 +291,21 @@ class DemoDriver(threading.Thread):
                 workflow.approve(s, maryam, reply.id)
 
     def agents_close(self, s: Session) -> None:
-        answered = select(Reply.conversation_id).where(Reply.state == ReplyState.DELIVERED)
+        # Answered: a reply delivered, or sent on a messenger (Telegram and Bale never
+        # report delivery, so their replies stay 'sent').
+        answered = select(Reply.conversation_id).where(
+            (Reply.state == ReplyState.DELIVERED)
+            | ((Reply.state == ReplyState.SENT) & Reply.channel.in_(MESSENGERS))
+        )
+        # Nobody closes a conversation while a reply in it is still on its way.
+        in_progress = select(Reply.conversation_id).where(Reply.state.in_(IN_PROGRESS))
         for conv in s.scalars(
             select(Conversation)
-            .where(Conversation.status == ConversationStatus.OPEN, Conversation.id.in_(answered))
+            .where(
+                Conversation.status == ConversationStatus.OPEN,
+                Conversation.id.in_(answered),
+                Conversation.id.not_in(in_progress),
+            )
             .limit(2)
         ):
             if self.rnd.random() < 0.5 and conv.assignee_id is not None:

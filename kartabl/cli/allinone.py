@@ -2,10 +2,12 @@
 
 The web console (uvicorn) runs in the main thread; the dramatiq worker threads, the
 scheduler, the IMAP pollers of the configured mailboxes and the demo driver run beside it.
-On Ctrl-C or SIGTERM uvicorn stops serving, then the demo stops, then the pollers finish
-their batch, then the scheduler finishes its tick, then the worker finishes the
-messages it holds. Anything still queued in memory is re-enqueued by the first sweep of the
-next start, because the database, not the queue, says what is unrouted or unsent.
+The demo without a channels file adds the Kavenegar and Bot API stand-ins with the SMS and
+bot pollers (:mod:`kartabl.demo_channels`). On Ctrl-C or SIGTERM uvicorn stops serving,
+then the demo stops, then the pollers finish their batch, then the scheduler finishes its
+tick, then the worker finishes the messages it holds, and last the stand-ins stop. Anything
+still queued in memory is re-enqueued by the first sweep of the next start, because the
+database, not the queue, says what is unrouted or unsent.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ def run_all_in_one(*, demo: bool) -> None:
         from router.teams import sync_teams
 
         sync_teams(session, get_routing())
-    install_senders()
+    # The demo, with no channels file, runs SMS, Telegram and Bale through the real adapters
+    # against local stand-ins of Kavenegar and the Bot API (kartabl.demo_channels).
+    demo_channels = None
+    if demo:
+        from kartabl.demo_channels import start_unless_configured
+
+        demo_channels = start_unless_configured(s)
+    sandboxed = (demo_channels.install_senders() if demo_channels is not None
+                 else install_senders())
 
     stop = threading.Event()
     worker = EmbeddedWorker.start(s)
@@ -58,13 +68,21 @@ def run_all_in_one(*, demo: bool) -> None:
     from channels.email.service import start_pollers
 
     pollers = start_pollers(stop)
+    if demo_channels is not None:
+        from console.app import app  # the instance uvicorn serves below ("console.app:app")
+
+        pollers += demo_channels.start_pollers(stop)
+        demo_channels.serve_callback(app, s.web_host, s.web_port)
     driver = None
     if demo:
         from kartabl.demo import DemoDriver, print_login, seed
 
         with db.session_scope() as session:
             seed(session)
-        driver = DemoDriver(stop, interval_s=s.demo_interval_s)
+        # With real channels configured, the demo's customers write only where the sandbox
+        # answers: a demo reply must never reach a real phone or chat.
+        driver = DemoDriver(stop, interval_s=s.demo_interval_s, channels=demo_channels,
+                            only=None if demo_channels is not None else sandboxed)
         driver.start()
         print_login(s.web_host, s.web_port)
     try:
@@ -78,4 +96,8 @@ def run_all_in_one(*, demo: bool) -> None:
             poller.join(timeout=30)
         scheduler.join(timeout=s.sweep_interval_s + 30)
         worker.stop()
+        if demo_channels is not None:
+            # Last: the senders (worker) and the delivery polling (scheduler) talk to the
+            # stand-ins too, not only the pollers joined above.
+            demo_channels.stop()
         log.info("stopped")
