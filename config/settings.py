@@ -103,6 +103,39 @@ class Settings(BaseSettings):
         description="Signs sessions and reply tokens. Must be set in the fleet.",
     )
 
+    # -- console sign-in --------------------------------------------------------
+    session_hours: float = Field(
+        default=12.0, gt=0, description="A console session ends this long after sign-in."
+    )
+    session_idle_minutes: float = Field(
+        default=120.0, gt=0, description="A session unused this long ends."
+    )
+    cookie_secure: bool = Field(
+        default=True,
+        description="Send the session cookie only over HTTPS. Browsers treat http://localhost "
+        "and 127.0.0.1 as secure, so the embedded mode works with the default.",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per username per window before refusing."
+    )
+    login_max_failures_per_ip: int = Field(
+        default=30, ge=1, description="Failed sign-ins per client address per window."
+    )
+    login_window_minutes: float = Field(default=15.0, gt=0)
+    password_reset_hours: float = Field(
+        default=24.0, gt=0, description="How long a password reset link stays valid."
+    )
+
+    # -- service targets (the overdue queue and the reports) -------------------
+    first_response_target_minutes: float = Field(
+        default=240.0, gt=0,
+        description="An open conversation with no reply sent this long after it opened is overdue.",
+    )
+    resolution_target_hours: float = Field(
+        default=72.0, gt=0,
+        description="An open conversation still open this long after it opened is overdue.",
+    )
+
     # -- demo (embedded `kartabl run` only) -------------------------------------
     demo_interval_s: float = Field(
         default=3.0, gt=0, description="How often the demo driver plays one round of "

@@ -6,29 +6,115 @@
   Its body also counts quarantined mail and lists the mailboxes failing (informational).
 - ``/metrics``: Prometheus text format.
 - ``/api/v1/status``: queue depths and backlog counts (what ``kartabl status`` prints).
-- ``/``: an overview of the cartable by state, refreshed live with htmx. It shows counts
-  only; conversation pages need sign-in and arrive with the console (issue 5).
+- ``/``: an overview of the cartable by state, refreshed live with htmx (counts only).
+- the console's pages (:mod:`console.pages`) and the JSON API (:mod:`console.api`), both
+  behind sign-in (:mod:`console.deps`).
+
+Every response carries security headers (a strict Content-Security-Policy: scripts only
+from this origin, no inline script; no framing; no MIME sniffing). Workflow errors map to
+4xx in one place (:func:`_error_status`): JSON under ``/api/``, an HTML page elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from console.deps import LoginRequired
 from console.overview import overview_counts
+from console.templating import TEMPLATES
 from kartabl import db
+from kartabl.errors import (
+    IllegalTransition,
+    InputError,
+    KartablError,
+    NotFound,
+    PermissionDenied,
+)
 
 log = logging.getLogger(__name__)
-TEMPLATES = Jinja2Templates(
-    directory=str(Path(__file__).resolve().parent.parent / "templates" / "console")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+# Swagger UI and ReDoc load their own scripts; they get FastAPI's defaults.
+_NO_CSP = ("/docs", "/redoc")
+
+
+def _error_status(exc: KartablError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, IllegalTransition):
+        return 409
+    if isinstance(exc, InputError):
+        return 400
+    return 400
+
+
+def _wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith(("/api/", "/webhooks/")) or path in ("/healthz", "/readyz")
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(KartablError)
+    def workflow_error(request: Request, exc: KartablError) -> Response:
+        status = _error_status(exc)
+        if _wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {"title": status, "detail": str(exc)}, status_code=status
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_json(request) or exc.status_code == 405:
+            return JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {"title": exc.status_code, "detail": exc.detail},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(LoginRequired)
+    def login_required(request: Request, exc: LoginRequired) -> Response:
+        target = "/login?next=" + quote(exc.next_path, safe="")
+        if request.headers.get("HX-Request") == "true":
+            # htmx follows HX-Redirect with a full page load (a 303 would swap the login
+            # page into a fragment).
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+
+def _install_security_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith(_NO_CSP):
+            h.setdefault("Content-Security-Policy", CSP)
+        if request.url.path.startswith(("/api/", "/account", "/reset", "/login")):
+            h.setdefault("Cache-Control", "no-store")
+        return response
 
 
 def _broker_ping() -> tuple[bool, str]:
@@ -71,6 +157,15 @@ def create_app() -> FastAPI:
 
     for name, router in routers().items():
         app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
+
+    from console.api import account as api_account
+    from console.pages import signin
+
+    app.include_router(signin.router)
+    app.include_router(api_account.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_error_pages(app)
+    _install_security_headers(app)
 
     @app.get("/healthz", tags=["probes"])
     def healthz() -> dict[str, str]:

@@ -382,3 +382,8 @@ class QuarantinedMail(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     reimported_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+
+
+# The console's sign-in tables live in their own module; importing it here registers them on
+# Base.metadata wherever the models are loaded (Alembic, the tests' truncation).
+from kartabl import auth_models as _auth_models  # noqa: E402,F401

@@ -1,0 +1,290 @@
+"""Sign-in for the console and the API: passwords, sessions, CSRF tokens, API tokens,
+the login rate limit and password resets. No FastAPI here; :mod:`console.deps` wires it in.
+
+Decisions
+- **Opaque tokens, stored hashed.** A session cookie, an API token and a reset link carry 32
+  random bytes; the tables keep SHA-256 of them, so a stolen database dump signs nobody in.
+- **CSRF** is an HMAC of the session token: nothing to store, different for every session,
+  and unforgeable without the cookie. Every state change by a cookie-signed request must
+  carry it (form field or ``X-CSRF-Token`` header); bearer-token requests need none, as a
+  browser never adds the header on its own.
+- **Rate limit in the database**, so it holds across every web process of the fleet:
+  failures per username and per client address within a sliding window. A refused attempt
+  does not even check the password (no timing oracle, no argon2 cost for the attacker).
+- **Revocation** is a timestamp: a revoked session or token fails at its next request.
+  A password reset or change revokes every session of that person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from config.settings import get_settings
+from kartabl import audit
+from kartabl.auth_models import ApiToken, LoginAttempt, PasswordReset, WebSession
+from kartabl.errors import InputError, NotFound, PermissionDenied
+from kartabl.models import Person, Role, utcnow
+from kartabl.passwords import hash_password, verify_password
+
+SESSION_COOKIE: Final = "kartabl_session"
+TOKEN_PREFIX: Final = "kt_"  # noqa: S105 - a marker, not a secret
+# What an API token may be allowed. A token never exceeds its person's role and scope.
+SCOPES: Final = {
+    "read": "list and read conversations, customers and queues",
+    "act": "take workflow steps: assign, refer, draft, submit, close, reopen, notes",
+    "review": "approve and reject replies (coordinators and admins only)",
+    "customers": "tag and link customers",
+    "merge": "merge customers (needs the person's merge permission)",
+    "reports": "read reports",
+}
+_CSRF_PURPOSE: Final = b"kartabl csrf v1"
+# Rewriting last_seen_at on every request would make every page view a write.
+_TOUCH_EVERY: Final = timedelta(minutes=1)
+
+
+def role_scopes(person: Person) -> frozenset[str]:
+    """What a password-signed session may do: every scope the person's role allows."""
+    scopes = set(SCOPES)
+    if person.role == Role.AGENT:
+        scopes.discard("review")
+    if not person.can_merge:
+        scopes.discard("merge")
+    return frozenset(scopes)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+class LoginRefused(PermissionDenied):
+    """Wrong credentials or too many attempts: one message for both, on purpose."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("sign in", "this client", reason)
+
+
+def _failures_since(
+    session: Session, column: InstrumentedAttribute[str], value: str, since: datetime
+) -> int:
+    return session.scalar(
+        select(func.count()).select_from(LoginAttempt).where(
+            column == value, LoginAttempt.at >= since, LoginAttempt.ok.is_(False)
+        )
+    ) or 0
+
+
+def authenticate(session: Session, username: str, password: str, ip: str) -> Person:
+    """The person with these credentials, or :class:`LoginRefused`. Records the attempt;
+    the caller commits (also on refusal, so the failure counts)."""
+    s = get_settings()
+    username = username.strip()[:64]
+    since = utcnow() - timedelta(minutes=s.login_window_minutes)
+    throttled = (
+        _failures_since(session, LoginAttempt.username, username, since) >= s.login_max_failures
+        or _failures_since(session, LoginAttempt.ip, ip, since) >= s.login_max_failures_per_ip
+    )
+    if throttled:
+        session.add(LoginAttempt(username=username, ip=ip[:64], ok=False))
+        raise LoginRefused("too many failed attempts; wait a few minutes and try again")
+    person = session.scalar(select(Person).where(Person.username == username))
+    ok = person is not None and person.active and verify_password(person.password_hash, password)
+    session.add(LoginAttempt(username=username, ip=ip[:64], ok=ok))
+    if not ok or person is None:
+        raise LoginRefused("wrong username or password")
+    return person
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def start_session(session: Session, person: Person, *, ip: str = "", user_agent: str = "") -> str:
+    """A new session for ``person``; returns the cookie value (shown once, stored hashed)."""
+    token = _new_token()
+    now = utcnow()
+    session.add(
+        WebSession(
+            token_hash=_digest(token), person_id=person.id, created_at=now, last_seen_at=now,
+            expires_at=now + timedelta(hours=get_settings().session_hours),
+            ip=ip[:64], user_agent=user_agent[:300],
+        )
+    )
+    audit.record(session, "person.signed_in", actor=person, ip=ip[:64])
+    return token
+
+
+def session_person(session: Session, token: str | None) -> tuple[WebSession, Person] | None:
+    """The live session and its active person for a cookie value, else None."""
+    if not token or len(token) > 100:
+        return None
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == _digest(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    if row.expires_at <= now or row.last_seen_at + idle <= now:
+        return None
+    person = row.person
+    if not person.active:
+        return None
+    if now - row.last_seen_at >= _TOUCH_EVERY:
+        row.last_seen_at = now
+    return row, person
+
+
+def end_session(session: Session, token: str | None) -> None:
+    if token:
+        session.execute(
+            update(WebSession)
+            .where(WebSession.token_hash == _digest(token), WebSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+
+
+def revoke_sessions(
+    session: Session, actor: Person | None, person_id: int, *, except_id: int | None = None
+) -> int:
+    """End every session of ``person_id`` (its owner or an admin may); returns how many."""
+    if actor is not None and actor.id != person_id and actor.role != Role.ADMIN:
+        raise PermissionDenied("revoke sessions", actor.username, "only its owner or an admin may")
+    q = update(WebSession).where(
+        WebSession.person_id == person_id, WebSession.revoked_at.is_(None)
+    )
+    if except_id is not None:
+        q = q.where(WebSession.id != except_id)
+    n = session.execute(q.values(revoked_at=utcnow())).rowcount  # type: ignore[attr-defined]
+    audit.record(session, "person.sessions_revoked", actor=actor, person=person_id, count=n)
+    return int(n or 0)
+
+
+def csrf_token(session_token: str) -> str:
+    key = hmac.new(get_settings().secret_key.get_secret_value().encode(), _CSRF_PURPOSE,
+                   hashlib.sha256).digest()
+    return hmac.new(key, session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(session_token: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(csrf_token(session_token), given or "")
+
+
+# -- API tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str  # shown once
+    row: ApiToken
+
+
+def create_api_token(
+    session: Session, actor: Person, *, name: str, scopes: list[str], person: Person | None = None,
+    expires_at: datetime | None = None,
+) -> NewToken:
+    """A token acting as ``person`` (default: the actor). Only an admin makes one for
+    someone else."""
+    owner = person or actor
+    if owner.id != actor.id and actor.role != Role.ADMIN:
+        raise PermissionDenied("create a token", actor.username, "only for themselves")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InputError("a token needs a name of 1 to 100 characters")
+    unknown = sorted(set(scopes) - SCOPES.keys())
+    if unknown or not scopes:
+        raise InputError(f"scopes must be some of {sorted(SCOPES)}; got {unknown or 'none'}")
+    if "review" in scopes and owner.role == Role.AGENT:
+        raise InputError("the review scope needs a coordinator or an admin")
+    if "merge" in scopes and not owner.can_merge:
+        raise InputError("the merge scope needs a person with the merge permission")
+    token = TOKEN_PREFIX + _new_token()
+    row = ApiToken(
+        token_hash=_digest(token), prefix=token[:10], name=name, person_id=owner.id,
+        scopes=sorted(set(scopes)), expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, "api_token.created", actor=actor, token=row.id, person=owner.id,
+                 scopes=row.scopes)
+    return NewToken(token, row)
+
+
+def token_person(session: Session, token: str | None) -> tuple[ApiToken, Person] | None:
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    if not row.person.active:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
+        row.last_used_at = now
+    return row, row.person
+
+
+def revoke_api_token(session: Session, actor: Person, token_id: int) -> ApiToken:
+    row = session.get(ApiToken, token_id)
+    if row is None or (row.person_id != actor.id and actor.role != Role.ADMIN):
+        raise NotFound(f"token {token_id} does not exist")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(session, "api_token.revoked", actor=actor, token=row.id)
+    return row
+
+
+# -- passwords --------------------------------------------------------------------------------
+
+
+def create_password_reset(session: Session, actor: Person | None, person: Person) -> str:
+    """A one-time reset token for ``person`` (admins, or the CLI as the system)."""
+    if actor is not None and actor.role != Role.ADMIN:
+        raise PermissionDenied("reset a password", actor.username, "only an admin may")
+    token = _new_token()
+    session.add(
+        PasswordReset(
+            token_hash=_digest(token), person_id=person.id,
+            created_by_id=actor.id if actor else None,
+            expires_at=utcnow() + timedelta(hours=get_settings().password_reset_hours),
+        )
+    )
+    audit.record(session, "person.password_reset_issued", actor=actor, person=person.id)
+    return token
+
+
+def consume_password_reset(session: Session, token: str, new_password: str) -> Person:
+    """Set the password from a reset link (once) and end every session of that person."""
+    row = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == _digest(token)))
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        raise InputError("this reset link is not valid (used, expired or mistyped)")
+    person = session.get(Person, row.person_id)
+    if person is None or not person.active:
+        raise InputError("this reset link is not valid (the account is deactivated)")
+    person.password_hash = hash_password(new_password)  # ValueError when too short
+    row.used_at = utcnow()
+    revoke_sessions(session, None, person.id)
+    audit.record(session, "person.password_reset", actor=person)
+    return person
+
+
+def change_password(session: Session, person: Person, old: str, new: str,
+                    keep_session_id: int | None = None) -> None:
+    if not verify_password(person.password_hash, old):
+        raise InputError("the current password is wrong")
+    person.password_hash = hash_password(new)
+    revoke_sessions(session, person, person.id, except_id=keep_session_id)
+    audit.record(session, "person.password_changed", actor=person)

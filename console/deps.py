@@ -1,0 +1,144 @@
+"""FastAPI dependencies: the database session of a request and who is asking.
+
+Use them like this::
+
+    @router.post("/api/v1/conversations/{cid}/close")
+    def close(cid: int, p: Principal = Depends(require_scope("act")),
+              db: Session = Depends(get_db)) -> ...:
+        workflow.close(db, p.person, cid); db.commit()
+
+- :func:`get_db` gives one session per request (FastAPI caches it, so the principal's
+  person lives in the same session as the handler's rows). The handler commits.
+- :func:`principal` signs the request in: ``Authorization: Bearer kt_...`` (an API token,
+  narrowed to its scopes) or the session cookie (every scope of the person's role). A
+  cookie-signed request that changes state (POST, PUT, PATCH, DELETE) must carry the CSRF
+  token as the ``X-CSRF-Token`` header or the ``csrf_token`` form field, else 403.
+- Unsigned API calls get 401; unsigned page views raise :class:`LoginRequired`, which the
+  app turns into a redirect to ``/login``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from console import auth
+from kartabl import db as kdb
+from kartabl.models import Person
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_db() -> Iterator[Session]:
+    with kdb.session_factory()() as session:
+        yield session
+
+
+@dataclass
+class Principal:
+    person: Person
+    via: Literal["session", "token"]
+    scopes: frozenset[str] = field(default_factory=lambda: frozenset(auth.SCOPES))
+    session_id: int | None = None
+    csrf: str | None = None  # the token pages embed in their forms (sessions only)
+    token_id: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class LoginRequired(Exception):
+    """A page needs a signed-in person; the app redirects to /login?next=<path>."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def client_ip(request: Request) -> str:
+    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips so this
+    # is the client's address and not the proxy's (the login rate limit counts by it).
+    return request.client.host if request.client else "unknown"
+
+
+async def _csrf_given(request: Request) -> str | None:
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # Starlette caches it for the handler's Form() fields
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_principal(
+    request: Request, db: Session = Depends(get_db)
+) -> Principal | None:
+    """Who signed this request, or None. Raises 403 on a cookie-signed state change
+    without a valid CSRF token, and 401 on a bad bearer token (never falls back to the
+    cookie: an integration with a revoked token must see the failure)."""
+    authz = request.headers.get("authorization", "")
+    if authz:
+        scheme, _, token = authz.partition(" ")
+        found_token = auth.token_person(db, token.strip()) if scheme.lower() == "bearer" else None
+        if found_token is None:
+            raise HTTPException(
+                401, "the API token is not valid (unknown, revoked or expired)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        row, person = found_token
+        db.commit()  # last_used_at
+        request.state.principal = Principal(
+            person, "token", frozenset(row.scopes), token_id=row.id
+        )
+        return request.state.principal
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    found = auth.session_person(db, cookie)
+    if found is None or cookie is None:
+        return None
+    web_session, person = found
+    if db.dirty:
+        db.commit()  # last_seen_at, at most once a minute
+    if request.method not in SAFE_METHODS and not auth.csrf_ok(cookie, await _csrf_given(request)):
+        raise HTTPException(403, "the CSRF token is missing or wrong; reload the page")
+    request.state.principal = Principal(
+        person, "session", auth.role_scopes(person), session_id=web_session.id,
+        csrf=auth.csrf_token(cookie),
+    )
+    return request.state.principal
+
+
+def principal(p: Principal | None = Depends(optional_principal)) -> Principal:
+    """A signed-in person, for the JSON API: 401 when nobody is signed in."""
+    if p is None:
+        raise HTTPException(401, "sign in, or send an API token as 'Authorization: Bearer ...'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return p
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """A signed-in person whose token (if any) carries ``scope``: 403 otherwise."""
+    if scope not in auth.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")  # a bug in a route, caught at import
+
+    def dependency(p: Principal = Depends(principal)) -> Principal:
+        if not p.allows(scope):
+            raise HTTPException(403, f"this API token lacks the {scope!r} scope")
+        return p
+
+    return dependency
+
+
+def page_principal(
+    request: Request, p: Principal | None = Depends(optional_principal)
+) -> Principal:
+    """A signed-in person, for HTML pages: redirects to /login otherwise."""
+    if p is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    return p

@@ -1,0 +1,1 @@
+"""The console's HTML pages (server-rendered Jinja2, htmx for live parts)."""
