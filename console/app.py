@@ -17,13 +17,15 @@ from this origin, no inline script; no framing; no MIME sniffing). Workflow erro
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -100,6 +102,22 @@ def _install_error_pages(app: FastAPI) -> None:
         return RedirectResponse(target, status_code=303)
 
 
+def _console_routers() -> list[APIRouter]:
+    """Every ``router`` of the modules in :mod:`console.api` and :mod:`console.pages`, so a
+    new page or API module is one new file (sorted: the order is stable)."""
+    import console.api
+    import console.pages
+
+    found = []
+    for package in (console.api, console.pages):
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            router = getattr(module, "router", None)
+            if isinstance(router, APIRouter):
+                found.append(router)
+    return found
+
+
 def _install_security_headers(app: FastAPI) -> None:
     @app.middleware("http")
     async def security_headers(
@@ -158,11 +176,8 @@ def create_app() -> FastAPI:
     for name, router in routers().items():
         app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
 
-    from console.api import account as api_account
-    from console.pages import signin
-
-    app.include_router(signin.router)
-    app.include_router(api_account.router)
+    for router in _console_routers():
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_pages(app)
     _install_security_headers(app)
