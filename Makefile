@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUNSTAMP := $(VENV)/.installed-run-stamp
 
-.PHONY: run test bench lint install clean dovecot
+.PHONY: run test bench lint install clean dovecot chromium
 
 # The virtualenv is refreshed when pyproject.toml changes. `make run` installs what Kartabl
 # needs to run; `make test` adds the development tools (pytest, ruff, mypy).
@@ -34,8 +34,18 @@ dovecot:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
 
+# The browser tests (tests/browser) drive Debian's Chromium with Playwright's executable_path;
+# `playwright install` is never run (it downloads a browser build of its own).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "chromium is missing; install it as root (apt-get install chromium)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 ## make test: lint and type-check, then the whole suite on SQLite + stub broker and PostgreSQL + Redis
-test: $(STAMP) dovecot
+test: $(STAMP) dovecot chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -1,0 +1,57 @@
+"""The overview page in a real Chromium: Persian and right-to-left, its counts come from the
+database the server uses, and they refresh live without a reload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from kartabl import ingest
+from kartabl.messages import InboundMessage
+from tests.browser.conftest import LiveServer
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _card(page: Page, label: str) -> str:
+    return page.locator("#counts .card", has_text=label).locator("b").inner_text()
+
+
+def test_overview_is_rtl_and_refreshes_live(
+    live_server: LiveServer, page: Page, screenshot: Callable[..., Path]
+) -> None:
+    # Given one inbound SMS already in the server's database
+    with live_server.session() as s:
+        ingest.store(
+            s, InboundMessage(channel="sms", external_id="1", sender="+989121112233", text="سلام")
+        )
+    # When the overview is opened
+    response = page.goto(live_server.url + "/")
+    # Then it is the Persian, right-to-left overview, counting that message
+    assert response is not None and response.ok
+    assert page.evaluate("document.documentElement.dir") == "rtl"
+    assert page.evaluate("document.documentElement.lang") == "fa"
+    assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+    expect(page.locator("h1")).to_have_text("کارتابل · Kartabl")
+    assert _card(page, "messages in") == "1"
+    # and htmx (served by the console) polls the counts: a new message shows without a reload
+    assert page.evaluate("typeof window.htmx") == "object"
+    expect(page.locator('#counts[hx-get="/"][hx-trigger^="every"]')).to_have_count(1)
+    page.evaluate("window.kartablMarker = 1")
+    with live_server.session() as s:
+        ingest.store(
+            s, InboundMessage(channel="sms", external_id="2", sender="+989121112233", text="؟")
+        )
+    expect(page.locator("#counts .card", has_text="messages in").locator("b")).to_have_text(
+        "2", timeout=5_000
+    )
+    assert page.evaluate("window.kartablMarker") == 1
+    shot = screenshot("overview")
+    data = shot.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000, shot
+
+    # The API description the page links to is served too
+    api = page.goto(live_server.url + "/openapi.json")
+    assert api is not None and {"/healthz", "/api/v1/status"} <= set(api.json()["paths"])
