@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
-from bench.webhooks import Req, pct, plan_with_retries
+from bench.webhooks import pct
+from bench.webhooks_load import Req, plan_with_retries
 from tests.conftest import PG_ADMIN, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +23,9 @@ LINE = re.compile(r"^webhook_reqs_per_s=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+)
 
 
 @pytest.mark.fleet
-def test_the_bench_commits_one_message_per_distinct_webhook(pg_url, redis_client) -> None:
+def test_the_bench_commits_one_message_per_distinct_webhook(
+    pg_url: str, redis_client: redis.Redis
+) -> None:
     # Given PostgreSQL and Redis (the fixtures skip, or fail in CI, when they are missing)
     env = {**os.environ, "KARTABL_BENCH_PG": PG_ADMIN, "KARTABL_BENCH_REDIS": REDIS_URL}
     # When the bench sends 60 requests (6 of them retries) at concurrency 4
