@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from kartabl import db
@@ -110,6 +111,41 @@ def person_add(
     out.print(f"{role.value} [bold]{username}[/] added")
     if generated:
         out.print(f"password: [bold]{password}[/] (shown once)")
+
+
+def _person(session: Session, username: str) -> Person:
+    found = session.scalar(select(Person).where(Person.username == username))
+    if found is None:
+        raise typer.BadParameter(f"no person named {username!r}", param_hint="USERNAME")
+    return found
+
+
+@person_app.command("reset-password")
+def person_reset_password(
+    username: str,
+    base_url: str = typer.Option(
+        "", help="The console's address, to print a whole link (default: http://WEB_HOST:PORT)."
+    ),
+) -> None:
+    """Print a one-time link that sets a new password (valid KARTABL_PASSWORD_RESET_HOURS)."""
+    from console.auth import create_password_reset
+
+    s = get_settings()
+    with db.session_scope() as session:
+        token = create_password_reset(session, None, _person(session, username))
+    base = (base_url or f"http://{s.web_host}:{s.web_port}").rstrip("/")
+    out.print(f"reset link for [bold]{username}[/] (shown once, valid "
+              f"{s.password_reset_hours:g} h): {base}/reset/{token}", soft_wrap=True)
+
+
+@person_app.command("revoke-sessions")
+def person_revoke_sessions(username: str) -> None:
+    """Sign a person out of every browser (their API tokens are revoked one by one)."""
+    from console.auth import revoke_sessions
+
+    with db.session_scope() as session:
+        n = revoke_sessions(session, None, _person(session, username).id)
+    out.print(f"{n} session(s) of [bold]{username}[/] ended")
 
 
 @person_app.command("list")

@@ -1,0 +1,298 @@
+"""Sign-in, sessions, CSRF, the login rate limit, API tokens and password resets, through
+the real app over both databases (TestClient on https://, as the session cookie is Secure)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from console import auth
+from kartabl.auth_models import ApiToken, LoginAttempt, PasswordReset, WebSession
+from kartabl.models import Event, Person, Role, utcnow
+from kartabl.passwords import hash_password
+from tests import factories as f
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app_client(db: sessionmaker[Session]) -> Iterator[TestClient]:
+    from console.app import create_app
+
+    with TestClient(create_app(), base_url="https://testserver") as c:
+        yield c
+
+
+def _person(db: sessionmaker[Session], username: str, role: Role = Role.AGENT) -> int:
+    with db() as s:
+        p = f.person(s, username, role)
+        p.password_hash = hash_password(PASSWORD)
+        p.locale = "en"
+        s.commit()
+        return p.id
+
+
+def _sign_in(c: TestClient, username: str, password: str = PASSWORD, **form: str) -> str:
+    r = c.post("/login", data={"username": username, "password": password, **form},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = c.get("/account")
+    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def test_login_sets_a_hardened_cookie_and_stores_only_its_hash(app_client, db):
+    _person(db, "ava")
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
+                        follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/queues"
+    cookie = r.headers["set-cookie"]
+    for flag in ("HttpOnly", "Secure", "SameSite=lax", "Path=/"):
+        assert flag in cookie
+    token = app_client.cookies[auth.SESSION_COOKIE]
+    with db() as s:
+        stored = s.scalars(select(WebSession.token_hash)).all()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    assert app_client.get("/api/v1/me").json()["username"] == "ava"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+def test_login_never_redirects_off_site(app_client, db, target):
+    _person(db, "ava")
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD, "next": target},
+                        follow_redirects=False)
+    assert r.headers["location"] == "/queues"
+
+
+def test_login_from_another_site_is_refused(app_client, db):
+    _person(db, "ava")
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
+                        headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert r.status_code == 403 and auth.SESSION_COOKIE not in app_client.cookies
+
+
+def test_wrong_password_and_unknown_user_look_alike(app_client, db):
+    _person(db, "ava")
+    wrong = app_client.post("/login", data={"username": "ava", "password": "nope-nope"})
+    unknown = app_client.post("/login", data={"username": "bob", "password": "nope-nope"})
+    assert wrong.status_code == unknown.status_code == 400
+    for r in (wrong, unknown):
+        assert "wrong username or password" in r.text
+
+
+def test_login_is_rate_limited_per_username_even_with_the_right_password(app_client, db, settings):
+    _person(db, "ava")
+    for _ in range(settings.login_max_failures):
+        r = app_client.post("/login", data={"username": "ava", "password": "x" * 9})
+        assert r.status_code == 400
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
+                        follow_redirects=False)
+    assert r.status_code == 429 and "too many" in r.text
+    assert auth.SESSION_COOKIE not in app_client.cookies
+    # The window passes: the failures no longer count.
+    with db() as s:
+        s.execute(text("UPDATE login_attempt SET at = :t"),
+                  {"t": (utcnow() - timedelta(hours=1)).replace(tzinfo=None)})
+        s.commit()
+    _sign_in(app_client, "ava")
+
+
+def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
+    monkeypatch.setenv("KARTABL_LOGIN_MAX_FAILURES_PER_IP", "3")
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    _person(db, "ava")
+    for name in ("x1", "x2", "x3"):
+        app_client.post("/login", data={"username": name, "password": "x" * 9})
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD})
+    assert r.status_code == 429
+    with db() as s:
+        assert s.scalar(select(LoginAttempt).where(LoginAttempt.ok.is_(True))) is None
+
+
+def test_state_changes_need_the_csrf_token(app_client, db):
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    assert app_client.post("/logout", follow_redirects=False).status_code == 403
+    assert app_client.post("/api/v1/sessions/revoke", json={}).status_code == 403
+    bad = app_client.post("/api/v1/sessions/revoke", json={}, headers={"X-CSRF-Token": "0" * 64})
+    assert bad.status_code == 403
+    assert app_client.get("/api/v1/me").status_code == 200  # still signed in: nothing changed
+    r = app_client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert app_client.get("/api/v1/me").status_code == 401
+
+
+def test_logout_is_not_a_get(app_client, db):
+    _person(db, "ava")
+    _sign_in(app_client, "ava")
+    assert app_client.get("/logout").status_code == 405
+    assert app_client.get("/api/v1/me").status_code == 200
+
+
+def test_csrf_token_of_one_session_does_not_work_for_another(app_client, db):
+    from console.app import create_app
+
+    _person(db, "ava")
+    csrf_a = _sign_in(app_client, "ava")
+    with TestClient(create_app(), base_url="https://testserver") as other:
+        _sign_in(other, "ava")
+        r = other.post("/api/v1/sessions/revoke", json={}, headers={"X-CSRF-Token": csrf_a})
+        assert r.status_code == 403
+
+
+def test_revoking_every_other_session(app_client, db):
+    from console.app import create_app
+
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    with TestClient(create_app(), base_url="https://testserver") as laptop:
+        _sign_in(laptop, "ava")
+        r = app_client.post("/api/v1/sessions/revoke", json={"scope": "others"},
+                            headers={"X-CSRF-Token": csrf})
+        assert r.json() == {"revoked": 1}
+        assert laptop.get("/api/v1/me").status_code == 401
+    assert app_client.get("/api/v1/me").status_code == 200
+
+
+def test_an_agent_cannot_revoke_someone_elses_sessions(app_client, db):
+    other = _person(db, "bob")
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    r = app_client.post("/api/v1/sessions/revoke", json={"person_id": other},
+                        headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403
+
+
+def test_a_deactivated_person_is_signed_out(app_client, db):
+    pid = _person(db, "ava")
+    _sign_in(app_client, "ava")
+    with db() as s:
+        s.get(Person, pid).active = False
+        s.commit()
+    assert app_client.get("/api/v1/me").status_code == 401
+    assert app_client.get("/account", follow_redirects=False).headers["location"].startswith(
+        "/login?next=%2Faccount"
+    )
+
+
+def test_api_tokens_are_scoped_hashed_and_revocable(app_client, db):
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    r = app_client.post("/api/v1/tokens", json={"name": "crm", "scopes": ["read"]},
+                        headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+    token, token_id = r.json()["token"], r.json()["id"]
+    with db() as s:
+        row = s.get(ApiToken, token_id)
+        assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        assert token not in repr(s.execute(text("SELECT * FROM api_token")).all())
+    bearer = {"Authorization": f"Bearer {token}"}
+    from console.app import create_app
+
+    with TestClient(create_app(), base_url="https://testserver") as integration:
+        me = integration.get("/api/v1/me", headers=bearer).json()
+        assert me["signed_in_with"] == "token" and me["scopes"] == ["read"]
+        # A token cannot mint tokens (a leak must not grow), and no CSRF applies to it.
+        r = integration.post("/api/v1/tokens", json={"name": "x", "scopes": ["read"]},
+                             headers=bearer)
+        assert r.status_code == 403
+        app_client.delete(f"/api/v1/tokens/{token_id}", headers={"X-CSRF-Token": csrf})
+        assert integration.get("/api/v1/me", headers=bearer).status_code == 401
+        assert integration.get("/api/v1/me", headers={"Authorization": "Bearer kt_nope"}
+                               ).status_code == 401
+
+
+def test_an_agent_cannot_hold_the_review_scope(app_client, db):
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    r = app_client.post("/api/v1/tokens", json={"name": "x", "scopes": ["review"]},
+                        headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400 and "coordinator" in r.json()["detail"]
+    r = app_client.post("/api/v1/tokens", json={"name": "x", "scopes": ["everything"]},
+                        headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400
+    with db() as s:
+        assert s.scalar(select(ApiToken)) is None
+
+
+def test_password_reset_link_works_once_and_ends_sessions(app_client, db):
+    from console.app import create_app
+
+    _person(db, "root", Role.ADMIN)
+    ava = _person(db, "ava")
+    csrf = _sign_in(app_client, "root")
+    with TestClient(create_app(), base_url="https://testserver") as ava_browser:
+        _sign_in(ava_browser, "ava")
+        r = app_client.post(f"/api/v1/people/{ava}/password-reset", headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 201
+        path = "/reset/" + r.json()["url"].rsplit("/reset/", 1)[1]
+        assert ava_browser.post(path, data={"password": "short"}).status_code == 400
+        assert ava_browser.post(path, data={"password": "a brand new one"}).status_code == 200
+        assert ava_browser.get("/api/v1/me").status_code == 401  # every session ended
+        assert ava_browser.post(path, data={"password": "and another one"}).status_code == 400
+        _sign_in(ava_browser, "ava", "a brand new one")
+    with db() as s:
+        assert s.scalar(select(PasswordReset.used_at)) is not None
+        kinds = set(s.scalars(select(Event.kind)))
+    assert {"person.password_reset_issued", "person.password_reset"} <= kinds
+
+
+def test_only_an_admin_issues_reset_links(app_client, db):
+    target = _person(db, "bob")
+    _person(db, "cora", Role.COORDINATOR)
+    csrf = _sign_in(app_client, "cora")
+    r = app_client.post(f"/api/v1/people/{target}/password-reset", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 403
+    with db() as s:
+        assert s.scalar(select(PasswordReset)) is None
+
+
+def test_pages_redirect_to_login_and_htmx_gets_hx_redirect(app_client):
+    r = app_client.get("/account", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Faccount"
+    r = app_client.get("/account", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert r.status_code == 401 and r.headers["HX-Redirect"].startswith("/login")
+
+
+def test_security_headers(app_client):
+    r = app_client.get("/login")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+
+
+def test_persian_is_the_default_and_rtl(app_client):
+    page = app_client.get("/login").text
+    assert 'lang="fa" dir="rtl"' in page and "ورود" in page
+    english = app_client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    assert 'lang="en" dir="ltr"' in english
+
+
+def test_cli_reset_link_and_revoke(db, session: Session):
+    from typer.testing import CliRunner
+
+    from kartabl.cli import app as cli
+
+    _person(db, "ava")
+    with db() as s:
+        person = s.scalar(select(Person).where(Person.username == "ava"))
+        auth.start_session(s, person)
+        s.commit()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["person", "reset-password", "ava", "--base-url", "https://k.example"])
+    assert r.exit_code == 0 and "https://k.example/reset/" in r.output
+    r = runner.invoke(cli, ["person", "revoke-sessions", "ava"])
+    assert r.exit_code == 0 and "1 session(s)" in r.output
+    r = runner.invoke(cli, ["person", "revoke-sessions", "nobody"])
+    assert r.exit_code == 2 and "no person named" in r.output
