@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:38:20.806728
+Create Date: 2026-12-01 03:30:54.870995
 """
 
 from __future__ import annotations
@@ -39,6 +39,19 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
     )
+    op.create_table(
+        "login_attempt",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_attempt")),
+    )
+    with op.batch_alter_table("login_attempt", schema=None) as batch_op:
+        batch_op.create_index("ix_login_attempt_ip", ["ip", "at"], unique=False)
+        batch_op.create_index("ix_login_attempt_username", ["username", "at"], unique=False)
+
     op.create_table(
         "mailbox_state",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -101,6 +114,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_team")),
         sa.UniqueConstraint("name", name=op.f("uq_team_name")),
     )
+    op.create_table(
+        "api_token",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_api_token_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_token")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_api_token_token_hash")),
+    )
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_api_token_person_id"), ["person_id"], unique=False)
+
     op.create_table(
         "conversation",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -184,6 +221,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_identity_customer_id"), ["customer_id"], unique=False)
 
     op.create_table(
+        "password_reset",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("used_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["person.id"], name=op.f("fk_password_reset_created_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_password_reset_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_password_reset")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_password_reset_token_hash")),
+    )
+    op.create_table(
         "team_member",
         sa.Column("team_id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
@@ -198,6 +256,29 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("team_id", "person_id", name=op.f("pk_team_member")),
     )
+    op.create_table(
+        "web_session",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.Column("user_agent", sa.String(length=300), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_web_session_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_session")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_web_session_token_hash")),
+    )
+    with op.batch_alter_table("web_session", schema=None) as batch_op:
+        batch_op.create_index("ix_web_session_person", ["person_id", "revoked_at"], unique=False)
+
     op.create_table(
         "message",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -416,7 +497,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
 
     op.drop_table("message")
+    with op.batch_alter_table("web_session", schema=None) as batch_op:
+        batch_op.drop_index("ix_web_session_person")
+
+    op.drop_table("web_session")
     op.drop_table("team_member")
+    op.drop_table("password_reset")
     with op.batch_alter_table("identity", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identity_customer_id"))
 
@@ -427,9 +513,18 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_assignee_status")
 
     op.drop_table("conversation")
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_api_token_person_id"))
+
+    op.drop_table("api_token")
     op.drop_table("team")
     op.drop_table("sandbox_delivery")
     op.drop_table("person")
     op.drop_table("mailbox_state")
+    with op.batch_alter_table("login_attempt", schema=None) as batch_op:
+        batch_op.drop_index("ix_login_attempt_username")
+        batch_op.drop_index("ix_login_attempt_ip")
+
+    op.drop_table("login_attempt")
     op.drop_table("customer")
     op.drop_table("channel_cursor")
