@@ -37,7 +37,8 @@ class TokenIn(BaseModel):
     person_id: int | None = Field(
         default=None, description="Admins only: a token for someone else."
     )
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    # Tokens expire (ones that never do were FreeScout CVE-2026-27637): 90 days unless asked.
+    expires_in_days: int = Field(default=90, ge=1, le=3650)
 
 
 class TokenOut(BaseModel):
@@ -108,7 +109,7 @@ def create_token(
         owner = db.get(Person, body.person_id)
         if owner is None:
             raise NotFound(f"person {body.person_id} does not exist")
-    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    expires = utcnow() + timedelta(days=body.expires_in_days)
     new = auth.create_api_token(
         db, p.person, name=body.name, scopes=body.scopes, person=owner, expires_at=expires
     )

@@ -296,3 +296,17 @@ def test_cli_reset_link_and_revoke(db, session: Session):
     assert r.exit_code == 0 and "1 session(s)" in r.output
     r = runner.invoke(cli, ["person", "revoke-sessions", "nobody"])
     assert r.exit_code == 2 and "no person named" in r.output
+
+
+def test_tokens_expire_by_default(app_client, db):
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    r = app_client.post("/api/v1/tokens", json={"name": "crm", "scopes": ["read"]},
+                        headers={"X-CSRF-Token": csrf})
+    token, token_id = r.json()["token"], r.json()["id"]
+    assert r.json()["expires_at"] is not None
+    with db() as s:
+        s.get(ApiToken, token_id).expires_at = utcnow() - timedelta(seconds=1)
+        s.commit()
+    r = app_client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
