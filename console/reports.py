@@ -1,0 +1,251 @@
+"""The coordinator's report: volume, first-response and resolution times, backlog, overdue.
+
+Decisions:
+- Days are days in the display time zone (Asia/Tehran by default), inclusive at both ends:
+  a conversation opened at 23:00 UTC counts on the next Tehran day.
+- The cohort is the conversations *opened* in the range; their first-response time is
+  opened_at → first_response_at (those answered so far) and their resolution time
+  opened_at → resolved_at (those closed now; a reopen clears resolved_at).
+- Median and 90th percentile are computed in Python over the fetched durations with
+  linear interpolation between closest ranks, which is exactly PostgreSQL's
+  ``percentile_cont`` (and NumPy's default), so both databases give the same figures. The
+  range is capped at :data:`MAX_DAYS` to keep that fetch bounded; volumes are GROUP BY.
+- Backlog and overdue are "now", not the range: the open conversations in scope, overdue
+  when unanswered past ``first_response_target_minutes`` or open past
+  ``resolution_target_hours``.
+- Scope: admins and coordinators get everything. Agents get a report over the
+  conversations they can open anyway (theirs and their teams'), so the figures reveal no
+  conversation they could not see; but the per-person breakdown shows only their own row,
+  the rest of their teams' work folded into "others": ranking colleagues is for the
+  coordinator, not for peers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from config.settings import get_settings
+from console.customers import conversation_scope
+from console.dates import DEFAULT_TZ, day_bounds, display_tz, format_date
+from kartabl.errors import InputError
+from kartabl.models import Channel, Conversation, ConversationStatus, Person, Team, utcnow
+from kartabl.workflow.access import REVIEWERS, require_actor
+
+MAX_DAYS: Final = 366
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    key: str  # channel name; team or person id; "none" (no team), "unassigned", "others"
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DurationStats:
+    count: int  # conversations with a duration (answered, resp. resolved)
+    median_minutes: float | None
+    p90_minutes: float | None
+
+
+@dataclass(frozen=True)
+class Report:
+    start: date
+    end: date
+    tz: str
+    generated_at: datetime
+    scope: str  # "all" (admins, coordinators) or "own" (an agent's conversations and teams)
+    opened: int
+    by_channel: tuple[VolumeRow, ...]  # every channel, zero included
+    by_team: tuple[VolumeRow, ...]
+    by_person: tuple[VolumeRow, ...]
+    first_response: DurationStats
+    resolution: DurationStats
+    backlog: int  # open now
+    overdue_first_response: int
+    overdue_resolution: int
+    overdue: int  # either target missed (a conversation counted once)
+    first_response_target_minutes: float
+    resolution_target_hours: float
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """``percentile_cont(q)``: linear interpolation between the closest ranks of the sorted
+    values (rank q·(n-1), 0-based). None for no values."""
+    if not sorted_values:
+        return None
+    if not 0 <= q <= 1:
+        raise ValueError(f"percentile {q} outside [0, 1]")
+    rank = q * (len(sorted_values) - 1)
+    lo, hi = math.floor(rank), math.ceil(rank)
+    low, high = sorted_values[lo], sorted_values[hi]
+    return low + (high - low) * (rank - lo)
+
+
+def _stats(minutes: list[float]) -> DurationStats:
+    minutes.sort()
+    return DurationStats(len(minutes), percentile(minutes, 0.5), percentile(minutes, 0.9))
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    # A response stamped before the opening (clock skew between hosts) counts as immediate.
+    return max(0.0, (end - start).total_seconds() / 60)
+
+
+def _count_if(cond: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+def report(
+    session: Session, actor: Person, start: date, end: date, tz: str | tzinfo = DEFAULT_TZ,
+    *, now: datetime | None = None,
+) -> Report:
+    """The report for the days ``start``..``end`` (inclusive) in ``tz``, over the actor's
+    scope. InputError for an empty or too long range or an unknown time zone."""
+    require_actor("see reports", actor)
+    if end < start:
+        raise InputError(f"the range ends ({end}) before it starts ({start})")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise InputError(f"a report covers at most {MAX_DAYS} days")
+    zone = display_tz(tz)
+    lo, hi = day_bounds(start, end, zone)
+    now = now or utcnow()
+    settings = get_settings()
+    scope = conversation_scope(actor)
+    cohort = (Conversation.opened_at >= lo, Conversation.opened_at < hi, scope)
+
+    volumes = session.execute(
+        select(Conversation.channel, Conversation.team_id, Conversation.assignee_id, func.count())
+        .where(*cohort)
+        .group_by(Conversation.channel, Conversation.team_id, Conversation.assignee_id)
+    ).all()
+    channels: Counter[str] = Counter()
+    teams: Counter[int | None] = Counter()
+    people: Counter[int | None] = Counter()
+    for channel, team_id, assignee_id, n in volumes:
+        channels[str(channel)] += n
+        teams[team_id] += n
+        people[assignee_id] += n
+
+    first: list[float] = []
+    resolved: list[float] = []
+    for opened, responded, closed in session.execute(
+        select(Conversation.opened_at, Conversation.first_response_at, Conversation.resolved_at)
+        .where(*cohort, or_(Conversation.first_response_at.is_not(None),
+                            Conversation.resolved_at.is_not(None)))
+    ):
+        if responded is not None:
+            first.append(_minutes(opened, responded))
+        if closed is not None:
+            resolved.append(_minutes(opened, closed))
+
+    frt_late = (Conversation.first_response_at.is_(None)
+                & (Conversation.opened_at <= now - timedelta(
+                    minutes=settings.first_response_target_minutes)))
+    res_late = Conversation.opened_at <= now - timedelta(hours=settings.resolution_target_hours)
+    backlog, late_first, late_res, late = session.execute(
+        select(func.count(), _count_if(frt_late), _count_if(res_late),
+               _count_if(or_(frt_late, res_late)))
+        .where(Conversation.status == ConversationStatus.OPEN, scope)
+    ).one()
+
+    sees_all = actor.role in REVIEWERS
+    return Report(
+        start=start, end=end, tz=str(getattr(zone, "key", zone)), generated_at=now,
+        scope="all" if sees_all else "own", opened=sum(channels.values()),
+        by_channel=tuple(VolumeRow(ch.value, ch.value, channels[ch.value]) for ch in Channel),
+        by_team=_team_rows(session, teams),
+        by_person=_person_rows(session, people, None if sees_all else actor),
+        first_response=_stats(first), resolution=_stats(resolved),
+        backlog=int(backlog), overdue_first_response=int(late_first),
+        overdue_resolution=int(late_res), overdue=int(late),
+        first_response_target_minutes=settings.first_response_target_minutes,
+        resolution_target_hours=settings.resolution_target_hours,
+    )
+
+
+def _team_rows(session: Session, counts: Counter[int | None]) -> tuple[VolumeRow, ...]:
+    ids = [i for i in counts if i is not None]
+    names = {t.id: t.title or t.name
+             for t in session.scalars(select(Team).where(Team.id.in_(ids)))}
+    rows = [VolumeRow(str(i), names.get(i, f"team {i}"), n)
+            for i, n in counts.items() if i is not None]
+    if counts[None]:
+        rows.append(VolumeRow("none", "no team", counts[None]))
+    return tuple(sorted(rows, key=lambda r: (-r.count, r.label)))
+
+
+def _person_rows(
+    session: Session, counts: Counter[int | None], only: Person | None
+) -> tuple[VolumeRow, ...]:
+    if only is not None:  # an agent: their own row; colleagues folded into one
+        others = sum(n for i, n in counts.items() if i not in (None, only.id))
+        folded: Counter[int | None] = Counter({only.id: counts[only.id], None: counts[None]})
+        rows = list(_person_rows(session, folded, None))
+        return tuple(rows + ([VolumeRow("others", "others", others)] if others else []))
+    ids = [i for i in counts if i is not None]
+    names = {p.id: p.display_name or p.username
+             for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
+    rows = [VolumeRow(str(i), names.get(i, f"person {i}"), n)
+            for i, n in counts.items() if i is not None and n]
+    if counts[None]:
+        rows.append(VolumeRow("unassigned", "unassigned", counts[None]))
+    return tuple(sorted(rows, key=lambda r: (-r.count, r.label)))
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
+# team and person names are typed by people, so every cell is checked.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def report_rows(rep: Report, locale: str = "en") -> list[list[str]]:
+    """The report as (section, key, label, value) rows, header first, cells CSV-safe.
+    Dates follow ``locale`` (Jalali for 'fa'); numbers stay ASCII for spreadsheets."""
+    rows: list[list[Any]] = [
+        ["section", "key", "label", "value"],
+        ["period", "start", "", format_date(rep.start, locale)],
+        ["period", "end", "", format_date(rep.end, locale)],
+        ["period", "timezone", "", rep.tz],
+        ["period", "scope", "", rep.scope],
+        ["totals", "opened", "", rep.opened],
+        ["totals", "backlog", "", rep.backlog],
+        ["totals", "overdue", "", rep.overdue],
+        ["totals", "overdue_first_response", "", rep.overdue_first_response],
+        ["totals", "overdue_resolution", "", rep.overdue_resolution],
+    ]
+    for name, stats in (("first_response", rep.first_response), ("resolution", rep.resolution)):
+        rows += [[name, "count", "", stats.count],
+                 [name, "median_minutes", "", _num(stats.median_minutes)],
+                 [name, "p90_minutes", "", _num(stats.p90_minutes)]]
+    for section, volume in (("channel", rep.by_channel), ("team", rep.by_team),
+                            ("person", rep.by_person)):
+        rows += [[section, r.key, r.label, r.count] for r in volume]
+    return [[csv_cell(c) for c in row] for row in rows]
+
+
+def report_csv(rep: Report, locale: str = "en") -> str:
+    """:func:`report_rows` as CSV text (RFC 4180, CRLF line ends)."""
+    out = io.StringIO()
+    csv.writer(out).writerows(report_rows(rep, locale))
+    return out.getvalue()
