@@ -1,0 +1,107 @@
+"""What the console's pages share: rendering with the reader's date helpers, form parsing,
+and the 303-with-a-message redirect after every action.
+
+Not a page module (no ``router``): the app imports every module of this package, which is
+harmless here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from console.dates import display_tz, format_date
+from console.i18n import digits, gettext
+from console.templating import TEMPLATES, request_locale
+from kartabl.errors import InputError
+from kartabl.models import utcnow
+
+
+def when(locale: str, value: datetime | None) -> str:
+    """A moment as its reader expects it, in the display time zone: "۱۴۰۵/۰۹/۱۰ ۱۴:۳۰"
+    (Jalali, Persian digits) or "2026-12-01 14:30"."""
+    if value is None:
+        return ""
+    local = value.astimezone(display_tz())
+    return f"{format_date(value, locale)} {digits(local.strftime('%H:%M'), locale)}"
+
+
+def age(locale: str, value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in the largest whole unit: "5m", "3h", "2d" (translated)."""
+    if value is None:
+        return ""
+    seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
+    if seconds < 3600:
+        return gettext(locale, "age.minutes", n=seconds // 60)
+    if seconds < 86400:
+        return gettext(locale, "age.hours", n=seconds // 3600)
+    return gettext(locale, "age.days", n=seconds // 86400)
+
+
+def duration(locale: str, minutes: float | None) -> str:
+    """A report's duration: "—", "45m", "3h 20m", "2d 4h" (translated)."""
+    if minutes is None:
+        return "—"
+    total = round(minutes)
+    days, rest = divmod(total, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return gettext(locale, "dur.dh", d=days, h=hours)
+    if hours:
+        return gettext(locale, "dur.hm", h=hours, m=mins)
+    return gettext(locale, "dur.m", m=mins)
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """A console page: the template gets ``when``, ``age``, ``duration`` and ``day`` bound to
+    the reader's locale, on top of what every template gets (``t``, ``num``, ...)."""
+    loc = request_locale(request)
+    helpers: dict[str, Any] = {
+        "when": lambda v: when(loc, v),
+        "age": lambda v: age(loc, v),
+        "duration": lambda v: duration(loc, v),
+        "day": lambda v: format_date(v, loc),
+    }
+    return TEMPLATES.TemplateResponse(
+        request, template, {**helpers, **context}, status_code=status_code
+    )
+
+
+def back(path: str, done: str) -> RedirectResponse:
+    """303 back to ``path`` after an action; the page shows ``flash.<done>``. A query string,
+    not a cookie: nothing to store, and a reload shows the same page."""
+    sep = "&" if "?" in path else "?"
+    return RedirectResponse(f"{path}{sep}{urlencode({'done': done})}", status_code=303)
+
+
+def optional_id(value: str | None, what: str) -> int | None:
+    """A ``<select>``'s id: "" means none chosen; anything but a positive number is refused."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) < 1 or len(text) > 18:
+        raise InputError(f"{what} must be an id, not {text[:20]!r}")
+    return int(text)
+
+
+def form_text(value: str | None) -> str:
+    """A textarea's text with the browser's CRLF line ends made LF: what the customer gets,
+    and what an approver's unchanged edit is compared with."""
+    return (value or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+AGES: dict[str, tuple[timedelta | None, timedelta | None]] = {
+    # key -> (min_age, max_age) on opened_at, for the queue filter
+    "lt1h": (None, timedelta(hours=1)),
+    "gt1h": (timedelta(hours=1), None),
+    "gt4h": (timedelta(hours=4), None),
+    "gt1d": (timedelta(days=1), None),
+    "gt3d": (timedelta(days=3), None),
+    "gt7d": (timedelta(days=7), None),
+}

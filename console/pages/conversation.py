@@ -1,0 +1,375 @@
+"""One conversation: ``GET /conversations/{id}`` and every workflow action on it.
+
+The page is :func:`console.timeline.conversation_view` (NotFound outside the reader's
+scope, so an agent cannot tell another team's conversation from a missing one) plus the
+forms of :mod:`kartabl.workflow`. Every action is a POST form with the CSRF token; it runs
+one workflow step, commits, and answers 303 back to the page with ``?done=<action>`` (the
+page shows it as a message). A refused step (the workflow's IllegalTransition,
+PermissionDenied, InputError, a reply too long for its channel) rolls back and shows the
+page again with the reason and the text the person typed, with a 4xx status.
+
+Live parts, by htmx: ``GET /conversations/{id}/status`` re-renders each reply's delivery
+status out of band every few seconds (not the whole timeline: a reader's open details and
+scroll stay put) and says when something new arrived; ``POST /conversations/{id}/preview``
+renders a draft through its template and counts SMS parts / chat messages as one types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from console.deps import Principal, get_db, page_principal
+from console.pages._ui import back, form_text, optional_id, render
+from console.pages.attachments import inline_image_urls
+from console.timeline import MessageItem, ReplyItem, conversation_view
+from kartabl import workflow
+from kartabl.errors import (
+    IllegalTransition,
+    InputError,
+    KartablError,
+    NotFound,
+    PermanentDeliveryError,
+    PermissionDenied,
+)
+from kartabl.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Event,
+    Message,
+    Person,
+    Reply,
+    ReplyState,
+    Team,
+)
+from kartabl.workflow.access import REVIEWERS
+from responders import render as reply_render
+from responders.preview import preview_reply
+from responders.sms_length import sms_length
+
+router = APIRouter(include_in_schema=False)
+Text = Annotated[str, Form(max_length=20_000)]
+Short = Annotated[str, Form(max_length=40)]
+EDITABLE = (ReplyState.DRAFT, ReplyState.REJECTED)
+# What the actions say when they are done (``flash.<key>`` in the catalogs).
+FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
+           "edited", "approved", "rejected")
+
+
+@dataclass(frozen=True)
+class PreviewShown:
+    """A preview as the page shows it; ``error`` when the template cannot render it."""
+
+    channel: str
+    parts: int = 0
+    limit: int = 0
+    fits: bool = True
+    encoding: str = ""
+    units: int = 0
+    text: str = ""
+    error: str = ""
+
+
+def reply_templates(channel: Channel) -> list[str]:
+    """The canned reply templates for ``channel`` besides the default (folders of
+    ``templates/replies/`` with a file for the channel). They fill ``{{ customer_name }}``
+    and ``{{ subject }}`` from the conversation around the agent's ``{{ body }}``."""
+    root = reply_render.TEMPLATES_DIR
+    names = (d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else ()
+    return sorted(n for n in names
+                  if n != reply_render.DEFAULT_TEMPLATE and reply_render.has_template(n, channel))
+
+
+def _preview(db: Session, reply: Reply, body: str | None = None) -> PreviewShown:
+    try:
+        pv = preview_reply(db, reply, body)
+    except PermanentDeliveryError as exc:
+        return PreviewShown(reply.channel.value, error=str(exc))
+    units = sms_length(pv.text).units if pv.channel is Channel.SMS else len(pv.text)
+    return PreviewShown(pv.channel.value, pv.parts, pv.limit, pv.fits, pv.encoding or "",
+                        units, pv.text)
+
+
+def _visible(db: Session, p: Principal, cid: int) -> Conversation:
+    """The conversation, or NotFound (also outside the reader's scope: no IDOR, no hint)."""
+    conv = db.get(Conversation, cid)
+    if conv is None or not workflow.can_access(p.person, conv):
+        raise NotFound(f"conversation {cid} does not exist")
+    return conv
+
+
+def _visible_reply(db: Session, p: Principal, rid: int) -> Reply:
+    reply = db.get(Reply, rid)
+    if reply is None:
+        raise NotFound(f"reply {rid} does not exist")
+    _visible(db, p, reply.conversation_id)
+    return reply
+
+
+def _version(db: Session, cid: int) -> str:
+    """``<last message>.<last non-reply event>.<last reply>``: changes when something new
+    lands, and the page offers a reload. (Steps of the replies already shown are updated
+    live by the status poll, so they do not count.)"""
+    last_msg = db.scalar(select(func.max(Message.id)).where(Message.conversation_id == cid))
+    last_event = db.scalar(select(func.max(Event.id)).where(
+        Event.conversation_id == cid, Event.reply_id.is_(None)))
+    last_reply = db.scalar(select(func.max(Reply.id)).where(Reply.conversation_id == cid))
+    return f"{last_msg or 0}.{last_event or 0}.{last_reply or 0}"
+
+
+def _known_reply(version: str) -> int:
+    """The newest reply id the page was rendered with (the status poll swaps only those:
+    an out-of-band swap without its target element is an htmx error)."""
+    last = version.rpartition(".")[2]
+    return int(last) if last.isascii() and last.isdigit() and len(last) < 19 else 0
+
+
+def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str = "",
+          kept: dict[str, str] | None = None, status: int = 200) -> Response:
+    view = conversation_view(db, p.person, cid)
+    me = p.person
+    replies = [i for i in view.timeline if isinstance(i, ReplyItem)]
+    pending = [r for r in replies if r.state == ReplyState.PENDING_APPROVAL]
+    drafts = [r for r in replies if r.author_id == me.id and r.state in EDITABLE]
+    previews = {}
+    for item in (*pending, *drafts):
+        reply = db.get(Reply, item.reply_id)
+        if reply is not None:
+            previews[item.reply_id] = _preview(db, reply)
+    # The one place mail HTML reaches a page: sanitised by nh3 (console.timeline.safe_html),
+    # inline images pointed at the attachment route; the template marks it safe.
+    mail_html = {
+        i.message_id: inline_image_urls(html, i.message_id)
+        for i in view.timeline
+        if isinstance(i, MessageItem) and (html := i.safe_html()) is not None
+    }
+    is_open = view.conversation.status == ConversationStatus.OPEN
+    reviewer = me.role in REVIEWERS
+    people: list[Person] = []
+    teams: list[Team] = []
+    if is_open:
+        people = list(db.scalars(select(Person).where(Person.active.is_(True))
+                                 .order_by(Person.username)))
+        teams = list(db.scalars(select(Team).order_by(Team.name)))
+    return render(request, "conversation.html", {
+        "view": view, "c": view.conversation, "customer": view.customer,
+        "history": view.history, "timeline": view.timeline, "mail_html": mail_html,
+        "pending": pending, "drafts": drafts, "previews": previews,
+        "templates": reply_templates(view.conversation.channel),
+        "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
+        "can_refer": reviewer or view.conversation.assignee_id == me.id,
+        "done": request.query_params.get("done", "")[:40], "error": error,
+        "kept": kept or {}, "version": _version(db, cid),
+    }, status_code=status)
+
+
+def _status_of(exc: KartablError) -> int:
+    # As the app maps workflow errors (console.app._error_status).
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, IllegalTransition):
+        return 409
+    return 400
+
+
+def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
+         step: Callable[[], object], kept: dict[str, str] | None = None) -> Response:
+    """Run one workflow step on a conversation the reader can see; commit and 303 back, or
+    roll back and show the page with the reason."""
+    try:
+        step()
+    except KartablError as exc:
+        db.rollback()
+        return _page(request, db, p, cid, error=str(exc), kept=kept, status=_status_of(exc))
+    db.commit()
+    return back(f"/conversations/{cid}", done)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+@router.get("/conversations/{cid}", response_class=HTMLResponse)
+def conversation_page(
+    request: Request, cid: int, p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    return _page(request, db, p, cid)
+
+
+@router.get("/conversations/{cid}/status", response_class=HTMLResponse)
+def conversation_status(
+    request: Request, cid: int, v: str = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    """Each reply's status block out of band, and a reload notice when ``v`` is stale."""
+    view = conversation_view(db, p.person, cid)
+    known = _known_reply(v)
+    replies = [i for i in view.timeline if isinstance(i, ReplyItem) and i.reply_id <= known]
+    response = render(request, "_conversation_status.html", {
+        "c": view.conversation, "replies": replies, "stale": v != _version(db, cid)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/conversations/{cid}/preview", response_class=HTMLResponse)
+def reply_preview(
+    request: Request, cid: int, body: Text = "", edited_body: Text = "",
+    template: Short = "", reply_id: Short = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    """The draft (or the approver's edit) as the customer will get it, with its SMS part or
+    chat message count. A POST for the CSRF check and the body's size; it stores nothing."""
+    conv = _visible(db, p, cid)
+    rid = optional_id(reply_id, "reply_id")
+    text = form_text(body or edited_body)
+    if rid is not None:
+        reply = _visible_reply(db, p, rid)
+        if reply.conversation_id != cid:
+            raise NotFound(f"reply {rid} does not exist")
+    else:
+        name = template.strip() or None
+        if name is not None and not reply_render.has_template(name, conv.channel):
+            raise InputError(f"no reply template {name!r} for {conv.channel.value}")
+        # Not added to the session: preview_reply only reads it.
+        reply = Reply(conversation_id=cid, channel=conv.channel, body=text, template=name)
+    shown = _preview(db, reply, text) if text.strip() else PreviewShown(conv.channel.value)
+    return render(request, "_preview.html", {"pv": shown, "empty": not text.strip()})
+
+
+# -- conversation actions --------------------------------------------------------------------
+
+
+@router.post("/conversations/{cid}/assign")
+def assign(
+    request: Request, cid: int, person_id: Short = "", team_id: Short = "",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    _visible(db, p, cid)
+    return _act(request, db, p, cid, "assigned", lambda: workflow.assign(
+        db, p.person, cid, person_id=optional_id(person_id, "person"),
+        team_id=optional_id(team_id, "team")))
+
+
+@router.post("/conversations/{cid}/refer")
+def refer(
+    request: Request, cid: int, note: Text = "", person_id: Short = "", team_id: Short = "",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    _visible(db, p, cid)
+    return _act(request, db, p, cid, "referred", lambda: workflow.refer(
+        db, p.person, cid, person_id=optional_id(person_id, "person"),
+        team_id=optional_id(team_id, "team"), note=form_text(note)), {"refer_note": note})
+
+
+@router.post("/conversations/{cid}/close")
+def close(
+    request: Request, cid: int, p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    _visible(db, p, cid)
+    return _act(request, db, p, cid, "closed", lambda: workflow.close(db, p.person, cid))
+
+
+@router.post("/conversations/{cid}/reopen")
+def reopen(
+    request: Request, cid: int, p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    _visible(db, p, cid)
+    return _act(request, db, p, cid, "reopened", lambda: workflow.reopen(db, p.person, cid))
+
+
+@router.post("/conversations/{cid}/notes")
+def add_note(
+    request: Request, cid: int, text: Text = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    _visible(db, p, cid)
+    return _act(request, db, p, cid, "noted",
+                lambda: workflow.note(db, p.person, cid, form_text(text)), {"note": text})
+
+
+@router.post("/conversations/{cid}/replies")
+def new_draft(
+    request: Request, cid: int, body: Text = "", template: Short = "", then: Short = "save",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    """Draft a reply; with ``then=submit`` (the second button) submit it at once."""
+    _visible(db, p, cid)
+
+    def step() -> None:
+        reply = workflow.draft(db, p.person, cid, form_text(body),
+                               template=template.strip() or None)
+        if then == "submit":
+            workflow.submit(db, p.person, reply.id)
+
+    done = "submitted" if then == "submit" else "drafted"
+    return _act(request, db, p, cid, done, step, {"body": body, "template": template})
+
+
+# -- reply actions ---------------------------------------------------------------------------
+
+
+@router.post("/replies/{rid}/edit")
+def edit_draft(
+    request: Request, rid: int, body: Text = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    cid = _visible_reply(db, p, rid).conversation_id
+    return _act(request, db, p, cid, "edited",
+                lambda: workflow.update_draft(db, p.person, rid, form_text(body)),
+                {f"edit_{rid}": body})
+
+
+@router.post("/replies/{rid}/submit")
+def submit(
+    request: Request, rid: int, body: Text | None = None,
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
+    reply = _visible_reply(db, p, rid)
+    cid, state, stored = reply.conversation_id, reply.state, reply.body
+
+    def step() -> None:
+        text = form_text(body) if body is not None else None
+        if state == ReplyState.REJECTED or (text is not None and text != stored):
+            workflow.update_draft(db, p.person, rid, text if text is not None else stored)
+        workflow.submit(db, p.person, rid)
+
+    return _act(request, db, p, cid, "submitted", step, {f"edit_{rid}": body or ""})
+
+
+@router.post("/replies/{rid}/approve")
+def approve(
+    request: Request, rid: int, edited_body: Text | None = None,
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    """Approve; a body that differs from the author's is the approver's edit (kept and
+    shown as before/after in the timeline)."""
+    reply = _visible_reply(db, p, rid)
+    cid, stored = reply.conversation_id, reply.body
+    text = form_text(edited_body) if edited_body is not None else None
+    edit = text if text is not None and text.strip() != stored.strip() else None
+    return _act(request, db, p, cid, "approved",
+                lambda: workflow.approve(db, p.person, rid, edited_body=edit),
+                {f"approve_{rid}": edited_body or ""})
+
+
+@router.post("/replies/{rid}/reject")
+def reject(
+    request: Request, rid: int, comment: Text = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    cid = _visible_reply(db, p, rid).conversation_id
+    return _act(request, db, p, cid, "rejected",
+                lambda: workflow.reject(db, p.person, rid, form_text(comment)),
+                {f"reject_{rid}": comment})

@@ -1,0 +1,107 @@
+"""The coordinator's main screen: ``GET /queues``.
+
+Tabs for each queue the reader sees (:func:`console.queues.queue_names`: triage, awaiting
+approval, mine, each of their teams, all open, overdue), each with its count; filters by
+channel, team, status and age in a GET form, so a filtered view is a URL one can share or
+reload. ``GET /queues/live`` is the same tabs and rows without the page around them: the
+page polls it with htmx every few seconds, so the list follows the cartable without a
+reload. Scope is the service's: an agent's queries only ever return their own and their
+teams' conversations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from console.deps import Principal, get_db, page_principal
+from console.pages._ui import AGES, optional_id, render
+from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
+from kartabl.errors import InputError
+from kartabl.models import Channel, ConversationStatus
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The page's query string, as given (for the form and the links) and as filters."""
+
+    queue: str
+    channel: str
+    team: str
+    status: str
+    age: str
+    cursor: str
+
+    def params(self, **override: str) -> dict[str, str]:
+        """The non-empty parameters, for links that keep the filters."""
+        values = {"queue": self.queue, "channel": self.channel, "team": self.team,
+                  "status": self.status, "age": self.age, "cursor": self.cursor, **override}
+        return {k: v for k, v in values.items() if v}
+
+    def filters(self) -> Filters:
+        if self.age and self.age not in AGES:
+            raise InputError(f"unknown age filter {self.age!r}; one of {', '.join(AGES)}")
+        min_age, max_age = AGES.get(self.age, (None, None))
+        return Filters(
+            channel=Channel(self.channel) if self.channel in set(Channel) else None,
+            team_id=optional_id(self.team, "team"),
+            status=ConversationStatus(self.status) if self.status else None,
+            min_age=min_age, max_age=max_age, cursor=self.cursor or None,
+        )
+
+
+def _query(
+    queue: str = "", channel: str = "", team: str = "", status: str = "", age: str = "",
+    cursor: str = "",
+) -> QueueQuery:
+    if channel and channel not in set(Channel):
+        raise InputError(f"unknown channel {channel!r}")
+    if status and status not in set(ConversationStatus):
+        raise InputError(f"unknown status {status!r}")
+    return QueueQuery(queue[:40], channel, team[:20], status, age, cursor[:60])
+
+
+def _context(db: Session, p: Principal, q: QueueQuery) -> dict[str, Any]:
+    queues = queue_names(db, p.person)
+    # A coordinator starts at triage; an agent (who has none) at their own conversations.
+    names = {info.name for info in queues}
+    name = q.queue or ("triage" if "triage" in names else "mine" if "mine" in names else "open")
+    q = QueueQuery(name, q.channel, q.team, q.status, q.age, q.cursor)
+    filters = q.filters()
+    counts = queue_counts(db, p.person, filters)
+    error = None
+    try:
+        page = list_queue(db, p.person, name, filters)
+    except InputError as exc:  # a status this queue does not list: say so, keep the tabs
+        page, error = None, str(exc)
+    current = next((info for info in queues if info.name == name), QueueInfo(name, "open"))
+    return {
+        "q": q, "queues": queues, "counts": counts, "page": page, "current": current,
+        "error": error, "teams": [info for info in queues if info.team_id is not None],
+        "channels": list(Channel), "statuses": list(ConversationStatus), "ages": list(AGES),
+    }
+
+
+@router.get("/queues", response_class=HTMLResponse)
+def queues_page(
+    request: Request, q: QueueQuery = Depends(_query), p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    return render(request, "queues.html", _context(db, p, q))
+
+
+@router.get("/queues/live", response_class=HTMLResponse)
+def queues_live(
+    request: Request, q: QueueQuery = Depends(_query), p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    """The tabs and rows alone, for the page's htmx polling."""
+    response = render(request, "_queue_live.html", _context(db, p, q))
+    response.headers["Cache-Control"] = "no-store"
+    return response

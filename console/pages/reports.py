@@ -1,0 +1,127 @@
+"""The coordinator's report: ``GET /reports?start=&end=`` and ``GET /reports.csv``.
+
+Dates are typed and shown as the reader reads them (:mod:`console.dates`): Jalali with
+Persian digits for a Persian reader ("۱۴۰۵/۰۹/۰۱"), ISO for an English one; the days are
+days in Tehran. Without a range the report covers the last :data:`DEFAULT_DAYS` days. The
+figures and their scope (an agent's report covers their own and their teams' work) are
+:func:`console.reports.report`'s; the charts are bars drawn server-side as inline SVG
+(no script, no inline style: the CSP allows neither).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from console.dates import format_date, local_date, parse_date
+from console.deps import Principal, get_db, page_principal
+from console.i18n import DIRECTION, gettext
+from console.pages._ui import render
+from console.reports import Report, VolumeRow, report, report_csv
+from console.templating import request_locale
+from kartabl.models import utcnow
+
+router = APIRouter(include_in_schema=False)
+DEFAULT_DAYS = 30
+BAR_WIDTH = 240  # the SVG bar's full length, in its own units
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a chart: ``x`` and ``width`` in the SVG's units (``x`` is where the bar
+    starts: from the right for a right-to-left reader)."""
+
+    row: VolumeRow
+    label: str
+    x: int
+    width: int
+
+
+# Rows the service names in English, shown in the reader's language.
+_FIXED_LABELS = {("team", "none"): "reports.no_team", ("person", "unassigned"):
+                 "reports.unassigned", ("person", "others"): "reports.others"}
+
+
+def _label(section: str, row: VolumeRow, locale: str) -> str:
+    if section == "channel":
+        return gettext(locale, f"channel.{row.key}")
+    key = _FIXED_LABELS.get((section, row.key))
+    return gettext(locale, key) if key else row.label
+
+
+def bars(section: str, rows: tuple[VolumeRow, ...], locale: str) -> list[Bar]:
+    top = max((r.count for r in rows), default=0)
+    rtl = DIRECTION[locale] == "rtl"
+    out = []
+    for r in rows:
+        width = round(BAR_WIDTH * r.count / top) if top else 0
+        if r.count and width < 2:
+            width = 2  # a non-zero count stays visible
+        out.append(Bar(r, _label(section, r, locale), BAR_WIDTH - width if rtl else 0, width))
+    return out
+
+
+def _range(start: str, end: str, locale: str) -> tuple[date, date]:
+    """The range typed in the reader's calendar; the last DEFAULT_DAYS days by default."""
+    today = local_date(utcnow())
+    last = parse_date(end, locale) if end.strip() else today
+    first = parse_date(start, locale) if start.strip() else last - timedelta(days=DEFAULT_DAYS - 1)
+    return first, last
+
+
+def _report(request: Request, db: Session, p: Principal, start: str,
+            end: str) -> tuple[Report, str]:
+    locale = request_locale(request)
+    first, last = _range(start[:40], end[:40], locale)
+    return report(db, p.person, first, last), locale
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request, start: str = "", end: str = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    rep, locale = _report(request, db, p, start, end)
+    # The form shows the dates in the reader's calendar, ASCII digits for the date input of
+    # an English reader (the browser's date picker wants ISO).
+    shown = {"start": format_date(rep.start, locale), "end": format_date(rep.end, locale)}
+    return render(request, "reports.html", {
+        "rep": rep, "shown": shown, "bar_width": BAR_WIDTH,
+        "charts": {"channel": bars("channel", rep.by_channel, locale),
+                   "team": bars("team", rep.by_team, locale),
+                   "person": bars("person", rep.by_person, locale)},
+        "csv_query": {"start": rep.start.isoformat(), "end": rep.end.isoformat()},
+    })
+
+
+@router.get("/reports.csv")
+def reports_csv(
+    request: Request, start: str = "", end: str = "", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    """The report as CSV, always a download. The range is ISO here (the page links it
+    so), or the reader's calendar like the page. Dates in the file follow the reader's
+    language; a BOM lets spreadsheet programs read the Persian names as UTF-8."""
+    locale = request_locale(request)
+    try:
+        first, last = _range_any(start[:40], end[:40], locale)
+    except ValueError:
+        first, last = _range(start[:40], end[:40], locale)
+    rep = report(db, p.person, first, last)
+    body = "\ufeff" + report_csv(rep, locale)
+    name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
+    return Response(body, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    })
+
+
+def _range_any(start: str, end: str, locale: str) -> tuple[date, date]:
+    """ISO dates (what the page's CSV link carries); ValueError for anything else."""
+    if not start or not end:
+        raise ValueError("not both given")
+    return date.fromisoformat(start), date.fromisoformat(end)
