@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -206,8 +207,20 @@ class Conversation(Base):
     __tablename__ = "conversation"
     __table_args__ = (
         Index("ix_conversation_customer_channel_status", "customer_id", "channel", "status"),
-        Index("ix_conversation_assignee_status", "assignee_id", "status"),
-        Index("ix_conversation_team_status", "team_id", "status"),
+        # The console's queues page by (last_message_at DESC, id DESC): each queue reads one
+        # of these in order and stops at the page size (console/queues.py; measured on a
+        # million conversations, README Performance).
+        Index("ix_conversation_assignee_status", "assignee_id", "status", "last_message_at", "id"),
+        Index("ix_conversation_team_status", "team_id", "status", "last_message_at", "id"),
+        Index("ix_conversation_status_last", "status", "last_message_at", "id"),
+        # overdue, open counts and the age filters: read from the index alone
+        Index("ix_conversation_status_opened", "status", "opened_at", "first_response_at"),
+        # triage is small and the coordinator's main screen: a partial index of it alone
+        Index(
+            "ix_conversation_triage", "last_message_at", "id",
+            postgresql_where=text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            sqlite_where=text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))

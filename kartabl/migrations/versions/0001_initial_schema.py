@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 03:30:54.870995
+Create Date: 2026-12-01 03:53:38.381371
 """
 
 from __future__ import annotations
@@ -194,14 +194,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_conversation_assignee_status", ["assignee_id", "status"], unique=False
+            "ix_conversation_assignee_status",
+            ["assignee_id", "status", "last_message_at", "id"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_conversation_customer_channel_status",
             ["customer_id", "channel", "status"],
             unique=False,
         )
-        batch_op.create_index("ix_conversation_team_status", ["team_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_conversation_status_last", ["status", "last_message_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversation_status_opened",
+            ["status", "opened_at", "first_response_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_team_status",
+            ["team_id", "status", "last_message_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_triage",
+            ["last_message_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+        )
 
     op.create_table(
         "identity",
@@ -508,7 +529,14 @@ def downgrade() -> None:
 
     op.drop_table("identity")
     with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_conversation_triage",
+            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+        )
         batch_op.drop_index("ix_conversation_team_status")
+        batch_op.drop_index("ix_conversation_status_opened")
+        batch_op.drop_index("ix_conversation_status_last")
         batch_op.drop_index("ix_conversation_customer_channel_status")
         batch_op.drop_index("ix_conversation_assignee_status")
 
