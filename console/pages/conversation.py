@@ -56,6 +56,7 @@ from responders.sms_length import sms_length
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=20_000)]
+MaybeText = Annotated[str | None, Form(max_length=20_000)]  # absent: not sent by the form
 Short = Annotated[str, Form(max_length=40)]
 EDITABLE = (ReplyState.DRAFT, ReplyState.REJECTED)
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
@@ -332,7 +333,7 @@ def edit_draft(
 
 @router.post("/replies/{rid}/submit")
 def submit(
-    request: Request, rid: int, body: Text | None = None,
+    request: Request, rid: int, body: MaybeText = None,
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
@@ -350,7 +351,7 @@ def submit(
 
 @router.post("/replies/{rid}/approve")
 def approve(
-    request: Request, rid: int, edited_body: Text | None = None,
+    request: Request, rid: int, edited_body: MaybeText = None,
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Approve; a body that differs from the author's is the approver's edit (kept and

@@ -23,6 +23,7 @@ from console.pages._ui import AGES, optional_id, render
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
 from kartabl.errors import InputError
 from kartabl.models import Channel, ConversationStatus
+from kartabl.workflow.access import REVIEWERS
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,9 +70,8 @@ def _query(
 
 def _context(db: Session, p: Principal, q: QueueQuery) -> dict[str, Any]:
     queues = queue_names(db, p.person)
-    # A coordinator starts at triage; an agent (who has none) at their own conversations.
-    names = {info.name for info in queues}
-    name = q.queue or ("triage" if "triage" in names else "mine" if "mine" in names else "open")
+    # A coordinator starts at triage, an agent at their own conversations.
+    name = q.queue or ("triage" if p.person.role in REVIEWERS else "mine")
     q = QueueQuery(name, q.channel, q.team, q.status, q.age, q.cursor)
     filters = q.filters()
     counts = queue_counts(db, p.person, filters)

@@ -10,6 +10,7 @@ figures and their scope (an agent's report covers their own and their teams' wor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -23,11 +24,13 @@ from console.i18n import DIRECTION, gettext
 from console.pages._ui import render
 from console.reports import Report, VolumeRow, report, report_csv
 from console.templating import request_locale
+from kartabl.errors import InputError
 from kartabl.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 DEFAULT_DAYS = 30
 BAR_WIDTH = 240  # the SVG bar's full length, in its own units
+_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -65,18 +68,34 @@ def bars(section: str, rows: tuple[VolumeRow, ...], locale: str) -> list[Bar]:
     return out
 
 
+def _parse(text: str, locale: str) -> date:
+    """A date in the reader's calendar; an ISO date is accepted from anyone too (the CSV
+    link carries ISO, and a year past 1700 is no Jalali year: it cannot be misread)."""
+    try:
+        return parse_date(text, locale)
+    except InputError as exc:
+        refused = exc
+    if _ISO.fullmatch(text.strip()):
+        try:
+            return date.fromisoformat(text.strip())
+        except ValueError:
+            pass  # 2026-13-01: the reader's calendar's message says it best
+    raise refused
+
+
 def _range(start: str, end: str, locale: str) -> tuple[date, date]:
-    """The range typed in the reader's calendar; the last DEFAULT_DAYS days by default."""
+    """The range typed by the reader; the last DEFAULT_DAYS days by default."""
     today = local_date(utcnow())
-    last = parse_date(end, locale) if end.strip() else today
-    first = parse_date(start, locale) if start.strip() else last - timedelta(days=DEFAULT_DAYS - 1)
+    last = _parse(end[:40], locale) if end.strip() else today
+    first = _parse(start[:40], locale) if start.strip() else last - timedelta(
+        days=DEFAULT_DAYS - 1)
     return first, last
 
 
 def _report(request: Request, db: Session, p: Principal, start: str,
             end: str) -> tuple[Report, str]:
     locale = request_locale(request)
-    first, last = _range(start[:40], end[:40], locale)
+    first, last = _range(start, end, locale)
     return report(db, p.person, first, last), locale
 
 
@@ -103,25 +122,12 @@ def reports_csv(
     request: Request, start: str = "", end: str = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    """The report as CSV, always a download. The range is ISO here (the page links it
-    so), or the reader's calendar like the page. Dates in the file follow the reader's
+    """The report as CSV, always a download. Dates in the file follow the reader's
     language; a BOM lets spreadsheet programs read the Persian names as UTF-8."""
-    locale = request_locale(request)
-    try:
-        first, last = _range_any(start[:40], end[:40], locale)
-    except ValueError:
-        first, last = _range(start[:40], end[:40], locale)
-    rep = report(db, p.person, first, last)
+    rep, locale = _report(request, db, p, start, end)
     body = "\ufeff" + report_csv(rep, locale)
     name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
     })
-
-
-def _range_any(start: str, end: str, locale: str) -> tuple[date, date]:
-    """ISO dates (what the page's CSV link carries); ValueError for anything else."""
-    if not start or not end:
-        raise ValueError("not both given")
-    return date.fromisoformat(start), date.fromisoformat(end)

@@ -1,0 +1,62 @@
+"""The report page: Jalali range for Persian readers, ISO for English ones, figures and
+bars, and the CSV download."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from console.dates import format_date, local_date
+from kartabl.models import utcnow
+from tests.console.pages.conftest import World, sign_in
+
+Db = sessionmaker[Session]
+
+
+def test_english_report_shows_iso_range_figures_and_bars(client: TestClient,
+                                                         world: World) -> None:
+    sign_in(client, "maryam")
+    today = local_date(utcnow()).isoformat()
+    page = client.get("/reports", params={"start": today, "end": today}).text
+    assert f'id="report-start" value="{today}"' in page and 'type="date"' in page
+    assert re.search(r'id="total-opened"><span>Opened</span><b>3</b>', page)
+    assert re.search(r'id="total-backlog"><span>Open now</span><b>3</b>', page)
+    # One conversation per channel for email, SMS and Telegram: bars of equal, full length.
+    for channel in ("email", "sms", "telegram"):
+        assert re.search(rf'data-key="{channel}" data-count="1">.*?<rect x="0" y="1" '
+                         r'width="240"', page, re.S)
+    assert re.search(r'data-key="bale" data-count="0">.*?width="0"', page, re.S)
+    assert f'href="/reports.csv?start={today}&amp;end={today}"' in page
+
+
+def test_persian_report_reads_and_shows_jalali_dates(client: TestClient, world: World) -> None:
+    sign_in(client, "ali")
+    today = local_date(utcnow())
+    jalali = format_date(today, "fa")  # ۱۴۰۵/۰۹/۱۰
+    page = client.get("/reports", params={"start": jalali, "end": jalali}).text
+    assert 'dir="rtl"' in page and f'id="report-start" value="{jalali}"' in page
+    assert f'data-start="{today.isoformat()}"' in page
+    # The agent's report covers their own and their team's conversation only, in Persian digits.
+    assert re.search(r'id="total-opened"><span>بازشده</span><b>۱</b>', page)
+    assert "تنها گفتگوهای شما و تیم‌هایتان" in page
+    # Right to left: the bar grows from the right end of its box.
+    assert re.search(r'data-key="sms" data-count="1">.*?<rect x="0" y="1" width="240"', page,
+                     re.S)
+    assert re.search(r'data-key="email" data-count="0">.*?<rect x="240" y="1" width="0"', page,
+                     re.S)
+    bad = client.get("/reports", params={"start": "1405/13/01"})
+    assert bad.status_code == 400 and "Jalali" in bad.text
+
+
+def test_csv_export_is_a_download(client: TestClient, world: World) -> None:
+    sign_in(client, "maryam")
+    today = local_date(utcnow()).isoformat()
+    r = client.get("/reports.csv", params={"start": today, "end": today})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="kartabl-report-{today}-{today}.csv"')
+    lines = r.text.lstrip("\ufeff").splitlines()
+    assert lines[0] == "section,key,label,value"
+    assert "totals,opened,,3" in lines and "channel,telegram,telegram,1" in lines
