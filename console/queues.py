@@ -1,14 +1,15 @@
 """The console's queues, as pages and as counts, for the pages and the JSON API alike.
 
-Queues (:data:`QUEUES`): ``triage`` (open, neither assignee nor team: a conversation
-referred to a team alone is that team's to pick up, in ``team:<id>``), ``approval`` (one
+Queues (:data:`QUEUES`): ``triage`` (open and unassigned, as the issue defines it: nobody
+holds it, whether or not a team does; this includes what the router left for the
+coordinator with a team at capacity, and a referral to a team alone), ``approval`` (one
 row per reply awaiting approval, oldest first), ``mine``, ``team:<id>`` (held or not),
 ``open``, ``overdue`` (open and past the first-response or the resolution target).
 
 Scope: reviewers see everything; an agent sees what :func:`kartabl.workflow.can_access`
 allows (their own and their teams' conversations), and that predicate is in the WHERE
-clause of every listing and count. So an agent's ``triage`` is always empty (not among
-their :func:`queue_names`; asking gives an empty page); ``team:<id>`` of another team
+clause of every listing and count. So an agent's ``triage`` holds the unassigned
+conversations of their teams (work to pick up); ``team:<id>`` of another team
 raises :class:`PermissionDenied` (that team's workspace); ``Filters.team_id`` only narrows.
 A deactivated person gets empty pages and no counts.
 
@@ -69,7 +70,7 @@ class QueueSpec:
 
 
 QUEUES: Final[tuple[QueueSpec, ...]] = (
-    QueueSpec("triage", "triage", "Open, neither assigned to a person nor referred to a team.",
+    QueueSpec("triage", "triage", "Open and assigned to nobody (a team may hold it).",
               frozenset({OPEN})),
     QueueSpec("approval", "approval", "Replies awaiting approval, oldest first.",
               frozenset({OPEN})),
@@ -241,7 +242,7 @@ def visible_clause(session: Session, actor: Person) -> ColumnElement[bool]:
 
 def queue_names(session: Session, actor: Person) -> list[QueueInfo]:
     """The queues ``actor`` sees, in display order. Reviewers: triage, approval, mine,
-    every team, open, overdue. Agents: the same without triage, and only their teams."""
+    every team, open, overdue. Agents: the same, with only their teams."""
     scope = _scope(session, actor)
     return [] if scope is None else _names(session, scope)
 
@@ -250,8 +251,8 @@ def _names(session: Session, scope: _Scope) -> list[QueueInfo]:
     teams = select(Team.id, Team.name, Team.title).order_by(Team.name, Team.id)
     if not scope.everything:
         teams = teams.where(Team.id.in_(scope.team_ids))
-    head = [QueueInfo("triage", "triage")] if scope.everything else []
-    return [*head, QueueInfo("approval", "approval"), QueueInfo("mine", "mine"),
+    return [QueueInfo("triage", "triage"), QueueInfo("approval", "approval"),
+            QueueInfo("mine", "mine"),
             *(QueueInfo(f"team:{tid}", "team", tid, title or name)
               for tid, name, title in session.execute(teams)),
             QueueInfo("open", "open"), QueueInfo("overdue", "overdue")]
@@ -358,7 +359,7 @@ def _where(kind: QueueKind, team_id: int | None, scope: _Scope, f: Filters, now:
     if kind != "approval" or f.status is not None:
         where.append(c.status == (f.status or OPEN))
     if kind == "triage":
-        where += [c.assignee_id.is_(None), c.team_id.is_(None)]
+        where.append(c.assignee_id.is_(None))
     elif kind == "mine":
         where.append(c.assignee_id == scope.actor.id)
     elif kind == "team" and team_id is not None:

@@ -218,8 +218,8 @@ class Conversation(Base):
         # triage is small and the coordinator's main screen: a partial index of it alone
         Index(
             "ix_conversation_triage", "last_message_at", "id",
-            postgresql_where=text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
-            sqlite_where=text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            postgresql_where=text("status = 'open' AND assignee_id IS NULL"),
+            sqlite_where=text("status = 'open' AND assignee_id IS NULL"),
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -119,7 +119,8 @@ def pending_reply(session: Session, org: Org, conv: Conversation, author: Person
 def test_each_queue_lists_its_own_conversations_newest_first(session: Session, org: Org) -> None:
     rid = pending_reply(session, org, org.alis, org.ali)
     m = org.maryam
-    assert ids(session, m, "triage") == [org.nobodys.id]
+    # triage: open and held by nobody, whether a team holds it or not
+    assert ids(session, m, "triage") == [org.nobodys.id, org.support_free.id, org.sales_free.id]
     assert ids(session, m, f"team:{org.support.id}") == [org.alis.id, org.support_free.id]
     assert ids(session, m, f"team:{org.sales.id}") == [
         org.bobs.id, org.sales_free.id, org.ali_in_sales.id]
@@ -133,18 +134,22 @@ def test_each_queue_lists_its_own_conversations_newest_first(session: Session, o
     assert ids(session, m, "overdue") == []
 
 
-def test_a_team_referral_leaves_triage_out_of_it_and_lands_in_the_team_queue(
+def test_a_team_referral_is_triage_for_that_team_and_an_assignment_takes_it_out(
     session: Session, org: Org
 ) -> None:
     # Given ali hands his conversation to the support team alone
     workflow.refer(session, org.ali, org.alis.id, team_id=org.support.id, note="برای تیم")
     session.commit()
-    # Then nobody holds it, yet it is the team's: not triage, still the team's queue
-    assert org.alis.id not in ids(session, org.maryam, "triage")
+    # Then nobody holds it: it is in triage (the coordinator's and the team's), and still in
+    # the team's queue; no longer ali's
+    assert org.alis.id in ids(session, org.maryam, "triage")
+    assert org.alis.id in ids(session, org.sara, "triage")
+    assert org.alis.id not in ids(session, org.bob, "triage")
     assert org.alis.id in ids(session, org.maryam, f"team:{org.support.id}")
     assert org.alis.id not in ids(session, org.ali, "mine")
-    # and assigning a triage conversation takes it out of triage
-    workflow.assign(session, org.maryam, org.nobodys.id, team_id=org.sales.id)
+    # and assigning conversations to people takes them out of triage
+    for conv in (org.nobodys, org.alis, org.support_free, org.sales_free):
+        workflow.assign(session, org.maryam, conv.id, person_id=org.sara.id)
     session.commit()
     assert ids(session, org.maryam, "triage") == []
 
@@ -154,9 +159,9 @@ def test_queue_names_for_a_coordinator_and_for_an_agent(session: Session, org: O
     assert names == ["triage", "approval", "mine", f"team:{org.sales.id}",
                      f"team:{org.support.id}", "open", "overdue"]
     agent = queue_names(session, org.ali)
-    assert [q.name for q in agent] == ["approval", "mine", f"team:{org.support.id}", "open",
-                                       "overdue"]
-    assert agent[2].title == "support" and agent[2].team_id == org.support.id
+    assert [q.name for q in agent] == ["triage", "approval", "mine", f"team:{org.support.id}",
+                                       "open", "overdue"]
+    assert agent[3].title == "support" and agent[3].team_id == org.support.id
 
 
 # -- scope -----------------------------------------------------------------------------------
@@ -182,11 +187,12 @@ def test_an_agent_sees_only_what_can_access_allows_in_every_queue_and_count(
                 and workflow.can_access(org.ali, c)}
     assert set(ids(session, org.ali, "open")) == expected == {
         org.alis.id, org.support_free.id, org.ali_in_sales.id}
-    assert ids(session, org.ali, "triage") == []
+    # an agent's triage: their teams' unassigned work only
+    assert ids(session, org.ali, "triage") == [org.support_free.id]
     assert [r.conversation_id for r in every_row(session, org.ali, "approval")] == [org.alis.id]
     counts = queue_counts(session, org.ali)
-    assert counts == {"approval": 1, "mine": 2, f"team:{org.support.id}": 2, "open": 3,
-                      "overdue": 0}
+    assert counts == {"triage": 1, "approval": 1, "mine": 2, f"team:{org.support.id}": 2,
+                      "open": 3, "overdue": 0}
     # Another team's queue is refused; filtering on it narrows to what ali may see there
     with pytest.raises(PermissionDenied, match="not in that team"):
         list_queue(session, org.ali, f"team:{org.sales.id}")

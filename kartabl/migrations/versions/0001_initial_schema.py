@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 03:53:38.381371
+Create Date: 2026-12-01 03:54:39.718317
 """
 
 from __future__ import annotations
@@ -220,8 +220,8 @@ def upgrade() -> None:
             "ix_conversation_triage",
             ["last_message_at", "id"],
             unique=False,
-            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
-            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL"),
         )
 
     op.create_table(
@@ -531,8 +531,8 @@ def downgrade() -> None:
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_conversation_triage",
-            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
-            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL AND team_id IS NULL"),
+            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL"),
         )
         batch_op.drop_index("ix_conversation_team_status")
         batch_op.drop_index("ix_conversation_status_opened")
