@@ -56,6 +56,7 @@ test: $(STAMP) dovecot chromium
 bench: $(RUNSTAMP)
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.webhooks
+	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.ingest
 
 lint: $(STAMP)
