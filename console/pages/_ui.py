@@ -35,6 +35,8 @@ def age(locale: str, value: datetime | None, now: datetime | None = None) -> str
     if value is None:
         return ""
     seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
+    if seconds < 60:
+        return gettext(locale, "age.now")
     if seconds < 3600:
         return gettext(locale, "age.minutes", n=seconds // 60)
     if seconds < 86400:
@@ -43,16 +45,19 @@ def age(locale: str, value: datetime | None, now: datetime | None = None) -> str
 
 
 def duration(locale: str, minutes: float | None) -> str:
-    """A report's duration: "—", "45m", "3h 20m", "2d 4h" (translated)."""
+    """A report's duration in its two largest units, a zero second one left out: "—",
+    "45 min", "3 h 20 min", "4 h", "2 d 4 h", "3 d" (translated)."""
     if minutes is None:
         return "—"
     total = round(minutes)
     days, rest = divmod(total, 1440)
     hours, mins = divmod(rest, 60)
     if days:
-        return gettext(locale, "dur.dh", d=days, h=hours)
+        return gettext(locale, "dur.dh", d=days, h=hours) if hours else gettext(
+            locale, "dur.d", d=days)
     if hours:
-        return gettext(locale, "dur.hm", h=hours, m=mins)
+        return gettext(locale, "dur.hm", h=hours, m=mins) if mins else gettext(
+            locale, "dur.h", h=hours)
     return gettext(locale, "dur.m", m=mins)
 
 
