@@ -18,6 +18,7 @@ from this origin, no inline script; no framing; no MIME sniffing). Workflow erro
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import pkgutil
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,8 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -91,6 +94,13 @@ def _install_error_pages(app: FastAPI) -> None:
             request, "error.html", {"title": exc.status_code, "detail": exc.detail},
             status_code=exc.status_code,
         )
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422, ASCII-escaped: it echoes the input, and a lone surrogate (a
+        # valid JSON escape, not encodable as UTF-8) would otherwise turn it into a 500.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(LoginRequired)
     def login_required(request: Request, exc: LoginRequired) -> Response:
