@@ -375,3 +375,20 @@ def test_conversation_preview_uses_its_channel(api, world, db) -> None:
     assert (r.json()["channel"], r.json()["encoding"], r.json()["parts"]) == ("sms", "gsm7", 1)
     assert snapshot(db) == before  # a POST for the body's size; it stores nothing
     assert Channel(r.json()["channel"]) is Channel.SMS
+
+
+def test_a_canned_template_fills_the_customer_s_name_in_preview_and_draft(api, world, db) -> None:
+    with db() as s:
+        conv = s.get(Conversation, world.conv_a)
+        f.inbound(s, conv, text="hello").sender_name = "Sara"
+        s.commit()
+    agent = api(world.agent_a)
+    body = {"body": "Your order has shipped", "template": "greeting"}
+    pv = agent.post(f"{C}/{world.conv_a}/preview", body).json()
+    assert pv["text"].startswith("Sara ") and "Your order has shipped" in pv["text"]
+    assert pv["encoding"] == "ucs2"  # the template's Persian greeting
+    plain = agent.post("/api/v1/preview", {"channel": "sms", **body}).json()
+    assert "Sara" not in plain["text"]  # no conversation, no name
+    r = agent.post(f"{C}/{world.conv_a}/replies", body)
+    assert r.status_code == 201 and r.json()["template"] == "greeting"
+    assert _reply(db, r.json()["id"]).template == "greeting"
