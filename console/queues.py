@@ -16,195 +16,72 @@ A deactivated person gets empty pages and no counts.
 Paging is keyset: ``ORDER BY last_message_at DESC, id DESC`` (approval: ``reply.updated_at,
 reply.id`` ascending) from ``QueuePage.next_cursor``, one index descent at any depth. A
 conversation that gets a message meanwhile jumps to page one: never shown twice.
+
+The vocabulary (queue names, filters, rows, pages, cursors) is :mod:`console.queue_types`;
+completing a page's rows (previews, pending replies) is :mod:`console.queue_rows`. Both are
+re-exported here: callers import from this module.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Final, Literal, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from config.settings import get_settings
-from kartabl.errors import InputError, NotFound, PermissionDenied
-from kartabl.models import (
-    Channel,
-    Conversation,
-    ConversationStatus,
-    Customer,
-    Direction,
-    Identity,
-    Message,
-    Person,
-    Reply,
-    ReplyState,
-    Team,
-    TeamMember,
-    utcnow,
+from console.queue_rows import PREVIEW_CHARS, _rows, preview_line
+from console.queue_types import (
+    _SPECS,
+    CLOSED,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    OPEN,
+    PENDING,
+    QUEUES,
+    E,
+    Filters,
+    PendingReply,
+    QueueInfo,
+    QueueKind,
+    QueuePage,
+    QueueRow,
+    QueueSpec,
+    _Cutoffs,
+    decode_cursor,
+    encode_cursor,
 )
+from kartabl.errors import InputError, NotFound, PermissionDenied
+from kartabl.models import Conversation, Customer, Person, Reply, Team, TeamMember, utcnow
 from kartabl.workflow.access import REVIEWERS
 
-OPEN, CLOSED = ConversationStatus.OPEN, ConversationStatus.CLOSED
-PENDING = ReplyState.PENDING_APPROVAL
-DEFAULT_LIMIT: Final = 50
-MAX_LIMIT: Final = 200
-PREVIEW_CHARS: Final = 140  # the one-line preview of the last inbound message
-_PREVIEW_READ: Final = 600  # characters read from the database to find that line
+__all__ = [
+    "CLOSED",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "OPEN",
+    "PENDING",
+    "PREVIEW_CHARS",
+    "QUEUES",
+    "E",
+    "Filters",
+    "PendingReply",
+    "QueueInfo",
+    "QueueKind",
+    "QueuePage",
+    "QueueRow",
+    "QueueSpec",
+    "decode_cursor",
+    "encode_cursor",
+    "list_queue",
+    "preview_line",
+    "queue_counts",
+    "queue_names",
+    "visible_clause",
+]
+
 _TEAM_NAME = re.compile(r"^team:([1-9][0-9]{0,17})$")
-_CURSOR = re.compile(r"^([0-9]{1,18})\.([1-9][0-9]{0,18})$")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-E = TypeVar("E", bound=StrEnum)
-
-QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue"]
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSpec:
-    name: str  # what list_queue takes; "team:<id>" stands for every team
-    kind: QueueKind
-    description: str
-    statuses: frozenset[ConversationStatus]  # the Filters.status values it accepts
-
-
-QUEUES: Final[tuple[QueueSpec, ...]] = (
-    QueueSpec("triage", "triage", "Open and assigned to nobody (a team may hold it).",
-              frozenset({OPEN})),
-    QueueSpec("approval", "approval", "Replies awaiting approval, oldest first.",
-              frozenset({OPEN})),
-    QueueSpec("mine", "mine", "Assigned to me (open unless asked).", frozenset({OPEN, CLOSED})),
-    QueueSpec("team:<id>", "team", "The team's conversations, held or not (open unless asked).",
-              frozenset({OPEN, CLOSED})),
-    QueueSpec("open", "open", "Every open conversation in my scope.", frozenset({OPEN})),
-    QueueSpec("overdue", "overdue", "Open and past the first-response or resolution target.",
-              frozenset({OPEN})),
-)
-_SPECS: Final = {spec.kind: spec for spec in QUEUES}
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    name: str
-    kind: QueueKind
-    team_id: int | None = None
-    title: str = ""  # the team's title (or name) for team queues
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Narrowing and paging, shared by listings and counts (counts ignore the paging).
-
-    ``status`` None is the queue's default, open. ``min_age``/``max_age`` are measured on
-    ``opened_at``, like the service targets: ``min_age=1h`` keeps conversations opened at
-    least an hour ago. ``cursor`` is a page's ``next_cursor``. Strings are accepted for the
-    enums. Bad values raise :class:`InputError` here, when the filters are made."""
-
-    channel: Channel | None = None
-    team_id: int | None = None
-    status: ConversationStatus | None = None
-    min_age: timedelta | None = None
-    max_age: timedelta | None = None
-    limit: int = DEFAULT_LIMIT
-    cursor: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.channel is not None:
-            object.__setattr__(self, "channel", _member(Channel, self.channel, "channel"))
-        if self.status is not None:
-            object.__setattr__(self, "status",
-                               _member(ConversationStatus, self.status, "status"))
-        if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
-            raise InputError(f"limit must be a whole number from 1 to {MAX_LIMIT}, "
-                             f"not {self.limit!r}")
-        if self.team_id is not None and (type(self.team_id) is not int or self.team_id < 1):
-            raise InputError(f"team_id must be a positive id, not {self.team_id!r}")
-        if any(a is not None and a < timedelta(0) for a in (self.min_age, self.max_age)):
-            raise InputError("min_age and max_age must not be negative")
-        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
-            raise InputError("min_age must not exceed max_age")
-        if self.cursor is not None:
-            decode_cursor(self.cursor)
-
-
-@dataclass(frozen=True, slots=True)
-class PendingReply:
-    id: int
-    author: str
-    submitted_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class QueueRow:
-    """One conversation of a list (in ``approval``: one pending reply and its conversation)."""
-
-    conversation_id: int
-    customer_id: int
-    customer_name: str  # the display name, else the customer's first identity address
-    channel: Channel
-    subject: str
-    preview: str  # the first line of the last inbound message, at most PREVIEW_CHARS
-    status: ConversationStatus
-    team_id: int | None
-    team_name: str | None
-    assignee_id: int | None
-    assignee_name: str | None
-    opened_at: datetime
-    last_message_at: datetime
-    first_response_at: datetime | None
-    overdue: bool
-    pending_reply_id: int | None  # approval: this row's reply; else the oldest pending one
-    pending_reply: PendingReply | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueuePage:
-    queue: str
-    rows: list[QueueRow] = field(default_factory=list)
-    next_cursor: str | None = None  # None: the last page
-    limit: int = DEFAULT_LIMIT
-
-
-def encode_cursor(at: datetime, row_id: int) -> str:
-    """``<microseconds since 1970>.<id>``: exact on both databases (microsecond storage)."""
-    return f"{(at.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)}.{row_id}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    match = _CURSOR.match(cursor) if isinstance(cursor, str) else None
-    if match is None:
-        raise InputError(f"cursor {cursor!r} is not one this server gave out")
-    try:
-        return _EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
-    except OverflowError:
-        raise InputError(f"cursor {cursor!r} is out of range") from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Cutoffs:
-    """The overdue thresholds of one call, from one ``now``: SQL and row flags agree."""
-
-    first_response: datetime  # opened before this, no reply sent yet: overdue
-    resolution: datetime  # opened before this and still open: overdue
-
-    @classmethod
-    def at(cls, now: datetime) -> _Cutoffs:
-        s = get_settings()
-        return cls(now - timedelta(minutes=s.first_response_target_minutes),
-                   now - timedelta(hours=s.resolution_target_hours))
-
-    def clause(self) -> ColumnElement[bool]:
-        c = Conversation
-        # The leading range is implied by both branches; it lets a (status, opened_at) index
-        # bound the scan instead of testing every open row.
-        return and_(c.opened_at < max(self.first_response, self.resolution),
-                    or_(and_(c.first_response_at.is_(None), c.opened_at < self.first_response),
-                        c.opened_at < self.resolution))
-
-    def flag(self, status: ConversationStatus, opened: datetime, first: datetime | None) -> bool:
-        return status == OPEN and (
-            (first is None and opened < self.first_response) or opened < self.resolution)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,14 +198,6 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
 # -- the queries --------------------------------------------------------------------------
 
 
-def _member(enum_type: type[E], value: object, what: str) -> E:
-    try:
-        return enum_type(str(value))
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum_type)
-        raise InputError(f"unknown {what} {value!r}; one of {allowed}") from None
-
-
 def _parse(name: str) -> tuple[QueueKind, int | None]:
     match = _TEAM_NAME.match(name) if isinstance(name, str) else None
     if match:
@@ -408,82 +277,3 @@ def _page_query(kind: QueueKind, where: list[ColumnElement[bool]],
             tuple_(Reply.updated_at, Reply.id) > after)
     query = query.order_by(c.last_message_at.desc(), c.id.desc())
     return query if after is None else query.where(tuple_(c.last_message_at, c.id) < after)
-
-
-def _name(display: str | None, username: str | None) -> str | None:
-    return (display or username) if username is not None else None
-
-
-def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs) -> list[QueueRow]:
-    """The page's rows, completed by one query each for the whole page (never per row):
-    previews, oldest pending replies, addresses for customers without a name."""
-    ids = list({r.id for r in rows})
-    previews = _previews(session, ids)
-    pending = _pending(session, ids) if kind != "approval" else {}
-    labels = _identity_labels(session, {r.customer_id for r in rows if not r.customer_name})
-    out = []
-    for r in rows:
-        reply = pending.get(r.id)
-        if kind == "approval":
-            reply = PendingReply(r.reply_id, _name(r.author_display, r.author_username) or "",
-                                 r.reply_updated_at)
-        status = ConversationStatus(r.status)
-        out.append(QueueRow(
-            conversation_id=r.id, customer_id=r.customer_id,
-            customer_name=r.customer_name or labels.get(r.customer_id, ""),
-            channel=Channel(r.channel), subject=r.subject, preview=previews.get(r.id, ""),
-            status=status, team_id=r.team_id,
-            team_name=(r.team_title or r.team_slug) if r.team_id is not None else None,
-            assignee_id=r.assignee_id,
-            assignee_name=_name(r.assignee_display, r.assignee_username),
-            opened_at=r.opened_at, last_message_at=r.last_message_at,
-            first_response_at=r.first_response_at,
-            overdue=cut.flag(status, r.opened_at, r.first_response_at),
-            pending_reply_id=reply.id if reply else None, pending_reply=reply,
-        ))
-    return out
-
-
-def preview_line(text: str) -> str:
-    """The first non-blank line of ``text``, at most :data:`PREVIEW_CHARS` characters."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1].rstrip() + "…"
-
-
-def _previews(session: Session, ids: list[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    # The newest inbound message by id (the order they were stored); the text is cut in
-    # SQL so that a page never pulls whole mail bodies.
-    last = (select(func.max(Message.id))
-            .where(Message.conversation_id.in_(ids), Message.direction == Direction.IN)
-            .group_by(Message.conversation_id))
-    rows = session.execute(
-        select(Message.conversation_id, func.substr(Message.text, 1, _PREVIEW_READ))
-        .where(Message.id.in_(last))
-    )
-    return {cid: preview_line(text or "") for cid, text in rows if cid is not None}
-
-
-def _pending(session: Session, ids: list[int]) -> dict[int, PendingReply]:
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(Reply.conversation_id, Reply.id, Reply.updated_at, Person.display_name,
-               Person.username)
-        .join(Person, Person.id == Reply.author_id)
-        .where(Reply.conversation_id.in_(ids), Reply.state == PENDING)
-        .order_by(Reply.updated_at.desc(), Reply.id.desc())
-    )
-    # Newest first, so the oldest pending reply is the one the dict keeps.
-    return {cid: PendingReply(rid, display or username, at)
-            for cid, rid, at, display, username in rows}
-
-
-def _identity_labels(session: Session, customer_ids: set[int]) -> dict[int, str]:
-    if not customer_ids:
-        return {}
-    return dict(session.execute(
-        select(Identity.customer_id, func.min(Identity.address))
-        .where(Identity.customer_id.in_(customer_ids)).group_by(Identity.customer_id)
-    ).all())

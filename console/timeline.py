@@ -13,20 +13,37 @@ other conversations, and one timeline of what happened, ordered by ``at`` (then 
 
 ``actor`` is a display name; None is the system (router, outbox). The view costs a fixed
 number of queries whatever the conversation's length: names are fetched once for all.
+
+The view's types are in :mod:`console.timeline_items` and the HTML sanitiser in
+:mod:`console.safe_html`; both are re-exported here, so callers import from this module.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, get_args
 
-import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from console.queues import visible_clause
+from console.safe_html import ATTACHMENT_SCHEME, MAX_HTML_CHARS, safe_html
+from console.timeline_items import (
+    ActivityItem,
+    ActivityKind,
+    AttachmentInfo,
+    ConversationInfo,
+    ConversationRef,
+    ConversationView,
+    CustomerHistory,
+    CustomerInfo,
+    IdentityInfo,
+    MessageItem,
+    ReplyItem,
+    ReplyStep,
+    TimelineItem,
+)
 from kartabl.errors import NotFound
 from kartabl.models import (
     Channel,
@@ -45,10 +62,30 @@ from kartabl.models import (
 )
 from kartabl.workflow import can_access
 
-HISTORY_LIMIT: Final = 50  # the customer's other conversations listed, newest first
-MAX_HTML_CHARS: Final = 1_000_000  # as at ingest (channels.email.html)
+__all__ = [
+    "ACTIVITY_KINDS",
+    "ATTACHMENT_SCHEME",
+    "HISTORY_LIMIT",
+    "MAX_HTML_CHARS",
+    "REPLY_EVENT_KINDS",
+    "ActivityItem",
+    "ActivityKind",
+    "AttachmentInfo",
+    "ConversationInfo",
+    "ConversationRef",
+    "ConversationView",
+    "CustomerHistory",
+    "CustomerInfo",
+    "IdentityInfo",
+    "MessageItem",
+    "ReplyItem",
+    "ReplyStep",
+    "TimelineItem",
+    "conversation_view",
+    "safe_html",
+]
 
-ActivityKind = Literal["assigned", "triaged", "referred", "note", "closed", "reopened"]
+HISTORY_LIMIT: Final = 50  # the customer's other conversations listed, newest first
 ACTIVITY_KINDS: Final[dict[str, ActivityKind]] = {
     f"conversation.{kind}": kind for kind in get_args(ActivityKind)}
 REPLY_EVENT_KINDS: Final = frozenset({
@@ -56,221 +93,6 @@ REPLY_EVENT_KINDS: Final = frozenset({
     "reply.sending", "reply.sent", "reply.retry", "reply.failed", "reply.delivered",
     "reply.bounced",
 })
-
-# -- the view ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IdentityInfo:
-    kind: str
-    address: str
-    display: str
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerInfo:
-    id: int
-    display_name: str
-    tags: list[Any]
-    identities: list[IdentityInfo]
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationInfo:
-    id: int
-    customer_id: int
-    channel: Channel
-    status: ConversationStatus
-    subject: str
-    team_id: int | None
-    team_name: str | None
-    assignee_id: int | None
-    assignee_name: str | None
-    opened_at: datetime
-    first_response_at: datetime | None
-    resolved_at: datetime | None
-    last_message_at: datetime
-    previous_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationRef:
-    id: int
-    channel: Channel
-    status: ConversationStatus
-    subject: str
-    opened_at: datetime
-    last_message_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerHistory:
-    """The customer's other conversations on every channel that the actor may open.
-    ``hidden`` counts those outside the actor's scope (named nowhere else); ``more`` those
-    in scope beyond the :data:`HISTORY_LIMIT` listed."""
-
-    conversations: list[ConversationRef]
-    hidden: int
-    more: int
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentInfo:
-    filename: str  # as the sender named it: display only
-    content_type: str
-    size: int
-    storage_key: str | None  # None: listed, but the bytes were not kept (too large)
-    content_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageItem:
-    kind: Literal["message"]
-    at: datetime
-    actor: str | None  # the sender's name (inbound); None for our own outbound rows
-    message_id: int
-    direction: Direction
-    message_kind: MessageKind
-    channel: Channel
-    sender: str
-    sender_name: str
-    recipient: str
-    subject: str
-    text: str
-    html: str | None  # RAW: pass it through safe_html() before it reaches a page
-    attachments: list[AttachmentInfo]
-    html_sanitized: bool = False
-
-    def safe_html(self, *, remote_images: bool = False) -> str | None:
-        """The HTML ready for a page: sanitised, inline images of this message kept."""
-        if not self.html:
-            return None
-        keys = {a.storage_key for a in self.attachments if a.storage_key}
-        return safe_html(self.html, inline_keys=keys, remote_images=remote_images)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyStep:
-    step: str  # the audit event without "reply.": submitted, rejected, approved, sent...
-    at: datetime
-    actor: str | None
-    note: str | None  # the rejection comment, a failure reason, a skipped-review policy
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyItem:
-    kind: Literal["reply"]
-    at: datetime
-    actor: str | None  # the author
-    reply_id: int
-    state: ReplyState
-    channel: Channel
-    body: str  # what the customer gets (the approver's edit, if any)
-    original_body: str | None  # the author's text when the approver edited it, else None
-    template: str | None
-    author_id: int
-    approver_id: int | None
-    approver: str | None
-    review_comment: str | None  # the latest rejection's comment
-    error: str | None  # why delivery failed (or was retried)
-    attempts: int
-    created_at: datetime
-    approved_at: datetime | None
-    sent_at: datetime | None
-    delivered_at: datetime | None
-    message_id: int | None  # the outbound message row, once sent
-    history: list[ReplyStep] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityItem:
-    kind: ActivityKind
-    at: datetime
-    actor: str | None
-    event_id: int
-    note: str | None = None  # the referral note or the private note's text
-    to_person: str | None = None
-    to_team: str | None = None
-    from_person: str | None = None
-    from_team: str | None = None
-    reason: str | None = None  # the router's reason (and rule) for its placement
-    message_id: int | None = None  # the customer's message that reopened it
-
-
-TimelineItem = MessageItem | ReplyItem | ActivityItem
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationView:
-    conversation: ConversationInfo
-    customer: CustomerInfo
-    history: CustomerHistory
-    timeline: list[TimelineItem]
-
-
-# -- HTML ----------------------------------------------------------------------------------
-
-_TAGS: Final = frozenset({
-    "a", "abbr", "b", "bdi", "bdo", "blockquote", "br", "caption", "center", "code", "col",
-    "colgroup", "dd", "del", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "i", "img", "ins", "kbd", "li", "ol", "p", "pre", "q", "s", "small", "span", "strike",
-    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
-})
-# Tags whose content is dropped too (not shown as text): code, styling, embedded documents.
-_DROP: Final = frozenset({
-    "script", "style", "iframe", "object", "embed", "form", "textarea", "select", "button",
-    "noscript", "template", "svg", "math", "title", "head", "frameset", "frame", "applet",
-})
-_ATTRIBUTES: Final = {"*": {"dir", "lang", "title", "style"}, "a": {"href"},
-                      "img": {"src", "alt", "width", "height"}, "ol": {"start"},
-                      "td": {"colspan", "rowspan", "align"}, "th": {"colspan", "rowspan", "align"}}
-# Nothing that positions, loads (url(), @import) or reorders text (direction, bidi).
-_STYLES: Final = frozenset({
-    "color", "background-color", "text-align", "font-weight", "font-style", "text-decoration",
-})
-ATTACHMENT_SCHEME: Final = "attachment:"
-
-
-def safe_html(
-    html: str, *, inline_keys: Collection[str] = (), remote_images: bool = False
-) -> str:
-    """``html`` reduced to markup safe to embed in a console page.
-
-    Kept: text, basic formatting, tables, lists; ``dir``/``lang`` (Persian mail is RTL);
-    ``style`` with colour, alignment and emphasis only. Links: ``http``, ``https``,
-    ``mailto``, ``tel`` only, opened in a new tab with ``rel="noopener noreferrer
-    nofollow"``. Dropped with their content: script, style, iframe, object, embed, form and
-    the like; every ``on*`` attribute; ``javascript:``, ``data:`` and relative URLs.
-
-    Images are blocked by default: an ``<img>`` keeps its ``alt`` but loses its ``src``,
-    because a remote image tells the sender when (and from where) the mail was read. Two
-    exceptions: ``attachment:<key>`` of this message's own stored parts (``inline_keys``:
-    the inline images ingest kept), and any ``https``/``http`` image when the reader asks
-    for them (``remote_images=True``)."""
-    keys = frozenset(inline_keys)
-
-    def attribute(tag: str, name: str, value: str) -> str | None:
-        if tag == "img" and name == "src":
-            if value.startswith(ATTACHMENT_SCHEME):
-                return value if value[len(ATTACHMENT_SCHEME):] in keys else None
-            return value if remote_images and value.lower().startswith(("https:", "http:")) \
-                else None
-        if name == "href" and value.lower().startswith(ATTACHMENT_SCHEME):
-            return None  # attachment: is our scheme for images, not a link target
-        return value
-
-    cleaner = nh3.Cleaner(
-        tags=set(_TAGS), clean_content_tags=set(_DROP),
-        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
-        attribute_filter=attribute,
-        url_schemes={"http", "https", "mailto", "tel", "attachment"},
-        url_relative="deny",
-        link_rel="noopener noreferrer nofollow",
-        set_tag_attribute_values={"a": {"target": "_blank"}},
-        filter_style_properties=set(_STYLES),
-        strip_comments=True,
-    )
-    return cleaner.clean(html[:MAX_HTML_CHARS]).strip()
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -465,4 +287,3 @@ def _step_note(kind: str, data: dict[str, Any]) -> str | None:
     if kind in ("reply.failed", "reply.retry", "reply.bounced"):
         return _text(data.get("reason"))
     return None
-
