@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from console import auth
 from kartabl import db as kdb
+from kartabl.auth_models import ApiToken, WebSession
 from kartabl.models import Person
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -76,34 +78,50 @@ async def _csrf_given(request: Request) -> str | None:
     return None
 
 
+def _token_signed_in(db: Session, token: str) -> tuple[ApiToken, Person] | None:
+    found = auth.token_person(db, token)
+    if found is not None:
+        db.commit()  # last_used_at
+    return found
+
+
+def _session_signed_in(db: Session, cookie: str | None) -> tuple[WebSession, Person] | None:
+    found = auth.session_person(db, cookie)
+    if found is not None and db.dirty:
+        db.commit()  # last_seen_at, at most once a minute
+    return found
+
+
 async def optional_principal(
     request: Request, db: Session = Depends(get_db)
 ) -> Principal | None:
     """Who signed this request, or None. Raises 403 on a cookie-signed state change
     without a valid CSRF token, and 401 on a bad bearer token (never falls back to the
     cookie: an integration with a revoked token must see the failure)."""
+    # The database work runs in the threadpool, never on the event loop: a query waiting
+    # for SQLite's write lock (BEGIN IMMEDIATE) would block the loop, and with it the
+    # teardown of the request whose session holds that lock, so each stalled for the busy
+    # timeout (30 s); two pages polling at once were enough.
     authz = request.headers.get("authorization", "")
     if authz:
         scheme, _, token = authz.partition(" ")
-        found_token = auth.token_person(db, token.strip()) if scheme.lower() == "bearer" else None
+        found_token = (await run_in_threadpool(_token_signed_in, db, token.strip())
+                       if scheme.lower() == "bearer" else None)
         if found_token is None:
             raise HTTPException(
                 401, "the API token is not valid (unknown, revoked or expired)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         row, person = found_token
-        db.commit()  # last_used_at
         request.state.principal = Principal(
             person, "token", frozenset(row.scopes), token_id=row.id
         )
         return request.state.principal
     cookie = request.cookies.get(auth.SESSION_COOKIE)
-    found = auth.session_person(db, cookie)
+    found = await run_in_threadpool(_session_signed_in, db, cookie)
     if found is None or cookie is None:
         return None
     web_session, person = found
-    if db.dirty:
-        db.commit()  # last_seen_at, at most once a minute
     if request.method not in SAFE_METHODS and not auth.csrf_ok(cookie, await _csrf_given(request)):
         raise HTTPException(403, "the CSRF token is missing or wrong; reload the page")
     request.state.principal = Principal(
