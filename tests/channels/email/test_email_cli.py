@@ -227,12 +227,23 @@ def test_a_procfile_poller_with_nothing_configured_waits_instead_of_exiting(
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")}
     env["KARTABL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'k.db'}"
     proc = subprocess.Popen([str(KARTABL), *command], env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, text=True)
+    seen: list[str] = []
     try:
-        time.sleep(2)
-        assert proc.poll() is None, proc.communicate()
+        # Wait for the poller to say it is waiting (its SIGTERM handler is installed by
+        # then): a fixed sleep raced a slow start on a busy machine (killed by the signal).
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("waiting for SIGTERM" in x for x in seen):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+        time.sleep(0.5)
+        assert proc.poll() is None, "".join(seen)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0
+        _, rest = proc.communicate(timeout=20)
+    err = "".join(seen) + rest
+    assert proc.returncode == 0, err
     assert "KARTABL_CHANNELS_FILE" in err and "waiting for SIGTERM" in err
