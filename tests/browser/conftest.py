@@ -8,6 +8,7 @@ in pytest's base temp (``/tmp/pytest-of-$USER/pytest-current/``), as ``<test>--<
 
 Fixtures: ``live_server`` (per test: a fresh migrated SQLite file, its server, ``.url``,
 ``.db_url``, ``.session()`` to seed), ``kartabl_command`` (override for ``run --no-demo``),
+``kartabl_env`` (override for extra ``KARTABL_*`` settings of the server),
 ``browser`` (session), ``page`` (fresh context; an uncaught JS error fails the test),
 ``screenshots_dir``, ``screenshot(name, of=None) -> Path``.
 """
@@ -88,8 +89,17 @@ def kartabl_command() -> list[str]:
 
 
 @pytest.fixture
+def kartabl_env() -> dict[str, str]:
+    """Extra ``KARTABL_*`` settings for the server, applied over the fixture's own; override
+    it in a module, e.g. a short ``KARTABL_SWEEP_INTERVAL_S`` so that ``run`` routes seeded
+    messages and polls deliveries within a second."""
+    return {}
+
+
+@pytest.fixture
 def live_server(
-    tmp_path: Path, sqlite_template: Path, kartabl_command: list[str]
+    tmp_path: Path, sqlite_template: Path, kartabl_command: list[str],
+    kartabl_env: dict[str, str],
 ) -> Iterator[LiveServer]:
     """``kartabl web`` on a free loopback port against a fresh migrated SQLite file (a copy of
     the suite's ``sqlite_template``, made by ``kartabl.migrate.upgrade``)."""
@@ -104,6 +114,7 @@ def live_server(
         "KARTABL_ATTACHMENTS_DIR": str(tmp_path / "attachments"),
         "KARTABL_WEB_HOST": "127.0.0.1",
         "KARTABL_WEB_PORT": str(port),
+        **kartabl_env,
     }
     cmd = [str(Path(sys.executable).with_name("kartabl")), *kartabl_command]
     with log.open("wb") as out:  # cwd=tmp_path: no developer's .env is read
