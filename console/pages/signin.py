@@ -3,6 +3,7 @@ page (sessions, language). The rules live in :mod:`console.auth`."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -18,9 +19,11 @@ from console.i18n import LOCALE_COOKIE, LOCALES
 from console.templating import TEMPLATES
 from kartabl.auth_models import ApiToken, WebSession
 from kartabl.errors import InputError
+from kartabl.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 HOME = "/queues"
+TOKEN_DAYS = 90  # as the API's default: tokens expire
 
 
 def safe_next(value: str | None) -> str:
@@ -125,7 +128,10 @@ def reset(
     return TEMPLATES.TemplateResponse(request, "reset.html", {"error": None, "done": True})
 
 
-def _account(request: Request, p: Principal, db: Session, message: str = "") -> Response:
+def _account(
+    request: Request, p: Principal, db: Session, message: str = "", *, error: str = "",
+    new_token: str = "", status_code: int = 200,
+) -> Response:
     sessions = db.scalars(
         select(WebSession)
         .where(WebSession.person_id == p.person.id, WebSession.revoked_at.is_(None))
@@ -136,8 +142,9 @@ def _account(request: Request, p: Principal, db: Session, message: str = "") -> 
     ).all()
     return TEMPLATES.TemplateResponse(request, "account.html", {
         "sessions": sessions, "tokens": tokens, "current_session_id": p.session_id,
-        "message": message,
-    })
+        "message": message, "error": error, "new_token": new_token,
+        "scopes": sorted(auth.role_scopes(p.person)), "token_days": TOKEN_DAYS,
+    }, status_code=status_code)
 
 
 @router.get("/account", response_class=HTMLResponse)
@@ -155,6 +162,34 @@ def set_locale(
     if locale in LOCALES:
         p.person.locale = locale
         db.commit()
+    return RedirectResponse("/account", status_code=303)
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request, name: Annotated[str, Form(max_length=200)],
+    scopes: Annotated[list[str] | None, Form()] = None, p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
+) -> Response:
+    """A new API token, shown once on the page that answers this POST (never stored)."""
+    try:
+        new = auth.create_api_token(
+            db, p.person, name=name, scopes=list(scopes or []),
+            expires_at=utcnow() + timedelta(days=TOKEN_DAYS),
+        )
+    except InputError as exc:
+        db.rollback()
+        return _account(request, p, db, error=str(exc), status_code=400)
+    db.commit()
+    return _account(request, p, db, new_token=new.token)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def revoke_token(
+    token_id: int, p: Principal = Depends(page_principal), db: Session = Depends(get_db)
+) -> Response:
+    auth.revoke_api_token(db, p.person, token_id)
+    db.commit()
     return RedirectResponse("/account", status_code=303)
 
 

@@ -310,3 +310,25 @@ def test_tokens_expire_by_default(app_client, db):
         s.commit()
     r = app_client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
+
+
+def test_account_page_creates_a_token_shown_once_and_revokes_it(app_client, db):
+    _person(db, "ava")
+    csrf = _sign_in(app_client, "ava")
+    page = app_client.get("/account").text
+    assert 'value="review"' not in page  # an agent is never offered the review scope
+    r = app_client.post("/account/tokens", data={"name": "crm", "scopes": ["read", "act"],
+                                                 "csrf_token": csrf})
+    token = re.search(r'<code id="new-token">(kt_[^<]+)</code>', r.text).group(1)
+    assert token not in app_client.get("/account").text  # shown once
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert app_client.get("/api/v1/me", headers=bearer).json()["scopes"] == ["act", "read"]
+    with db() as s:
+        token_id = s.scalar(select(ApiToken.id))
+    r = app_client.post(f"/account/tokens/{token_id}/revoke", data={"csrf_token": csrf},
+                        follow_redirects=False)
+    assert r.status_code == 303
+    assert app_client.get("/api/v1/me", headers=bearer).status_code == 401
+    bad = app_client.post("/account/tokens", data={"name": "x", "scopes": ["review"],
+                                                   "csrf_token": csrf})
+    assert bad.status_code == 400 and "coordinator" in bad.text
