@@ -146,7 +146,9 @@ def require_scope(scope: str) -> Callable[..., Principal]:
 
     def dependency(p: Principal = Depends(principal)) -> Principal:
         if not p.allows(scope):
-            raise HTTPException(403, f"this API token lacks the {scope!r} scope")
+            if p.via == "token":
+                raise HTTPException(403, f"this API token lacks the {scope!r} scope")
+            raise HTTPException(403, f"your role does not allow this (it needs {scope!r})")
         return p
 
     return dependency
