@@ -1,40 +1,38 @@
 """``python -m bench.console``: server time of the console's triage queue page and of a
 conversation page, with 1,000,000 conversations in PostgreSQL (issue 5: p95 under 100 ms).
 
-1. **Seeding** (:mod:`bench.console_seed`, timed and printed apart): a private database
-   ``kartabl_bench_console_<random>``, migrated, loaded with ``--conversations``
-   conversations (default 1,000,000) and their customers, identities, messages, replies and
-   audit events, then ``VACUUM ANALYZE``. Dropped at the end unless ``--keep``;
-   ``--database URL`` measures again on a database kept earlier (no seeding).
-2. **The real web process**: ``kartabl web`` (one uvicorn worker, the Procfile's command) as
-   a subprocess on a free port, on that database, with Redis as the broker (the fleet's
-   setup) and JSON access logs at INFO to a file. ``KARTABL_COOKIE_SECURE=false`` because
-   the bench talks plain HTTP to 127.0.0.1; nothing else differs from the fleet.
-3. **Sign-in** through the login form, as the coordinator ``coord1`` and as the agent
-   ``agent01`` (in two teams: the scoped queries are the harder ones), each with one httpx
-   client and one keep-alive connection.
+1. **Seeding** (:mod:`bench.console_seed`, timed apart): a private, migrated database
+   ``kartabl_bench_console_<random>`` gets ``--conversations`` (1,000,000) conversations
+   with their customers, identities, messages, replies and audit events, then ``VACUUM
+   ANALYZE``. Dropped at the end unless ``--keep``; ``--database URL`` measures again on a
+   kept one.
+2. **The real web process**: ``kartabl web`` (one uvicorn worker, as in the Procfile) on a
+   free port, on that database, Redis as the broker, JSON access logs at INFO to a file;
+   only ``KARTABL_COOKIE_SECURE=false`` differs from the fleet (plain HTTP to 127.0.0.1).
+3. **Sign-in** through the login form as the coordinator ``coord1`` and as the agent
+   ``agent01`` (two teams: scoped queries), each with one keep-alive httpx client.
 4. **Requests**, one at a time (latency, not throughput). Per role: ``--requests`` loads of
-   the triage page (``/queues?queue=triage``: open and unassigned; the agent's is scoped to
-   their teams); ``--requests`` conversation pages, each a different conversation drawn
-   uniformly among those the role may open; and, reported apart, ``--requests / 10`` long
-   conversations (more than 60 messages: 40 to 200 from the customer, and the replies).
-   Uniform draws almost never hit one (0.03 % of the seed), but they are the worst case a
-   reader meets. First, five loads of the queue page and of five other conversations warm
-   the process (templates, connection pool); no timed conversation was requested before.
-   The database is as the seeding left it: on this machine the whole of it fits in the OS
-   page cache, not in PostgreSQL's shared buffers.
+   ``/queues?queue=triage`` (open and unassigned; the agent's scoped to their teams);
+   ``--requests`` conversation pages, each a different conversation drawn uniformly among
+   those the role may open; and, apart, ``--requests / 10`` long ones (over 60 messages).
+   Uniform draws almost never meet one (0.03 % of the seed), but they are the worst case a
+   reader meets. Five loads of the queue and of five other conversations warm the process
+   first (templates, pool); no timed conversation was requested before. The database is
+   as the seeding left it: here it fits in the OS page cache, not in shared buffers.
 
-A request's time runs from just before the client sends it to when the whole body has been
-read, on localhost: the server time plus the client's own overhead (1-2 ms for httpx), so
-an upper bound. When the app sends ``Server-Timing`` (``app;dur=<ms>``), that is reported
-alongside. Each answer must be 200 and show what it must (the queue's newest conversation;
-the conversation's customer address): anything else exits non-zero. Missing the 100 ms
-target is reported on stderr, not an error.
+A request's time runs from just before the client sends it to when it has read the whole
+body, on localhost: server time plus 1-2 ms of httpx, an upper bound. Alongside: the CPU the
+web process's threads and the database's backends used for it, and their run-queue wait
+(``/proc/<pid>/schedstat``): on a machine shared with other work the wait shows how much of
+the time was spent waiting for a core; and ``Server-Timing`` (``app;dur=<ms>``) if the app
+sends it. Each answer must be 200 and show what it must (the queue's newest conversation;
+the conversation's customer address), else the exit status is 1. A p95 over 100 ms is
+reported on stderr, not an error.
 
-Its line is ``console_triage_p95_ms=.. console_conversation_p95_ms=..
+Its line: ``console_triage_p95_ms=.. console_conversation_p95_ms=..
 console_long_conversation_p95_ms=.. agent_triage_p95_ms=.. agent_conversation_p95_ms=..
-agent_long_conversation_p95_ms=.. conversations=<n> seed_s=<s>`` (p95 in ms; ``seed_s`` 0
-with ``--database``); the table (p50/p95/p99/max per page and role) goes to stderr.
+agent_long_conversation_p95_ms=.. conversations=<n> seed_s=<s>`` (``seed_s`` 0 with
+``--database``); the table (p50/p95/p99/max, CPU, wait per page and role) goes to stderr.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,10 +74,42 @@ _DUR = re.compile(r"dur=([0-9.]+)")
 
 @dataclass
 class Timings:
-    """One page for one role: client times and, when sent, the app's Server-Timing."""
+    """One page for one role: client times, the server side's CPU and run-queue wait, and
+    the app's Server-Timing when it sends one."""
 
     client_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    wait_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+
+
+class Sched:
+    """On-CPU and run-queue time (ns) of the web process's threads and of the PostgreSQL
+    backends of the bench database, from Linux's ``/proc/<pid>/schedstat``. On a machine
+    shared with other work, a request's run-queue wait is the time the server was ready
+    but another process had the cores: reported, so a disturbed run can be read."""
+
+    def __init__(self, web_pid: int, url: str) -> None:
+        self.web = web_pid
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def files(self) -> list[Path]:
+        backends = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()").fetchall()
+        return [*Path(f"/proc/{self.web}/task").glob("*/schedstat"),
+                *(Path(f"/proc/{pid}/schedstat") for (pid,) in backends)]
+
+    @staticmethod
+    def sample(files: list[Path]) -> tuple[int, int]:
+        run = wait = 0
+        for f in files:
+            try:
+                on_cpu, queued, _ = f.read_text().split()
+            except (OSError, ValueError):
+                continue  # not Linux, or a thread that has just ended
+            run, wait = run + int(on_cpu), wait + int(queued)
+        return run, wait
 
 
 @dataclass
@@ -209,23 +239,30 @@ def server_timing(header: str) -> float | None:
     return None
 
 
-def fetch(client: httpx.Client, target: Target, into: Timings | None) -> None:
+def fetch(client: httpx.Client, target: Target, into: Timings | None,
+          sched: Sched | None = None) -> None:
+    files = sched.files() if sched else []
+    run0, wait0 = Sched.sample(files)
     t0 = time.perf_counter()
     answer = client.get(target.path)
     body = answer.text  # read in full before the clock stops (httpx reads eagerly)
     elapsed = (time.perf_counter() - t0) * 1000
+    run1, wait1 = Sched.sample(files)
     if answer.status_code != 200:
         raise Failed(f"GET {target.path}: {answer.status_code} {body[:300]}")
     if target.must_show not in body:
         raise Failed(f"GET {target.path}: 200 but {target.must_show!r} is not on the page")
     if into is not None:
         into.client_ms.append(elapsed)
+        if files:
+            into.cpu_ms.append((run1 - run0) / 1e6)
+            into.wait_ms.append((wait1 - wait0) / 1e6)
         server = server_timing(answer.headers.get("server-timing", ""))
         if server is not None:
             into.server_ms.append(server)
 
 
-def measure(client: httpx.Client, plan: Plan, n: int) -> dict[str, Timings]:
+def measure(client: httpx.Client, plan: Plan, n: int, sched: Sched) -> dict[str, Timings]:
     from rich.console import Console
     from rich.progress import Progress
 
@@ -239,7 +276,7 @@ def measure(client: httpx.Client, plan: Plan, n: int) -> dict[str, Timings]:
         task = progress.add_task(plan.role, total=sum(len(t) for t in timed.values()))
         for (name, targets), into in zip(timed.items(), out.values(), strict=True):
             for target in targets:
-                fetch(client, target, into)
+                fetch(client, target, into, sched)
                 progress.advance(task)
             say(f"  {name} ({plan.role}): {len(targets)} pages")
     return out
@@ -249,17 +286,19 @@ def report(results: dict[str, Timings]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="server time per page, ms (client side: send to last byte)")
-    columns = ("page (role)", "n", "p50", "p95", "p99", "max", "Server-Timing p95",
-               f"p95 < {TARGET_MS:.0f}")
+    table = Table(title="ms per page: the client's time (send to last byte); the server's CPU "
+                  "(web + PostgreSQL); its run-queue wait (summed over its threads)")
+    columns = ("page (role)", "n", "p50", "p95", "p99", "max", "CPU p50", "CPU p95",
+               "wait p95", "Server-Timing p95", f"p95 < {TARGET_MS:.0f}")
     for column in columns:
         table.add_column(column, justify="left" if column.startswith("page") else "right")
     for name, t in results.items():
-        server = f"{pct(t.server_ms, 0.95):.1f}" if t.server_ms else "-"
-        table.add_row(name, str(len(t.client_ms)), *(f"{pct(t.client_ms, q):.1f}"
-                      for q in (0.50, 0.95, 0.99, 1.0)), server,
+        cells = [f"{pct(v, q):.1f}" if v else "-" for v, q in (
+            (t.client_ms, 0.5), (t.client_ms, 0.95), (t.client_ms, 0.99), (t.client_ms, 1.0),
+            (t.cpu_ms, 0.5), (t.cpu_ms, 0.95), (t.wait_ms, 0.95), (t.server_ms, 0.95))]
+        table.add_row(name, str(len(t.client_ms)), *cells,
                       "yes" if pct(t.client_ms, 0.95) < TARGET_MS else "NO")
-    Console(stderr=True, width=120).print(table)
+    Console(stderr=True, width=150).print(table)
 
 
 def run(url: str, n: int, rng: random.Random) -> dict[str, Timings]:
@@ -288,12 +327,14 @@ def run(url: str, n: int, rng: random.Random) -> dict[str, Timings]:
             results: dict[str, Timings] = {}
             web0, client0, wall0 = cpu_seconds(proc.pid), time.process_time(), time.monotonic()
             busy0, total0 = machine_jiffies()
+            sched = Sched(proc.pid, url)
             for plan in todo:
                 client = sign_in(base, plan.role)
                 try:
-                    results.update(measure(client, plan, n))
+                    results.update(measure(client, plan, n, sched))
                 finally:
                     client.close()
+            sched.conn.close()
             wall, busy1, total1 = time.monotonic() - wall0, *machine_jiffies()
             web, own = cpu_seconds(proc.pid) - web0, time.process_time() - client0
         finally:
@@ -301,10 +342,9 @@ def run(url: str, n: int, rng: random.Random) -> dict[str, Timings]:
     # One request at a time: the web process should be the only busy thing. Whatever else
     # runs on the machine is reported, not subtracted, so a disturbed run can be told apart.
     busy = 100 * (busy1 - busy0) / max(1, total1 - total0)
-    say(f"over {wall:.0f} s: kartabl web used {web:.1f} s of CPU, the client {own:.1f} s; "
-        f"the machine's {os.cpu_count()} cores were {busy:.0f} % busy (PostgreSQL, the web, "
-        f"the client and anything else: 1 core of {os.cpu_count()} is "
-        f"{100 / (os.cpu_count() or 1):.0f} %)")
+    say(f"over {wall:.0f} s: kartabl web used {web:.1f} s of CPU, the client {own:.1f} s; the "
+        f"machine's {os.cpu_count()} cores were {busy:.0f} % busy (PostgreSQL, the web, the "
+        f"client and anything else; one core is {100 / (os.cpu_count() or 1):.0f} %)")
     return results
 
 
@@ -326,7 +366,8 @@ def main() -> None:
 
     seeded_s = 0.0
     try:
-        with console_database(args.keep) if not args.database else _given(args.database) as url:
+        kept = nullcontext(args.database) if args.database else None
+        with kept or console_database(args.keep) as url:
             if not args.database:
                 upgrade(url)
                 say(f"seeding {args.conversations:,} conversations into {url.rsplit('/', 1)[1]}")
@@ -353,11 +394,6 @@ def main() -> None:
              "agent_triage", "agent_conversation", "agent_long_conversation"]
     print(" ".join(f"{k}_p95_ms={v:.1f}" for k, v in zip(names, p95, strict=True))
           + f" conversations={total} seed_s={seeded_s:.0f}", flush=True)
-
-
-@contextmanager
-def _given(url: str) -> Iterator[str]:
-    yield url
 
 
 if __name__ == "__main__":
