@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console import auth
+from console.api.schemas import PathId, RowId
 from console.deps import Principal, get_db, principal
 from kartabl.auth_models import ApiToken
 from kartabl.errors import NotFound
@@ -34,7 +35,7 @@ class Me(BaseModel):
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(min_length=1, max_length=len(auth.SCOPES))
-    person_id: int | None = Field(
+    person_id: RowId | None = Field(
         default=None, description="Admins only: a token for someone else."
     )
     # Tokens expire (ones that never do were FreeScout CVE-2026-27637): 90 days unless asked.
@@ -59,7 +60,7 @@ class NewTokenOut(TokenOut):
 
 class RevokeIn(BaseModel):
     scope: Literal["others", "all"] = "others"
-    person_id: int | None = Field(default=None, description="Admins only: someone else's.")
+    person_id: RowId | None = Field(default=None, description="Admins only: someone else's.")
 
 
 class Revoked(BaseModel):
@@ -119,7 +120,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(
-    token_id: int, p: Principal = Depends(principal), db: Session = Depends(get_db)
+    token_id: PathId, p: Principal = Depends(principal), db: Session = Depends(get_db)
 ) -> TokenOut:
     row = auth.revoke_api_token(db, p.person, token_id)
     db.commit()
@@ -139,7 +140,7 @@ def revoke_sessions(
 
 @router.post("/people/{person_id}/password-reset", status_code=201)
 def password_reset(
-    person_id: int, request: Request, p: Principal = Depends(session_only),
+    person_id: PathId, request: Request, p: Principal = Depends(session_only),
     db: Session = Depends(get_db),
 ) -> ResetOut:
     person = db.get(Person, person_id)
