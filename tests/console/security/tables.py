@@ -1,0 +1,139 @@
+"""The requests the security tests send: every GET route's URLs (:data:`GET_URLS`) and one
+valid request per cookie-signed state change (:data:`REQUESTS`), with the unsafe routes that
+take no session cookie and so no CSRF token (:data:`EXEMPT`). ``{t.*}`` are the ids of one
+team (:class:`~tests.console.security.conftest.Ids`), ``{w.*}`` the world's.
+
+The tests walk the app's routes and fail when a route is missing here: adding a route means
+adding its requests, and so its security checks.
+"""
+
+from __future__ import annotations
+
+from tests.console.security.conftest import Ids, Req, World
+
+_Q = ("triage", "approval", "mine", "open", "overdue", "team:{w.team_a}")
+_RANGE = "start={w.day_from}&end={w.day_to}"
+# Every GET route, with the URLs that exercise it (the seed's ids of team A for {t.*}).
+GET_URLS: dict[str, list[str]] = {
+    "/openapi.json": ["/openapi.json"], "/docs": ["/docs"], "/redoc": ["/redoc"],
+    "/docs/oauth2-redirect": ["/docs/oauth2-redirect"],
+    "/healthz": ["/healthz"], "/readyz": ["/readyz"], "/metrics": ["/metrics"], "/": ["/"],
+    "/api/v1/status": ["/api/v1/status"],
+    "/api/v1/me": ["/api/v1/me"], "/api/v1/tokens": ["/api/v1/tokens"],
+    "/api/v1/queues": ["/api/v1/queues", "/api/v1/queues?channel=email&status=open"
+                       "&min_age_hours=1&team_id={w.team_a}"],
+    "/api/v1/queues/{name}": [f"/api/v1/queues/{q}" for q in _Q],
+    "/api/v1/conversations/{cid}": ["/api/v1/conversations/{t.conv}",
+                                    "/api/v1/conversations/{t.conv2}"],
+    "/api/v1/replies/{rid}": ["/api/v1/replies/{t.pending}", "/api/v1/replies/{t.draft}"],
+    "/api/v1/customers": ["/api/v1/customers?q=x-name-x", "/api/v1/customers?q=7770001"],
+    "/api/v1/customers/{customer_id}": ["/api/v1/customers/{t.customer}"],
+    "/api/v1/customers/{customer_id}/merge-preview": [
+        "/api/v1/customers/{t.customer}/merge-preview?into={t.customer2}"],
+    "/api/v1/reports": ["/api/v1/reports?" + _RANGE],
+    "/api/v1/reports.csv": ["/api/v1/reports.csv?" + _RANGE],
+    "/messages/{message_id}/attachments/{key}": ["/messages/{t.message}/attachments/{t.key}"],
+    "/conversations/{cid}": ["/conversations/{t.conv}", "/conversations/{t.conv2}"],
+    "/conversations/{cid}/status": ["/conversations/{t.conv}/status?v=0.0.0",
+                                    "/conversations/{t.conv}/status?v=0.0.99999999"],
+    "/customers": ["/customers", "/customers?q=x-name-x", "/customers?q=7770001"],
+    "/customers/{customer_id}": ["/customers/{t.customer}"],
+    "/customers/{customer_id}/merge": ["/customers/{t.customer}/merge?into={t.customer2}",
+                                       "/customers/{t.customer2}/merge?q=x-name-x"],
+    "/queues": ["/queues", *(f"/queues?queue={q}" for q in _Q),
+                "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
+    "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
+    "/reports": ["/reports", "/reports?" + _RANGE],
+    "/reports.csv": ["/reports.csv?" + _RANGE],
+    "/login": ["/login", "/login?next=/queues"],
+    "/locale/{locale}": ["/locale/fa?next=/queues"],
+    "/reset/{token}": ["/reset/{w.reset_token}"],
+    "/account": ["/account"],
+}
+STATIC_URLS = ["/static/console.css", "/static/htmx.min.js"]
+
+
+def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
+    """(route path, URL) for every GET route and the static files."""
+    out = [(path, u.format(w=w, t=t)) for path, urls in GET_URLS.items() for u in urls]
+    return out + [("/static", u) for u in STATIC_URLS]
+
+
+# State changes that no session cookie signs, so there is no CSRF token to ask for:
+EXEMPT = {
+    # Webhooks are called by providers (Kavenegar, Telegram, Bale), never by a browser, and
+    # authenticated by a secret in the URL or header; no cookie is read.
+    ("POST", "/webhooks/sms/receive/{secret}"),
+    ("POST", "/webhooks/telegram/{bot_name}"),
+    # Login CSRF (signing the victim in as the attacker) is refused by an Origin check
+    # instead: there is no session yet to derive a token from (tests/console/test_auth.py,
+    # test_login_from_another_site_is_refused).
+    ("POST", "/login"),
+    # A password reset is authenticated by its one-time token in the URL, which a
+    # cross-site attacker does not have; the form reads no cookie.
+    ("POST", "/reset/{token}"),
+}
+
+C, R, CU = "/api/v1/conversations", "/api/v1/replies", "/api/v1/customers"
+# One request per cookie-signed unsafe route, valid but for the CSRF token ({t.*}: the ids of
+# one team, :class:`Ids`; also used by the IDOR test with team B's).
+REQUESTS: dict[tuple[str, str], Req] = {
+    # the conversation page's forms
+    ("POST", "/conversations/{cid}/preview"): Req("/conversations/{t.conv}/preview",
+                                                  {"body": "hi"}),
+    ("POST", "/conversations/{cid}/assign"): Req("/conversations/{t.conv}/assign",
+                                                 {"person_id": "{w.coord}"}),
+    ("POST", "/conversations/{cid}/refer"): Req("/conversations/{t.conv}/refer",
+                                                {"team_id": "{w.team_a}", "note": "n"}),
+    ("POST", "/conversations/{cid}/close"): Req("/conversations/{t.conv2}/close"),
+    ("POST", "/conversations/{cid}/reopen"): Req("/conversations/{t.conv}/reopen"),
+    ("POST", "/conversations/{cid}/notes"): Req("/conversations/{t.conv}/notes", {"text": "n"}),
+    ("POST", "/conversations/{cid}/replies"): Req("/conversations/{t.conv}/replies",
+                                                  {"body": "x"}),
+    ("POST", "/replies/{rid}/edit"): Req("/replies/{t.draft}/edit", {"body": "y"}),
+    ("POST", "/replies/{rid}/submit"): Req("/replies/{t.draft}/submit"),
+    ("POST", "/replies/{rid}/approve"): Req("/replies/{t.pending}/approve",
+                                            {"edited_body": "z"}),
+    ("POST", "/replies/{rid}/reject"): Req("/replies/{t.pending}/reject", {"comment": "no"}),
+    # customers
+    ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
+                                                   {"tag": "vip2"}),
+    ("POST", "/customers/{customer_id}/tags/remove"): Req("/customers/{t.customer}/tags/remove",
+                                                          {"tag": "vip"}),
+    ("POST", "/customers/{customer_id}/link"): Req("/customers/{t.customer}/link",
+                                                   {"kind": "email", "address": "n@example.ir"}),
+    ("POST", "/customers/{customer_id}/merge"): Req("/customers/{t.customer}/merge",
+                                                    {"into": "{t.customer2}"}),
+    # the account
+    ("POST", "/logout"): Req("/logout"),
+    ("POST", "/account/locale"): Req("/account/locale", {"locale": "fa"}),
+    ("POST", "/account/sessions/revoke"): Req("/account/sessions/revoke", {"scope": "others"}),
+    ("POST", "/account/tokens"): Req("/account/tokens", {"name": "x", "scopes": "read"}),
+    ("POST", "/account/tokens/{token_id}/revoke"): Req("/account/tokens/{t.token}/revoke"),
+    # the JSON API
+    ("POST", "/api/v1/tokens"): Req("/api/v1/tokens", {"name": "x", "scopes": ["read"]}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Req("/api/v1/tokens/{t.token}"),
+    ("POST", "/api/v1/sessions/revoke"): Req("/api/v1/sessions/revoke", {"scope": "others"}),
+    ("POST", "/api/v1/people/{person_id}/password-reset"): Req(
+        "/api/v1/people/{t.person}/password-reset"),
+    ("POST", C + "/{cid}/assign"): Req(C + "/{t.conv}/assign", {"person_id": "{w.coord}"}),
+    ("POST", C + "/{cid}/refer"): Req(C + "/{t.conv}/refer",
+                                      {"team_id": "{w.team_a}", "note": "n"}),
+    ("POST", C + "/{cid}/close"): Req(C + "/{t.conv2}/close"),
+    ("POST", C + "/{cid}/reopen"): Req(C + "/{t.conv}/reopen"),
+    ("POST", C + "/{cid}/notes"): Req(C + "/{t.conv}/notes", {"text": "n"}),
+    ("POST", C + "/{cid}/replies"): Req(C + "/{t.conv}/replies", {"body": "x"}),
+    ("POST", C + "/{cid}/preview"): Req(C + "/{t.conv}/preview", {"body": "x"}),
+    ("PATCH", R + "/{rid}"): Req(R + "/{t.draft}", {"body": "y"}),
+    ("POST", R + "/{rid}/submit"): Req(R + "/{t.draft}/submit"),
+    ("POST", R + "/{rid}/approve"): Req(R + "/{t.pending}/approve", {"body": "z"}),
+    ("POST", R + "/{rid}/reject"): Req(R + "/{t.pending}/reject", {"comment": "no"}),
+    ("POST", "/api/v1/preview"): Req("/api/v1/preview", {"channel": "sms", "body": "hi"}),
+    ("POST", CU + "/{customer_id}/tags"): Req(CU + "/{t.customer}/tags", {"tag": "vip2"}),
+    ("DELETE", CU + "/{customer_id}/tags"): Req(CU + "/{t.customer}/tags?tag=vip"),
+    ("POST", CU + "/{customer_id}/identities"): Req(CU + "/{t.customer}/identities",
+                                                    {"kind": "email",
+                                                     "address": "n@example.ir"}),
+    ("POST", CU + "/{customer_id}/merge"): Req(CU + "/{t.customer}/merge",
+                                               {"into": "{t.customer2}"}),
+}
