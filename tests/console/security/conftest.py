@@ -360,42 +360,5 @@ def routes(app: FastAPI) -> list[RouteInfo]:
     return found
 
 
-UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-
-
-@dataclass(frozen=True)
-class Req:
-    """One request to a route: ``url`` and ``body`` are formatted with ``t`` (an
-    :class:`Ids`) and ``w`` (the :class:`World`). Under /api/ the body is JSON, elsewhere
-    a form."""
-
-    url: str
-    body: dict[str, Any] | None = None
-
-    def fill(self, w: World, t: Ids) -> tuple[str, dict[str, Any] | None]:
-        def one(v: Any) -> Any:
-            if not isinstance(v, str):
-                return v
-            text = v.format(w=w, t=t)
-            return int(text) if v.startswith("{") and text.isdigit() else text
-
-        return one(self.url), None if self.body is None else {
-            k: one(v) for k, v in self.body.items()}
-
-
-def send(caller: Caller, method: str, req: Req, w: World, t: Ids, *,
-         csrf: str | None = None, csrf_in: str = "header") -> Any:
-    """``req`` by ``caller``: the CSRF token (when given) as the X-CSRF-Token header or the
-    csrf_token form field."""
-    url, body = req.fill(w, t)
-    headers = {"X-CSRF-Token": csrf} if csrf is not None and csrf_in == "header" else {}
-    if url.startswith("/api/"):
-        return caller.request(method, url, json=body, headers=headers)
-    form = {k: str(v) for k, v in (body or {}).items()}
-    if csrf is not None and csrf_in == "form":
-        form["csrf_token"] = csrf
-    return caller.request(method, url, data=form, headers=headers)
-
-
 def leaks(text: str) -> list[str]:
     return [s for s in SECRETS if s in text]

@@ -1,7 +1,8 @@
 """The requests the security tests send: every GET route's URLs (:data:`GET_URLS`) and one
 valid request per cookie-signed state change (:data:`REQUESTS`), with the unsafe routes that
-take no session cookie and so no CSRF token (:data:`EXEMPT`). ``{t.*}`` are the ids of one
-team (:class:`~tests.console.security.conftest.Ids`), ``{w.*}`` the world's.
+take no session cookie and so no CSRF token (:data:`EXEMPT`); :func:`send` sends one.
+``{t.*}`` are the ids of one team (:class:`~tests.console.security.conftest.Ids`), ``{w.*}``
+the world's.
 
 The tests walk the app's routes and fail when a route is missing here: adding a route means
 adding its requests, and so its security checks.
@@ -9,7 +10,47 @@ adding its requests, and so its security checks.
 
 from __future__ import annotations
 
-from tests.console.security.conftest import Ids, Req, World
+from dataclasses import dataclass
+from typing import Any
+
+from tests.console.security.conftest import Caller, Ids, World
+
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Req:
+    """One request to a route: ``url`` and ``body`` are formatted with ``t`` (an
+    :class:`Ids`) and ``w`` (the :class:`World`). Under /api/ the body is JSON, elsewhere
+    a form."""
+
+    url: str
+    body: dict[str, Any] | None = None
+
+    def fill(self, w: World, t: Ids) -> tuple[str, dict[str, Any] | None]:
+        def one(v: Any) -> Any:
+            if not isinstance(v, str):
+                return v
+            text = v.format(w=w, t=t)
+            return int(text) if v.startswith("{") and text.isdigit() else text
+
+        return one(self.url), None if self.body is None else {
+            k: one(v) for k, v in self.body.items()}
+
+
+def send(caller: Caller, method: str, req: Req, w: World, t: Ids, *,
+         csrf: str | None = None, csrf_in: str = "header") -> Any:
+    """``req`` by ``caller``: the CSRF token (when given) as the X-CSRF-Token header or the
+    csrf_token form field."""
+    url, body = req.fill(w, t)
+    headers = {"X-CSRF-Token": csrf} if csrf is not None and csrf_in == "header" else {}
+    if url.startswith("/api/"):
+        return caller.request(method, url, json=body, headers=headers)
+    form = {k: str(v) for k, v in (body or {}).items()}
+    if csrf is not None and csrf_in == "form":
+        form["csrf_token"] = csrf
+    return caller.request(method, url, data=form, headers=headers)
+
 
 _Q = ("triage", "approval", "mine", "open", "overdue", "team:{w.team_a}")
 _RANGE = "start={w.day_from}&end={w.day_to}"

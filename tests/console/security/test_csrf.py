@@ -20,8 +20,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tests.console.security.conftest import UNSAFE, World, changed, routes, send, snapshot
-from tests.console.security.tables import EXEMPT, REQUESTS
+from tests.console.security.conftest import World, changed, routes, snapshot
+from tests.console.security.tables import EXEMPT, REQUESTS, UNSAFE, send
 
 
 def unsafe_routes(app: FastAPI) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:

@@ -19,8 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tests.console.security.conftest import Req, World, changed, leaks, routes, send, snapshot
-from tests.console.security.tables import GET_URLS, REQUESTS
+from tests.console.security.conftest import World, changed, leaks, routes, snapshot
+from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
 ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id"}

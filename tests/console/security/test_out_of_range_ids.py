@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from tests.console.security.conftest import Ids, Req, World, send
+from tests.console.security.conftest import Ids, World
+from tests.console.security.tables import Req, send
 from tests.console.security.test_idor import _requests
 
 HUGE = (2**31, 2**63)
