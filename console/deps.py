@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,10 @@ from kartabl.auth_models import ApiToken, WebSession
 from kartabl.models import Person
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Ids are 32-bit integers in the database (PostgreSQL ``integer``): a bigger one in a URL is
+# a 422 here, not an "integer out of range" (500) from the database.
+MAX_ID = 2**31 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive id.")]
 
 
 def get_db() -> Iterator[Session]:

@@ -212,7 +212,8 @@ def _parse(name: str) -> tuple[QueueKind, int | None]:
 def _check_teams(session: Session, scope: _Scope, queue_team: int | None,
                  filter_team: int | None) -> None:
     for tid in {t for t in (queue_team, filter_team) if t is not None}:
-        if session.get(Team, tid) is None:
+        # ids are 32-bit in the database: a bigger one is no team (not a database error)
+        if tid > 2**31 - 1 or session.get(Team, tid) is None:
             raise NotFound(f"team {tid} does not exist")
     if queue_team is not None and not scope.everything and queue_team not in scope.team_ids:
         raise PermissionDenied(f"see the queue of team {queue_team}", scope.actor.username,

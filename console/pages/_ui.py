@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from console.dates import display_tz, format_date
+from console.deps import MAX_ID
 from console.i18n import digits, gettext
 from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
@@ -90,7 +91,7 @@ def optional_id(value: str | None, what: str) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    if not text.isascii() or not text.isdigit() or int(text) < 1 or len(text) > 18:
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or not 1 <= int(text) <= MAX_ID:
         raise InputError(f"{what} must be an id, not {text[:20]!r}")
     return int(text)
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from channels.email.attachments import inline_raster
 from config.settings import get_settings
-from console.deps import Principal, get_db, page_principal
+from console.deps import PathId, Principal, get_db, page_principal
 from kartabl.errors import NotFound
 from kartabl.models import Conversation, Message
 from kartabl.workflow.access import REVIEWERS, can_access
@@ -74,7 +74,7 @@ def content_disposition(kind: str, filename: str) -> str:
 
 @router.get("/messages/{message_id}/attachments/{key}")
 def download(
-    message_id: int, key: str, inline: bool = False, p: Principal = Depends(page_principal),
+    message_id: PathId, key: str, inline: bool = False, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     msg = _visible_message(db, p, message_id)

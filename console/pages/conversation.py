@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.deps import Principal, get_db, page_principal
+from console.deps import PathId, Principal, get_db, page_principal
 from console.pages._ui import back, form_text, optional_id, render
 from console.pages.attachments import inline_image_urls
 from console.timeline import MessageItem, ReplyItem, conversation_view
@@ -200,7 +200,7 @@ def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
 
 @router.get("/conversations/{cid}", response_class=HTMLResponse)
 def conversation_page(
-    request: Request, cid: int, p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     return _page(request, db, p, cid)
@@ -208,7 +208,7 @@ def conversation_page(
 
 @router.get("/conversations/{cid}/status", response_class=HTMLResponse)
 def conversation_status(
-    request: Request, cid: int, v: str = "", p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, v: str = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     """Each reply's status block out of band, and a reload notice when ``v`` is stale."""
@@ -223,7 +223,7 @@ def conversation_status(
 
 @router.post("/conversations/{cid}/preview", response_class=HTMLResponse)
 def reply_preview(
-    request: Request, cid: int, body: Text = "", edited_body: Text = "",
+    request: Request, cid: PathId, body: Text = "", edited_body: Text = "",
     template: Short = "", reply_id: Short = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
@@ -251,7 +251,7 @@ def reply_preview(
 
 @router.post("/conversations/{cid}/assign")
 def assign(
-    request: Request, cid: int, person_id: Short = "", team_id: Short = "",
+    request: Request, cid: PathId, person_id: Short = "", team_id: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     _visible(db, p, cid)
@@ -262,7 +262,7 @@ def assign(
 
 @router.post("/conversations/{cid}/refer")
 def refer(
-    request: Request, cid: int, note: Text = "", person_id: Short = "", team_id: Short = "",
+    request: Request, cid: PathId, note: Text = "", person_id: Short = "", team_id: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     _visible(db, p, cid)
@@ -273,7 +273,7 @@ def refer(
 
 @router.post("/conversations/{cid}/close")
 def close(
-    request: Request, cid: int, p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     _visible(db, p, cid)
@@ -282,7 +282,7 @@ def close(
 
 @router.post("/conversations/{cid}/reopen")
 def reopen(
-    request: Request, cid: int, p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     _visible(db, p, cid)
@@ -291,7 +291,7 @@ def reopen(
 
 @router.post("/conversations/{cid}/notes")
 def add_note(
-    request: Request, cid: int, text: Text = "", p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, text: Text = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     _visible(db, p, cid)
@@ -301,7 +301,7 @@ def add_note(
 
 @router.post("/conversations/{cid}/replies")
 def new_draft(
-    request: Request, cid: int, body: Text = "", template: Short = "", then: Short = "save",
+    request: Request, cid: PathId, body: Text = "", template: Short = "", then: Short = "save",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Draft a reply; with ``then=submit`` (the second button) submit it at once."""
@@ -322,7 +322,7 @@ def new_draft(
 
 @router.post("/replies/{rid}/edit")
 def edit_draft(
-    request: Request, rid: int, body: Text = "", p: Principal = Depends(page_principal),
+    request: Request, rid: PathId, body: Text = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     cid = _visible_reply(db, p, rid).conversation_id
@@ -333,7 +333,7 @@ def edit_draft(
 
 @router.post("/replies/{rid}/submit")
 def submit(
-    request: Request, rid: int, body: MaybeText = None,
+    request: Request, rid: PathId, body: MaybeText = None,
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
@@ -351,7 +351,7 @@ def submit(
 
 @router.post("/replies/{rid}/approve")
 def approve(
-    request: Request, rid: int, edited_body: MaybeText = None,
+    request: Request, rid: PathId, edited_body: MaybeText = None,
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Approve; a body that differs from the author's is the approver's edit (kept and
@@ -367,7 +367,7 @@ def approve(
 
 @router.post("/replies/{rid}/reject")
 def reject(
-    request: Request, rid: int, comment: Text = "", p: Principal = Depends(page_principal),
+    request: Request, rid: PathId, comment: Text = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     cid = _visible_reply(db, p, rid).conversation_id

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from console import customers as svc
-from console.deps import Principal, get_db, page_principal
+from console.deps import PathId, Principal, get_db, page_principal
 from console.pages._ui import back, optional_id, render
 from kartabl.errors import IllegalTransition, KartablError, NotFound, PermissionDenied
 from router.identity import KINDS
@@ -69,7 +69,7 @@ def _detail_page(request: Request, db: Session, p: Principal, customer_id: int, 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def customer_page(
-    request: Request, customer_id: int, p: Principal = Depends(page_principal),
+    request: Request, customer_id: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     return _detail_page(request, db, p, customer_id)
@@ -92,7 +92,7 @@ def _change(request: Request, db: Session, p: Principal, customer_id: int, done:
 
 @router.post("/customers/{customer_id}/tags")
 def add_tag(
-    request: Request, customer_id: int, tag: Short = "",
+    request: Request, customer_id: PathId, tag: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     return _change(request, db, p, customer_id, "tagged", {"tag": tag},
@@ -101,7 +101,7 @@ def add_tag(
 
 @router.post("/customers/{customer_id}/tags/remove")
 def remove_tag(
-    request: Request, customer_id: int, tag: Short = "",
+    request: Request, customer_id: PathId, tag: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     return _change(request, db, p, customer_id, "untagged", {},
@@ -110,7 +110,7 @@ def remove_tag(
 
 @router.post("/customers/{customer_id}/link")
 def link_identity(
-    request: Request, customer_id: int, kind: Short = "", address: Short = "",
+    request: Request, customer_id: PathId, kind: Short = "", address: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     return _change(request, db, p, customer_id, "linked", {"kind": kind, "address": address},
@@ -119,7 +119,7 @@ def link_identity(
 
 @router.get("/customers/{customer_id}/merge", response_class=HTMLResponse)
 def merge_page(
-    request: Request, customer_id: int, q: str = "", into: str = "",
+    request: Request, customer_id: PathId, q: str = "", into: str = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Find the customer to merge into, then show what the merge would move. A GET: it
@@ -146,7 +146,7 @@ def merge_page(
 
 @router.post("/customers/{customer_id}/merge")
 def merge(
-    request: Request, customer_id: int, into: Short = "",
+    request: Request, customer_id: PathId, into: Short = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     target_id = optional_id(into, "into")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from console import auth
-from console.deps import Principal, client_ip, get_db, page_principal
+from console.deps import PathId, Principal, client_ip, get_db, page_principal
 from console.i18n import LOCALE_COOKIE, LOCALES
 from console.templating import TEMPLATES
 from kartabl.auth_models import ApiToken, WebSession
@@ -186,7 +186,7 @@ def create_token(
 
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token(
-    token_id: int, p: Principal = Depends(page_principal), db: Session = Depends(get_db)
+    token_id: PathId, p: Principal = Depends(page_principal), db: Session = Depends(get_db)
 ) -> Response:
     auth.revoke_api_token(db, p.person, token_id)
     db.commit()

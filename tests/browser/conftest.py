@@ -149,8 +149,11 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Browser]:
+    # Module scope, not session: while Playwright's sync API is open, the main thread has a
+    # running asyncio loop, and every later test calling asyncio.run() (the Telegram poller
+    # and sender tests) failed with "cannot be called from a running event loop".
     with sync_playwright() as pw:
         # Playwright passes --no-sandbox itself (chromium_sandbox=False), which root needs
         b = pw.chromium.launch(executable_path=chromium, headless=True)

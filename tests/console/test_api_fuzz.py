@@ -79,9 +79,9 @@ def _seed(db: sessionmaker[Session]) -> tuple[str, int, dict[str, list[Any]]]:
             "person_id": people}
         for values in ids.values():
             values += BEYOND  # the databases' integer limits: a 4xx, never a 500
-        # Queue names, real ones. (team:<an id past 2**31> is a 500 on PostgreSQL, in
-        # console.queues: reported, and listed in security/test_out_of_range_ids.py.)
-        ids["name"] = ["triage", "approval", "mine", "open", "overdue", f"team:{a.id}"]
+        # Queue names: the real ones, and teams past the databases' integers.
+        ids["name"] = ["triage", "approval", "mine", "open", "overdue", f"team:{a.id}",
+                       *(f"team:{n}" for n in BEYOND)]
         return own.token, own.row.id, ids
 
 
