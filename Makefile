@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUNSTAMP := $(VENV)/.installed-run-stamp
+# pytest-xdist workers for `make test`: each worker process gets its own PostgreSQL
+# database, Redis namespace and Dovecot (tests/conftest.py), so they never share rows.
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench lint install clean dovecot chromium
 
@@ -48,7 +51,7 @@ chromium:
 test: $(STAMP) dovecot chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 ## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
 ## `kartabl web`, then the ingest pipeline on PostgreSQL + Redis with dramatiq workers (its

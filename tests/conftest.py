@@ -3,7 +3,8 @@
 Every test that takes ``db`` runs twice: on SQLite (embedded mode) and on PostgreSQL (fleet).
 PostgreSQL and Redis are required when CI=true or KARTABL_REQUIRE_FLEET=1, and skipped with
 a reason elsewhere. Each test run gets its own PostgreSQL database and Redis namespace, so
-runs in parallel (two developers, CI) do not see each other's rows.
+runs in parallel (two developers, CI) do not see each other's rows; so does each
+pytest-xdist worker (``make test`` runs two), as ``RUN_ID`` is drawn per process.
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
             # Then the poller reconnects, ingests it, and the outage is cleared
             wait_for(lambda: count_messages(session) == 1, 10, "the mail after recovery")
             wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
-            assert "reachable again" in caplog.text
+            # the state is committed before the poller logs it: wait for the line as well
+            wait_for(lambda: "reachable again" in caplog.text, 10, "the recovery message")
             # And a connection cut in the middle of IDLE is noticed and reconnected too
             proxy.stop()
             wait_for(failing(session), 10, "the cut")
