@@ -165,7 +165,11 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
                  now: datetime | None = None) -> dict[str, int]:
     """``{queue name: rows it would list}`` for each of the actor's :func:`queue_names`,
     under ``filters`` (paging ignored). Queues that do not list ``filters.status`` (closed:
-    triage, approval, open, overdue) are left out rather than reported as zero."""
+    triage, approval, open, overdue) are left out rather than reported as zero.
+
+    Two queries whatever the number of teams: the conversation queues in one pass over the
+    rows of the status in scope (grouped by team, one ``FILTER`` per queue, read from
+    ``ix_conversation_counts`` alone on PostgreSQL), and the pending replies."""
     f = filters or Filters()
     scope = _scope(session, actor)
     if scope is None:
@@ -173,26 +177,41 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
     _check_teams(session, scope, None, f.team_id)
     moment = now or utcnow()
     cut = _Cutoffs.at(moment)
+    listed = [info for info in _names(session, scope)
+              if f.status is None or f.status in _SPECS[info.kind].statuses]
     counts: dict[str, int] = {}
-    teams: list[int] = []
-    for info in _names(session, scope):
-        if f.status is not None and f.status not in _SPECS[info.kind].statuses:
-            continue
-        if info.team_id is not None:
-            teams.append(info.team_id)
-            continue
-        where = _where(info.kind, None, scope, f, moment, cut)
-        query = (select(func.count(Reply.id)).join(Conversation).where(Reply.state == PENDING)
-                 if info.kind == "approval" else select(func.count()).select_from(Conversation))
-        counts[info.name] = session.scalar(query.where(*where)) or 0
-    if teams:  # one GROUP BY for every team, not one count each
-        where = _where("team", None, scope, f, moment, cut)
-        grouped = dict(session.execute(
-            select(Conversation.team_id, func.count())
-            .where(*where, Conversation.team_id.in_(teams)).group_by(Conversation.team_id)
-        ).all())
-        counts.update({f"team:{tid}": grouped.get(tid, 0) for tid in teams})
+    if any(info.kind == "approval" for info in listed):
+        counts["approval"] = _approval_count(session, _where("approval", None, scope, f,
+                                                             moment, cut))
+    c = Conversation
+    # Every conversation queue is the status, the filters and the scope (what "open" lists)
+    # narrowed by one more condition; "mine" and a team of the agent's are inside the scope.
+    by_team = session.execute(
+        select(c.team_id, func.count(),
+               func.count().filter(c.assignee_id.is_(None)),
+               func.count().filter(c.assignee_id == scope.actor.id),
+               func.count().filter(cut.clause()))
+        .where(*_where("open", None, scope, f, moment, cut)).group_by(c.team_id)
+    ).all()
+    totals = {"open": 0, "triage": 0, "mine": 0, "overdue": 0}
+    teams: dict[int | None, int] = {}
+    for team_id, every, nobody, mine, late in by_team:
+        teams[team_id] = every
+        for key, n in (("open", every), ("triage", nobody), ("mine", mine), ("overdue", late)):
+            totals[key] += n
+    for info in listed:
+        if info.kind == "team":
+            counts[info.name] = teams.get(info.team_id, 0)
+        elif info.kind != "approval":
+            counts[info.name] = totals[info.kind]
     return counts
+
+
+def _approval_count(session: Session, where: list[ColumnElement[bool]]) -> int:
+    query = select(func.count()).select_from(Reply).where(Reply.state == PENDING)
+    # Nothing to ask of the conversation (a reviewer, no filter): the reply index alone, not
+    # a join per pending reply.
+    return session.scalar(query.join(Conversation).where(*where) if where else query) or 0
 
 
 # -- the queries --------------------------------------------------------------------------

@@ -215,6 +215,13 @@ class Conversation(Base):
         Index("ix_conversation_status_last", "status", "last_message_at", "id"),
         # overdue, open counts and the age filters: read from the index alone
         Index("ix_conversation_status_opened", "status", "opened_at", "first_response_at"),
+        # every queue count of the page in one pass over the open rows, from the index alone
+        # (console.queues.queue_counts groups by team with a FILTER per queue)
+        Index("ix_conversation_counts", "status", "team_id",
+              postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"]),
+        # an agent's scope tested on a conversation reached by id (their approval queue and
+        # its count join each pending reply to its conversation): no heap visit per reply
+        Index("ix_conversation_scope", "id", postgresql_include=["assignee_id", "team_id"]),
         # triage is small and the coordinator's main screen: a partial index of it alone
         Index(
             "ix_conversation_triage", "last_message_at", "id",
@@ -279,7 +286,11 @@ class Reply(Base):
     """An answer drafted by a person, reviewed, then sent through the outbox."""
 
     __tablename__ = "reply"
-    __table_args__ = (Index("ix_reply_state", "state", "updated_at"),)
+    __table_args__ = (
+        # the outbox and the approval queue by state; conversation_id included so that
+        # counting an agent's pending replies joins from the index alone (console.queues)
+        Index("ix_reply_state", "state", "updated_at", postgresql_include=["conversation_id"]),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("person.id"))

@@ -308,7 +308,8 @@ def every_row_with(session: Session, actor: Person, name: str, limit: int) -> li
 
 
 @pytest.mark.parametrize("filters", [{}, {"channel": "sms"}, {"status": "closed"},
-                                     {"min_age": timedelta(minutes=25)}])
+                                     {"min_age": timedelta(minutes=25)},
+                                     {"channel": "email", "max_age": timedelta(hours=2)}])
 def test_counts_equal_the_listings(session: Session, org: Org, filters: dict) -> None:
     pending_reply(session, org, org.alis, org.ali)
     for actor in (org.maryam, org.ali, org.bob):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 03:54:39.718317
+Create Date: 2026-12-03 10:20:41.359669
 """
 
 from __future__ import annotations
@@ -199,9 +199,21 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
+            "ix_conversation_counts",
+            ["status", "team_id"],
+            unique=False,
+            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
+        )
+        batch_op.create_index(
             "ix_conversation_customer_channel_status",
             ["customer_id", "channel", "status"],
             unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_scope",
+            ["id"],
+            unique=False,
+            postgresql_include=["assignee_id", "team_id"],
         )
         batch_op.create_index(
             "ix_conversation_status_last", ["status", "last_message_at", "id"], unique=False
@@ -441,7 +453,12 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_reply_conversation_id"), ["conversation_id"], unique=False
         )
-        batch_op.create_index("ix_reply_state", ["state", "updated_at"], unique=False)
+        batch_op.create_index(
+            "ix_reply_state",
+            ["state", "updated_at"],
+            unique=False,
+            postgresql_include=["conversation_id"],
+        )
 
     op.create_table(
         "event",
@@ -508,7 +525,7 @@ def downgrade() -> None:
 
     op.drop_table("event")
     with op.batch_alter_table("reply", schema=None) as batch_op:
-        batch_op.drop_index("ix_reply_state")
+        batch_op.drop_index("ix_reply_state", postgresql_include=["conversation_id"])
         batch_op.drop_index(batch_op.f("ix_reply_conversation_id"))
 
     op.drop_table("reply")
@@ -537,7 +554,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_team_status")
         batch_op.drop_index("ix_conversation_status_opened")
         batch_op.drop_index("ix_conversation_status_last")
+        batch_op.drop_index("ix_conversation_scope", postgresql_include=["assignee_id", "team_id"])
         batch_op.drop_index("ix_conversation_customer_channel_status")
+        batch_op.drop_index(
+            "ix_conversation_counts",
+            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
+        )
         batch_op.drop_index("ix_conversation_assignee_status")
 
     op.drop_table("conversation")
