@@ -8,6 +8,9 @@ page shows it as a message). A refused step (the workflow's IllegalTransition,
 PermissionDenied, InputError, a reply too long for its channel) rolls back and shows the
 page again with the reason and the text the person typed, with a 4xx status.
 
+The timeline shows its newest window (:mod:`console.timeline_window`; ``?all=1``: all of
+it), earlier windows come from :mod:`console.pages.timeline`.
+
 Live parts, by htmx: ``GET /conversations/{id}/status`` re-renders each reply's delivery
 status out of band every few seconds (not the whole timeline: a reader's open details and
 scroll stay put) and says when something new arrived; ``POST /conversations/{id}/preview``
@@ -20,15 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from console.deps import PathId, Principal, get_db, page_principal
 from console.pages._ui import back, form_text, optional_id, render
-from console.pages.attachments import inline_image_urls
-from console.timeline import MessageItem, ReplyItem, conversation_view
+from console.pages.timeline import mail_html
+from console.timeline import ReplyItem, conversation_view
+from console.timeline_window import decode_cursor, item_key, timeline_window
 from kartabl import workflow
 from kartabl.errors import (
     IllegalTransition,
@@ -144,13 +148,11 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
         reply = db.get(Reply, item.reply_id)
         if reply is not None:
             previews[item.reply_id] = _preview(db, reply)
-    # The one place mail HTML reaches a page: sanitised by nh3 (console.timeline.safe_html),
-    # inline images pointed at the attachment route; the template marks it safe.
-    mail_html = {
-        i.message_id: inline_image_urls(html, i.message_id)
-        for i in view.timeline
-        if isinstance(i, MessageItem) and (html := i.safe_html()) is not None
-    }
+    # Only the newest window is rendered (rendering is the cost of a long conversation),
+    # the whole timeline with ?all=1 (the "earlier" link without JavaScript). The panels
+    # above take every reply: a pending one may be older than the window.
+    everything = request.query_params.get("all") == "1"
+    win = timeline_window(view.timeline, size=0 if everything else None)
     is_open = view.conversation.status == ConversationStatus.OPEN
     reviewer = me.role in REVIEWERS
     people: list[Person] = []
@@ -161,7 +163,7 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
         teams = list(db.scalars(select(Team).order_by(Team.name)))
     return render(request, "conversation.html", {
         "view": view, "c": view.conversation, "customer": view.customer,
-        "history": view.history, "timeline": view.timeline, "mail_html": mail_html,
+        "history": view.history, "win": win, "mail_html": mail_html(win.items),
         "pending": pending, "drafts": drafts, "previews": previews,
         "templates": reply_templates(view.conversation.channel),
         "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
@@ -208,13 +210,22 @@ def conversation_page(
 
 @router.get("/conversations/{cid}/status", response_class=HTMLResponse)
 def conversation_status(
-    request: Request, cid: PathId, v: str = "", p: Principal = Depends(page_principal),
-    db: Session = Depends(get_db),
+    request: Request, cid: PathId, v: str = "", start: str = Query("", alias="from"),
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
-    """Each reply's status block out of band, and a reload notice when ``v`` is stale."""
+    """Each reply's status block out of band, and a reload notice when ``v`` is stale.
+
+    Only replies the page has: known when it was rendered (``v``) and in its window (item
+    key at or after ``from``, the window's first; no ``from``: all). A key only grows (a
+    sent reply moves to its sent_at), so a shown reply stays in. Replies loaded later by
+    "earlier" are not refreshed live. (An old reply sent since the page was rendered can
+    move into the range unshown: htmx reports the missing target and swaps the rest, and
+    the new outbound message makes ``v`` stale, so the page offers a reload anyway.)"""
     view = conversation_view(db, p.person, cid)
     known = _known_reply(v)
-    replies = [i for i in view.timeline if isinstance(i, ReplyItem) and i.reply_id <= known]
+    first = decode_cursor(start) if start else (0, 0, 0)
+    replies = [i for i in view.timeline if isinstance(i, ReplyItem) and i.reply_id <= known
+               and item_key(i) >= first]
     response = render(request, "_conversation_status.html", {
         "c": view.conversation, "replies": replies, "stale": v != _version(db, cid)})
     response.headers["Cache-Control"] = "no-store"

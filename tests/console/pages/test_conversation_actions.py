@@ -314,10 +314,10 @@ def test_reply_status_refreshes_out_of_band(client: TestClient, world: World, db
     rid = draft(db, world.conv_support, world.ali, submit=True)
     sign_in(client, "maryam")
     page = client.get(f"/conversations/{world.conv_support}").text
-    poll = re.search(r'hx-get="(/conversations/\d+/status\?v=[0-9.]+)" hx-trigger="every 5s"',
-                     page)
+    poll = re.search(r'hx-get="(/conversations/\d+/status\?v=[0-9.]+&amp;from=[0-9.]+)" '
+                     r'hx-trigger="every 5s"', page)
     assert poll
-    url = poll.group(1)
+    url = poll.group(1).replace("&amp;", "&")
     with db() as s:  # the outbox sends it meanwhile
         found = s.get(Reply, rid)
         assert found is not None

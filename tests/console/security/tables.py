@@ -76,7 +76,12 @@ GET_URLS: dict[str, list[str]] = {
     "/messages/{message_id}/attachments/{key}": ["/messages/{t.message}/attachments/{t.key}"],
     "/conversations/{cid}": ["/conversations/{t.conv}", "/conversations/{t.conv2}"],
     "/conversations/{cid}/status": ["/conversations/{t.conv}/status?v=0.0.0",
-                                    "/conversations/{t.conv}/status?v=0.0.99999999"],
+                                    "/conversations/{t.conv}/status?v=0.0.99999999",
+                                    "/conversations/{t.conv}/status?v=0.0.99999999&from=1.0.1"],
+    # a cursor past every item: the newest window (all of a short conversation)
+    "/conversations/{cid}/timeline": ["/conversations/{t.conv}/timeline",
+                                      "/conversations/{t.conv}/timeline"
+                                      "?before=9999999999999999.2.1"],
     "/customers": ["/customers", "/customers?q=x-name-x", "/customers?q=7770001"],
     "/customers/{customer_id}": ["/customers/{t.customer}"],
     "/customers/{customer_id}/merge": ["/customers/{t.customer}/merge?into={t.customer2}",

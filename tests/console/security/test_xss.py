@@ -106,6 +106,10 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "/conversations/{t.conv2}": ("name", "tag", "display", "tguser", "subject", "subject2",
                                  "tgtext"),
     "/conversations/{t.conv}/status?v=0.0.99999999": ("review", "error"),
+    "/conversations/{t.conv}/status?v=0.0.99999999&from=1.0.1": ("review", "error"),
+    "/conversations/{t.conv}/timeline?before=9999999999999999.2.1": (
+        "subject", "text", "text2", "sender", "file", "ctype", "referral", "note", "rejected",
+        "review", "original", "edited", "error", "failreason", "reply", "team", "person"),
     "/customers?q=x-name-x": ("name", "tag"),
     "/customers?q=7770001": ("name", "tag"),
     "/customers/{t.customer}": ("name", "tag", "display", "tguser", "subject", "subject2"),
@@ -224,7 +228,8 @@ def _reflections(world: World) -> list[str]:
         f"/queues?queue=open&cursor={p}", f"/queues/live?queue={p}",
         f"/reports?start={p}&end={p}", f"/reports.csv?start={p}",
         f"/conversations/{a.conv}?done={p}", f"/customers/{a.customer}?done={p}",
-        f"/conversations/{a.conv}/status?v={p}", f"/login?next=/{p}", f"/login?next={p}",
+        f"/conversations/{a.conv}/status?v={p}", f"/conversations/{a.conv}/status?from={p}",
+        f"/conversations/{a.conv}/timeline?before={p}", f"/login?next=/{p}", f"/login?next={p}",
         f"/reset/{p}", f"/{p}", f"/conversations/{p}", "/conversations/999999",
         f"/api/v1/customers?q={p}", f"/api/v1/queues/{p}",
     ]
