@@ -140,7 +140,7 @@ def encode_cursor(at: datetime, row_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    match = _CURSOR.match(cursor) if isinstance(cursor, str) else None
+    match = _CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None  # no "1.5\n"
     if match is None:
         raise InputError(f"cursor {cursor!r} is not one this server gave out")
     try:

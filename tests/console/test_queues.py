@@ -337,6 +337,7 @@ def test_bad_input_is_refused_with_a_clear_error(session: Session, org: Org) -> 
         queue_counts(session, m, Filters(team_id=9999))
     bad: list[dict] = [{"limit": 0}, {"limit": MAX_LIMIT + 1}, {"limit": "5"},
                        {"cursor": "abc"}, {"cursor": "1.0"}, {"cursor": f"{10**18 - 1}.5"},
+                       {"cursor": "1.5\n"},
                        {"channel": "fax"}, {"status": "pending"}, {"team_id": 0},
                        {"min_age": timedelta(minutes=-1)},
                        {"min_age": timedelta(hours=2), "max_age": timedelta(hours=1)}]
