@@ -41,7 +41,6 @@ from config.sms import SmsConfig
 from config.telegram import BotConfig, TelegramConfig
 from kartabl import db
 from kartabl.models import Channel
-from responders.setup import install_senders
 from router.identity import identity_for
 
 log = logging.getLogger("kartabl.demo")
@@ -74,7 +73,8 @@ class DemoChannels:
     def start(cls, *, poll_interval_s: float = 1.0, deliver_after_s: float = DELIVER_AFTER_S,
               fail_ratio: float = FAIL_RATIO, seed: int | None = None) -> DemoChannels:
         """Start both stand-ins and build the in-memory channels config pointing at them
-        (nothing is installed or polled yet: :meth:`install_senders`, :meth:`start_pollers`)."""
+        (nothing is installed or polled yet: the ``run`` process boots with :attr:`config`, then
+        :meth:`start_pollers`)."""
         api_key = "demo-" + secrets.token_urlsafe(16)
         kavenegar = KavenegarStandin(api_key, deliver_after_s=deliver_after_s,
                                      fail_ratio=fail_ratio, seed=seed, announce=True).start()
@@ -107,11 +107,6 @@ class DemoChannels:
         return self.config.sms
 
     # -- Kartabl's side: the real senders and pollers ----------------------------------------
-
-    def install_senders(self) -> list[str]:
-        """The real SMS, Telegram and Bale senders, pointed at the stand-ins; returns the
-        channels left to the sandbox (email, unless configured)."""
-        return install_senders(self.config)
 
     def sms_poller(self) -> SmsPoller:
         return SmsPoller(self.sms_config, db.session_factory())

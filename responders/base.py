@@ -74,6 +74,10 @@ def get_sender(channel: Channel | str) -> Sender:
     try:
         return _senders[key]
     except KeyError:
+        if not _senders:  # a process that sends must boot as a kind whose roles send
+            raise LookupError(
+                f"no sender registered for channel {key!r}: this process installed no "
+                "senders (see boot.kinds: which process kinds install them)") from None
         raise LookupError(f"no sender registered for channel {key!r}") from None
 
 

@@ -22,17 +22,20 @@ from responders.sandbox import install as install_sandbox
 log = logging.getLogger(__name__)
 
 
-def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
-    """Register a sender for every channel; returns the channels served by the sandbox."""
+def install_senders(channels: ChannelsConfig | None = None, *,
+                    settings: Settings | None = None) -> list[str]:
+    """Register a sender for every channel; returns the channels served by the sandbox.
+    Processes call it through their composition (:func:`boot.start`), never directly."""
     channels = channels if channels is not None else get_channels()
+    settings = settings or get_settings()
     if any(m.smtp is not None for m in channels.email.mailboxes):
         try:
             smtp = register(SmtpSender(
-                channels.email, sending_stale_s=get_settings().sending_stale_s))
+                channels.email, sending_stale_s=settings.sending_stale_s))
         except ValueError as exc:  # a configuration that could send a reply twice
             raise SystemExit(f"email sender: {exc}") from exc
         log.info("email replies leave by SMTP: %r", smtp)
-        if get_settings().secret_key == Settings.model_fields["secret_key"].default:
+        if settings.secret_key == Settings.model_fields["secret_key"].default:
             # Real mail goes out with reply tokens signed by a key anyone can read in the
             # source: threading and bounces would trust forged tokens.
             log.error("KARTABL_SECRET_KEY is the development default; set it: it signs the "
@@ -43,7 +46,7 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
         for channel in sorted({b.channel for b in channels.telegram.bots}):
             try:
                 tg = register(TelegramSender(channel, channels.telegram.bots,
-                                             sending_stale_s=get_settings().sending_stale_s))
+                                             sending_stale_s=settings.sending_stale_s))
             except ValueError as exc:  # a send that could outlive the reconcile sweep
                 raise SystemExit(f"{channel} sender: {exc}") from exc
             log.info("%s replies leave by the Bot API: %r", channel, tg)
@@ -52,7 +55,7 @@ def install_senders(channels: ChannelsConfig | None = None) -> list[str]:
 
         try:
             sms = register(KavenegarSender(channels.sms,
-                                           sending_stale_s=get_settings().sending_stale_s))
+                                           sending_stale_s=settings.sending_stale_s))
         except ValueError as exc:  # a send that could outlive the reconcile sweep
             raise SystemExit(f"sms sender: {exc}") from exc
         log.info("sms replies leave by Kavenegar: %r", sms)

@@ -24,6 +24,7 @@ from kartabl.demo_channels import LINE, DemoChannels, start_unless_configured
 from kartabl.models import Channel, Conversation, Identity, Message, Person, Reply, ReplyState
 from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
+from responders.setup import install_senders
 from router.route import route_message
 
 MINA, DANIEL, ZAHRA = "مینا احمدی", "Daniel Brown", "زهرا کریمی"
@@ -50,7 +51,7 @@ def seeded(db: sessionmaker[Session]) -> sessionmaker[Session]:
 def make_demo(**kw: float) -> Iterator[DemoChannels]:
     before = base.registered()
     demo = DemoChannels.start(**kw)
-    sandboxed = demo.install_senders()
+    sandboxed = install_senders(demo.config)
     assert sandboxed == ["email"]  # SMS, Telegram and Bale leave by their real senders
     yield demo
     demo.stop()

@@ -1,7 +1,8 @@
 """The only place that knows the queue.
 
 - :mod:`workers.broker`      builds the dramatiq broker from settings, installs the enqueuer.
-- :mod:`workers.setup`       the broker module for ``dramatiq workers.setup workers.actors``.
+- :mod:`workers.command`     the dramatiq command line of ``kartabl worker`` (its broker
+                             module is :mod:`boot.worker`: the process boots as a worker).
 - :mod:`workers.actors`      the actors; they carry ids, open a session, call the core.
 - :mod:`workers.embedded`    the in-process worker of the embedded mode.
 - :mod:`workers.sweeps`      re-enqueue what the database says is unfinished.

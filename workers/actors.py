@@ -1,7 +1,7 @@
 """The actors. Each carries an id, opens a session, calls the core, and closes the session.
 
 Import this module only after :func:`workers.broker.setup_broker` (the dramatiq CLI does so
-when it is given ``workers.setup`` first). The core modules are imported inside the actor
+when it is given ``boot.worker`` first). The core modules are imported inside the actor
 bodies: a worker process pays for them on first use, and this module stays importable by
 processes that only enqueue.
 

@@ -58,7 +58,7 @@ def _middleware(prometheus: bool) -> list[Middleware]:
     chain += [DatabaseMiddleware(), DeadLetterErrors()]
     if prometheus:
         # Not a default in dramatiq 2.x. It serves on dramatiq_prom_port (9191) from a forked
-        # process, so it is only wanted under the dramatiq CLI (workers.setup_metrics).
+        # process, so it is only wanted under the dramatiq CLI (boot.worker_metrics).
         from dramatiq.middleware.prometheus import Prometheus
 
         chain.append(Prometheus())
@@ -88,7 +88,7 @@ def current_broker() -> dramatiq.Broker:
     if _current is None:
         raise RuntimeError(
             "no Kartabl broker: call workers.broker.setup_broker() before importing an actor "
-            "module (the dramatiq CLI does it: `dramatiq workers.setup workers.actors ...`)"
+            "module (the dramatiq CLI does it: `dramatiq boot.worker workers.actors ...`)"
         )
     return _current
 

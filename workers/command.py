@@ -12,7 +12,7 @@ def dramatiq_argv(processes: int, threads: int, queues: Sequence[str] = ()) -> l
         sys.executable,
         "-m",
         "dramatiq",
-        "workers.setup",
+        "boot.worker",
         "workers.actors",
         "-p",
         str(processes),

@@ -45,12 +45,14 @@ class EmbeddedWorker:
 
     @classmethod
     def start(
-        cls, settings: Settings | None = None, *, threads: int | None = None
+        cls, settings: Settings | None = None, *, threads: int | None = None,
+        broker: dramatiq.Broker | None = None,
     ) -> EmbeddedWorker:
-        """Set up the broker from ``settings`` (StubBroker unless they say redis) and start
-        ``threads`` worker threads (default: settings.worker_threads)."""
+        """Start ``threads`` worker threads (default: settings.worker_threads) on ``broker``,
+        the one the process booted with (:func:`boot.start`), else a new one set up from
+        ``settings`` (StubBroker unless they say redis)."""
         s = settings or get_settings()
-        runner = cls(setup_broker(s), threads=threads or s.worker_threads)
+        runner = cls(broker or setup_broker(s), threads=threads or s.worker_threads)
         runner.worker.start()
         runner._running = True
         log.info("embedded worker started", extra={"threads": runner.worker.worker_threads})

@@ -23,9 +23,9 @@ log = logging.getLogger("kartabl.run")
 def run_all_in_one(*, demo: bool) -> None:
     import uvicorn
 
+    from boot import start
     from kartabl import db, logs
     from kartabl.migrate import upgrade
-    from responders.setup import install_senders
     from workers.embedded import EmbeddedWorker
     from workers.scheduler import run_scheduler
 
@@ -37,7 +37,7 @@ def run_all_in_one(*, demo: bool) -> None:
         )
     s.check_fleet()  # real channels (a channels file) need a real secret key
     logs.configure(s)
-    upgrade(s.database_url)
+    upgrade(s.database_url)  # before booting: the sandbox sender's table must exist
     db.configure(s)
     with db.session_scope() as session:
         from config.routing import get_routing
@@ -51,11 +51,12 @@ def run_all_in_one(*, demo: bool) -> None:
         from kartabl.demo_channels import start_unless_configured
 
         demo_channels = start_unless_configured(s)
-    sandboxed = (demo_channels.install_senders() if demo_channels is not None
-                 else install_senders())
+    runtime = start("run", s, channels=demo_channels.config if demo_channels else None,
+                    configure_logs=False)
+    sandboxed = runtime.sandboxed
 
     stop = threading.Event()
-    worker = EmbeddedWorker.start(s)
+    worker = EmbeddedWorker.start(s, broker=runtime.broker)
     scheduler = threading.Thread(
         target=run_scheduler,
         kwargs={"stop_event": stop, "settings": s, "handle_signals": False},

@@ -53,12 +53,12 @@ def _mailboxes(name: str) -> list[Mailbox]:
     return boxes
 
 
-def _setup() -> None:
-    from workers.broker import setup_broker
+def _setup(kind: str = "tool") -> None:
+    from boot import start
 
     # Routing is enqueued after each commit; with the embedded stub broker there is no
     # worker in this process and the running instance's sweep routes what is stored.
-    setup_broker()
+    start(kind, configure_logs=kind != "tool")  # a one-shot command keeps its output plain
 
 
 @app.command("poll")
@@ -69,8 +69,6 @@ def poll(
     """Fetch new mail from the IMAP mailboxes: IDLE or polling, until SIGTERM or SIGINT."""
     from channels.email.imap import MailboxUnavailable
     from channels.email.service import make_poller, start_pollers
-    from config.settings import get_settings
-    from kartabl import logs
 
     try:
         boxes = _mailboxes(mailbox)
@@ -79,9 +77,7 @@ def poll(
             raise
         idle_until_stopped(f"kartabl email poll: {exc.message}")
         return
-    get_settings().check_fleet()
-    logs.configure()
-    _setup()
+    _setup("email")  # checks the secret key, logs, database, broker
     if once:
         failed = 0
         for box in boxes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import dramatiq
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -60,20 +61,22 @@ def inject(
     out.print(f"stored {created} new message(s), {len(msgs) - created} already known")
 
 
-def _setup_queue() -> None:
-    """Attach the configured broker so stored messages are enqueued; with the embedded stub
-    broker there is no worker in this process, and the running instance's sweep routes them."""
-    from workers.broker import setup_broker
+def _setup_queue() -> dramatiq.Broker:
+    """Boot as a one-shot tool: the configured broker, so stored messages are enqueued; with
+    the embedded stub broker there is no worker in this process, and the running instance's
+    sweep routes them."""
+    from boot import start
 
-    setup_broker()
+    broker = start("tool", configure_logs=False).broker
+    assert broker is not None  # the tool kind installs one
+    return broker
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Queue depth, unrouted messages, unsent replies and dead letters."""
-    from workers.broker import setup_broker
     from workers.status import queue_status
 
-    broker = setup_broker()
+    broker = _setup_queue()
     with db.session_factory()() as session:
         st = queue_status(broker, session)
     if as_json:
@@ -98,10 +101,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 @dead_app.command("list")
 def dead_list() -> None:
     """List dead letters."""
-    from workers.broker import setup_broker
     from workers.deadletters import list_dead_letters
 
-    letters = list_dead_letters(setup_broker())
+    letters = list_dead_letters(_setup_queue())
     table = Table("id", "queue", "actor", "args", "failed at", "error")
     for d in letters:
         table.add_row(
@@ -122,16 +124,27 @@ def dead_requeue(
     all_: bool = typer.Option(False, "--all", help="Requeue every dead letter."),
 ) -> None:
     """Put dead letters back on their queue."""
-    from workers.broker import setup_broker
     from workers.deadletters import requeue
 
     if not message_id and not all_:
         raise typer.BadParameter("give a dead letter id, or --all")
-    n = requeue(setup_broker(), None if all_ else message_id)
+    n = requeue(_setup_queue(), None if all_ else message_id)
     out.print(f"requeued {n} dead letter(s)")
 
 
+def compose() -> None:
+    """What each process kind (the Procfile's lines, and `kartabl run`) installs at start."""
+    from boot import KINDS
+
+    table = Table("kind", "roles", "installs")
+    for kind in KINDS.values():
+        table.add_row(kind.name, ", ".join(r.name for r in kind.roles),
+                      ", ".join(sorted(p.value for p in kind.parts)))
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("compose")(compose)
     app.command("inject")(inject)
     app.command("status")(status)
     app.add_typer(dead_app, name="dead-letters")

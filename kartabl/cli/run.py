@@ -21,12 +21,9 @@ def web(
     """Serve the web console and the JSON API."""
     import uvicorn
 
-    from kartabl import logs
-    from workers.broker import setup_broker
+    from boot import start
 
-    s = get_settings()
-    logs.configure(s)
-    setup_broker(s)  # the web process enqueues (approvals) but runs no worker
+    s = start("web").settings  # enqueues (webhooks, approvals) but runs no worker
     uvicorn.run(
         "console.app:app",
         host=host or s.web_host,
@@ -58,19 +55,17 @@ def worker(
 
 def sweep(once: bool = typer.Option(False, help="Sweep once and exit.")) -> None:
     """Re-enqueue unrouted messages and unsent replies; reconcile and poll deliveries."""
-    from kartabl import db, logs
-    from workers.broker import setup_broker
+    from boot import start
+    from kartabl import db
     from workers.scheduler import run_scheduler
     from workers.sweeps import sweep_once
 
-    s = get_settings()
-    logs.configure(s)
-    setup_broker(s)
+    s = start("scheduler").settings  # reconcile and delivery polling ask the senders
     if once:
         report = sweep_once(db.session_factory(), s)
         out.print(report)
         return
-    run_scheduler(threading.Event())
+    run_scheduler(threading.Event(), settings=s)
 
 
 def run(

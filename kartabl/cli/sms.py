@@ -35,10 +35,10 @@ def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")
     """Read unread SMS of our lines (sms/receive, isread=0), committing each batch at once
     (Kavenegar marks them read as it returns them), every poll_interval_s until SIGTERM or
     SIGINT."""
+    from boot import start
     from channels.sms.kavenegar import redact
     from channels.sms.poller import SmsPoller
-    from kartabl import db, logs
-    from workers.broker import setup_broker
+    from kartabl import db
 
     try:
         config = _sms_config(once)
@@ -47,8 +47,7 @@ def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")
             raise
         idle_until_stopped(f"kartabl sms poll: {exc.message}")
         return
-    logs.configure()
-    setup_broker()  # routing is enqueued after each commit
+    start("sms")  # routing is enqueued after each commit
     poller = SmsPoller(config, db.session_factory())
     if once:
         try:

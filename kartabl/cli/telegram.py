@@ -41,9 +41,9 @@ def poll(
     """getUpdates for the polling bots, storing each batch before advancing its offset,
     until SIGTERM or SIGINT. Deletes each bot's webhook first (Telegram refuses
     getUpdates while one is set)."""
+    from boot import start
     from channels.telegram.poller import BotPoller
-    from kartabl import db, logs
-    from workers.broker import setup_broker
+    from kartabl import db
 
     try:
         bots = _polling_bots(bot)
@@ -52,8 +52,7 @@ def poll(
             raise
         idle_until_stopped(f"kartabl telegram poll: {exc.message}")
         return
-    logs.configure()
-    setup_broker()  # routing is enqueued after each commit
+    start("telegram")  # routing is enqueued after each commit
     pollers = [BotPoller(b, db.session_factory()) for b in bots]
     failed = 0
     for p in pollers:

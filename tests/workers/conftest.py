@@ -68,7 +68,7 @@ class WorkerProcs:
         }
         # -Q goes last: it would swallow any module named after it.
         cmd = [
-            str(DRAMATIQ), "workers.setup", "workers.actors", *modules,
+            str(DRAMATIQ), "boot.worker", "workers.actors", *modules,
             "-p", "1", "-t", str(threads), "--path", str(ROOT), str(HERE),
             "-Q", "inbound", "outbound",
         ]

@@ -2,7 +2,7 @@
 just before it commits, so a test can SIGKILL the worker while routes are mid-transaction.
 
 Production code carries no test hook; a test passes this module to the CLI after the actor
-modules (``dramatiq workers.setup workers.actors slow_route_hook --path tests/workers ...``).
+modules (``dramatiq boot.worker workers.actors slow_route_hook --path tests/workers ...``).
 Environment (read only here, in test code):
 
 - KARTABL_TEST_ROUTE_DELAY_S: how long to stall before each commit;

@@ -1,0 +1,149 @@
+"""The one declaration of what each kind of process installs at start.
+
+::
+
+    kind        roles                               parts installed
+    web         console                             database, broker
+    worker      actors                              database, broker, senders
+    scheduler   sweep                               database, broker, senders
+    email       email-poll                          database, broker
+    telegram    telegram-poll                       database, broker
+    sms         sms-poll                            database, broker
+    tool        tool (inject, status, dead letters) database, broker
+    run         every role above, and the demo      database, broker, senders
+
+(:data:`KINDS` is the source; ``kartabl compose`` prints this table from it.) A role states
+what its code needs: the actors dispatch replies and the sweep reconciles replies left
+``sending`` and polls delivery statuses, so both need a sender per channel; the pollers and
+the console store messages and enqueue their routing after the commit, so they need the
+database and the broker. :func:`start` installs the union, in order (logs, database,
+broker, senders), and logs one ``booted`` line that says what it installed: the fleet tests
+read that line from every ``Procfile`` process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from config.channels import ChannelsConfig
+from config.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import dramatiq
+
+log = logging.getLogger("kartabl.boot")
+
+
+class Part(StrEnum):
+    DATABASE = "database"  # the engine and session factory (kartabl.db)
+    BROKER = "broker"  # dramatiq's broker and the enqueuer of kartabl.tasks
+    SENDERS = "senders"  # one sender per channel (responders.setup)
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """Something a process does, with the parts its code uses."""
+
+    name: str
+    needs: frozenset[Part]
+    why: str
+
+
+def _role(name: str, why: str, *needs: Part) -> Role:
+    return Role(name, frozenset(needs), why)
+
+
+D, B, S = Part.DATABASE, Part.BROKER, Part.SENDERS
+CONSOLE = _role("console", "pages and webhooks store and enqueue (routing, approvals)", D, B)
+ACTORS = _role("actors", "route_messages and dispatch_reply: dispatching sends", D, B, S)
+SWEEP = _role("sweep", "re-enqueues; reconciles 'sending' and polls delivery: asks senders",
+              D, B, S)
+EMAIL_POLL = _role("email-poll", "stores mail, enqueues its routing after the commit", D, B)
+TELEGRAM_POLL = _role("telegram-poll", "stores updates, enqueues their routing", D, B)
+SMS_POLL = _role("sms-poll", "stores SMS, enqueues their routing", D, B)
+TOOL = _role("tool", "one-shot commands: inject, status, dead letters", D, B)
+DEMO = _role("demo", "drafts and approves replies as demo people", D, B, S)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessKind:
+    name: str
+    roles: tuple[Role, ...]
+
+    @property
+    def parts(self) -> frozenset[Part]:
+        return frozenset().union(*(r.needs for r in self.roles))
+
+
+def _kind(name: str, *roles: Role) -> ProcessKind:
+    return ProcessKind(name, roles)
+
+
+KINDS: dict[str, ProcessKind] = {k.name: k for k in (
+    _kind("web", CONSOLE),
+    _kind("worker", ACTORS),
+    _kind("scheduler", SWEEP),
+    _kind("email", EMAIL_POLL),
+    _kind("telegram", TELEGRAM_POLL),
+    _kind("sms", SMS_POLL),
+    _kind("tool", TOOL),
+    _kind("run", CONSOLE, ACTORS, SWEEP, EMAIL_POLL, TELEGRAM_POLL, SMS_POLL, DEMO),
+)}
+
+
+@dataclass
+class Runtime:
+    """What :func:`start` installed in this process."""
+
+    kind: ProcessKind
+    settings: Settings
+    broker: dramatiq.Broker | None = None
+    senders: dict[str, str] = field(default_factory=dict)  # channel -> the sender's repr
+    sandboxed: list[str] = field(default_factory=list)  # channels served by the sandbox
+
+    def summary(self) -> str:
+        parts = sorted(p.value for p in self.kind.parts)
+        text = f"booted {self.kind.name}: {', '.join(parts)}"
+        if self.senders:
+            text += "; senders " + ", ".join(f"{c}={r}" for c, r in sorted(self.senders.items()))
+        return text
+
+
+def start(kind: str, settings: Settings | None = None, *,
+          channels: ChannelsConfig | None = None, configure_logs: bool = True,
+          prometheus: bool = False) -> Runtime:
+    """Install what ``kind`` needs, once, at the start of the process. ``channels`` replaces
+    the channels file (the demo's stand-ins); ``configure_logs=False`` keeps the caller's
+    logging (tests); ``prometheus`` adds dramatiq's metrics middleware (worker processes)."""
+    try:
+        pk = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown process kind {kind!r}; known: {', '.join(KINDS)}") from None
+    s = settings or get_settings()
+    s.check_fleet()
+    if configure_logs:
+        from kartabl import logs
+
+        logs.configure(s)
+    rt = Runtime(pk, s)
+    if Part.DATABASE in pk.parts:
+        from kartabl import db
+
+        db.configure(s)
+    if Part.BROKER in pk.parts:
+        from workers.broker import setup_broker
+
+        rt.broker = setup_broker(s, prometheus=prometheus)
+    if Part.SENDERS in pk.parts:
+        from responders.base import registered
+        from responders.setup import install_senders
+
+        rt.sandboxed = install_senders(channels, settings=s)
+        rt.senders = {c: repr(snd) for c, snd in registered().items()}
+    log.info(rt.summary(), extra={"data": {"kind": pk.name,
+                                           "parts": sorted(p.value for p in pk.parts),
+                                           "senders": sorted(rt.senders)}})
+    return rt
