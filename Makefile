@@ -51,7 +51,7 @@ chromium:
 test: $(STAMP) dovecot chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
 ## `kartabl web`, then the ingest pipeline on PostgreSQL + Redis with dramatiq workers (its

@@ -70,6 +70,7 @@ def poll(
     from channels.email.imap import MailboxUnavailable
     from channels.email.service import make_poller, start_pollers
 
+    _setup("email")  # first: a process that idles has booted too (checks the secret key)
     try:
         boxes = _mailboxes(mailbox)
     except typer.BadParameter as exc:
@@ -77,7 +78,6 @@ def poll(
             raise
         idle_until_stopped(f"kartabl email poll: {exc.message}")
         return
-    _setup("email")  # checks the secret key, logs, database, broker
     if once:
         failed = 0
         for box in boxes:

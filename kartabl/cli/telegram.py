@@ -45,6 +45,7 @@ def poll(
     from channels.telegram.poller import BotPoller
     from kartabl import db
 
+    start("telegram")  # first: a process that idles has booted too (routing is enqueued)
     try:
         bots = _polling_bots(bot)
     except typer.BadParameter as exc:
@@ -52,7 +53,6 @@ def poll(
             raise
         idle_until_stopped(f"kartabl telegram poll: {exc.message}")
         return
-    start("telegram")  # routing is enqueued after each commit
     pollers = [BotPoller(b, db.session_factory()) for b in bots]
     failed = 0
     for p in pollers:

@@ -1,0 +1,178 @@
+"""The fleet as deployed: every ``Procfile`` line as its own OS process, on a PostgreSQL
+database and a Redis namespace of this module's own, against the Kavenegar and Bot API
+stand-ins and a local SMTP server (in this test process, reached over real connections).
+
+The processes are started once per module (they take a few seconds to boot); each test works
+with customers of its own. The test process plays the people at the console: it drafts and
+approves replies through :mod:`kartabl.workflow` on the same database, and its enqueues go to
+the fleet's Redis, as the web process's would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+import config.routing
+import config.settings
+from bench.fleet import Fleet, Proc, free_port
+from channels.sms.standin import KavenegarStandin
+from channels.telegram.standin import BotApiStandin
+from kartabl import db as kdb
+from kartabl import tasks
+from kartabl.migrate import upgrade
+from kartabl.models import Role
+from tests.conftest import PG_ADMIN, REDIS_URL, RUN_ID, _unavailable
+from tests.factories import person, team
+from tests.responders import smtp_server as smtp
+from workers.broker import setup_broker
+
+SMS_KEY = "fleet-kavenegar-key"
+BOT_TOKEN = "4242:fleet-bot-token"
+SMS_LINE = "10008663"
+SMS_SECRET = "fleet-sms-callback-secret"
+# Short enough for a test, long enough for every send's worst case (checked at start-up):
+# SMTP 8 x 1 + 2 = 10 s; Telegram 10 x 4 x 0.25 = 10 s; SMS 2 x (0.5 + 1.5) = 4 s.
+SENDING_STALE_S = 12
+SWEEP_INTERVAL_S = 1
+
+
+@dataclass
+class Deployed:
+    fleet: Fleet
+    procs: dict[str, Proc]
+    db: sessionmaker[Session]
+    kavenegar: KavenegarStandin
+    bot_api: BotApiStandin
+    smtp: smtp.SmtpServer
+    web_url: str
+    settings: config.settings.Settings
+
+    def logs(self) -> str:
+        return self.fleet.logs()
+
+
+def _channels_file(path: Path, kavenegar: KavenegarStandin, bot_api: BotApiStandin,
+                   mail: smtp.SmtpServer) -> Path:
+    path.write_text(f"""
+[[email.mailboxes]]
+name = "support"
+address = "support@kartabl.example"
+team = "support"
+
+[email.mailboxes.smtp]
+host = "127.0.0.1"
+port = {mail.port}
+security = "plain"
+timeout_s = 1
+data_timeout_s = 2
+
+[[telegram.bots]]
+name = "shop"
+kind = "telegram"
+token = "{BOT_TOKEN}"
+base_url = "{bot_api.base_url}"
+mode = "polling"
+team = "support"
+timeout_s = 0.25
+poll_timeout_s = 1
+
+[sms]
+api_key = "{SMS_KEY}"
+base_url = "{kavenegar.base_url}"
+line = "{SMS_LINE}"
+team = "support"
+webhook_secret = "{SMS_SECRET}"
+poll = true
+poll_interval_s = 0.5
+connect_timeout_s = 0.5
+timeout_s = 1.5
+rate_per_s = 50
+""", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    tmp = tmp_path_factory.mktemp("fleet")
+    name = f"kartabl_fleet_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except (psycopg.OperationalError, redis.RedisError) as exc:
+        _unavailable("PostgreSQL or Redis", exc)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    kavenegar = KavenegarStandin(api_key=SMS_KEY).start()
+    bot_api = BotApiStandin().start()
+    bot_api.add_bot(BOT_TOKEN, "fleet_bot")
+    mail = smtp.start()
+    port = free_port()
+    env = {
+        "KARTABL_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "KARTABL_BROKER": "redis",
+        "KARTABL_REDIS_URL": REDIS_URL,
+        "KARTABL_REDIS_NAMESPACE": f"kt-fleet-{RUN_ID}-{uuid.uuid4().hex[:6]}",
+        "KARTABL_SECRET_KEY": "fleet-test-secret-key",
+        "KARTABL_CHANNELS_FILE": str(_channels_file(tmp / "channels.toml", kavenegar, bot_api,
+                                                    mail)),
+        "KARTABL_ROUTING_FILE": str(config.settings.DEFAULT_ROUTING_FILE),
+        "KARTABL_SWEEP_INTERVAL_S": str(SWEEP_INTERVAL_S),
+        "KARTABL_SWEEP_GRACE_S": "2",
+        "KARTABL_SENDING_STALE_S": str(SENDING_STALE_S),
+        "KARTABL_WORKER_PROCESSES": "1",
+        "KARTABL_WORKER_THREADS": "4",
+        "KARTABL_LOG_FORMAT": "json",
+        "KARTABL_LOG_LEVEL": "INFO",
+        "KARTABL_COOKIE_SECURE": "false",
+        "PORT": str(port),
+    }
+    mp = pytest.MonkeyPatch()
+    for key, value in env.items():
+        if key.startswith("KARTABL_"):
+            mp.setenv(key, value)
+    config.settings.get_settings.cache_clear()
+    config.routing.get_routing.cache_clear()
+    kdb.reset()
+    settings = config.settings.get_settings()
+    factory = kdb.configure(settings)
+    with factory() as s:  # the people at the console
+        support = team(s, "support")
+        person(s, "fleet-agent", teams=[support])
+        person(s, "fleet-coordinator", Role.COORDINATOR)
+        s.commit()
+    setup_broker(settings)  # this process's approvals enqueue to the fleet's Redis
+    kavenegar.callback_url = f"http://127.0.0.1:{port}/webhooks/sms/receive/{SMS_SECRET}"
+
+    fleet = Fleet(env, tmp / "logs")
+    procs = {line: fleet.start(line) for line in fleet.lines}
+    try:
+        for line, proc in procs.items():
+            fleet.wait_log(proc, "booted ", 60)
+        yield Deployed(fleet, procs, factory, kavenegar, bot_api, mail,
+                       f"http://127.0.0.1:{port}", settings)
+    finally:
+        fleet.stop_all()
+        tasks.set_enqueuer(None)
+        kdb.reset()
+        mp.undo()
+        config.settings.get_settings.cache_clear()
+        config.routing.get_routing.cache_clear()
+        mail.controller.stop()
+        bot_api.stop()
+        kavenegar.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{env['KARTABL_REDIS_NAMESPACE']}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
