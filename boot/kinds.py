@@ -3,20 +3,21 @@
 ::
 
     kind        roles                               parts installed
-    web         console                             database, broker
-    worker      actors                              database, broker, senders
-    scheduler   sweep                               database, broker, senders
+    web         console                             signing key, database, broker
+    worker      actors                              signing key, database, broker, senders
+    scheduler   sweep                               signing key, database, broker, senders
     email       email-poll                          database, broker
     telegram    telegram-poll                       database, broker
     sms         sms-poll                            database, broker
     tool        tool (inject, status, dead letters) database, broker
-    run         every role above, and the demo      database, broker, senders
+    run         every role above, and the demo      signing key, database, broker, senders
 
 (:data:`KINDS` is the source; ``kartabl compose`` prints this table from it.) A role states
 what its code needs: the actors dispatch replies and the sweep reconciles replies left
 ``sending`` and polls delivery statuses, so both need a sender per channel; the pollers and
 the console store messages and enqueue their routing after the commit, so they need the
-database and the broker. :func:`start` installs the union, in order (logs, database,
+database and the broker; what signs (sessions, reply tokens) needs a real secret key in
+the fleet. :func:`start` installs the union, in order (the secret's check, logs, database,
 broker, senders), and logs one ``booted`` line that says what it installed: the fleet tests
 read that line from every ``Procfile`` process.
 """
@@ -38,6 +39,8 @@ log = logging.getLogger("kartabl.boot")
 
 
 class Part(StrEnum):
+    # A real KARTABL_SECRET_KEY in the fleet: it signs sessions, CSRF and reply tokens.
+    SIGNING_KEY = "signing key"
     DATABASE = "database"  # the engine and session factory (kartabl.db)
     BROKER = "broker"  # dramatiq's broker and the enqueuer of kartabl.tasks
     SENDERS = "senders"  # one sender per channel (responders.setup)
@@ -56,16 +59,18 @@ def _role(name: str, why: str, *needs: Part) -> Role:
     return Role(name, frozenset(needs), why)
 
 
-D, B, S = Part.DATABASE, Part.BROKER, Part.SENDERS
-CONSOLE = _role("console", "pages and webhooks store and enqueue (routing, approvals)", D, B)
-ACTORS = _role("actors", "route_messages and dispatch_reply: dispatching sends", D, B, S)
+K, D, B, S = Part.SIGNING_KEY, Part.DATABASE, Part.BROKER, Part.SENDERS
+CONSOLE = _role("console", "pages and webhooks store and enqueue (routing, approvals); "
+                "sessions and CSRF tokens are signed", K, D, B)
+ACTORS = _role("actors", "route_messages (verifies reply tokens) and dispatch_reply (signs "
+               "them in Message-IDs): dispatching sends", K, D, B, S)
 SWEEP = _role("sweep", "re-enqueues; reconciles 'sending' and polls delivery: asks senders",
-              D, B, S)
+              K, D, B, S)
 EMAIL_POLL = _role("email-poll", "stores mail, enqueues its routing after the commit", D, B)
 TELEGRAM_POLL = _role("telegram-poll", "stores updates, enqueues their routing", D, B)
 SMS_POLL = _role("sms-poll", "stores SMS, enqueues their routing", D, B)
 TOOL = _role("tool", "one-shot commands: inject, status, dead letters", D, B)
-DEMO = _role("demo", "drafts and approves replies as demo people", D, B, S)
+DEMO = _role("demo", "drafts and approves replies as demo people", K, D, B, S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,8 @@ def start(kind: str, settings: Settings | None = None, *,
     except KeyError:
         raise ValueError(f"unknown process kind {kind!r}; known: {', '.join(KINDS)}") from None
     s = settings or get_settings()
-    s.check_fleet()
+    if Part.SIGNING_KEY in pk.parts:
+        s.check_fleet()  # fail fast: the development key signs nothing in the fleet
     if configure_logs:
         from kartabl import logs
 

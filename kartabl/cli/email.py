@@ -70,14 +70,15 @@ def poll(
     from channels.email.imap import MailboxUnavailable
     from channels.email.service import make_poller, start_pollers
 
-    _setup("email")  # first: a process that idles has booted too (checks the secret key)
     try:
         boxes = _mailboxes(mailbox)
     except typer.BadParameter as exc:
         if once or mailbox:
-            raise
+            raise  # a command-line mistake: say so, boot nothing
+        _setup("email")  # a process that idles has booted too, as the fleet's other lines
         idle_until_stopped(f"kartabl email poll: {exc.message}")
         return
+    _setup("email")  # routing is enqueued after each commit
     if once:
         failed = 0
         for box in boxes:

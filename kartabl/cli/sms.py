@@ -40,14 +40,15 @@ def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")
     from channels.sms.poller import SmsPoller
     from kartabl import db
 
-    start("sms")  # first: a process that idles has booted too (routing is enqueued)
     try:
         config = _sms_config(once)
     except typer.BadParameter as exc:
         if once:
-            raise
+            raise  # a command-line mistake: say so, boot nothing
+        start("sms")  # a process that idles has booted too, as the fleet's other lines
         idle_until_stopped(f"kartabl sms poll: {exc.message}")
         return
+    start("sms")  # routing is enqueued after each commit
     poller = SmsPoller(config, db.session_factory())
     if once:
         try:

@@ -45,14 +45,15 @@ def poll(
     from channels.telegram.poller import BotPoller
     from kartabl import db
 
-    start("telegram")  # first: a process that idles has booted too (routing is enqueued)
     try:
         bots = _polling_bots(bot)
     except typer.BadParameter as exc:
         if once or bot:
-            raise
+            raise  # a command-line mistake: say so, boot nothing
+        start("telegram")  # a process that idles has booted too, as the fleet's other lines
         idle_until_stopped(f"kartabl telegram poll: {exc.message}")
         return
+    start("telegram")  # routing is enqueued after each commit
     pollers = [BotPoller(b, db.session_factory()) for b in bots]
     failed = 0
     for p in pollers:
