@@ -32,7 +32,9 @@ Rate: at most ``rate_per_s`` sends per second across every process, with dramati
 ``WindowRateLimiter`` on the broker's Redis (an in-process backend in the embedded mode).
 A send over the rate raises :class:`RetryableDeliveryError` with ``retry_after_s`` *before*
 calling Kavenegar: the outbox puts the reply back to ``approved`` and the worker retries it
-after that delay (a dramatiq ``RateLimitExceeded`` would leave the reply 'sending').
+after that delay. The limiter runs before :func:`~responders.outcomes.request_leaves`, so
+when its Redis cannot be reached the outbox knows nothing was sent: the reply goes back to
+``approved`` too.
 """
 
 from __future__ import annotations
