@@ -7,9 +7,15 @@ library errors are mapped onto this tree at the edge (``raise ... from exc``)::
     │   ├── PermissionDenied       the actor's role or team does not allow the step
     │   └── NotFound               no such conversation / reply / person / team
     ├── InputError (ValueError)    bad input from outside: a clear message, nothing stored
-    └── DeliveryError              a sender could not deliver
-        ├── RetryableDeliveryError     try again later (connection, 4xx SMTP, 429, 5xx)
-        └── PermanentDeliveryError     never retry (5xx SMTP, blocked bot, no credit)
+    ├── DeliveryError              a sender could not deliver
+    │   ├── RetryableDeliveryError     nothing was sent: try again later (connection refused,
+    │   │                              SMTP 4xx, 429, our own error before the provider call)
+    │   └── PermanentDeliveryError     refused: never retry (SMTP 5xx, blocked bot, no credit)
+    └── OutcomeUnknown             the request went out and no usable answer came back: the
+                                   provider may or may not have it. Deliberately not a
+                                   DeliveryError (neither "retry" nor "refused")
+
+Which provider error is which, channel by channel: :mod:`responders.outcomes`.
 """
 
 from __future__ import annotations
@@ -56,3 +62,9 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     pass
+
+
+class OutcomeUnknown(KartablError):
+    """The request left for the provider and no usable answer came back (a read timeout, a
+    dropped connection, a 5xx from a messenger). The outbox applies the channel's rule
+    (:mod:`responders.outcomes`): reconcile later, or fail at once with this reason."""

@@ -9,9 +9,11 @@ reconciling. The contract, for every channel:
     (Message-ID, Kavenegar ``localid`` ...). Raise :class:`RetryableDeliveryError` **only
     when the provider surely did not accept the message** (connection refused, 429, SMTP
     4xx before DATA): the outbox then puts the reply back to ``approved`` and sends it again.
-    Raise :class:`PermanentDeliveryError` when it never will be accepted. When the outcome
-    is unknown (a timeout after the request went out), raise anything else, or let the
-    error through: the reply stays ``sending`` and the reconcile sweep asks :meth:`lookup`.
+    Raise :class:`PermanentDeliveryError` when it never will be accepted, and
+    :class:`~kartabl.errors.OutcomeUnknown` when the request went out and no usable answer
+    came back. Call :func:`responders.outcomes.request_leaves` just before the first byte
+    may reach the provider: an unmapped error before that point means nothing was sent, one
+    after it an unknown outcome (the table and the reasons: :mod:`responders.outcomes`).
 
 ``lookup(msg) -> provider_id | None``
     The provider's id if it already has a message with this idempotency key, ``None`` if
@@ -21,11 +23,16 @@ reconciling. The contract, for every channel:
 ``status(provider_id) -> "sent" | "delivered" | "failed" | None``
     The delivery status, ``None`` when the provider does not know (yet).
 
+``can_look_up``
+    Whether :meth:`lookup` can answer (it does not raise ``NotImplementedError``).
+
 ``unknown_outcome``
-    What the reconcile sweep does with a reply left ``sending`` by a crash when
-    :meth:`lookup` cannot tell: ``"at_most_once"`` marks it failed for a coordinator to
-    check with the customer (never a duplicate, maybe a loss the coordinator sees);
-    ``"at_least_once"`` sends it again (never a loss, maybe a duplicate).
+    What happens to a reply whose outcome is unknown when :meth:`lookup` cannot tell:
+    ``"at_most_once"`` marks it failed for a coordinator to check with the customer (never
+    a duplicate, maybe a loss the coordinator sees), at once when the sender raised
+    :class:`~kartabl.errors.OutcomeUnknown`, by the reconcile sweep after a crash;
+    ``"at_least_once"`` leaves it ``sending`` and the sweep sends it again (never a loss,
+    maybe a duplicate).
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ UnknownOutcomePolicy = Literal["at_most_once", "at_least_once"]
 class Sender(Protocol):
     channel: str
     unknown_outcome: UnknownOutcomePolicy
+
+    @property
+    def can_look_up(self) -> bool: ...
 
     def send(self, msg: OutboundMessage) -> str: ...
 

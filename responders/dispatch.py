@@ -12,12 +12,18 @@
 3. **Record** (new transaction): ``sent``, the provider id, ``first_response_at``, and an
    outbound message row.
 
-Failures: :class:`RetryableDeliveryError` (the provider surely did not accept it) puts the
-reply back to ``approved`` and re-raises for the worker's backoff; a
-:class:`PermanentDeliveryError` marks it ``failed`` for a coordinator to see; anything else
-(a crash, a timeout: outcome unknown) leaves it ``sending`` and propagates, and
-:func:`reconcile_stale_sending` asks the provider later. A retried task then finds the
-reply ``sending`` and returns ``"skipped"``: nothing is ever resent blindly.
+Failures, by the one table of :mod:`responders.outcomes` (the send runs through
+:func:`responders.outcomes.send`, which lets only three kinds of error out):
+:class:`RetryableDeliveryError` (nothing was sent: the provider refused for now, or an error
+of our own came before the provider call, such as the SMS rate limiter's Redis being down)
+puts the reply back to ``approved`` and re-raises for the worker's backoff; a
+:class:`PermanentDeliveryError` marks it ``failed`` for a coordinator to see;
+:class:`OutcomeUnknown` (the request went out, no usable answer) fails it at once with the
+reason when the channel cannot be asked and sends at most once (Telegram, Bale), and
+otherwise leaves it ``sending`` and propagates: :func:`reconcile_stale_sending` asks the
+provider later (SMS) or sends it again (SMTP). A retried task then finds the reply
+``sending`` and returns ``"skipped"``: nothing is ever resent blindly. Only a process that
+dies mid-send leaves a reply ``sending`` without an :class:`OutcomeUnknown`.
 
 Every state change goes through :func:`kartabl.workflow.move_reply` (one table) and writes
 an audit event with the system as actor.
@@ -35,11 +41,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import audit, metrics
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Conversation, Reply, ReplyState, utcnow
 from kartabl.tasks import enqueue_after_commit
 from kartabl.workflow import REPLY_TRANSITIONS, move_reply
+from responders import outcomes
 from responders.base import get_sender
 from responders.outbound import build_message, record_outbound
 
@@ -57,8 +64,9 @@ def dispatch_reply(session_factory: Factory, reply_id: int) -> Outcome:
     """Send approved reply ``reply_id`` at most once per claim. Returns ``"sent"``,
     ``"skipped"`` (not approved: already taken, sent, or gone) or ``"failed"`` (permanent).
     Raises :class:`RetryableDeliveryError` (retry after ``retry_after_s``), ``LookupError``
-    (no sender for the channel: the reply stays approved), or whatever the sender raised
-    when the outcome is unknown (the reply stays ``sending`` for the reconcile sweep)."""
+    (no sender for the channel: the reply stays approved), or :class:`OutcomeUnknown` when
+    the outcome is unknown and the channel reconciles (the reply stays ``sending`` for the
+    reconcile sweep)."""
     with session_factory() as session, session.begin():
         claimed = _claim(session, reply_id)
         if claimed is None:
@@ -77,15 +85,20 @@ def dispatch_reply(session_factory: Factory, reply_id: int) -> Outcome:
     metrics.REPLIES.labels(state="sending").inc()
 
     try:
-        provider_id = sender.send(msg)
+        provider_id = outcomes.send(sender, msg)
     except RetryableDeliveryError as exc:
         _in_transaction(session_factory, reply_id, partial(_release, exc=exc))
         raise
     except PermanentDeliveryError as exc:
         _in_transaction(session_factory, reply_id, partial(_fail, reason=str(exc)))
         return "failed"
-    except Exception:
-        log.exception("reply %s: outcome unknown; left in 'sending' for reconcile", reply_id)
+    except OutcomeUnknown as exc:
+        if outcomes.fails_at_once(sender):
+            reason = f"{exc}; {outcomes.CHECK_WITH_CUSTOMER}"
+            _in_transaction(session_factory, reply_id, partial(_fail, reason=reason))
+            return "failed"
+        log.warning("reply %s: outcome unknown (%s); left 'sending' for the reconcile sweep",
+                    reply_id, exc)
         raise
 
     with session_factory() as session, session.begin():

@@ -17,8 +17,9 @@ Errors are mapped here, at the edge, by *when* they happen, following the sender
     after the data went out (the body, then "." and the final answer):
         final 2xx                                       → sent; provider id returned
         final 4xx / 5xx: the server said no             → Retryable / Permanent as above
-        timeout / disconnect / reset: outcome unknown   → OutcomeUnknown (not a
-            DeliveryError), so the outbox leaves the reply 'sending' for the reconcile sweep
+        timeout / disconnect / reset: outcome unknown   → OutcomeUnknown, so the outbox
+            leaves the reply 'sending' for the reconcile sweep (this channel's rows of the
+            table in :mod:`responders.outcomes`)
 
 The provider id is the Message-ID, followed by the server's queue id when its final answer
 names one (``250 2.0.0 Ok: queued as 4XkP1``): ``<kartabl...@dom> queued-as 4XkP1``.
@@ -45,13 +46,14 @@ from typing import Final
 from config.channels import EmailConfig, Mailbox, SmtpAccount
 from kartabl.errors import (
     DeliveryError,
-    KartablError,
+    OutcomeUnknown,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
 from kartabl.messages import OutboundMessage
 from responders.base import DeliveryStatus, UnknownOutcomePolicy
 from responders.email_mime import SMTP_POLICY, build_email, plain_address
+from responders.outcomes import request_leaves
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +63,13 @@ _DOT_LINE = re.compile(rb"(?m)^\.")
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-class OutcomeUnknown(KartablError):
-    """The message data went out but no final answer came back (timeout, disconnect): the
-    server may or may not have accepted it. Deliberately not a DeliveryError."""
-
-
 class SmtpSender:
     """Sends email replies through the mailboxes of ``email`` that have an SMTP account.
     ``ssl_context`` replaces the default (system CAs, hostname checked), e.g. in tests."""
 
     channel: str = "email"
     unknown_outcome: UnknownOutcomePolicy = "at_least_once"
+    can_look_up = False
 
     def __init__(
         self, email: EmailConfig, *, ssl_context: ssl.SSLContext | None = None,
@@ -135,6 +133,7 @@ def _deliver(account: SmtpAccount, context: ssl.SSLContext, envelope_from: str, 
     """One SMTP transaction; returns the server's final answer text."""
     host = f"{account.host}:{account.effective_port}"
     conn: smtplib.SMTP | None = None
+    request_leaves()  # errors before the data are still mapped below, by what they say
     try:
         try:
             conn = _connect(account, context, envelope_from.rpartition("@")[2])

@@ -23,6 +23,7 @@ from kartabl import db as kdb
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, SandboxDelivery
 from responders.base import DeliveryStatus, Sender, UnknownOutcomePolicy, register, registered
+from responders.outcomes import request_leaves
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ CRASH_AFTER_RECORD: Final = "crash-after-record"
 Fault = BaseException | Literal["crash-after-record"]
 
 
-class SimulatedCrash(RuntimeError):
-    """Raised after the delivery was recorded: the process 'died' before the outbox knew."""
+class SimulatedCrash(BaseException):
+    """Raised after the delivery was recorded: the process 'died' before the outbox knew.
+    A ``BaseException``, as a process's death is not an error anything in it handles: the
+    outbox lets it through and the reply stays 'sending', as after a real crash."""
 
 
 class SandboxSender:
@@ -60,18 +63,25 @@ class SandboxSender:
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults for the next send() calls, one per call: an exception is raised
-        before anything is recorded (the provider refused); CRASH_AFTER_RECORD records the
-        delivery and then raises :class:`SimulatedCrash`."""
+        before anything is recorded but after the request "left" (the provider failed: a
+        :class:`~kartabl.errors.DeliveryError` is taken as it is, anything else is an
+        unknown outcome); CRASH_AFTER_RECORD records the delivery and then raises
+        :class:`SimulatedCrash`."""
         with self._lock:
             self._faults.extend(faults)
 
     def _session(self) -> Session:
         return (self._factory or kdb.session_factory())()
 
+    @property
+    def can_look_up(self) -> bool:
+        return self.supports_lookup
+
     def send(self, msg: OutboundMessage) -> str:
         with self._lock:
             self.calls += 1
             fault = self._faults.popleft() if self._faults else None
+        request_leaves()  # the faults play the provider's: they come after the request left
         if isinstance(fault, BaseException):
             raise fault
         with self._session() as s, s.begin():

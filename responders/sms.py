@@ -13,9 +13,11 @@ Errors are mapped here, at the edge, following the sender contract (:mod:`respon
       requests), 5xx                                 found, it counts as sent)
     ApiError 418, 411, 412 and the other refusals  → PermanentDeliveryError("418: account
                                                       credit is not enough", ...)
-    OutcomeUnknown: read timeout, connection       → OutcomeUnknown (not a DeliveryError): the
-      dropped after the request went out             reply stays 'sending'; the reconcile
-                                                     sweep asks statuslocalmessageid
+    OutcomeUnknown: read timeout, connection       → OutcomeUnknown: the reply stays
+      dropped after the request went out             'sending'; the reconcile sweep asks
+                                                     statuslocalmessageid
+    the rate limiter fails (its Redis is down)     → not sent: an error before the provider
+                                                     call (:mod:`responders.outcomes`)
 
 :meth:`KavenegarSender.lookup` asks ``statuslocalmessageid``: found → the messageid (the
 reply is recorded sent, never sent twice); status 100 (unknown localid) → ``None``, safe to
@@ -30,7 +32,9 @@ Rate: at most ``rate_per_s`` sends per second across every process, with dramati
 ``WindowRateLimiter`` on the broker's Redis (an in-process backend in the embedded mode).
 A send over the rate raises :class:`RetryableDeliveryError` with ``retry_after_s`` *before*
 calling Kavenegar: the outbox puts the reply back to ``approved`` and the worker retries it
-after that delay (a dramatiq ``RateLimitExceeded`` would leave the reply 'sending').
+after that delay. The limiter runs before :func:`~responders.outcomes.request_leaves`, so
+when its Redis cannot be reached the outbox knows nothing was sent: the reply goes back to
+``approved`` too.
 """
 
 from __future__ import annotations
@@ -41,16 +45,17 @@ from typing import Any, Final
 from dramatiq.rate_limits import RateLimiter, WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from channels.sms.kavenegar import ApiError, Kavenegar, NotSent, OutcomeUnknown
+from channels.sms.kavenegar import ApiError, Kavenegar, NotSent
 from config.settings import get_settings
 from config.sms import SmsConfig
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from responders.outcomes import request_leaves
 from responders.preview import MAX_SMS_PARTS
 from responders.sms_length import sms_length, sms_parts
 
-__all__ = ["KavenegarSender", "OutcomeUnknown", "sms_length", "sms_parts"]
+__all__ = ["KavenegarSender", "sms_length", "sms_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ FAILURE_REASONS: Final = {6: "the carrier failed to send it", 11: "it did not re
 class KavenegarSender:
     channel = "sms"
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
+    can_look_up = True  # statuslocalmessageid
 
     def __init__(self, config: SmsConfig, *, sending_stale_s: float | None = None,
                  limiter: RateLimiter | None = None) -> None:
@@ -118,6 +124,7 @@ class KavenegarSender:
                     retry_after_s=1.0)
         params = {"receptor": receptor(msg.recipient), "message": text,
                   "sender": self.line_for(msg), "localid": msg.idempotency_key}
+        request_leaves()  # before this line nothing reached Kavenegar, whatever failed
         try:
             entries = self.api.sms_send(params)
         except ApiError as exc:

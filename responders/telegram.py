@@ -12,30 +12,37 @@ longer replies on a paragraph, else a line, else a word boundary; each part is o
 :data:`MAX_PARTS` parts, so a send's worst case (:func:`worst_case_s`) is known and checked
 at start-up against ``KARTABL_SENDING_STALE_S``: the sweep must never fail a send in flight.
 
-Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)::
+Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)
+and this channel's rows of the one table (:mod:`responders.outcomes`)::
 
     RetryAfter (429, parameters.retry_after)         → RetryableDeliveryError(retry_after_s)
     connection refused / connect or pool timeout     → RetryableDeliveryError (never sent)
-    the server answered 5xx                          → RetryableDeliveryError (it refused)
+    another 4xx answer (no retry_after, a proxy's)   → RetryableDeliveryError (not processed)
     Forbidden "bot was blocked by the user"          → PermanentDeliveryError("the customer
                                                         blocked the bot")
     other Forbidden, BadRequest ("chat not found"),
-    a refused token, anything else Telegram answered → PermanentDeliveryError(its reason)
+    a refused token                                  → PermanentDeliveryError(its reason)
+    a 5xx answer, Telegram's JSON error body or a
+    proxy's HTML page alike                          → OutcomeUnknown
     read timeout, reset, dropped connection after
-    the request went out                             → OutcomeUnknown (not a DeliveryError):
-                                                        the reply stays 'sending'
+    the request went out                             → OutcomeUnknown
     a later part fails after earlier parts went out  → PermanentDeliveryError naming the parts
                                                         sent (resending would repeat them)
 
-``unknown_outcome = "at_most_once"``. Telegram has no idempotency key and no way to ask
-whether a message was sent (:meth:`TelegramSender.lookup` raises ``NotImplementedError``),
-so a reply whose send may or may not have happened is marked failed by the reconcile sweep,
-with "outcome unknown; check with the customer before resending", for a coordinator to
-decide. Unlike a duplicate mail, a duplicate in a chat cannot be recognised or collapsed:
-the customer sees the same answer twice, at once, in a conversation; and the failed reply is
-visible in the console, while a silent duplicate is not. The unknown case is narrow: only a
-timeout or cut *after* the request left, which the error mapping keeps apart from the
-failures that surely sent nothing.
+A 5xx is unknown whatever its body: it comes after the request left, and Telegram (or the
+proxy before it) may have handed the message on before failing; a retry could send it
+twice, and the README promises at most once. The status is kept by
+:class:`channels.telegram.bot.ServerAnswered` (the library drops it).
+
+``unknown_outcome = "at_most_once"``, ``can_look_up = False``. Telegram has no idempotency
+key and no way to ask whether a message was sent (:meth:`TelegramSender.lookup` raises
+``NotImplementedError``), so the outbox fails a reply with an unknown outcome at once, with
+the reason ("... Telegram may have sent the message; check with the customer before
+resending"), for a coordinator to decide; the reconcile sweep does the same for a reply a
+crashed process left 'sending'. Unlike a duplicate mail, a duplicate in a chat cannot be
+recognised or collapsed: the customer sees the same answer twice, at once, in a
+conversation; and the failed reply is visible in the console, while a silent duplicate is
+not.
 
 :meth:`TelegramSender.status` is None: Telegram reports no delivery; a successful
 ``sendMessage`` means sent. One ``asyncio.run`` per send with a fresh ``Bot`` (a ``Bot``
@@ -62,12 +69,13 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from channels.telegram.bot import open_bot, redact
+from channels.telegram.bot import ServerAnswered, open_bot, redact
 from config.telegram import BotConfig
-from kartabl.errors import KartablError, PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel
 from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from responders.outcomes import request_leaves
 from responders.preview import MAX_CHAT_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -81,15 +89,11 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                httpx.UnsupportedProtocol)
 
 
-class OutcomeUnknown(KartablError):
-    """The request went out but no answer came back: Telegram may have sent the message.
-    Deliberately not a DeliveryError."""
-
-
 class TelegramSender:
     """Sends the replies of one channel (``telegram`` or ``bale``) through its bots."""
 
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
+    can_look_up = False
 
     def __init__(self, channel: Channel | str, bots: list[BotConfig], *,
                  sending_stale_s: float | None = None) -> None:
@@ -126,6 +130,7 @@ class TelegramSender:
             raise PermanentDeliveryError(
                 f"the reply is too long for a chat: {len(parts)} messages of 4096 characters "
                 f"(at most {MAX_PARTS}); shorten it")
+        request_leaves()  # from here on, an unmapped error may follow a sent message
         ids = asyncio.run(_send_parts(bot, chat_id, parts))
         provider_id = f"{bot.name}:{chat_id}:{','.join(str(i) for i in ids)}"
         log.info("reply %s sent by %s bot %s in %d part(s) as %s", msg.reply_id,
@@ -152,12 +157,14 @@ async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[in
                 sent = await client.send_message(chat_id=chat_id, text=part)
             except TelegramError as exc:
                 mapped = map_error(exc, bot.name)
-                if ids and not isinstance(mapped, OutcomeUnknown):
+                if ids:
                     # Parts already went out: a retry would repeat them, so stop here and
                     # say exactly what the customer got.
-                    raise PermanentDeliveryError(
-                        f"partly sent: parts 1-{n - 1} of {len(parts)} went out (message "
-                        f"ids {', '.join(map(str, ids))}); part {n}: {mapped}") from exc
+                    got = (f"parts 1-{n - 1} of {len(parts)} went out (message ids "
+                           f"{', '.join(map(str, ids))}); part {n}: {mapped}")
+                    if isinstance(mapped, OutcomeUnknown):
+                        raise OutcomeUnknown(f"partly sent: {got}") from exc
+                    raise PermanentDeliveryError(f"partly sent: {got}") from exc
                 raise mapped from exc
             ids.append(sent.message_id)
     return ids
@@ -185,16 +192,22 @@ def map_error(exc: TelegramError, bot_name: str) -> Exception:
                                       "file)")
     if isinstance(exc, BadRequest):
         return PermanentDeliveryError(f"{where}: Telegram refused the message: {reason}")
+    if isinstance(exc, ServerAnswered):  # a 5xx, whatever its body
+        return OutcomeUnknown(f"{where}: Telegram answered {reason} after the request went "
+                              "out; Telegram may have sent the message")
     if isinstance(exc, NetworkError):  # TimedOut too
         cause = exc.__cause__
         if isinstance(cause, _NEVER_SENT):
             return RetryableDeliveryError(f"{where}: not sent: {type(cause).__name__}")
-        if cause is None and not isinstance(exc, TimedOut):
-            # No transport error behind it: the server answered with an error status (5xx).
-            return RetryableDeliveryError(f"{where}: Telegram answered: {reason}")
-        detail = type(cause).__name__ if cause is not None else "timed out"
-        return OutcomeUnknown(f"{where}: no answer after the request went out ({detail}); "
-                              "Telegram may have sent the message")
+        if isinstance(exc, TimedOut) or (cause is not None
+                                         and not isinstance(cause, TelegramError)):
+            detail = type(cause).__name__ if cause is not None else "timed out"
+            return OutcomeUnknown(f"{where}: no answer after the request went out ({detail}); "
+                                  "Telegram may have sent the message")
+        # No transport error behind it (none, or the body did not parse): the server
+        # answered with a status below 500 that the library does not classify, a refusal
+        # before processing: 429 without retry_after, a proxy's 4xx page.
+        return RetryableDeliveryError(f"{where}: Telegram refused for now: {reason}")
     return PermanentDeliveryError(f"{where}: {type(exc).__name__}: {reason}")
 
 

@@ -15,8 +15,9 @@ keeps the library's methods (``sms_send``, ``sms_status``, ...) and replaces ``_
     ├── ApiError(status, message)  Kavenegar answered with an error envelope (418, 411 ...)
     ├── NotSent                    surely not processed: connection refused, connect
     │                              timeout, HTTP 5xx / 429 without an envelope
-    └── OutcomeUnknown             the request went out and no usable answer came back
-                                   (read timeout, connection dropped, a garbled answer)
+
+    and kartabl.errors.OutcomeUnknown: the request went out and no usable answer came back
+    (read timeout, connection dropped, a garbled answer)
 
 The sender (:mod:`responders.sms`) maps these onto :mod:`kartabl.errors`.
 """
@@ -33,7 +34,7 @@ from kavenegar import KavenegarAPI
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from config.sms import SmsConfig
-from kartabl.errors import KartablError
+from kartabl.errors import KartablError, OutcomeUnknown
 
 MASK = "<kavenegar-key>"
 _keys: set[str] = set()
@@ -85,11 +86,6 @@ class NotSent(KavenegarError):
     def __init__(self, reason: str, *, answered: bool) -> None:
         self.answered = answered
         super().__init__(reason)
-
-
-class OutcomeUnknown(KavenegarError):
-    """Deliberately not a DeliveryError: the outbox leaves the reply 'sending' and the
-    reconcile sweep asks Kavenegar by localid."""
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

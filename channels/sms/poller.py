@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.sms.inbound import to_message
 from channels.sms.kavenegar import Kavenegar, KavenegarError
 from config.sms import SmsConfig
-from kartabl.errors import InputError
+from kartabl.errors import InputError, OutcomeUnknown
 from kartabl.ingest import Stored, store_many
 from kartabl.messages import InboundMessage
 
@@ -111,7 +111,7 @@ class SmsPoller:
                 result = self.poll_once()
                 if result.received:
                     log.info("SMS poll: %d received, %d new", result.received, result.created)
-            except KavenegarError as exc:
+            except (KavenegarError, OutcomeUnknown) as exc:
                 log.warning("SMS poll failed, next try in %g s: %s",
                             self.config.poll_interval_s, exc)
             except Exception:

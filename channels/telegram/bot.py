@@ -6,6 +6,12 @@ the way out. The sender and the poller are synchronous (dramatiq threads, a CLI 
 each call runs its own short loop: a reply or a poll pass costs one fresh connection, which
 also never inherits a half-broken one (as the SMTP sender does).
 
+A 5xx answer raises :class:`ServerAnswered` (a ``NetworkError`` carrying the HTTP status),
+whatever its body: python-telegram-bot turns a 5xx with Telegram's JSON error body into a
+plain ``NetworkError`` and one with an HTML body (a proxy's) into a ``NetworkError`` caused
+by a parsing error, and neither keeps the status. The sender needs it: a 5xx comes after
+the request left, so the message may have been sent (:mod:`responders.outcomes`).
+
 The token is part of every request URL (``.../bot<TOKEN>/sendMessage``), and httpx logs
 request URLs at INFO: :func:`quiet_http_logs` raises httpx's logger to WARNING and filters
 any token out of what it still logs; :func:`redact` cleans error texts we build.
@@ -13,12 +19,16 @@ any token out of what it still logs; :func:`redact` cleans error texts we build.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
 
 from telegram import Bot
+from telegram.error import NetworkError
 from telegram.request import HTTPXRequest
 
 from config.telegram import BotConfig
@@ -63,6 +73,37 @@ def quiet_http_logs(token: str) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+class ServerAnswered(NetworkError):
+    """The Bot API server (or a proxy before it) answered with a 5xx status."""
+
+    def __init__(self, status: int, description: str) -> None:
+        self.status = status
+        super().__init__(f"HTTP {status} {description}".strip())
+
+
+def _describe(status: int, payload: bytes) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    try:
+        body = json.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        return f"{phrase} (not a Bot API answer)".strip()
+    description = body.get("description") if isinstance(body, dict) else None
+    return f"{phrase}: {str(description)[:200]}" if description else phrase
+
+
+class StatusKeepingRequest(HTTPXRequest):
+    """python-telegram-bot's httpx transport, raising :class:`ServerAnswered` on a 5xx."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code >= 500:
+            raise ServerAnswered(code, _describe(code, payload))
+        return code, payload
+
+
 @asynccontextmanager
 async def open_bot(cfg: BotConfig, *, read_timeout_s: float | None = None
                    ) -> AsyncIterator[Bot]:
@@ -73,7 +114,7 @@ async def open_bot(cfg: BotConfig, *, read_timeout_s: float | None = None
     timeout = cfg.timeout_s
 
     def request(read: float) -> HTTPXRequest:
-        return HTTPXRequest(connection_pool_size=2, connect_timeout=timeout,
+        return StatusKeepingRequest(connection_pool_size=2, connect_timeout=timeout,
                             read_timeout=read, write_timeout=timeout, pool_timeout=timeout)
 
     updates_read = read_timeout_s if read_timeout_s is not None else timeout

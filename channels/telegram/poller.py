@@ -28,6 +28,7 @@ from telegram.error import TelegramError
 from telegram.warnings import PTBUserWarning
 
 from channels.telegram.bot import open_bot, redact
+from channels.telegram.registration import ALLOWED_UPDATES
 from channels.telegram.updates import to_message, update_id_of
 from config.telegram import BotConfig
 from kartabl.errors import InputError
@@ -100,7 +101,9 @@ class BotPoller:
             # Raw dicts, not Bot.get_updates' telegram.Update objects: ingest reads the same
             # JSON the webhook gets, and one update the library cannot parse would otherwise
             # fail the whole batch, every time. Hence the library's advice is silenced.
-            params: dict[str, Any] = {"timeout": wait, "limit": self._limit}
+            # allowed_updates: only the kinds we handle (Telegram keeps it for later calls).
+            params: dict[str, Any] = {"timeout": wait, "limit": self._limit,
+                                      "allowed_updates": list(ALLOWED_UPDATES)}
             if offset:
                 params["offset"] = offset
             with warnings.catch_warnings():

@@ -8,14 +8,31 @@ drive the real python-telegram-bot over real HTTP, without an account::
     Bot("123:TOKEN", base_url=server.base_url)   # "http://127.0.0.1:<port>/bot"
 
 Methods: getMe, sendMessage (recorded, answered with a Message), getUpdates (offset, limit,
-timeout: a short long-poll), setWebhook / deleteWebhook. Bodies may be form-encoded (what
-python-telegram-bot sends) or JSON. A wrong token gets 401, a malformed path 404, as Telegram.
+timeout: a short long-poll; allowed_updates), setWebhook (url, secret_token,
+allowed_updates, drop_pending_updates), deleteWebhook, getWebhookInfo. Bodies may be
+form-encoded (what python-telegram-bot sends; a list is a JSON array in the field) or JSON.
+A wrong token gets 401, a malformed path 404, as Telegram.
+
+As the Bot API documents: ``getUpdates`` answers 409 Conflict while a webhook is set;
+``allowed_updates`` (on setWebhook or getUpdates) is kept until it is given again, an empty
+list means every kind but ``chat_member``, ``message_reaction`` and
+``message_reaction_count`` (also the default), and updates of other kinds are not
+delivered, by getUpdates nor by :meth:`BotApiStandin.deliver_webhook`; a ``secret_token``
+outside 1-256 characters of ``A-Z a-z 0-9 _ -`` is a 400. getWebhookInfo reports the url,
+``pending_update_count`` and ``allowed_updates``, never the secret (tests read
+:attr:`StandinBot.webhook_secret`). Unlike Telegram, an ``http://`` webhook url is accepted:
+the tests and the demo serve plain HTTP on 127.0.0.1.
 
 Faults, queued per method and used once each (:meth:`fail_next`): ``retry_after`` (429 with
 ``parameters.retry_after``), ``blocked`` (403), ``chat_not_found`` (400), ``server_error``
-(5xx), ``slow`` (the message is recorded, then the answer is delayed: a real unknown
-outcome for a client whose timeout is shorter), ``drop`` (the connection is closed with no
-answer, before anything is recorded). Users in :attr:`blocked_users` always get 403.
+(a 5xx, ``value`` the status, with Telegram's JSON error body), ``proxy_error`` (a 5xx with
+an HTML page, as a proxy in front answers), ``status`` (any status ``value`` with a JSON
+error body and no parameters: a 429 without retry_after), ``slow`` (the message is
+recorded, then the answer is delayed: a real unknown outcome for a client whose timeout is
+shorter), ``drop`` (the connection is closed with no answer). By default a fault comes
+before anything is recorded; ``after_send=True`` records the message first and then
+answers the fault (or drops): the awkward case where Telegram took the message and the
+answer says otherwise. Users in :attr:`blocked_users` always get 403.
 
 ``announce`` logs each message a bot sends, as the customer's chat would show it (the bot's
 username, never its token): the demo uses it.
@@ -44,8 +61,17 @@ MAX_POLL_WAIT_S = 2.0  # a stand-in long-polls "a little": tests stay fast
 
 @dataclass(slots=True)
 class Fault:
-    kind: str  # retry_after | blocked | chat_not_found | server_error | slow | drop
-    value: float = 0  # retry_after: seconds; server_error: status; slow: delay in seconds
+    # retry_after | blocked | chat_not_found | server_error | proxy_error | status | slow | drop
+    kind: str
+    value: float = 0  # retry_after: seconds; *_error, status: the status; slow: seconds
+    after_send: bool = False  # recorded first, then the fault answers
+
+
+# The kinds a bot gets when allowed_updates is empty or was never given (the Bot API's
+# default leaves these three out).
+NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+Answer = tuple[int, dict[str, Any] | str]  # a JSON body, or an HTML page
 
 
 @dataclass(slots=True)
@@ -56,6 +82,15 @@ class StandinBot:
     updates: list[dict[str, Any]] = field(default_factory=list)
     webhook_url: str = ""
     webhook_secret: str = ""
+    allowed_updates: list[str] = field(default_factory=list)  # [] → the default kinds
+
+    def allows(self, update: dict[str, Any]) -> bool:
+        kinds = [k for k in update if k != "update_id"]
+        if not kinds:
+            return False
+        if self.allowed_updates:
+            return kinds[0] in self.allowed_updates
+        return kinds[0] not in NOT_BY_DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +148,11 @@ class BotApiStandin:
         self._bots[token] = bot
         return bot
 
-    def fail_next(self, method: str, kind: str, value: float = 0, times: int = 1) -> None:
+    def fail_next(self, method: str, kind: str, value: float = 0, times: int = 1, *,
+                  after_send: bool = False) -> None:
         with self._cond:
-            self._faults.setdefault(method, []).extend(Fault(kind, value) for _ in range(times))
+            self._faults.setdefault(method, []).extend(
+                Fault(kind, value, after_send) for _ in range(times))
 
     def add_update(self, token: str, update: dict[str, Any]) -> dict[str, Any]:
         """Queue ``update`` (its ``update_id`` assigned unless given) for getUpdates."""
@@ -128,11 +165,17 @@ class BotApiStandin:
     def sent_to(self, chat_id: int | str) -> list[Sent]:
         return [s for s in self.sent if s.chat_id == str(chat_id)]
 
+    def bot(self, token: str) -> StandinBot:
+        return self._bots[token]
+
     def deliver_webhook(self, token: str, update: dict[str, Any], *,
-                        secret: str | None = None, timeout_s: float = 5.0) -> int:
+                        secret: str | None = None, timeout_s: float = 5.0) -> int | None:
         """POST ``update`` to the bot's webhook as Telegram does (the secret header from
-        setWebhook unless ``secret`` overrides it); returns the HTTP status."""
+        setWebhook unless ``secret`` overrides it); returns the HTTP status, or None when
+        Telegram would not deliver it (a kind outside the bot's allowed_updates)."""
         bot = self._bots[token]
+        if not bot.allows(update):
+            return None
         headers = {"Content-Type": "application/json"}
         secret = bot.webhook_secret if secret is None else secret
         if secret:
@@ -154,21 +197,21 @@ class BotApiStandin:
             queue = self._faults.get(method) or []
             return queue.pop(0) if queue else None
 
-    def handle(self, bot: StandinBot, method: str, params: dict[str, Any]
-               ) -> tuple[int, dict[str, Any]] | Fault:
+    def handle(self, bot: StandinBot, method: str, params: dict[str, Any]) -> Answer | Fault:
         self.calls.append(method)
         fault = self._take_fault(method)
-        if fault is not None and fault.kind == "drop":
-            return fault
-        if fault is not None and fault.kind != "slow":
-            return _fault_answer(fault)
+        if fault is not None and fault.kind != "slow" and not fault.after_send:
+            return fault if fault.kind == "drop" else _fault_answer(fault)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return 404, _error(404, "Not Found: method not found")
-        answer: tuple[int, dict[str, Any]] = handler(bot, params)
-        if fault is not None:  # slow: recorded above, the answer comes too late
+        answer: Answer = handler(bot, params)
+        if fault is None:
+            return answer
+        if fault.kind == "slow":  # recorded above, the answer comes too late
             time.sleep(fault.value)
-        return answer
+            return answer
+        return fault if fault.kind == "drop" else _fault_answer(fault)  # after_send
 
     def _api_getMe(self, bot: StandinBot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, _ok({"id": bot.id, "is_bot": True, "first_name": bot.username,
@@ -204,22 +247,47 @@ class BotApiStandin:
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), MAX_POLL_WAIT_S)
         with self._cond:
+            allowed = _list_param(params, "allowed_updates")
+            if allowed is not None:  # kept for the next calls, as Telegram
+                bot.allowed_updates = allowed
             if offset:  # as Telegram: an offset confirms every update below it
                 bot.updates = [u for u in bot.updates if u["update_id"] >= offset]
-            while not bot.updates and time.monotonic() < deadline:
+            while True:
+                # Kinds the bot did not ask for are never delivered (they are dropped).
+                bot.updates = [u for u in bot.updates if bot.allows(u)]
+                if bot.updates or time.monotonic() >= deadline:
+                    return 200, _ok(bot.updates[:limit])
                 self._cond.wait(deadline - time.monotonic())
-            return 200, _ok(bot.updates[:limit])
 
     def _api_setWebhook(self, bot: StandinBot, params: dict[str, Any]
                         ) -> tuple[int, dict[str, Any]]:
-        bot.webhook_url = str(params.get("url", ""))
-        bot.webhook_secret = str(params.get("secret_token", ""))
+        url, secret = str(params.get("url", "")), str(params.get("secret_token", ""))
+        if secret and not _SECRET.match(secret):
+            return 400, _error(400, "Bad Request: secret token contains unallowed characters")
+        allowed = _list_param(params, "allowed_updates")
+        with self._cond:
+            bot.webhook_url, bot.webhook_secret = url, secret if url else ""
+            if allowed is not None:
+                bot.allowed_updates = allowed
+            if str(params.get("drop_pending_updates", "")).lower() == "true":
+                bot.updates = []
         return 200, _ok(True)
 
     def _api_deleteWebhook(self, bot: StandinBot, params: dict[str, Any]
                            ) -> tuple[int, dict[str, Any]]:
-        bot.webhook_url = bot.webhook_secret = ""
+        with self._cond:
+            bot.webhook_url = bot.webhook_secret = ""
+            if str(params.get("drop_pending_updates", "")).lower() == "true":
+                bot.updates = []
         return 200, _ok(True)
+
+    def _api_getWebhookInfo(self, bot: StandinBot, params: dict[str, Any]
+                            ) -> tuple[int, dict[str, Any]]:
+        info: dict[str, Any] = {"url": bot.webhook_url, "has_custom_certificate": False,
+                                "pending_update_count": len(bot.updates)}
+        if bot.allowed_updates:
+            info["allowed_updates"] = list(bot.allowed_updates)
+        return 200, _ok(info)
 
 
 def _ok(result: Any) -> dict[str, Any]:
@@ -233,7 +301,23 @@ def _error(code: int, description: str, **parameters: Any) -> dict[str, Any]:
     return body
 
 
-def _fault_answer(fault: Fault) -> tuple[int, dict[str, Any]]:
+def _list_param(params: dict[str, Any], name: str) -> list[str] | None:
+    """A list parameter: a JSON array in a form field, or a list in a JSON body."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, list):
+        raise ValueError(f"{name} is not a list")
+    return [str(v) for v in value]
+
+
+_PROXY_PAGE = ("<html><head><title>{code} Bad Gateway</title></head><body><center><h1>{code} "
+               "Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
+
+
+def _fault_answer(fault: Fault) -> Answer:
     if fault.kind == "retry_after":
         n = int(fault.value) or 1
         return 429, _error(429, f"Too Many Requests: retry after {n}", retry_after=n)
@@ -243,7 +327,14 @@ def _fault_answer(fault: Fault) -> tuple[int, dict[str, Any]]:
         return 400, _error(400, "Bad Request: chat not found")
     if fault.kind == "server_error":
         code = int(fault.value) or 500
-        return code, _error(code, "Internal Server Error")
+        phrase = "Bad Gateway" if code == 502 else "Internal Server Error"
+        return code, _error(code, phrase)
+    if fault.kind == "proxy_error":
+        code = int(fault.value) or 502
+        return code, _PROXY_PAGE.format(code=code)
+    if fault.kind == "status":
+        code = int(fault.value) or 429
+        return code, _error(code, f"Error {code}")
     raise ValueError(f"unknown fault {fault.kind!r}")
 
 
@@ -268,20 +359,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(401, _error(401, "Unauthorized"))
         try:
             params = _params(self.headers.get("Content-Type", ""), body)
+            answer = self.server_state.handle(bot, m[2], params)
         except ValueError:
             return self._answer(400, _error(400, "Bad Request: can't parse request body"))
-        answer = self.server_state.handle(bot, m[2], params)
         if isinstance(answer, Fault):  # drop: no answer at all
             self.close_connection = True
             self.connection.close()
             return None
         return self._answer(*answer)
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+    def _answer(self, status: int, body: dict[str, Any] | str) -> None:
+        html = isinstance(body, str)
+        data = body.encode() if isinstance(body, str) else json.dumps(
+            body, ensure_ascii=False).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if html else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -1,4 +1,5 @@
-"""``kartabl telegram``: long polling of the bots configured with ``mode = "polling"``."""
+"""``kartabl telegram``: long polling of the bots configured with ``mode = "polling"``, and
+registering the webhook bots with their Bot API server (``set-webhook``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from config.telegram import BotConfig
 from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
-app = typer.Typer(help="The Telegram and Bale bots: long polling.", no_args_is_help=True)
+app = typer.Typer(help="The Telegram and Bale bots: long polling, webhook registration.",
+                  no_args_is_help=True)
 
 
-def _polling_bots(name: str) -> list[BotConfig]:
+def _configured_bots() -> list[BotConfig]:
     from config.channels import get_channels
     from config.settings import get_settings
 
@@ -23,7 +25,11 @@ def _polling_bots(name: str) -> list[BotConfig]:
         raise typer.BadParameter(
             "no channels file is configured: set KARTABL_CHANNELS_FILE "
             "(see config/channels.example.toml)", param_hint="KARTABL_CHANNELS_FILE")
-    bots = [b for b in get_channels().telegram.bots if b.mode == "polling"]
+    return list(get_channels().telegram.bots)
+
+
+def _polling_bots(name: str) -> list[BotConfig]:
+    bots = [b for b in _configured_bots() if b.mode == "polling"]
     if name:
         bots = [b for b in bots if b.name == name]
     if not bots:
@@ -77,6 +83,60 @@ def poll(
         t.start()
     for t in threads:
         t.join()
+
+
+@app.command("set-webhook")
+def set_webhook(
+    bot: str = typer.Option("", help="Only this bot (default: every webhook bot)."),
+    base_url: str = typer.Option(
+        "", "--base-url",
+        help="The console's public address, e.g. https://support.example.ir: each bot is "
+             "registered at <base-url>/webhooks/telegram/<bot name>."),
+) -> None:
+    """Register webhook bots (Telegram and Bale alike) with their Bot API server: setWebhook
+    with the bot's URL, its webhook secret as secret_token, and allowed_updates limited to
+    the update kinds Kartabl handles. Any problem with the arguments or a bot's settings is
+    reported before anything is sent (exit code 2)."""
+    from telegram.error import TelegramError
+
+    from channels.telegram import registration
+    from channels.telegram.bot import redact
+
+    problem = registration.check_base_url(base_url) if base_url else "--base-url is required"
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--base-url")
+    bots = _configured_bots()
+    if bot:
+        bots = [b for b in bots if b.name == bot]
+        if not bots:
+            raise typer.BadParameter(f"no bot named {bot!r} in the channels file",
+                                     param_hint="--bot")
+    else:
+        bots = [b for b in bots if b.mode == "webhook"]
+        if not bots:
+            raise typer.BadParameter("no bot with mode = \"webhook\" in the channels file",
+                                     param_hint="--bot")
+    problems = [p for p in (registration.check(b) for b in bots) if p]
+    if problems:  # all or nothing: a half-registered fleet is harder to reason about
+        raise typer.BadParameter("; ".join(problems), param_hint="--bot")
+    failed = 0
+    for b in bots:
+        expected = registration.webhook_url(base_url, b)
+        try:
+            done = registration.register(b, base_url)
+        except TelegramError as exc:
+            failed += 1
+            out.print(f"[red]{b.name}: setWebhook refused: {escape(redact(str(exc)))}[/red]")
+            continue
+        if done.url != expected:
+            failed += 1
+            out.print(f"[red]{b.name}: the server reports {escape(done.url)!r}, not "
+                      f"{escape(expected)!r}[/red]")
+            continue
+        out.print(f"{b.name} ({b.kind}): {escape(done.url)}, allowed_updates "
+                  f"{', '.join(done.allowed_updates) or 'all'}, "
+                  f"{done.pending_update_count} pending")
+    raise typer.Exit(1 if failed else 0)
 
 
 def register(parent: typer.Typer) -> None:

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.channels import ChannelsConfig, EmailConfig
 from kartabl import workflow
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Direction, Message, Reply, ReplyState, Role, utcnow
 from responders import base
 from responders.dispatch import dispatch_reply
-from responders.email import OutcomeUnknown, SmtpSender
+from responders.email import SmtpSender
 from responders.setup import install_senders
 from tests.factories import conversation, person, team
 from tests.responders import smtp_server as smtp

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.models import (
     Channel,
     Conversation,
@@ -162,8 +162,8 @@ def test_a_permanent_error_fails_the_reply_for_the_coordinator(
 
 def test_an_unknown_outcome_leaves_the_reply_sending(db, sandbox, approved_reply) -> None:
     rid = approved_reply(Channel.BALE)
-    sandbox["bale"].inject(TimeoutError("read timed out"))
-    with pytest.raises(TimeoutError):
+    sandbox["bale"].inject(TimeoutError("read timed out"))  # after the request left
+    with pytest.raises(OutcomeUnknown, match="TimeoutError: read timed out"):
         dispatch_reply(db, rid)
     assert load(db, rid)[0].state == RS.SENDING
     # A retried task does not send blindly

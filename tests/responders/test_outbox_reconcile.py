@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kartabl.errors import OutcomeUnknown
 from kartabl.models import Channel, Direction, Message, Reply, ReplyState, SandboxDelivery
 from responders.dispatch import UNKNOWN_OUTCOME_REASON, dispatch_reply, reconcile_stale_sending
 from responders.sandbox import CRASH_AFTER_RECORD, SimulatedCrash
@@ -56,8 +57,8 @@ def test_a_crash_before_the_provider_accepted_is_dispatched_again(
 ) -> None:
     rid = approved_reply(Channel.SMS)
     enqueued.clear()
-    sandbox["sms"].inject(ConnectionResetError("connection reset"))
-    with pytest.raises(ConnectionResetError):
+    sandbox["sms"].inject(ConnectionResetError("connection reset"))  # after it left
+    with pytest.raises(OutcomeUnknown, match="ConnectionResetError"):
         dispatch_reply(db, rid)
     # When the sweep finds the provider has no such message
     assert reconcile_stale_sending(db, older_than=NOW) == 1

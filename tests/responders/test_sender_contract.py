@@ -90,7 +90,9 @@ def test_send_returns_the_providers_id_and_lookup_finds_it(sender: Sender) -> No
     try:
         assert sender.lookup(msg) is None  # surely not sent yet
     except NotImplementedError:
+        assert not sender.can_look_up  # what the outbox reads instead of calling lookup
         pytest.skip(f"{sender!r} cannot look up; its policy is {sender.unknown_outcome}")
+    assert sender.can_look_up
     provider_id = sender.send(msg)
     assert isinstance(provider_id, str) and provider_id
     assert sender.lookup(msg) == provider_id
@@ -134,3 +136,13 @@ def test_the_registry_is_one_sender_per_channel(db) -> None:
             unregister(ch)
         for s in before.values():
             register(s)
+
+
+def test_send_marks_the_moment_the_request_leaves(sender: Sender) -> None:
+    # Every sender calls request_leaves() before the provider call: an unmapped error
+    # before it is "not sent", after it "unknown" (responders/outcomes.py).
+    from responders.outcomes import attempt
+
+    with attempt() as current:
+        sender.send(message(sender.channel))
+    assert current.left

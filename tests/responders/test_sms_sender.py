@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.sms.kavenegar import MASK, OutcomeUnknown
+from channels.sms.kavenegar import MASK
 from channels.sms.standin import KavenegarStandin
 from config.sms import SmsConfig
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Reply, ReplyState
 from responders import base

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram.standin import BotApiStandin
 from config.telegram import BotConfig
-from kartabl.errors import PermanentDeliveryError, RetryableDeliveryError
+from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Reply, ReplyState
 from responders import base
-from responders.dispatch import UNKNOWN_OUTCOME_REASON, dispatch_reply, reconcile_stale_sending
-from responders.telegram import BLOCKED_REASON, OutcomeUnknown, TelegramSender, split_text
+from responders.dispatch import dispatch_reply, reconcile_stale_sending
+from responders.telegram import BLOCKED_REASON, TelegramSender, split_text
 
 TOKEN = "9100001:SENDER-distinctive-token-PlMkOn"
 RS = ReplyState
@@ -107,8 +107,10 @@ def test_a_blocked_bot_fails_with_a_clear_reason(standin, telegram, approved_rep
 
 @pytest.mark.parametrize(("fault", "value", "error", "text"), [
     ("chat_not_found", 0, PermanentDeliveryError, "(?i)chat not found"),
-    ("server_error", 500, RetryableDeliveryError, "Internal Server Error"),
-    ("server_error", 502, RetryableDeliveryError, "Telegram answered"),
+    ("server_error", 500, OutcomeUnknown, "HTTP 500 Internal Server Error: Internal"),
+    ("server_error", 502, OutcomeUnknown, "answered HTTP 502 Bad Gateway.*may have sent"),
+    ("proxy_error", 502, OutcomeUnknown, "HTTP 502 Bad Gateway.*may have sent"),
+    ("status", 429, RetryableDeliveryError, "refused for now"),  # 429, no retry_after
     ("drop", 0, OutcomeUnknown, "may have sent"),
 ])
 def test_error_mapping(standin, telegram, fault: str, value: float, error: type,
@@ -157,18 +159,18 @@ def test_a_timeout_after_the_send_follows_at_most_once(standin, telegram, approv
     # Given the stand-in records the message but answers after the client's 0.5 s timeout
     rid = approved_reply(Channel.TELEGRAM)
     standin.fail_next("sendMessage", "slow", 1.5)
-    with pytest.raises(OutcomeUnknown):
-        dispatch_reply(db, rid)
-    # Then the reply stays 'sending' (the customer may have it), and a retry does not resend
-    assert state(db, rid).state == RS.SENDING and len(standin.sent) == 1
-    assert dispatch_reply(db, rid) == "skipped"
-    # When the reconcile sweep finds it stale: Telegram cannot be asked, the policy decides
-    assert telegram.unknown_outcome == "at_most_once"
-    assert reconcile_stale_sending(db, older_than=timedelta(0)) == 1
+    # Then Telegram cannot be asked, and the policy (at most once) fails the reply at once,
+    # with the reason: the customer may have it
+    assert telegram.unknown_outcome == "at_most_once" and not telegram.can_look_up
+    assert dispatch_reply(db, rid) == "failed"
     reply = state(db, rid)
-    assert reply.state == RS.FAILED and reply.error == UNKNOWN_OUTCOME_REASON
-    # Then it was sent once, never twice
-    assert len(standin.sent) == 1 and dispatch_reply(db, rid) == "skipped"
+    assert reply.state == RS.FAILED and len(standin.sent) == 1
+    assert "no answer after the request went out (ReadTimeout)" in (reply.error or "")
+    assert (reply.error or "").endswith("check with the customer before resending")
+    # and it is never sent twice: not by a retried task, not by the sweep
+    assert dispatch_reply(db, rid) == "skipped"
+    assert reconcile_stale_sending(db, older_than=timedelta(0)) == 0
+    assert len(standin.sent) == 1 and state(db, rid).state == RS.FAILED
 
 
 def test_the_token_never_appears_in_logs_errors_or_reprs(

@@ -1,0 +1,353 @@
+"""One test per row of the outcome table (:data:`responders.outcomes.RULES`), through the
+outbox, against the real stand-ins over real connections: the Kavenegar and Bot API
+stand-ins over HTTP, aiosmtpd over SMTP, Redis over TCP. Nothing of the libraries is mocked.
+
+For each row: the fault, then what the reply becomes and how many times the provider got the
+message. ``not_sent`` rows also prove the retry sends it exactly once."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from dramatiq.rate_limits import WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+from sqlalchemy.orm import Session, sessionmaker
+
+from channels.sms.standin import KavenegarStandin
+from channels.telegram.standin import BotApiStandin
+from config.settings import get_settings
+from config.sms import SmsConfig
+from config.telegram import BotConfig
+from kartabl.errors import OutcomeUnknown, RetryableDeliveryError
+from kartabl.models import Channel, Reply, ReplyState
+from responders import base
+from responders.dispatch import dispatch_reply, reconcile_stale_sending
+from responders.email import SmtpSender
+from responders.outcomes import RULES, table
+from responders.sms import KavenegarSender, default_limiter
+from responders.telegram import BLOCKED_REASON, TelegramSender
+from tests.conftest import REDIS_URL
+from tests.responders import smtp_server as smtp
+
+RS = ReplyState
+STALE = timedelta(0)
+TG_TOKEN, BALE_TOKEN = "9200001:TABLE-tg-token-QaWsEd", "9300001:TABLE-bale-token-RfTgYh"
+SMS_KEY = "KAVE-table-key-UjMnBv"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:  # bound, never listening, closed: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@dataclass
+class Env:
+    db: sessionmaker[Session]
+    approved: Callable[..., int]
+    request: pytest.FixtureRequest
+
+    def reply(self, rid: int) -> Reply:
+        with self.db() as s:
+            r = s.get(Reply, rid)
+            assert r is not None
+            return r
+
+    # -- the channels, on their stand-ins -----------------------------------------------
+
+    def smtp(self) -> smtp.SmtpServer:
+        server: smtp.SmtpServer = self.request.getfixturevalue("smtp_server")
+        base.register(SmtpSender(server.email_config(timeout_s=0.5, data_timeout_s=0.5)))
+        return server
+
+    def kavenegar(self, **sender_kw: object) -> tuple[KavenegarStandin, KavenegarSender]:
+        server = KavenegarStandin(SMS_KEY).start()
+        self.request.addfinalizer(server.stop)
+        sender = KavenegarSender(self.sms_config(server.base_url), **sender_kw)  # type: ignore[arg-type]
+        base.register(sender)
+        return server, sender
+
+    @staticmethod
+    def sms_config(base_url: str) -> SmsConfig:
+        return SmsConfig(api_key=SMS_KEY, base_url=base_url, line="10008663",
+                         connect_timeout_s=1.0, timeout_s=0.5)
+
+    def bot_api(self, channel: Channel = Channel.TELEGRAM,
+                base_url: str | None = None) -> BotApiStandin:
+        server = BotApiStandin().start()
+        self.request.addfinalizer(server.stop)
+        server.add_bot(TG_TOKEN, "shop_bot")
+        server.add_bot(BALE_TOKEN, "bale_shop_bot")
+        base.register(TelegramSender(channel, self.bots(base_url or server.base_url)))
+        return server
+
+    @staticmethod
+    def bots(url: str) -> list[BotConfig]:
+        return [BotConfig(name="shop", token=TG_TOKEN, mode="polling", base_url=url,
+                          timeout_s=0.5),
+                BotConfig(name="bale-shop", kind="bale", token=BALE_TOKEN, mode="polling",
+                          base_url=url, timeout_s=0.5)]
+
+    # -- the outcomes --------------------------------------------------------------------
+
+    def not_sent_then_once(self, rid: int, sent: Callable[[], int], *,
+                           retry_after_s: float | None = None, fix: Callable[[], object] = (
+                               lambda: None)) -> None:
+        """The fault was 'not sent': the reply is back to approved, the provider has
+        nothing; the retry (after ``fix``) sends it, once."""
+        with pytest.raises(RetryableDeliveryError) as err:
+            dispatch_reply(self.db, rid)
+        if retry_after_s is not None:
+            assert err.value.retry_after_s == retry_after_s
+        r = self.reply(rid)
+        assert r.state == RS.APPROVED and r.error and sent() == 0
+        fix()
+        assert dispatch_reply(self.db, rid) == "sent"
+        assert self.reply(rid).state == RS.SENT and sent() == 1
+
+    def refused(self, rid: int, reason: str, sent: Callable[[], int], expect_sent: int = 0
+                ) -> None:
+        assert dispatch_reply(self.db, rid) == "failed"
+        r = self.reply(rid)
+        assert r.state == RS.FAILED and reason in (r.error or ""), r.error
+        assert dispatch_reply(self.db, rid) == "skipped" and sent() == expect_sent
+
+
+@pytest.fixture
+def env(db: sessionmaker[Session], approved_reply: Callable[..., int], sandbox: object,
+        request: pytest.FixtureRequest) -> Iterator[Env]:
+    # sandbox: every channel has a sender, and the registry is restored afterwards
+    yield Env(db, approved_reply, request)
+
+
+# -- every channel ----------------------------------------------------------------------------
+
+
+def own_error_redis_down(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the SMS sender's rate limiter on a Redis that does not answer (the fleet's
+    # limiter: default_limiter on KARTABL_REDIS_URL)
+    monkeypatch.setenv("KARTABL_BROKER", "redis")
+    monkeypatch.setenv("KARTABL_REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")
+    get_settings.cache_clear()
+    server, sender = env.kavenegar(limiter=None)
+    assert isinstance(sender.limiter.backend, RedisBackend)
+    rid = env.approved(Channel.SMS)
+    # Then nothing was sent and the reply is released, never left 'sending'
+    with pytest.raises(RetryableDeliveryError, match=r"before the provider call.*Connection"):
+        dispatch_reply(env.db, rid)
+    r = env.reply(rid)
+    assert r.state == RS.APPROVED and "ConnectionError" in (r.error or "")
+    assert server.calls == [] and server.sent == []
+    # When Redis is back, the retry sends it once
+    sender.limiter = WindowRateLimiter(RedisBackend(url=REDIS_URL),
+                                       f"{get_settings().redis_namespace}:t", limit=10, window=1)
+    assert dispatch_reply(env.db, rid) == "sent" and len(server.sent) == 1
+
+
+# -- email ------------------------------------------------------------------------------------
+
+
+def smtp_case(step: str, fault: str) -> Callable[[Env, pytest.MonkeyPatch], None]:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = env.smtp()
+        rid = env.approved(Channel.EMAIL)
+        server.recorder.fail(step, fault)
+        received = lambda: len(server.recorder.received)  # noqa: E731
+        if fault.startswith("5"):
+            env.refused(rid, fault, received)
+        else:
+            env.not_sent_then_once(rid, received)
+    return case
+
+
+def smtp_answer_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = env.smtp()
+    rid = env.approved(Channel.EMAIL)
+    server.recorder.fail("DATA", "drop")
+    with pytest.raises(OutcomeUnknown, match="may have accepted"):
+        dispatch_reply(env.db, rid)
+    assert env.reply(rid).state == RS.SENDING and len(server.recorder.received) == 1
+    # The sweep sends it again (at least once), with the same Message-ID
+    assert reconcile_stale_sending(env.db, older_than=STALE) == 1
+    assert dispatch_reply(env.db, rid) == "sent"
+    first, second = server.messages()
+    assert first["Message-ID"] == second["Message-ID"] == env.reply(rid).idempotency_key
+
+
+# -- SMS --------------------------------------------------------------------------------------
+
+
+def sms_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = KavenegarStandin(SMS_KEY).start()
+    env.request.addfinalizer(server.stop)
+    base.register(KavenegarSender(env.sms_config(f"http://127.0.0.1:{closed_port()}")))
+    rid = env.approved(Channel.SMS)
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: base.register(
+        KavenegarSender(env.sms_config(server.base_url))))
+
+
+def sms_over_rate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A window of two one-second buckets: the second send, well under a second after the
+    # first, is over the rate wherever the second boundary falls.
+    server, _ = env.kavenegar(limiter=WindowRateLimiter(StubBackend(), "t", limit=1, window=2))
+    first, second = env.approved(Channel.SMS), env.approved(Channel.SMS)
+    assert dispatch_reply(env.db, first) == "sent"
+    env.not_sent_then_once(second, lambda: len(server.sends_of(str(second))),
+                           retry_after_s=1.0, fix=lambda: time.sleep(2.1))
+    assert server.calls.count("send") == 2
+
+
+def sms_busy(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = env.kavenegar()
+    rid = env.approved(Channel.SMS)
+    server.fail_next("send", "http", 502)
+    env.not_sent_then_once(rid, lambda: len(server.sent))
+    assert "statuslocalmessageid" in server.calls  # asked before saying "not sent"
+
+
+def sms_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = env.kavenegar()
+    rid = env.approved(Channel.SMS)
+    server.fail_next("send", "api", 418)
+    env.refused(rid, "418: account credit is not enough", lambda: len(server.sent))
+
+
+def sms_answer_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = env.kavenegar()
+    rid = env.approved(Channel.SMS)
+    server.fail_next("send", "slow", 1.5)  # recorded, answered after the 0.5 s timeout
+    with pytest.raises(OutcomeUnknown):
+        dispatch_reply(env.db, rid)
+    assert env.reply(rid).state == RS.SENDING
+    assert reconcile_stale_sending(env.db, older_than=STALE) == 1
+    [sent] = server.sends_of(str(rid))
+    r = env.reply(rid)
+    assert (r.state, r.provider_id) == (RS.SENT, str(sent.messageid))
+    assert server.calls.count("send") == 1
+
+
+# -- Telegram and Bale ------------------------------------------------------------------------
+
+
+def tg_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = env.bot_api(base_url=f"http://127.0.0.1:{closed_port()}/bot")
+    rid = env.approved(Channel.TELEGRAM)
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: base.register(
+        TelegramSender(Channel.TELEGRAM, env.bots(server.base_url))))
+
+
+def tg_fault(kind: str, value: float) -> Callable[[Env, pytest.MonkeyPatch], None]:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = env.bot_api()
+        rid = env.approved(Channel.TELEGRAM)
+        server.fail_next("sendMessage", kind, value)
+        sent = lambda: len(server.sent)  # noqa: E731
+        if kind in ("blocked", "chat_not_found"):
+            reason = BLOCKED_REASON if kind == "blocked" else "Chat not found"
+            env.refused(rid, reason, sent)
+        else:
+            env.not_sent_then_once(rid, sent,
+                                   retry_after_s=value if kind == "retry_after" else None)
+    return case
+
+
+def tg_unknown(channel: Channel, kind: str, value: float, *, after_send: bool
+               ) -> Callable[[Env, pytest.MonkeyPatch], None]:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = env.bot_api(channel)
+        rid = env.approved(channel)
+        # Given Telegram (or a proxy before it) fails, before or after taking the message
+        server.fail_next("sendMessage", kind, value, after_send=after_send)
+        # Then the reply fails at once, with the reason, for a coordinator
+        assert dispatch_reply(env.db, rid) == "failed"
+        r = env.reply(rid)
+        assert r.state == RS.FAILED
+        assert "Telegram may have sent the message" in (r.error or "")
+        assert (r.error or "").endswith("check with the customer before resending")
+        # and it is never sent again: not by a retried task, not by the sweep
+        assert dispatch_reply(env.db, rid) == "skipped"
+        assert reconcile_stale_sending(env.db, older_than=STALE) == 0
+        assert len(server.sent) == (1 if after_send or kind == "slow" else 0)
+        assert server.calls.count("sendMessage") == 1
+    return case
+
+
+def tg_partly_sent(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = env.bot_api()
+    rid = env.approved(Channel.TELEGRAM, body="a" * 5000)  # two messages
+    original = server._api_sendMessage
+
+    def block_after_first(bot, params):  # type: ignore[no-untyped-def]
+        answer = original(bot, params)  # the first part goes out; the customer then blocks
+        server.blocked_users.add(str(params.get("chat_id")))
+        return answer
+
+    monkeypatch.setattr(server, "_api_sendMessage", block_after_first)
+    env.refused(rid, "partly sent: parts 1-1 of 2", lambda: len(server.sent), expect_sent=1)
+
+
+Case = Callable[[Env, pytest.MonkeyPatch], None]
+SCENARIOS: dict[str, dict[str, Case]] = {
+    "own-error-before-call": {"sms-limiter-redis-down": own_error_redis_down},
+    "smtp-unreachable": {"disconnect-at-mail": smtp_case("MAIL", "drop"),
+                         "timeout-at-rcpt": smtp_case("RCPT", "stall:2")},
+    "smtp-4xx": {"451-at-rcpt": smtp_case("RCPT", "451 4.3.0 Temporary lookup failure"),
+                 "451-after-data": smtp_case("DATA", "451 4.7.1 Greylisted, try again")},
+    "smtp-5xx": {"550-at-rcpt": smtp_case("RCPT", "550 5.1.1 User unknown"),
+                 "554-after-data": smtp_case("DATA", "554 5.7.1 Message rejected as spam")},
+    "smtp-answer-lost": {"drop-after-data": smtp_answer_lost},
+    "sms-unreachable": {"refused": sms_unreachable},
+    "sms-over-rate": {"limit-1": sms_over_rate},
+    "sms-busy": {"http-502": sms_busy},
+    "sms-refused": {"418": sms_refused},
+    "sms-answer-lost": {"slow": sms_answer_lost},
+    "tg-unreachable": {"refused": tg_unreachable},
+    "tg-429": {"retry-after-2": tg_fault("retry_after", 2)},
+    "tg-other-4xx": {"429-no-retry-after": tg_fault("status", 429)},
+    "tg-refused": {"blocked": tg_fault("blocked", 0),
+                   "chat-not-found": tg_fault("chat_not_found", 0)},
+    "tg-5xx": {
+        "json-502-after-send": tg_unknown(Channel.TELEGRAM, "server_error", 502,
+                                          after_send=True),
+        "html-502-after-send": tg_unknown(Channel.TELEGRAM, "proxy_error", 502,
+                                          after_send=True),
+        "json-500-before-send": tg_unknown(Channel.TELEGRAM, "server_error", 500,
+                                           after_send=False),
+        "bale-json-502-after-send": tg_unknown(Channel.BALE, "server_error", 502,
+                                               after_send=True),
+    },
+    "tg-answer-lost": {"slow": tg_unknown(Channel.TELEGRAM, "slow", 1.5, after_send=False),
+                       "drop-after-send": tg_unknown(Channel.TELEGRAM, "drop", 0,
+                                                     after_send=True)},
+    "tg-partly-sent": {"second-part-blocked": tg_partly_sent},
+}
+
+
+def test_every_row_of_the_table_has_a_case_and_every_case_a_row() -> None:
+    assert list(SCENARIOS) == [r.id for r in RULES]
+    assert all(SCENARIOS.values())
+    assert len(table().splitlines()) == len(RULES)
+
+
+@pytest.mark.parametrize(("rule", "case"), [
+    pytest.param(rule, case, id=f"{rule}:{case}")
+    for rule, cases in SCENARIOS.items() for case in cases])
+def test_rule(env: Env, monkeypatch: pytest.MonkeyPatch, rule: str, case: str) -> None:
+    outcome = next(r.outcome for r in RULES if r.id == rule)
+    assert outcome in ("not_sent", "refused", "unknown")
+    SCENARIOS[rule][case](env, monkeypatch)
+
+
+def test_the_sms_limiter_of_the_fleet_is_on_redis(monkeypatch: pytest.MonkeyPatch,
+                                                  settings: object) -> None:
+    # The Redis row above uses the production limiter, not a stand-in for it.
+    monkeypatch.setenv("KARTABL_BROKER", "redis")
+    get_settings.cache_clear()
+    limiter = default_limiter(Env.sms_config("http://127.0.0.1:9"))
+    assert isinstance(limiter.backend, RedisBackend)
