@@ -14,7 +14,11 @@ import sys
 from collections.abc import Sequence
 
 
-def dramatiq_argv(processes: int, threads: int, queues: Sequence[str] = ()) -> list[str]:
+def dramatiq_argv(processes: int, threads: int, queues: Sequence[str] = (), *,
+                  shutdown_timeout_s: float | None = None) -> list[str]:
+    """``shutdown_timeout_s``: how long a stopping worker waits for its tasks in flight
+    (dramatiq's default is 600 s; ``kartabl worker`` passes KARTABL_SENDING_STALE_S, which
+    exceeds the longest send, so a stop never cuts a send short)."""
     argv = [
         sys.executable,
         "-m",
@@ -26,6 +30,8 @@ def dramatiq_argv(processes: int, threads: int, queues: Sequence[str] = ()) -> l
         "-t",
         str(threads),
     ]
+    if shutdown_timeout_s is not None:
+        argv += ["--worker-shutdown-timeout", str(int(shutdown_timeout_s * 1000))]
     if queues:
         argv += ["-Q", *queues]  # -Q last: it swallows any module listed after it
     return argv

@@ -203,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings)
     processes = args.processes or settings.worker_processes
     threads = args.threads or settings.worker_threads
-    return Supervisor(dramatiq_argv(1, threads, args.queues), processes).run()
+    child = dramatiq_argv(1, threads, args.queues, shutdown_timeout_s=settings.sending_stale_s)
+    return Supervisor(child, processes).run()
 
 
 if __name__ == "__main__":
