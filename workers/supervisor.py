@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 from workers.command import dramatiq_argv
@@ -63,7 +63,7 @@ class Child:
     started_at: float = 0.0
     quick_exits: int = 0  # consecutive exits within min_uptime_s of the start
     due_at: float = 0.0  # when to start it (again)
-    restarts: int = field(default=0)
+    restarts: int = 0
 
     @property
     def alive(self) -> bool:

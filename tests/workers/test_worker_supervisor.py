@@ -182,8 +182,8 @@ def test_a_crash_loop_is_restarted_with_a_growing_delay(tmp_path):
         time.sleep(4)
         starts = log.read_text().count("started (pid")
         # Then it is started again, but with the delay doubling up to its cap (0, 0.2, 0.4,
-        # 0.8, 0.8, ...: about eight starts in 4 s), not hundreds of times
-        assert 4 <= starts <= 12, log.read_text()
+        # 0.8, 0.8, ...: at most eight starts in 4 s), not as fast as Python starts
+        assert 2 <= starts <= 12, log.read_text()
         assert "starting it again in 0.8 s" in log.read_text()
         # And a SIGTERM still stops the supervisor cleanly
         sup.send_signal(signal.SIGTERM)
