@@ -31,7 +31,10 @@ from tests.workers.worker_helpers import ROOT, needs_router, wait_until
 from workers.broker import setup_broker
 
 KARTABL = Path(sys.executable).with_name("kartabl")
-BOUND_S = 3.0  # a message stored after the kill is routed within this
+# A message stored after the kill is routed within this. Typically well under a second
+# (bench/worker_kill.py); the margin is for a loaded 2-core machine, where the replacement's
+# start competes with the survivor for the CPU. Without the supervisor: never.
+BOUND_S = 5.0
 
 
 def _alive(pid: int) -> bool:
