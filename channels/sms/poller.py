@@ -115,8 +115,12 @@ class SmsPoller:
         """Poll every line until ``stop`` is set. Several processes may run this: each line
         is polled by one process at a time, the holder of its poller lock
         (:func:`kartabl.locks.lead`), the others standing by to take over when it dies."""
+        # As daemonic as the caller's thread: the demo runs this in a daemon thread, which
+        # must not leave non-daemon threads keeping its process alive.
+        daemon = threading.current_thread().daemon
         threads = [threading.Thread(target=self._run_line, args=(line, stop),
-                                    name=f"sms-{line}") for line in self.config.lines]
+                                    name=f"sms-{line}", daemon=daemon)
+                   for line in self.config.lines]
         for t in threads:
             t.start()
         for t in threads:
