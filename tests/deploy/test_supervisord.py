@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -68,9 +67,9 @@ serverurl=unix://{tmp_path}/supervisor.sock
     return conf
 
 
-def _ctl(conf: Path, *args: str) -> str:
+def _ctl(conf: Path, *args: str, timeout_s: float = 60) -> str:
     done = subprocess.run([str(BIN / "supervisorctl"), "-c", str(conf), *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=timeout_s)
     return done.stdout
 
 
@@ -117,12 +116,12 @@ def test_supervisord_runs_the_fleet_and_restarts_a_killed_worker(settings, db, t
                            start_new_session=True)
     try:
         # Given the whole fleet under supervisord, from the shipped configuration
-        wait_until(lambda: _states(conf) == dict.fromkeys(PROGRAMS, "RUNNING"), 90,
+        wait_until(lambda: _states(conf) == dict.fromkeys(PROGRAMS, "RUNNING"), 180,
                    "every program running")
-        wait_until(lambda: _answers(port), 60, "the web console")
+        wait_until(lambda: _answers(port), 120, "the web console")
         setup_broker(settings.model_copy(update={"broker": "redis"}))
         _store(db, "before")
-        wait_until(lambda: unrouted(db) == 0, 60, "routing by the worker")
+        wait_until(lambda: unrouted(db) == 0, 120, "routing by the worker")
 
         # When `kartabl worker` itself is SIGKILLed (its dramatiq workers go with it:
         # they get SIGTERM when it dies)
@@ -130,18 +129,17 @@ def test_supervisord_runs_the_fleet_and_restarts_a_killed_worker(settings, db, t
         masters = children(first)
         os.kill(first, signal.SIGKILL)
         # Then supervisord starts it again at once, and the fleet routes again
-        wait_until(lambda: _pid(conf, "worker") not in (0, first), 30, "a new worker")
+        wait_until(lambda: _pid(conf, "worker") not in (0, first), 60, "a new worker")
         assert _states(conf)["worker"] in ("STARTING", "RUNNING")
         wait_until(lambda: not any(Path(f"/proc/{m}").exists() for m in masters), 60,
                    "the old dramatiq workers to stop")
         _store(db, "after")
-        wait_until(lambda: unrouted(db) == 0, 60, "routing after the restart")
+        wait_until(lambda: unrouted(db) == 0, 120, "routing after the restart")
 
-        # When every program is stopped, each stops by itself within its stopwaitsecs
-        t0 = time.monotonic()
-        _ctl(conf, "stop", "kartabl:*")
-        wait_until(lambda: set(_states(conf).values()) == {"STOPPED"}, 120, "a clean stop")
-        assert time.monotonic() - t0 < 60
+        # When every program is stopped, each stops by itself (no SIGKILL), the worker
+        # after its dramatiq workers (the timeouts here only allow for a loaded machine)
+        _ctl(conf, "stop", "kartabl:*", timeout_s=300)  # returns once all have stopped
+        wait_until(lambda: set(_states(conf).values()) == {"STOPPED"}, 180, "a clean stop")
         stops = re.findall(r"stopped: kartabl-\w+ \(([^)]*)\)",
                            (tmp_path / "supervisord.log").read_text())
         assert len(stops) == len(PROGRAMS) and not any("SIGKILL" in s for s in stops), stops
