@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,12 +183,13 @@ def test_a_crash_loop_is_restarted_with_a_growing_delay(tmp_path):
     log = tmp_path / "supervisor.log"
     # Given a child that dies at once, every time
     with _supervise("raise SystemExit(3)", 1, tmp_path) as sup:
-        time.sleep(4)
-        starts = log.read_text().count("started (pid")
-        # Then it is started again, but with the delay doubling up to its cap (0, 0.2, 0.4,
-        # 0.8, 0.8, ...: at most eight starts in 4 s), not as fast as Python starts
-        assert 2 <= starts <= 12, log.read_text()
-        assert "starting it again in 0.8 s" in log.read_text()
+        wait_until(lambda: log.read_text().count("starting it again in 0.8 s") >= 2, 60,
+                   "the delay to reach its cap")
+        # Then it is started again each time, the first at once, then with the delay
+        # doubling up to its cap, not as fast as Python starts
+        delays = re.findall(r"code 3 after [\d.]+ s; starting it again in ([\d.]+) s",
+                            log.read_text())
+        assert delays[:5] == ["0.0", "0.2", "0.4", "0.8", "0.8"], log.read_text()
         # And a SIGTERM still stops the supervisor cleanly
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(timeout=10) == 0
@@ -206,8 +208,9 @@ def test_a_long_lived_child_that_dies_is_restarted_at_once(tmp_path):
             os.kill(pid, signal.SIGKILL)
             t0 = time.monotonic()
             wait_until(lambda pid=pid: children(sup.pid) not in ([], [pid]), 5, log.read_text())
-            # Then a new one is started at once each time
-            assert time.monotonic() - t0 < 1.0
+            # Then a new one is started at once each time (the bound allows for a loaded
+            # machine; the log below says no delay was chosen)
+            assert time.monotonic() - t0 < 2.0
             time.sleep(1)
         assert first not in children(sup.pid)
         assert log.read_text().count("starting it again in 0.0 s") == 2, log.read_text()
@@ -254,4 +257,4 @@ def test_children_are_stopped_when_the_supervisor_is_killed(tmp_path):
         sup.kill()
         sup.wait(timeout=5)
         # Then its child does not live on (it gets SIGTERM from the kernel)
-        wait_until(lambda: not _alive(kid), 5, "the orphaned child to stop")
+        wait_until(lambda: not _alive(kid), 15, "the orphaned child to stop")
