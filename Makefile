@@ -55,11 +55,12 @@ test: $(STAMP) dovecot chromium
 
 ## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
 ## `kartabl web`, then the ingest pipeline on PostgreSQL + Redis with dramatiq workers (its
-## line stays the last one)
+## line stays the last one); bench.worker_kill: the gap a SIGKILLed worker process leaves
 bench: $(RUNSTAMP)
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.console
+	$(BIN)/python -m bench.worker_kill
 	$(BIN)/python -m bench.ingest
 
 lint: $(STAMP)

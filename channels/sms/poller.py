@@ -12,7 +12,9 @@ that cannot be stored (a sender that is not a phone number) is logged and droppe
 webhook refuses it with 400.
 
 No cursor: the provider keeps the read marks. :class:`SmsPoller.run` loops every
-``poll_interval_s`` until its stop event is set.
+``poll_interval_s`` until its stop event is set, one thread per line; each line is polled
+by one process at a time (a second would only double the API calls: Kavenegar hands each
+unread SMS to whichever asks first).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.sms.inbound import to_message
 from channels.sms.kavenegar import Kavenegar, KavenegarError
 from config.sms import SmsConfig
+from kartabl import locks
 from kartabl.errors import InputError, OutcomeUnknown
 from kartabl.ingest import Stored, store_many
 from kartabl.messages import InboundMessage
@@ -60,10 +63,13 @@ class SmsPoller:
     def poll_once(self) -> PassResult:
         result = PassResult()
         for line in self.config.lines:
-            for _ in range(MAX_BATCHES_PER_PASS):
-                if self._batch(line, result) < BATCH:
-                    break
+            self._poll_line(line, result)
         return result
+
+    def _poll_line(self, line: str, result: PassResult) -> None:
+        for _ in range(MAX_BATCHES_PER_PASS):
+            if self._batch(line, result) < BATCH:
+                break
 
     def _batch(self, line: str, result: PassResult) -> int:
         with self._sessions() as session:  # down? then fetch nothing: fetched is marked read
@@ -106,14 +112,39 @@ class SmsPoller:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def run(self, stop: threading.Event) -> None:
+        """Poll every line until ``stop`` is set. Several processes may run this: each line
+        is polled by one process at a time, the holder of its poller lock
+        (:func:`kartabl.locks.lead`), the others standing by to take over when it dies."""
+        # As daemonic as the caller's thread: the demo runs this in a daemon thread, which
+        # must not leave non-daemon threads keeping its process alive.
+        daemon = threading.current_thread().daemon
+        threads = [threading.Thread(target=self._run_line, args=(line, stop),
+                                    name=f"sms-{line}", daemon=daemon)
+                   for line in self.config.lines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _run_line(self, line: str, stop: threading.Event) -> None:
+        locks.lead(self._sessions.kw["bind"], f"sms poller {line}", stop,
+                   lambda lease: self._lead_line(line, stop, lease))
+
+    def _lead_line(self, line: str, stop: threading.Event, lease: locks.Lease) -> None:
         while not stop.is_set():
+            if not lease.still_held():
+                log.warning("line %s: the poller lock was lost; stepping down", line)
+                return
             try:
-                result = self.poll_once()
+                result = PassResult()
+                self._poll_line(line, result)
                 if result.received:
-                    log.info("SMS poll: %d received, %d new", result.received, result.created)
+                    log.info("SMS poll of line %s: %d received, %d new", line,
+                             result.received, result.created)
             except (KavenegarError, OutcomeUnknown) as exc:
-                log.warning("SMS poll failed, next try in %g s: %s",
+                log.warning("SMS poll of line %s failed, next try in %g s: %s", line,
                             self.config.poll_interval_s, exc)
             except Exception:
-                log.exception("SMS poll failed, next try in %g s", self.config.poll_interval_s)
+                log.exception("SMS poll of line %s failed, next try in %g s", line,
+                              self.config.poll_interval_s)
             stop.wait(self.config.poll_interval_s)

@@ -11,7 +11,7 @@ A crash between 2 and 3 makes the next pass fetch the same batch again; ingest's
 ``(channel, "<bot>:<update_id>")`` drops it. Advancing first could lose the batch. A
 malformed update is logged and skipped (the cursor moves past it), or it would block the
 bot for ever. Telegram refuses ``getUpdates`` while a webhook is set (409): the command
-deletes the webhook first.
+deletes the webhook first. One process polls a bot at a time (:meth:`BotPoller.run`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from channels.telegram.bot import open_bot, redact
 from channels.telegram.registration import ALLOWED_UPDATES
 from channels.telegram.updates import to_message, update_id_of
 from config.telegram import BotConfig
+from kartabl import locks
 from kartabl.errors import InputError
 from kartabl.ingest import store_many
 from kartabl.messages import InboundMessage
@@ -119,9 +120,19 @@ class BotPoller:
         asyncio.run(run())
 
     def run(self, stop: threading.Event, *, backoff_max_s: float = 60.0) -> None:
-        """Poll until ``stop`` is set; errors back off exponentially."""
+        """Poll until ``stop`` is set; errors back off exponentially. Several processes may
+        run this for the same bot: one at a time polls, the holder of the bot's poller lock
+        (:func:`kartabl.locks.lead`); the others stand by and take over when it dies. Two
+        getUpdates callers would each get a 409 from Telegram, and would both store."""
+        locks.lead(self._sessions.kw["bind"], f"telegram poller {self.bot.name}", stop,
+                   lambda lease: self._lead(stop, lease, backoff_max_s))
+
+    def _lead(self, stop: threading.Event, lease: locks.Lease, backoff_max_s: float) -> None:
         delay = 1.0
         while not stop.is_set():
+            if not lease.still_held():
+                log.warning("bot %s: the poller lock was lost; stepping down", self.bot.name)
+                return
             try:
                 self.poll_once()
                 delay = 1.0

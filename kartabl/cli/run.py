@@ -38,7 +38,8 @@ def worker(
     threads: int = typer.Option(0, help="Threads per process (default: KARTABL_WORKER_THREADS)."),
     queues: list[str] = typer.Option([], "--queue", help="Only these queues; repeatable."),
 ) -> None:
-    """Run dramatiq workers (fleet mode: needs KARTABL_BROKER=redis)."""
+    """Run dramatiq workers, each restarted at once when it dies (fleet mode: needs
+    KARTABL_BROKER=redis)."""
     s = get_settings()
     if s.broker != "redis":
         raise typer.BadParameter(
@@ -46,10 +47,11 @@ def worker(
             "in the embedded mode `kartabl run` runs the workers in-process"
         )
     s.check_fleet()
-    from workers.command import dramatiq_argv
+    from workers.command import worker_argv
 
-    argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads, queues)
-    # exec: dramatiq's master must receive the platform's SIGTERM itself (graceful stop).
+    argv = worker_argv(processes or s.worker_processes, threads or s.worker_threads, queues)
+    # exec: the supervisor must receive the platform's SIGTERM itself (graceful stop); it
+    # keeps that many dramatiq workers running and restarts any that dies (supervisor.py).
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours, no shell involved
 
 
