@@ -25,6 +25,7 @@ p99_ms=<z>``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -83,6 +84,8 @@ def stop_workers(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
         os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -151,13 +154,14 @@ def bench_latency(url: str, feeder: Feeder, raws: list[Raw], rate: float) -> flo
 
 
 def describe(url: str, raws: list[Raw]) -> None:
-    """What the run did, from the database: so a reader can see it was the real path."""
+    """What the run did, from the database: so a reader (and the smoke test) can see it
+    took the real paths."""
     kinds = Counter(r.kind for r in raws)
     refs = Counter(r.reference for r in raws if r.reference)
     with psycopg.connect(url) as c:
-        how = dict(c.execute(  # type: ignore[arg-type]
+        how = {str(k): int(v) for k, v in c.execute(
             "SELECT data->>'how', count(*) FROM event WHERE kind = 'message.routed'"
-            " GROUP BY 1").fetchall())
+            " GROUP BY 1").fetchall()}
         waiting, assigned = c.execute(
             "SELECT count(*) FILTER (WHERE assignee_id IS NULL),"
             " count(*) FILTER (WHERE assignee_id IS NOT NULL)"
@@ -166,8 +170,10 @@ def describe(url: str, raws: list[Raw]) -> None:
                             ).fetchone() or (0,)
     say(f"inputs: {dict(Counter(r.channel for r in raws))}; kinds {dict(kinds)};"
         f" references {dict(refs)}")
-    say(f"routed: {how}; open conversations: {assigned} assigned, {waiting} waiting in"
-        f" triage (team at capacity); our replies failed by a bounce: {bounced[0]}")
+    say(f"routed: {how}")
+    say(f"open conversations: assigned={assigned} waiting_in_triage={waiting}"
+        f" (team at capacity); by_reference={how.get('reference', 0)}"
+        f" reopened={how.get('reopened', 0)} bounced_replies={bounced[0]}")
 
 
 def main() -> None:
@@ -262,7 +268,7 @@ def main() -> None:
             for key in r.scan_iter(f"{ns}:*"):
                 r.delete(key)
             lines = sum(1 for _ in (Path(tmp) / "workers.log").open("rb"))
-            say(f"workers wrote {lines} log lines (JSON, INFO)")
+            say(f"workers wrote log_lines={lines} (JSON, INFO)")
     print(
         f"ingest_msgs_per_s={rate:.1f} noop_msgs_per_s={noop:.1f} "
         f"ratio={rate / noop:.3f} p99_ms={p99:.1f}"

@@ -130,8 +130,8 @@ class Feeder:
         return sum(f.result() for f in futures)
 
     def close(self) -> None:
-        self.webhooks.shutdown()
-        self.poller.shutdown()
+        self.webhooks.shutdown(cancel_futures=True)
+        self.poller.shutdown(cancel_futures=True)
 
 
 def attachments_dir(base: Path) -> Path:
