@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import math
 import os
@@ -76,7 +77,15 @@ def start_workers(env: dict[str, str], processes: int, threads: int,
     argv = dramatiq_argv(processes, threads)
     with log.open("ab") as out:  # the workers' log lines are written, as in the fleet
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                preexec_fn=_own_session_dying_with_us)
+
+
+def _own_session_dying_with_us() -> None:
+    # A process group of their own (stopped as one), and SIGTERM to the master should this
+    # process die without its finally (a test's timeout kills it): no orphaned workers.
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_workers(proc: subprocess.Popen[bytes]) -> None:

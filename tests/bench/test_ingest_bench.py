@@ -41,6 +41,7 @@ def _number(key: str, text: str) -> int:
 
 
 @pytest.mark.fleet
+@pytest.mark.timeout(300)  # about a minute on an idle 2-core machine
 def test_the_bench_drives_the_real_paths_and_keeps_its_line(
     pg_url: str, redis_client: redis.Redis
 ) -> None:
