@@ -171,17 +171,19 @@ def describe(url: str, raws: list[Raw]) -> None:
         how = {str(k): int(v) for k, v in c.execute(
             "SELECT data->>'how', count(*) FROM event WHERE kind = 'message.routed'"
             " GROUP BY 1").fetchall()}
-        waiting, assigned = c.execute(
-            "SELECT count(*) FILTER (WHERE assignee_id IS NULL),"
+        waiting, unfiled, assigned = c.execute(
+            "SELECT count(*) FILTER (WHERE assignee_id IS NULL AND team_id IS NOT NULL),"
+            " count(*) FILTER (WHERE assignee_id IS NULL AND team_id IS NULL),"
             " count(*) FILTER (WHERE assignee_id IS NOT NULL)"
-            " FROM conversation WHERE status = 'open'").fetchone() or (0, 0)
+            " FROM conversation WHERE status = 'open'").fetchone() or (0, 0, 0)
         bounced = c.execute("SELECT count(*) FROM event WHERE kind = 'reply.bounced'"
                             ).fetchone() or (0,)
     say(f"inputs: {dict(Counter(r.channel for r in raws))}; kinds {dict(kinds)};"
         f" references {dict(refs)}")
     say(f"routed: {how}")
     say(f"open conversations: assigned={assigned} waiting_in_triage={waiting}"
-        f" (team at capacity); by_reference={how.get('reference', 0)}"
+        f" (in a team's queue, the team at capacity) no_team={unfiled};"
+        f" by_reference={how.get('reference', 0)}"
         f" reopened={how.get('reopened', 0)} bounced_replies={bounced[0]}")
 
 
