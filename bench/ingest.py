@@ -1,35 +1,53 @@
-"""``make bench``: the ingest pipeline on PostgreSQL + Redis with real dramatiq workers.
+"""``make bench``: the ingest pipeline as deployed, on PostgreSQL + Redis with real dramatiq
+workers (method and figures in bench/README.md and the README's Performance section).
 
 What is measured, in one run on this machine:
 
-1. **noop**: ``N`` messages to a no-op actor on the same Redis broker, consumed by the same
-   worker processes: enqueue + consume rate, from the first send until the queue is drained
-   (every message acknowledged).
-2. **ingest**: ``N`` inbound messages through the real pipeline: the producer normalises
-   each sender (as a channel adapter does) and stores them in batches (idempotent insert +
-   commit, routing enqueued after commit); the workers match or create the customer,
-   thread, assign and commit. Rate = N / time from the first store until the last message
-   is routed.
-3. **latency**: messages paced at half the measured ingest rate; p99 of
+1. **noop**: ``N`` sends to a no-op actor on the same Redis broker, consumed by the same
+   worker processes, **one message per task**: the queue's cost per message, from the first
+   send until the queue is drained (every message acknowledged).
+2. **ingest**: ``N`` inbound messages as the providers send them (raw mail, Telegram and
+   Bale updates, Kavenegar callbacks; :mod:`bench.ingest_traffic`) through the channels'
+   own entry points (the webhook handlers' parse and store, one message per request; the
+   IMAP poller's ingest, one commit per fetch batch; :mod:`bench.ingest_feed`); the workers
+   match or create the customer, thread (references, reopens), assign under the agents'
+   capacity (the rest waits in triage), fail bounced replies, and commit. Rate = messages /
+   time from the first input until the last message is routed. Both figures are messages
+   per second, so the ratio compares message with message.
+3. **latency**: inputs paced at half the measured ingest rate; p99 of
    ``routed_at - created_at`` (inbound commit to assignment).
 
-The last line is ``ingest_msgs_per_s=<x> noop_msgs_per_s=<y> ratio=<x/y> p99_ms=<z>``.
+Every process logs as the fleet does: JSON lines at INFO (to files under a temporary
+directory). The last line is ``ingest_msgs_per_s=<x> noop_msgs_per_s=<y> ratio=<x/y>
+p99_ms=<z>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import logging
+import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import redis
+
+if TYPE_CHECKING:
+    from bench.ingest_feed import Feeder
+    from bench.ingest_traffic import Raw
 
 PG_ADMIN = os.environ.get("KARTABL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("KARTABL_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -52,73 +70,22 @@ def bench_database() -> Iterator[str]:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def prepare(url: str, persons: list, preload: int) -> None:
-    """Schema, teams, agents, the multi-channel customers' linked identities, and
-    ``preload`` extra customers already in the database."""
-    from rich.progress import Progress
-    from sqlalchemy import insert
-
-    from config.routing import get_routing
-    from kartabl import db
-    from kartabl.migrate import upgrade
-    from kartabl.models import Customer, Identity, Person, Role, Team, TeamMember
-    from router.identity import identity_for
-    from router.teams import sync_teams
-
-    upgrade(url)
-    with db.session_scope() as s:
-        sync_teams(s, get_routing())
-        for team in s.query(Team).all():
-            for k in range(3):
-                p = Person(username=f"{team.name}-{k}", role=Role.AGENT, capacity=1_000_000)
-                s.add(p)
-                s.flush()
-                s.add(TeamMember(team_id=team.id, person_id=p.id))
-    multi = [p for p in persons if len(p.addresses) > 1]
-    with db.session_scope() as s, Progress(transient=True, console=None) as prog:
-        task = prog.add_task("linking multi-channel customers", total=len(multi))
-        for p in multi:
-            c = Customer(display_name=p.name)
-            s.add(c)
-            s.flush()
-            for ch, addr in p.addresses.items():
-                kind, norm = identity_for(ch, addr)
-                s.add(Identity(customer_id=c.id, kind=kind, address=norm))
-            prog.advance(task)
-    if preload:
-        with db.engine().begin() as conn, Progress(transient=True) as prog:
-            task = prog.add_task("preloading customers", total=preload)
-            for start in range(0, preload, 5000):
-                n = min(5000, preload - start)
-                ids = (
-                    conn.execute(
-                        insert(Customer).returning(Customer.id),
-                        [{"display_name": f"old {start + i}", "tags": []} for i in range(n)],
-                    )
-                    .scalars()
-                    .all()
-                )
-                conn.execute(
-                    insert(Identity),
-                    [
-                        {
-                            "customer_id": cid,
-                            "kind": "email",
-                            "address": f"old{start + i}@example.org",
-                        }
-                        for i, cid in enumerate(ids)
-                    ],
-                )
-                prog.advance(task, n)
-
-
-def start_workers(env: dict[str, str], processes: int, threads: int) -> subprocess.Popen[bytes]:
+def start_workers(env: dict[str, str], processes: int, threads: int,
+                  log: Path) -> subprocess.Popen[bytes]:
     from workers.command import dramatiq_argv
 
     argv = dramatiq_argv(processes, threads)
-    return subprocess.Popen(
-        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    with log.open("ab") as out:  # the workers' log lines are written, as in the fleet
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=_own_session_dying_with_us)
+
+
+def _own_session_dying_with_us() -> None:
+    # A process group of their own (stopped as one), and SIGTERM to the master should this
+    # process die without its finally (a test's timeout kills it): no orphaned workers.
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_workers(proc: subprocess.Popen[bytes]) -> None:
@@ -126,6 +93,8 @@ def stop_workers(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
         os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -146,55 +115,76 @@ def bench_noop(n: int, r: redis.Redis, ns: str) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def routed_count(url: str, prefix: str) -> int:
+def max_message_id(url: str) -> int:
     with psycopg.connect(url) as c:
-        row = c.execute(
-            "SELECT count(*) FROM message WHERE routed_at IS NOT NULL AND external_id LIKE %s",
-            (prefix + "-%",),
-        ).fetchone()
+        row = c.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()
     return int(row[0]) if row else 0
 
 
-def bench_ingest(url: str, persons: list, n: int, batch: int) -> float:
-    from bench.corpus import messages, to_inbound
-    from kartabl import db, ingest
-
-    raws = list(messages(persons, n, tag="max"))
-    t0 = time.perf_counter()
-    with db.session_factory()() as s:
-        for start in range(0, n, batch):
-            ingest.store_many(s, [to_inbound(r) for r in raws[start : start + batch]])
-    deadline = time.monotonic() + 600
-    while routed_count(url, "max") < n:
+def wait_routed(url: str, after_id: int, expected: int, timeout_s: float = 900) -> None:
+    """Until ``expected`` inbound messages with an id above ``after_id`` are routed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(url) as c:
+            row = c.execute("SELECT count(*) FROM message WHERE id > %s AND direction = 'in'"
+                            " AND routed_at IS NOT NULL", (after_id,)).fetchone()
+        if row and int(row[0]) >= expected:
+            return
         if time.monotonic() > deadline:
-            raise SystemExit("ingest did not finish within 10 minutes")
+            raise SystemExit(f"routing did not finish within {timeout_s:.0f} s")
         time.sleep(0.05)
-    return n / (time.perf_counter() - t0)
 
 
-def bench_latency(url: str, persons: list, rate: float, seconds: float) -> float:
-    from bench.corpus import messages, to_inbound
-    from kartabl import db, ingest
-
-    n = max(200, int(rate * seconds))
-    raws = list(messages(persons, n, tag="paced", seed=99))
-    per_tick = max(1, int(rate / 50))  # 50 small batches a second
+def bench_ingest(url: str, feeder: Feeder, raws: list[Raw]) -> float:
+    first = max_message_id(url)
     t0 = time.perf_counter()
-    with db.session_factory()() as s:
-        for i, start in enumerate(range(0, n, per_tick)):
-            due = t0 + i * per_tick / rate
-            if (wait := due - time.perf_counter()) > 0:
-                time.sleep(wait)
-            ingest.store_many(s, [to_inbound(r) for r in raws[start : start + per_tick]])
-    while routed_count(url, "paced") < n:
-        time.sleep(0.05)
+    created = feeder.flat_out(raws)
+    stored = time.perf_counter() - t0
+    if created != len(raws):
+        raise SystemExit(f"{len(raws)} distinct inputs stored {created} new messages")
+    wait_routed(url, first, created)
+    elapsed = time.perf_counter() - t0
+    say(f"ingest: every input stored after {stored:.1f} s, every message routed after"
+        f" {elapsed:.1f} s")
+    return created / elapsed
+
+
+def bench_latency(url: str, feeder: Feeder, raws: list[Raw], rate: float) -> float:
+    first = max_message_id(url)
+    created = feeder.paced(raws, rate)
+    wait_routed(url, first, created)
     with psycopg.connect(url) as c:
         row = c.execute(
             "SELECT percentile_cont(0.99) WITHIN GROUP"
             " (ORDER BY extract(epoch FROM routed_at - created_at))"
-            " FROM message WHERE external_id LIKE 'paced-%%'"
+            " FROM message WHERE id > %s AND direction = 'in'", (first,)
         ).fetchone()
     return float(row[0]) * 1000 if row and row[0] is not None else float("nan")
+
+
+def describe(url: str, raws: list[Raw]) -> None:
+    """What the run did, from the database: so a reader (and the smoke test) can see it
+    took the real paths."""
+    kinds = Counter(r.kind for r in raws)
+    refs = Counter(r.reference for r in raws if r.reference)
+    with psycopg.connect(url) as c:
+        how = {str(k): int(v) for k, v in c.execute(
+            "SELECT data->>'how', count(*) FROM event WHERE kind = 'message.routed'"
+            " GROUP BY 1").fetchall()}
+        waiting, unfiled, assigned = c.execute(
+            "SELECT count(*) FILTER (WHERE assignee_id IS NULL AND team_id IS NOT NULL),"
+            " count(*) FILTER (WHERE assignee_id IS NULL AND team_id IS NULL),"
+            " count(*) FILTER (WHERE assignee_id IS NOT NULL)"
+            " FROM conversation WHERE status = 'open'").fetchone() or (0, 0, 0)
+        bounced = c.execute("SELECT count(*) FROM event WHERE kind = 'reply.bounced'"
+                            ).fetchone() or (0,)
+    say(f"inputs: {dict(Counter(r.channel for r in raws))}; kinds {dict(kinds)};"
+        f" references {dict(refs)}")
+    say(f"routed: {how}")
+    say(f"open conversations: assigned={assigned} waiting_in_triage={waiting}"
+        f" (in a team's queue, the team at capacity) no_team={unfiled};"
+        f" by_reference={how.get('reference', 0)}"
+        f" reopened={how.get('reopened', 0)} bounced_replies={bounced[0]}")
 
 
 def main() -> None:
@@ -203,15 +193,19 @@ def main() -> None:
     )
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--customers", type=int, default=3_000)
-    ap.add_argument(
-        "--preload-customers",
-        type=int,
-        default=0,
-        help="customers already in the database before the run",
-    )
+    ap.add_argument("--preload-customers", type=int, default=0,
+                    help="customers already in the database before the run")
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=200, help="messages per store_many commit")
+    ap.add_argument("--webhook-threads", type=int, default=8,
+                    help="webhook requests in flight at once (the web process's pool)")
+    ap.add_argument("--capacity", type=int, default=20,
+                    help="open conversations per agent (the default of `kartabl person add`)")
+    ap.add_argument("--assignable-share", type=float, default=0.75,
+                    help="agents are added until their capacity covers this share of the"
+                    " conversations the run opens; the rest wait in triage")
+    ap.add_argument("--history-share", type=float, default=0.3,
+                    help="customers with an earlier, answered conversation")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     args = ap.parse_args()
 
@@ -219,41 +213,73 @@ def main() -> None:
 
     ns = f"kbench-{uuid.uuid4().hex[:6]}"
     r = redis.Redis.from_url(REDIS_URL)
-    with bench_database() as url:
+    with bench_database() as url, tempfile.TemporaryDirectory(prefix="kbench-") as tmp:
         env = {
             **os.environ,
             "KARTABL_DATABASE_URL": url,
             "KARTABL_BROKER": "redis",
             "KARTABL_REDIS_URL": REDIS_URL,
             "KARTABL_REDIS_NAMESPACE": ns,
-            "KARTABL_LOG_LEVEL": "WARNING",
+            # The fleet's logging: JSON lines at INFO, written (not discarded).
+            "KARTABL_LOG_LEVEL": "INFO",
+            "KARTABL_LOG_FORMAT": "json",
             "KARTABL_SECRET_KEY": "bench",
+            "KARTABL_ATTACHMENTS_DIR": str(Path(tmp) / "attachments"),
         }
         os.environ.update(env)
-        from kartabl import logs
+        from config.routing import get_routing
+        from config.settings import get_settings
+        from kartabl import db, logs
         from workers.broker import setup_broker
 
         logs.configure()
+        # This process plays the web process and the IMAP poller: its lines go to a file too.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(open(Path(tmp) / "producer.log", "a"))  # noqa: SIM115
         setup_broker()
         persons = people(args.customers)
-        say(
-            f"preparing: {args.customers} customers ({sum(len(p.addresses) > 1 for p in persons)} "
-            f"on several channels), {args.preload_customers} preloaded"
-        )
-        prepare(url, persons, args.preload_customers)
-        proc = start_workers(env, args.processes, args.threads)
+        teams = len(get_routing().teams)
+        say(f"preparing: {args.customers} customers ({sum(len(p.addresses) > 1 for p in persons)}"
+            f" on several channels), {args.preload_customers} preloaded")
+        from bench.ingest_feed import Entry, Feeder
+        from bench.ingest_seed import prepare
+        from bench.ingest_traffic import History, traffic
+
+        # The agents are sized from the traffic, and the traffic names the replies the seed
+        # makes: draw it once without history to count its conversations (the same draw).
+        empty: dict[int, History] = {}
+        raws_max = traffic(persons, args.messages, phase=1, history=empty, seed=11)
+        conversations = len({r.who for r in raws_max if r.who})
+        agents = max(1, math.ceil(args.assignable_share * conversations
+                                  / (args.capacity * teams)))
+        history = prepare(url, persons, preload=args.preload_customers,
+                          history_share=args.history_share, agents_per_team=agents,
+                          capacity=args.capacity)
+        raws_max = traffic(persons, args.messages, phase=1, history=history, seed=11)
+        say(f"agents: {agents} per team x {teams} teams, capacity {args.capacity} each,"
+            f" for about {conversations} conversations; {len(history)} customers answered"
+            " before")
+        proc = start_workers(env, args.processes, args.threads, Path(tmp) / "workers.log")
+        feeder = Feeder(Entry(get_settings(), db.session_factory()), args.webhook_threads)
         try:
             time.sleep(3)  # let the worker processes boot before timing
             noop = bench_noop(args.messages, r, ns)
-            say(f"noop: {noop:.0f} msgs/s")
-            rate = bench_ingest(url, persons, args.messages, args.batch)
+            say(f"noop: {noop:.0f} msgs/s (one message per task)")
+            rate = bench_ingest(url, feeder, raws_max)
             say(f"ingest: {rate:.0f} msgs/s")
-            p99 = bench_latency(url, persons, rate / 2, args.latency_seconds)
+            describe(url, raws_max)
+            n = max(200, int(rate / 2 * args.latency_seconds))
+            raws_paced = traffic(persons, n, phase=2, history=history, seed=99)
+            p99 = bench_latency(url, feeder, raws_paced, rate / 2)
             say(f"latency at {rate / 2:.0f} msgs/s: p99 {p99:.0f} ms")
         finally:
+            feeder.close()
             stop_workers(proc)
             for key in r.scan_iter(f"{ns}:*"):
                 r.delete(key)
+            lines = sum(1 for _ in (Path(tmp) / "workers.log").open("rb"))
+            say(f"workers wrote log_lines={lines} (JSON, INFO)")
     print(
         f"ingest_msgs_per_s={rate:.1f} noop_msgs_per_s={noop:.1f} "
         f"ratio={rate / noop:.3f} p99_ms={p99:.1f}"

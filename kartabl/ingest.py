@@ -9,7 +9,7 @@ one row: the second call reports ``created=False`` and enqueues nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -93,21 +93,25 @@ def add_many(session: Session, msgs: Sequence[InboundMessage]) -> list[Stored]:
     ids = sorted(new.values())
     for start in range(0, len(ids), ROUTE_BATCH):
         enqueue_after_commit(session, "route_messages", ids[start : start + ROUTE_BATCH])
-    created, duplicates = len(new), len(msgs) - len(new)
-
-    def count() -> None:
-        metrics.INGESTED.inc(created)
-        metrics.DUPLICATES.inc(duplicates)
-
-    after_commit(session, count)
+    after_commit(session, _counter(len(new), len(msgs) - len(new)))
     out: list[Stored] = []
     seen: set[tuple[str, str]] = set()
     for m in msgs:
         key = (str(m.channel), m.external_id)
-        created = key in new and key not in seen
+        out.append(Stored(new.get(key) or existing[key], key in new and key not in seen))
         seen.add(key)
-        out.append(Stored(new.get(key) or existing[key], created))
     return out
+
+
+def _counter(created: int, duplicates: int) -> Callable[[], None]:
+    # The counts are bound here, by value: a closure over add_many's locals read them only
+    # after the commit, when a later loop had rebound one of them to one message's bool, so
+    # the ingested counter moved by 0 or 1 per batch.
+    def count() -> None:
+        metrics.INGESTED.inc(created)
+        metrics.DUPLICATES.inc(duplicates)
+
+    return count
 
 
 def store(session: Session, msg: InboundMessage) -> Stored:

@@ -24,6 +24,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from kartabl import audit, metrics, reply_tokens
+from kartabl.db import after_commit
 from kartabl.models import Channel, Direction, Message, MessageKind, Reply, ReplyState
 from kartabl.workflow import REPLY_TRANSITIONS, move_reply
 
@@ -79,7 +80,9 @@ def _fail(session: Session, reply_id: int, message: Message, value: str) -> int:
         session, "reply.bounced", conversation_id=reply.conversation_id, reply_id=reply.id,
         message_id=message.id, previous_state=before.value, reason=reply.error,
     )
-    metrics.REPLIES.labels(state="failed").inc()
+    # Counted once the routing batch commits: a batch that rolls back (and is retried) failed
+    # nothing.
+    after_commit(session, metrics.REPLIES.labels(state="failed").inc)
     log.warning("reply %s bounced (message %s)", reply.id, message.id)
     return 1
 

@@ -87,29 +87,33 @@ class Placement:
                 self.members.add((team_id, person.id))
 
     def _lock_teams(self, session: Session, names: set[str | None], ids: set[int]) -> None:
+        full = self._full_teams(session, names, ids)
         teams = session.execute(
-            select(Team.id, Team.name).where(or_(Team.name.in_(names), Team.id.in_(ids)))
-            .order_by(Team.id).with_for_update()
+            select(Team.id, Team.name)
+            .where(or_(Team.name.in_(names), Team.id.in_(ids)), Team.id.not_in(full))
+            # NO KEY UPDATE: routers still exclude one another, but a batch that only files
+            # a conversation under the team (the foreign key's KEY SHARE) is not blocked.
+            .order_by(Team.id).with_for_update(key_share=True)
         ).all()
-        self.team_ids = {name: tid for tid, name in teams}
+        self.team_ids.update({name: tid for tid, name in teams})
         tids = [tid for tid, _ in teams]
         if not tids:
             return
-        self.team_members = {tid: [] for tid in tids}
+        self.team_members.update({tid: [] for tid in tids})
         for person, team_id in session.execute(
             select(Person, TeamMember.team_id).join(TeamMember, TeamMember.person_id == Person.id)
             .where(TeamMember.team_id.in_(tids), Person.available.is_(True),
                    Person.active.is_(True))
-            .order_by(Person.id).with_for_update(of=Person)
+            .order_by(Person.id).with_for_update(of=Person, key_share=True)
         ):
             self.people[person.id] = person
             self.members.add((team_id, person.id))
             self.team_members[team_id].append(person.id)
-        pids = sorted({p for ps in self.team_members.values() for p in ps})
+        pids = sorted({p for t in tids for p in self.team_members[t]})
         if not pids:
             return
         # A new statement, so it sees what was committed while we waited for the locks.
-        self.loads = dict.fromkeys(pids, 0)
+        self.loads.update(dict.fromkeys(pids, 0))
         for pid, load in session.execute(
             select(Conversation.assignee_id, func.count(Conversation.id))
             .where(Conversation.assignee_id.in_(pids),
@@ -118,6 +122,42 @@ class Placement:
         ):
             if pid is not None:
                 self.loads[pid] = load
+
+    def _full_teams(self, session: Session, names: set[str | None], ids: set[int]) -> set[int]:
+        """The teams of the batch with no free slot, read without locks: nothing can be
+        assigned in them, so they are not locked (a conversation waiting in a full team's
+        queue no longer serialises every batch on that team). What the read says is "full"
+        stays decided; a team it says has room is locked and counted again, as before. The
+        read sees every commit up to now, as the count under the lock would."""
+        load = (
+            select(func.count(Conversation.id))
+            .where(Conversation.assignee_id == Person.id,
+                   Conversation.status == ConversationStatus.OPEN)
+            .scalar_subquery()
+        )
+        rows = session.execute(
+            select(Team.id, Team.name, Person, load)
+            .outerjoin(TeamMember, TeamMember.team_id == Team.id)
+            .outerjoin(Person, (Person.id == TeamMember.person_id)
+                       & Person.available.is_(True) & Person.active.is_(True))
+            .where(or_(Team.name.in_(names), Team.id.in_(ids)))
+            .order_by(Team.id, Person.id)
+        ).all()
+        teams: dict[int, list[tuple[Person, int]]] = {}
+        for tid, name, person, n in rows:
+            self.team_ids[name] = tid
+            members = teams.setdefault(tid, [])
+            if person is not None:
+                members.append((person, n))
+        full = {tid for tid, members in teams.items()
+                if all(n >= p.capacity for p, n in members)}
+        for tid in full:  # _pick then answers as the locked count would
+            self.team_members[tid] = [p.id for p, _ in teams[tid]]
+            for person, n in teams[tid]:
+                self.people.setdefault(person.id, person)
+                self.members.add((tid, person.id))
+                self.loads[person.id] = n
+        return full
 
     def _load_previous(self, session: Session, customer_ids: set[int]) -> None:
         """Per (customer, team): the assignee of the customer's latest conversation whose
