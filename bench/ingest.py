@@ -72,9 +72,9 @@ def bench_database() -> Iterator[str]:
 
 def start_workers(env: dict[str, str], processes: int, threads: int,
                   log: Path) -> subprocess.Popen[bytes]:
-    from workers.command import dramatiq_argv
+    from workers.command import worker_argv
 
-    argv = dramatiq_argv(processes, threads)
+    argv = worker_argv(processes, threads)  # exactly what `kartabl worker` runs
     with log.open("ab") as out:  # the workers' log lines are written, as in the fleet
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=_own_session_dying_with_us)
