@@ -98,6 +98,7 @@ class Deployment:
     web_url: str
     env: dict[str, str]
     workdir: Path
+    worker_processes: int
 
     def logs(self) -> str:
         return self.fleet.logs()
@@ -212,7 +213,7 @@ def deployed(keep_logs: bool = False, *, lines: Sequence[str] = (), worker_proce
         for proc in procs.values():
             fleet.wait_log(proc, "booted ", 90)
         yield Deployment(fleet, procs, factory, name, private, kavenegar, bot_api, bot, mail,
-                         web_url, env, workdir)
+                         web_url, env, workdir, worker_processes)
     finally:
         if fleet is not None:
             fleet.stop_all()

@@ -83,6 +83,7 @@ class Tally:
     pg_backends: int = 0
     provider: Counter[str] = field(default_factory=Counter)
     restarts: Counter[str] = field(default_factory=Counter)
+    kill_times: list[float] = field(default_factory=list)
 
 
 class Watch(threading.Thread):
@@ -103,20 +104,40 @@ class Watch(threading.Thread):
                     self.tally.restarts[line] += 1
 
 
-def kill_worker_child(dep: Deployment, tally: Tally, rnd: random.Random) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # after a restart, wait until it works again
-        proc = dep.procs["worker"]
-        children = dramatiq_children(proc.pid) if "booted " in proc.log() else []
-        if children:
+def _worker_ready(dep: Deployment, spared: set[int]) -> list[int]:
+    """The worker line's children when it is working again (booted, no child we killed
+    still listed, as many children as it runs), else []."""
+    proc = dep.procs["worker"]
+    if not proc.alive() or "booted " not in proc.log():
+        return []
+    children = dramatiq_children(proc.pid)
+    if spared & set(children) or len(children) < dep.worker_processes:
+        return []
+    return children
+
+
+def kill_worker_child(dep: Deployment, tally: Tally, rnd: random.Random,
+                      killed: set[int]) -> None:
+    """SIGKILL one child once the line works (a kill of a worker already shutting down,
+    or still booting, would not count as one more fault); then wait until it works again
+    (its supervisor respawned the child, or the watch restarted the line), so each kill
+    is a fault of its own."""
+    for phase in ("before", "after"):
+        deadline = time.monotonic() + 120
+        while not (children := _worker_ready(dep, killed)):
+            if time.monotonic() > deadline:
+                log.warning("the worker line did not work again within 120 s (%s a kill)",
+                            phase)
+                return
+            time.sleep(0.2)
+        if phase == "before":
             pid = rnd.choice(children)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
                 tally.worker_kills += 1
+                tally.kill_times.append(time.monotonic())
                 log.info("SIGKILL worker child %d", pid)
-                return
-        time.sleep(0.2)
-    log.warning("no booted dramatiq worker child to kill within 90 s")
 
 
 def restart_redis(dep: Deployment, tally: Tally, down_s: float) -> None:
@@ -164,10 +185,11 @@ class Plan:
     redis_down_s: float = 3.0
 
 
-def run_faults(dep: Deployment, plan: Plan, tally: Tally, stop: threading.Event,
+def run_faults(dep: Deployment, plan: Plan, stop: threading.Event, tally: Tally,
                seed: int = 12) -> None:
-    """Fire the plan's faults at evenly spaced times over ``plan.seconds`` (a Redis restart
-    blocks this loop for its downtime; the others are instant)."""
+    """Fire the plan's faults at evenly spaced times over ``plan.seconds``. The worker
+    kills have a thread of their own: each waits until the line works again, which may
+    take longer than their spacing (then they run late, and the run lasts longer)."""
     rnd = random.Random(seed)
     start = time.monotonic()
 
@@ -175,25 +197,35 @@ def run_faults(dep: Deployment, plan: Plan, tally: Tally, stop: threading.Event,
         return [plan.seconds * (i + offset) / n for i in range(n)] if n else []
 
     provider = itertools.cycle(_provider_faults(dep))
+    killed: set[int] = set()
+    handlers: dict[str, Callable[[], None]] = {
+        "kill": lambda: kill_worker_child(dep, tally, rnd, killed),
+        "redis": lambda: restart_redis(dep, tally, plan.redis_down_s),
+        "pg": lambda: terminate_backends(dep, tally),
+    }
+
+    def fire_provider() -> None:
+        name, fire = next(provider)
+        fire()
+        tally.provider[name] += 1
+
+    handlers["provider"] = fire_provider
+
+    def loop(events: list[tuple[float, str]]) -> None:
+        for at, kind in sorted(events):
+            if stop.wait(max(0.0, start + at - time.monotonic())):
+                return
+            try:
+                handlers[kind]()
+            except Exception:  # a fault that failed to fire is reported by the minimums
+                log.exception("fault %s failed", kind)
+
+    kills = threading.Thread(target=loop, args=([(t, "kill") for t in
+                                                 times(plan.worker_kills, 0.5)],),
+                             name="chaos-kills", daemon=True)
+    kills.start()
     n_provider = int(plan.seconds / plan.provider_every_s)
-    events: list[tuple[float, str]] = sorted(
-        [(t, "kill") for t in times(plan.worker_kills, 0.5)]
-        + [(t, "redis") for t in times(plan.redis_restarts, 0.35)]
-        + [(t, "pg") for t in times(plan.pg_rounds, 0.6)]
-        + [(t, "provider") for t in times(n_provider, 0.2)])
-    for at, kind in events:
-        if stop.wait(max(0.0, start + at - time.monotonic())):
-            return
-        try:
-            if kind == "kill":
-                kill_worker_child(dep, tally, rnd)
-            elif kind == "redis":
-                restart_redis(dep, tally, plan.redis_down_s)
-            elif kind == "pg":
-                terminate_backends(dep, tally)
-            else:
-                name, fire = next(provider)
-                fire()
-                tally.provider[name] += 1
-        except Exception:  # a fault that failed to fire is reported by the minimums
-            log.exception("fault %s failed", kind)
+    loop([(t, "redis") for t in times(plan.redis_restarts, 0.35)]
+         + [(t, "pg") for t in times(plan.pg_rounds, 0.6)]
+         + [(t, "provider") for t in times(n_provider, 0.2)])
+    kills.join()

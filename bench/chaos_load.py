@@ -40,7 +40,7 @@ from kartabl.models import Channel, Conversation, ConversationStatus, Person, Re
 
 log = logging.getLogger("bench.chaos")
 ROOT = Path(__file__).resolve().parent.parent
-EMAIL_BATCH = 20
+EMAIL_BATCH = 40
 SHARES = {"telegram": 0.40, "sms_callback": 0.20, "sms_queue": 0.15, "email": 0.25}
 
 
@@ -98,7 +98,7 @@ def _paced(n: int, seconds: float, stop: threading.Event, each: Callable[[int], 
         try:
             each(i)
         except Exception:
-            log.exception("an inbound delivery gave up")
+            log.exception("a delivery or an approval gave up")
 
 
 def produce(dep: Deployment, total: int, seconds: float, resend: float, sent: Sent,
