@@ -103,13 +103,12 @@ def _reasons(dep: Deployment, figures: chaos_count.Figures) -> list[str]:
     ids = {int(i) for d in figures.details if d.startswith(("stuck", "sms sent", "email sent",
                                                           "telegram sent"))
            for i in re.findall(r"\b(\d+)\b", d.split(":", 1)[1])}
-    lines = []
-    for proc in dep.fleet.procs:
-        for line in proc.log().splitlines():
-            if any(re.search(rf"(reply[ _]?(id)?\W{{0,4}}|kartabl\.){rid}\b", line)
-                   for rid in ids):
-                lines.append(f"{proc.log_path.name}: {line[:400]}")
-    return lines[-60:]
+    if not ids:
+        return []
+    about = re.compile(r'("reply": |reply |kartabl\.)(' + "|".join(map(str, sorted(ids)))
+                       + r")\b")
+    return [f"{proc.log_path.name}: {line[:400]}" for proc in dep.fleet.procs
+            for line in proc.log().splitlines() if about.search(line)][-80:]
 
 
 def run(opts: Options) -> Result:
@@ -138,6 +137,9 @@ def run(opts: Options) -> Result:
         chaos_count.outbound(dep, replies, figures)  # stuck: at the end of the window
         if took >= SETTLE_S:  # a routing backlog may drain later: its delay is the figure
             took += _settle(dep, sent, replies, ROUTING_DRAIN_S, replies_too=False)
+            later = chaos_count.open_replies(dep, list(replies.approved))
+            log.info("after %.0f s more, %d replies are still approved or sending",
+                     took - SETTLE_S, len(later))
         watch.halt.set()
         watch.join()
         chaos_count.inbound(dep, sent, figures)
@@ -183,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"faults: {t.worker_kills} worker kills, {t.redis_restarts} redis restarts, "
           f"{t.pg_rounds} pg rounds ({t.pg_backends} backends), provider "
           f"{dict(t.provider)}, restarted lines {dict(t.restarts)}", file=sys.stderr)
+    if t.worker_gaps:
+        gaps = sorted(t.worker_gaps)
+        print(f"worker line working again after a kill: median {gaps[len(gaps) // 2]:.1f} s,"
+              f" max {gaps[-1]:.1f} s", file=sys.stderr)
     for detail in result.figures.details:
         print(detail, file=sys.stderr)
     for shortfall in result.shortfalls:

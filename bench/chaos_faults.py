@@ -83,7 +83,8 @@ class Tally:
     pg_backends: int = 0
     provider: Counter[str] = field(default_factory=Counter)
     restarts: Counter[str] = field(default_factory=Counter)
-    kill_times: list[float] = field(default_factory=list)
+    # Seconds from each SIGKILL until the worker line worked again (all its children up)
+    worker_gaps: list[float] = field(default_factory=list, repr=False)
 
 
 class Watch(threading.Thread):
@@ -122,6 +123,7 @@ def kill_worker_child(dep: Deployment, tally: Tally, rnd: random.Random,
     or still booting, would not count as one more fault); then wait until it works again
     (its supervisor respawned the child, or the watch restarted the line), so each kill
     is a fault of its own."""
+    killed_at = 0.0
     for phase in ("before", "after"):
         deadline = time.monotonic() + 120
         while not (children := _worker_ready(dep, killed)):
@@ -136,8 +138,10 @@ def kill_worker_child(dep: Deployment, tally: Tally, rnd: random.Random,
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)
                 tally.worker_kills += 1
-                tally.kill_times.append(time.monotonic())
+                killed_at = time.monotonic()
                 log.info("SIGKILL worker child %d", pid)
+        else:
+            tally.worker_gaps.append(time.monotonic() - killed_at)
 
 
 def restart_redis(dep: Deployment, tally: Tally, down_s: float) -> None:
