@@ -127,6 +127,8 @@ def run(opts: Options) -> Result:
                                  opts.pg_rounds)
         chaos_faults.run_faults(dep, plan, threading.Event(), tally)
         stop.set()
+        log.info("%d provider faults armed but not met: dropped",
+                 chaos_faults.disarm_providers(dep))
         console.join()
         for t in producers:  # every message is delivered (each gives up after 120 s)
             t.join()
