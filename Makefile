@@ -55,12 +55,13 @@ test: $(STAMP) dovecot chromium
 
 ## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
 ## `kartabl web`, the console, the fleet under faults (make chaos), then the ingest pipeline
-## on PostgreSQL + Redis with dramatiq workers (its line stays the last one)
+## on PostgreSQL + Redis with dramatiq workers (its line stays the last one: a failed chaos
+## run is reported by make as "Error 1 (ignored)" and the ingest benchmark still runs)
 bench: $(STAMP)
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.console
-	$(BIN)/python -m bench.chaos
+	-$(BIN)/python -m bench.chaos
 	$(BIN)/python -m bench.ingest
 
 ## make chaos: every Procfile line as its own process, ~3 min of faults (worker kills, Redis
