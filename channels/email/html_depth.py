@@ -101,6 +101,9 @@ class _Capper:
             return simple.end()
         nxt = s[lt + 1: lt + 2]
         if s.startswith("<!--", lt):
+            for empty in ("<!-->", "<!--->"):  # comments the tokenizer ends at once
+                if s.startswith(empty, lt):
+                    return lt + len(empty)
             end = s.find("-->", lt + 4)
             return len(s) if end < 0 else end + 3
         closing = nxt == "/"

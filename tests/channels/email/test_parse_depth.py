@@ -117,6 +117,7 @@ def test_the_cap_reserialises_what_it_reads() -> None:
     assert not flattened
     assert capped == ('<div title="a&gt;b" data-x="y" z="&amp;">t<b>u</b></div>v<br>'
                       "a &lt; b&lt;i&gt;x&lt;/i&gt;")
+    assert cap_depth("a<!-->b<!--->c<!-- d -->e", 5) == ("abce", False)
     deep, flattened = cap_depth("<div>" * 5 + "<p>x</p>", 3)
     assert flattened and deep == "<div><div><div>   x</div></div></div>"
 
