@@ -213,9 +213,9 @@ def messages_sql() -> str:
       WHERE r.state IN ('sent', 'delivered')"""
     return f"""
     INSERT INTO message (id, channel, external_id, direction, kind, conversation_id,
-                         customer_id, sender, sender_name, recipient, subject, text, html,
-                         in_reply_to, "references", attachments, meta, received_at,
-                         created_at, routed_at)
+                         customer_id, sender, sender_name, recipient, subject, text,
+                         safe_html, in_reply_to, "references", attachments, meta,
+                         received_at, created_at, routed_at)
     SELECT row_number() OVER (ORDER BY m.at, m.cid, m.k), m.channel, m.external_id,
            m.direction, 'message', m.cid, m.customer_id, m.sender,
            CASE WHEN m.direction = 'in' THEN cu.display_name ELSE '' END, m.recipient,

@@ -2,8 +2,8 @@
 other conversations, and one timeline of what happened, ordered by ``at`` (then source, id).
 
 - :class:`MessageItem`: what the customer sent, and outbound rows that belong to no reply.
-  ``html`` is kept **as stored**: a page shows it only through :func:`safe_html` (or
-  :meth:`MessageItem.safe_html`); ``html_sanitized`` is always False to say so.
+  ``html`` is the mail's HTML as ingest sanitised it once (``Message.safe_html``), served
+  as it is: no page sanitises again. ``Message.html`` (HTML nobody vetted) is never read.
 - :class:`ReplyItem`: one per reply, placed where it went out (``sent_at``) or, until then,
   where it was started (``created_at``): state, both bodies when the approver edited it,
   review comment, delivery error, and its ``history`` (every ``reply.*`` audit event). The
@@ -14,8 +14,8 @@ other conversations, and one timeline of what happened, ordered by ``at`` (then 
 ``actor`` is a display name; None is the system (router, outbox). The view costs a fixed
 number of queries whatever the conversation's length: names are fetched once for all.
 
-The view's types are in :mod:`console.timeline_items` and the HTML sanitiser in
-:mod:`console.safe_html`; both are re-exported here, so callers import from this module.
+The view's types are in :mod:`console.timeline_items`, re-exported here, so callers import
+from this module.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from console.queues import visible_clause
-from console.safe_html import ATTACHMENT_SCHEME, MAX_HTML_CHARS, safe_html
 from console.timeline_items import (
     ActivityItem,
     ActivityKind,
@@ -64,9 +63,7 @@ from kartabl.workflow import can_access
 
 __all__ = [
     "ACTIVITY_KINDS",
-    "ATTACHMENT_SCHEME",
     "HISTORY_LIMIT",
-    "MAX_HTML_CHARS",
     "REPLY_EVENT_KINDS",
     "ActivityItem",
     "ActivityKind",
@@ -82,7 +79,6 @@ __all__ = [
     "ReplyStep",
     "TimelineItem",
     "conversation_view",
-    "safe_html",
 ]
 
 HISTORY_LIMIT: Final = 50  # the customer's other conversations listed, newest first
@@ -98,7 +94,7 @@ REPLY_EVENT_KINDS: Final = frozenset({
 # What the timeline reads of each row (attribute access as on the models).
 _MESSAGE_COLUMNS: Final = (
     Message.id, Message.direction, Message.kind, Message.channel, Message.sender,
-    Message.sender_name, Message.recipient, Message.subject, Message.text, Message.html,
+    Message.sender_name, Message.recipient, Message.subject, Message.text, Message.safe_html,
     Message.attachments, Message.meta, Message.received_at,
 )
 _REPLY_COLUMNS: Final = (
@@ -266,7 +262,7 @@ def _timeline(customer: CustomerInfo, messages: Iterable[Any],
             message_id=m.id, direction=Direction(m.direction),
             message_kind=MessageKind(m.kind), channel=Channel(m.channel), sender=m.sender,
             sender_name=m.sender_name, recipient=m.recipient, subject=m.subject, text=m.text,
-            html=m.html, attachments=_attachments(m.attachments),
+            html=m.safe_html, attachments=_attachments(m.attachments),
         )))
     for r in reply_list:
         at = r.sent_at or r.created_at

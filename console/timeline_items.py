@@ -2,9 +2,8 @@
 with their other conversations, and the timeline's items (frozen dataclasses, no queries).
 
 - :class:`MessageItem`: what the customer sent, and outbound rows that belong to no reply.
-  ``html`` is kept **as stored**: a page shows it only through
-  :func:`console.safe_html.safe_html` (or :meth:`MessageItem.safe_html`);
-  ``html_sanitized`` is always False to say so.
+  ``html`` is the mail's HTML as ingest sanitised it (``Message.safe_html``): pages show
+  it as stored, never sanitising again.
 - :class:`ReplyItem`: one per reply, with its ``history`` of :class:`ReplyStep`.
 - :class:`ActivityItem`: assignment, triage, referral, private note, close, reopen.
 
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from console.safe_html import safe_html
 from kartabl.models import Channel, ConversationStatus, Direction, MessageKind, ReplyState
 
 ActivityKind = Literal["assigned", "triaged", "referred", "note", "closed", "reopened"]
@@ -101,16 +99,15 @@ class MessageItem:
     recipient: str
     subject: str
     text: str
-    html: str | None  # RAW: pass it through safe_html() before it reaches a page
+    # Message.safe_html: sanitised once at ingest (channels.email.html.sanitize), the only
+    # writer of that column; None when the message has no HTML a page may show.
+    html: str | None
     attachments: list[AttachmentInfo]
-    html_sanitized: bool = False
 
-    def safe_html(self, *, remote_images: bool = False) -> str | None:
-        """The HTML ready for a page: sanitised, inline images of this message kept."""
-        if not self.html:
-            return None
-        keys = {a.storage_key for a in self.attachments if a.storage_key}
-        return safe_html(self.html, inline_keys=keys, remote_images=remote_images)
+    def safe_html(self) -> str | None:
+        """The HTML ready for a page, as ingest stored it (remote images removed there,
+        inline ones as ``attachment:<key>`` of this message's own parts)."""
+        return self.html or None
 
 
 @dataclass(frozen=True, slots=True)

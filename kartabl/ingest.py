@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kartabl import metrics
 from kartabl.db import DialectInsert, after_commit, dialect_insert
-from kartabl.messages import InboundMessage
+from kartabl.messages import InboundMessage, SafeHtml
 from kartabl.models import Direction, Message
 from kartabl.tasks import ROUTE_BATCH, enqueue_after_commit
 
@@ -28,6 +28,14 @@ from kartabl.tasks import ROUTE_BATCH, enqueue_after_commit
 class Stored:
     message_id: int
     created: bool
+
+
+def html_columns(html: str | None) -> dict[str, str | None]:
+    """Where a message's HTML goes: ``safe_html`` (rendered by pages as it is) only when the
+    sanitiser made it; anything else to ``html``, kept and never rendered."""
+    if isinstance(html, SafeHtml):
+        return {"html": None, "safe_html": html}
+    return {"html": html, "safe_html": None}
 
 
 def _row(msg: InboundMessage) -> dict[str, Any]:
@@ -41,7 +49,7 @@ def _row(msg: InboundMessage) -> dict[str, Any]:
         "recipient": msg.recipient,
         "subject": msg.subject,
         "text": msg.text,
-        "html": msg.html,
+        **html_columns(msg.html),
         "in_reply_to": msg.in_reply_to,
         "references": list(msg.references),
         "attachments": [a.to_json() for a in msg.attachments],

@@ -10,6 +10,15 @@ from typing import Any
 from kartabl.models import Channel, MessageKind, utcnow
 
 
+class SafeHtml(str):
+    """HTML the ingest sanitiser made safe for a page (:func:`channels.email.html.sanitize`
+    is the only code that constructs one). Ingest stores an :class:`InboundMessage`'s
+    ``html`` in ``Message.safe_html``, the one column a page renders as HTML, only when it
+    is a SafeHtml; any other string is kept in ``Message.html`` and never rendered."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     filename: str  # as the customer named it: untrusted, display only, never a path
@@ -36,7 +45,7 @@ class InboundMessage:
     text: str  # the new text only, quoted history removed
     sender_name: str = ""
     subject: str = ""
-    html: str | None = None  # sanitised
+    html: str | None = None  # sanitised: a SafeHtml, or it is never shown as HTML
     attachments: tuple[Attachment, ...] = ()
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()

@@ -272,7 +272,10 @@ class Message(Base):
     recipient: Mapped[str] = mapped_column(String(320), default="")
     subject: Mapped[str] = mapped_column(String(1000), default="")
     text: Mapped[str] = mapped_column(Text, default="")
-    html: Mapped[str | None] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)  # as given: never rendered as HTML
+    # Written only from a kartabl.messages.SafeHtml (kartabl.ingest.html_columns): the mail's
+    # HTML sanitised once at ingest, which pages serve as it is.
+    safe_html: Mapped[str | None] = mapped_column(Text)
     in_reply_to: Mapped[str | None] = mapped_column(String(1000))
     references: Mapped[list[Any]] = mapped_column(default=list)
     attachments: Mapped[list[Any]] = mapped_column(default=list)

@@ -7,7 +7,7 @@ They add and flush, never commit: the test owns the transaction. Import with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import pytest
 from sqlalchemy import select
@@ -114,6 +114,16 @@ def inbound(
     s.add(msg)
     s.flush()
     return msg
+
+
+def mail_html(msg: Message, html: str, inline: Mapping[str, str] | None = None) -> None:
+    """Give ``msg`` mail HTML as ingest stores it: sanitised once into ``safe_html`` (the
+    column pages render; ``inline``: Content-ID -> storage key, as at ingest). The raw HTML
+    goes into ``html`` too, which no page may ever render."""
+    from channels.email.html import sanitize
+
+    msg.html = html
+    msg.safe_html = sanitize(html, inline or {})
 
 
 def events(s: Session, kind: str) -> list[Event]:

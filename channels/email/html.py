@@ -1,5 +1,8 @@
 """HTML bodies: quoted history removed, then sanitised for display with nh3.
 
+Every nh3 call here gets its input with its nesting capped (:mod:`channels.email.html_depth`):
+html5ever's cost grows with the square of the depth.
+
 Order matters: quote containers are found by their ``class``/``id``/``type``, which the
 sanitiser drops, so they are removed first (:func:`strip_quotes`), from input already capped
 at :data:`MAX_HTML_CHARS`.
@@ -41,6 +44,9 @@ from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import nh3
+
+from channels.email.html_depth import cap_depth
+from kartabl.messages import SafeHtml
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +245,7 @@ _TAG_STRIPPER = nh3.Cleaner(tags=set(), attributes={}, link_rel=None,
 
 def _normalise(html: str) -> str:
     """``html`` as well-formed markup HTMLParser reads in linear time."""
-    return _NORMALISER.clean(html[:MAX_HTML_CHARS])
+    return _NORMALISER.clean(cap_depth(html[:MAX_HTML_CHARS])[0])
 
 
 _ATTRIBUTES = {tag: set(attrs) - {"cite"} for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
@@ -252,9 +258,12 @@ _CLEAN_CONTENT = {"script", "style", "title", "noscript", "template", "svg", "ma
                   "object", "embed", "textarea", "select", "head"}
 
 
-def sanitize(html: str, inline: Mapping[str, str]) -> str:
-    """Safe HTML for display. ``inline`` maps a lower-cased Content-ID to the storage key of
-    a stored raster image part; ``cid:`` images not in it lose their ``src``."""
+def sanitize(html: str, inline: Mapping[str, str]) -> SafeHtml:
+    """Safe HTML for display, the only maker of :class:`~kartabl.messages.SafeHtml`: what
+    ingest stores for pages to serve as it is. ``inline`` maps a lower-cased Content-ID to
+    the storage key of a stored raster image part; ``cid:`` images not in it lose their
+    ``src``. Nesting deeper than :data:`~channels.email.html_depth.MAX_DEPTH` is flattened
+    first (a no-op on what :func:`~channels.email.html_depth.cap_depth` capped already)."""
 
     def attribute(tag: str, name: str, value: str) -> str | None:
         if name in ("src", "href") and value[:4].lower() == "cid:":
@@ -276,4 +285,4 @@ def sanitize(html: str, inline: Mapping[str, str]) -> str:
         filter_style_properties=_STYLE_PROPERTIES,
         strip_comments=True,
     )
-    return cleaner.clean(html[:MAX_HTML_CHARS]).strip()
+    return SafeHtml(cleaner.clean(cap_depth(html[:MAX_HTML_CHARS])[0]).strip())

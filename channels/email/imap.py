@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -64,6 +64,9 @@ class Fetched:
     uid: int
     raw: bytes  # the whole mail; only its header when ``oversized`` is set
     oversized: int | None = None  # the mail's size when it was over the limit
+    # When the server received it (INTERNALDATE, aware UTC): the message's time, not the
+    # sender's Date header. None when the server did not say.
+    internal_date: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +162,20 @@ def fetch(
     client: IMAPClient, uids: Sequence[int], *, max_bytes: int | None = None,
     budget_bytes: int = FETCH_BUDGET_BYTES,
 ) -> list[Fetched]:
-    """The raw bytes of ``uids``. ``BODY.PEEK[]`` leaves ``\\Seen`` alone (plain ``BODY[]``
-    would set it) and the reply comes back under ``BODY[]``. The sizes are asked first so
+    """The raw bytes of ``uids``, with the server's INTERNALDATE (asked with the sizes).
+    ``BODY.PEEK[]`` leaves ``\\Seen`` alone (plain ``BODY[]`` would set it) and the reply
+    comes back under ``BODY[]``. The sizes are asked first so
     that one FETCH brings at most about ``budget_bytes`` (a batch of 50 large mails must not
     sit in memory at once), and so that a mail over ``max_bytes`` is not downloaded at all:
     only its header comes (``BODY.PEEK[HEADER]``, enough to say who sent what), with
     ``oversized`` set. A UID expunged meanwhile is absent, with a warning."""
     if not uids:
         return []
-    sizes = {
-        int(uid): int(item.get(b"RFC822.SIZE", 0))
-        for uid, item in client.fetch(list(uids), ["RFC822.SIZE"]).items()
-    }
+    sizes: dict[int, int] = {}
+    received: dict[int, datetime | None] = {}
+    for uid, item in client.fetch(list(uids), ["RFC822.SIZE", "INTERNALDATE"]).items():
+        sizes[int(uid)] = int(item.get(b"RFC822.SIZE", 0))
+        received[int(uid)] = _utc(item.get(b"INTERNALDATE"))
     big = sorted(u for u, n in sizes.items() if max_bytes is not None and n > max_bytes)
     out: dict[int, Fetched] = {}
     if big:
@@ -178,14 +183,16 @@ def fetch(
         for uid in data:
             header = data[uid].get(b"BODY[HEADER]")
             if header is not None:
-                out[int(uid)] = Fetched(int(uid), bytes(header), oversized=sizes[int(uid)])
+                out[int(uid)] = Fetched(int(uid), bytes(header), oversized=sizes[int(uid)],
+                                        internal_date=received.get(int(uid)))
     small = sorted(set(sizes) - set(big))
     for group in _groups(small, sizes, budget_bytes):
         data = client.fetch(group, ["BODY.PEEK[]"])
         for uid in data:
             raw = data[uid].get(b"BODY[]")
             if raw is not None:
-                out[int(uid)] = Fetched(int(uid), bytes(raw))
+                out[int(uid)] = Fetched(int(uid), bytes(raw),
+                                        internal_date=received.get(int(uid)))
     missing = sorted(set(uids) - set(out))
     if missing:
         # Expunged by another client between the search and the fetch: nothing to ingest,
@@ -193,6 +200,14 @@ def fetch(
         log.warning("UIDs %s vanished before they could be fetched (expunged meanwhile); "
                     "skipped", ", ".join(map(str, missing)))
     return [out[u] for u in sorted(out)]
+
+
+def _utc(value: Any) -> datetime | None:
+    """INTERNALDATE as imapclient gives it: a naive local time (its ``normalise_times``
+    default) or an aware one."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC)
 
 
 def _groups(uids: list[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -78,14 +79,15 @@ class MailIngester:
 
     # -- one mail -------------------------------------------------------------------------
 
-    def prepare(self, raw: bytes) -> InboundMessage | str:
+    def prepare(self, raw: bytes, received_at: datetime | None = None) -> InboundMessage | str:
         """The message for ``raw``, with its attachments already written to disk; or the
-        reason it must be quarantined."""
+        reason it must be quarantined. ``received_at``: when our server received it (the
+        IMAP INTERNALDATE), the message's time; by default now."""
         limit = self.settings.mail_max_bytes
         if len(raw) > limit:  # the server did not tell the size, so the mail came whole
             return oversized_reason(len(raw), limit)
         try:
-            parsed = parse_mail(raw, our_addresses=self.our_addresses)
+            parsed = parse_mail(raw, our_addresses=self.our_addresses, received_at=received_at)
         except Exception as exc:  # UnparseableMail, or a parser bug: quarantine either way
             if type(exc).__name__ != "UnparseableMail":
                 log.warning("parser error on mail of %s", self.mailbox.name, exc_info=True)
@@ -119,7 +121,7 @@ class MailIngester:
         for mail in mails:
             prepared = (
                 oversized_reason(mail.oversized, limit) if mail.oversized is not None
-                else self.prepare(mail.raw)
+                else self.prepare(mail.raw, mail.internal_date)
             )
             if isinstance(prepared, str):
                 bad.append((mail, prepared))

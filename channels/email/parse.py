@@ -18,10 +18,16 @@ or delivered again with other Received headers, is the same key; a Message-ID re
 other content is another key (FreeScout #5591); no Message-ID is ``"no-message-id#…"``
 (FreeScout #4740), and an overlong one is hashed so the key stays under 500 characters.
 
+``received_at`` is when we received the mail (the caller's ``received_at``: the IMAP
+INTERNALDATE; else now), never the sender's ``Date`` header, which is ``meta["sent_at"]``
+(ISO 8601, UTC) when it can be read (:mod:`channels.dates`).
+
 ``meta`` always has ``message_id`` (as written, with its brackets, or None) and
-``content_hash``; it has ``auto`` (the reason), ``bounced_message_ids``, ``bounce_reason``,
-``from_own_address``, ``charset_fallback``, ``parts_truncated``, ``text_truncated``,
-``html_truncated`` and ``mime_error`` only when they apply.
+``content_hash``; it has ``sent_at``, ``auto`` (the reason), ``bounced_message_ids``,
+``bounce_reason``, ``from_own_address``, ``charset_fallback``, ``parts_truncated``,
+``text_truncated``, ``html_truncated``, ``html_flattened`` (nesting beyond the cap
+flattened to text, the HTML as sent kept as the attachment :data:`ORIGINAL_HTML_NAME`) and
+``mime_error`` only when they apply.
 """
 
 from __future__ import annotations
@@ -37,22 +43,25 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from channels.dates import iso, received_now
 from channels.email import html as html_body
 from channels.email.attachments import extract, inline_raster
 from channels.email.charsets import clean_text, decode_bytes
 from channels.email.headers import POLICY, HeaderReader, message_id, msg_ids, one_line
+from channels.email.html_depth import cap_depth
 from channels.email.kinds import classify
 from channels.email.mime import Walk, precap, walk
 from channels.email.quotes import cut_quotes
 from config.settings import get_settings
 from kartabl.errors import InputError
 from kartabl.messages import Attachment, InboundMessage
-from kartabl.models import Channel, utcnow
+from kartabl.models import Channel
 from router.identity import normalize_email
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 500_000
+ORIGINAL_HTML_NAME = "original-message.html"  # the HTML part as sent, when it was flattened
 MAX_REFERENCES = 20
 MAX_ID_CHARS = 400  # a longer Message-ID is hashed in the key
 # Real header blocks are a few KB (long Received chains, DKIM: tens of KB); beyond this the
@@ -74,14 +83,18 @@ class ParsedMail:
     payloads: dict[str, bytes] = field(default_factory=dict)
 
 
-def parse(raw: bytes, *, our_addresses: Collection[str] = ()) -> InboundMessage:
+def parse(raw: bytes, *, our_addresses: Collection[str] = (),
+          received_at: datetime | None = None) -> InboundMessage:
     """The :class:`InboundMessage` of one raw mail; see :func:`parse_mail`."""
-    return parse_mail(raw, our_addresses=our_addresses).message
+    return parse_mail(raw, our_addresses=our_addresses, received_at=received_at).message
 
 
-def parse_mail(raw: bytes, *, our_addresses: Collection[str] = ()) -> ParsedMail:
+def parse_mail(raw: bytes, *, our_addresses: Collection[str] = (),
+               received_at: datetime | None = None) -> ParsedMail:
     """Parse one raw mail. ``our_addresses`` are the mailboxes' own addresses: they choose
-    ``recipient`` and mark our own mail as automatic (we never answer ourselves)."""
+    ``recipient`` and mark our own mail as automatic (we never answer ourselves).
+    ``received_at`` is when we received it (the IMAP INTERNALDATE), by default now: the
+    ``Date`` header is the sender's claim, kept as ``meta["sent_at"]`` only."""
     raw = bytes(raw)
     limit = get_settings().mail_max_bytes
     if len(raw) > limit:
@@ -93,13 +106,14 @@ def parse_mail(raw: bytes, *, our_addresses: Collection[str] = ()) -> ParsedMail
             f"the mail's header block is {header_bytes} bytes, over {MAX_HEADER_BYTES}")
     ours = _our_addresses(our_addresses)
     try:
-        return _parse(raw, ours, headers_only=False)
+        return _parse(raw, ours, received_now(received_at), headers_only=False)
     except UnparseableMail:
         raise
     except Exception as exc:  # RecursionError and any parser bug: try the headers alone
         log.warning("mail body could not be parsed (%s); keeping the headers", type(exc).__name__)
         try:
-            return _parse(raw, ours, headers_only=True, error=type(exc).__name__)
+            return _parse(raw, ours, received_now(received_at), headers_only=True,
+                          error=type(exc).__name__)
         except UnparseableMail:
             raise
         except Exception as exc2:
@@ -129,7 +143,7 @@ def _valid(address: str) -> str | None:
         return None
 
 
-def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
+def _parse(raw: bytes, ours: frozenset[str], received_at: datetime, *, headers_only: bool,
            error: str | None = None) -> ParsedMail:
     meta: dict[str, Any] = {}
     if headers_only:
@@ -161,6 +175,8 @@ def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
     )
     meta["message_id"] = mid[:998] if mid else None
     meta["content_hash"] = content_hash
+    if (sent := _sent_at(headers.first("date"))) is not None:
+        meta["sent_at"] = sent
 
     tree = Walk() if headers_only else walk(msg)
     if truncated or tree.truncated:
@@ -175,6 +191,8 @@ def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
         meta["text_truncated"] = True
     if body.html_truncated:
         meta["html_truncated"] = True
+    if body.html_flattened:
+        meta["html_flattened"] = True
 
     own = _base(sender) in ours
     kind = classify(msg, headers, tree, sender=sender, text=body.full_text, own=own)
@@ -194,7 +212,7 @@ def _parse(raw: bytes, ours: frozenset[str], *, headers_only: bool,
         in_reply_to=in_reply_to,
         references=references,
         kind=kind.kind,
-        received_at=_received_at(headers.first("date")),
+        received_at=received_at,
         recipient=_recipient(headers, ours),
         meta=meta,
     )
@@ -211,16 +229,16 @@ def _content_hash(raw: bytes, headers: HeaderReader) -> str:
     return digest.hexdigest()
 
 
-def _received_at(value: str) -> datetime:
-    now = utcnow()
+def _sent_at(value: str) -> str | None:
+    """The ``Date`` header as ISO 8601 in UTC (a header without a zone is taken as UTC), or
+    None when there is none or it cannot be read. Metadata only: see channels.dates."""
     try:
         when = parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError, IndexError, OverflowError):
-        when = None
+        return None
     if when is None:
-        return now
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return now if when > now else when
+        return None
+    return iso(when.replace(tzinfo=UTC) if when.tzinfo is None else when)
 
 
 def _recipient(headers: HeaderReader, ours: frozenset[str]) -> str:
@@ -249,6 +267,7 @@ class _Body:
     fallback: bool = False
     text_truncated: bool = False
     html_truncated: bool = False
+    html_flattened: bool = False
 
 
 def _decode_part(part: Message, tree: Walk, body: _Body) -> str:
@@ -263,6 +282,20 @@ def _decode_part(part: Message, tree: Walk, body: _Body) -> str:
     text, fell_back = decode_bytes(data, charset)
     body.fallback |= fell_back
     return clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _keep_original(html: str, body: _Body, max_bytes: int) -> None:
+    """Nesting beyond the cap was flattened to text for display: the HTML as sent is kept
+    as an attachment (``meta["html_flattened"]``), so nothing is lost."""
+    body.html_flattened = True
+    data = html.encode("utf-8", "surrogatepass")
+    key = hashlib.sha256(data).hexdigest()
+    stored = len(data) <= max_bytes
+    body.attachments.append(Attachment(
+        filename=ORIGINAL_HTML_NAME, content_type="text/html", size=len(data),
+        storage_key=key if stored else None))
+    if stored:
+        body.payloads[key] = data
 
 
 def _body(tree: Walk, subject: str, max_bytes: int) -> _Body:
@@ -282,8 +315,12 @@ def _body(tree: Walk, subject: str, max_bytes: int) -> _Body:
     if len(text) > MAX_TEXT_CHARS:
         text, body.text_truncated = text[:MAX_TEXT_CHARS], True
     if html:
+        sent = html
         if len(html) > html_body.MAX_HTML_CHARS:
             html, body.html_truncated = html[: html_body.MAX_HTML_CHARS], True
+        html, flattened = cap_depth(html)  # once, before any HTML parser sees it
+        if flattened:
+            _keep_original(sent, body, max_bytes)
         if not forwarded:
             html = html_body.strip_quotes(html)
         if not text:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from imapclient import IMAPClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +56,7 @@ class _Row:
     uid: int | None
     headers_only: bool
     message_id: int | None
+    received_at: datetime  # when the mail was first received and kept aside
 
 
 class _StillQuarantined(Exception):
@@ -78,12 +80,12 @@ def reimport(
         if got.reimported_at is not None:
             return ReimportOutcome(quarantine_id, got.message_id, None, already=True)
         row = _Row(got.id, got.mailbox, bytes(got.raw), got.folder, got.uidvalidity, got.uid,
-                   got.headers_only, got.message_id)
+                   got.headers_only, got.message_id, got.created_at)
         session.commit()  # no transaction open across the parse and the IMAP round trips
     ingester = ingester_for(row.mailbox)
     try:
         with _whole_mail(ingester, row) as (client, raw):
-            prepared = ingester.prepare(raw)
+            prepared = ingester.prepare(raw, row.received_at)
             if isinstance(prepared, str):
                 raise _StillQuarantined(prepared)
             if (unreadable := unreadable_reason(prepared)) is not None:
@@ -166,7 +168,9 @@ def _repair(session: Session, msg: Message, prepared: InboundMessage, row: _Row)
         return False  # repaired already (by the same mail quarantined twice)
     meta = {k: v for k, v in (msg.meta or {}).items() if k != "mime_error"}
     meta.update(prepared.meta)
-    msg.text, msg.html = prepared.text, prepared.html
+    msg.text = prepared.text
+    for column, value in ingest.html_columns(prepared.html).items():
+        setattr(msg, column, value)
     msg.attachments = [a.to_json() for a in prepared.attachments]
     msg.meta = meta
     audit.record(

@@ -11,21 +11,30 @@ what it has.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import logging
+from datetime import datetime
 from typing import Any
 
+from channels.dates import iso, received_now, unix_time
 from config.sms import SmsConfig
 from kartabl.errors import InputError
 from kartabl.messages import InboundMessage
 from kartabl.models import Channel
 from router.identity import normalize_phone
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT = 5_000  # a long concatenated SMS is ~1,000 characters; refuse anything absurd
 
 
-def to_message(fields: dict[str, Any], config: SmsConfig) -> InboundMessage:
+def to_message(fields: dict[str, Any], config: SmsConfig, *, strict_date: bool = True,
+               received_at: datetime | None = None) -> InboundMessage:
     """``fields`` from a callback form or a receive entry. Raises :class:`InputError` when
-    it is not an SMS we can store (no sender, no text, a sender that is not a phone)."""
+    it is not an SMS we can store (no sender, no text, a sender that is not a phone, a
+    ``date`` that is not Unix seconds in range when ``strict_date``). The message's time is
+    ``received_at`` (ours), by default now; Kavenegar's ``date`` is ``meta["sent_at"]``.
+    The poller passes ``strict_date=False``: the SMS is already marked read by Kavenegar,
+    so a bad date only leaves ``sent_at`` out."""
     raw_from = str(fields.get("from") or fields.get("sender") or "").strip()
     text = str(fields.get("message") or "")
     to = str(fields.get("to") or fields.get("receptor") or "").strip()
@@ -47,12 +56,17 @@ def to_message(fields: dict[str, Any], config: SmsConfig) -> InboundMessage:
     else:
         digest = hashlib.sha256("\x1f".join((sender, to, text, date)).encode()).hexdigest()
         external_id = f"h:{digest[:40]}"
-    received = datetime.now(UTC)
-    if date.isdigit():
-        received = datetime.fromtimestamp(int(date), UTC)
     line = to if to else config.line
+    meta: dict[str, Any] = {"line": line, "default_team": config.team,
+                            "kavenegar_messageid": messageid}
+    if date:
+        try:
+            meta["sent_at"] = iso(unix_time(date, text=True))
+        except InputError as exc:
+            if strict_date:
+                raise InputError(f"date: {exc}") from None
+            log.warning("SMS %s: unusable date %r left out", external_id, date[:40])
     return InboundMessage(
         channel=Channel.SMS, external_id=external_id, sender=sender, text=text,
-        recipient=line, received_at=received,
-        meta={"line": line, "default_team": config.team, "kavenegar_messageid": messageid},
+        recipient=line, received_at=received_now(received_at), meta=meta,
     )

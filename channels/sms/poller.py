@@ -79,7 +79,7 @@ class SmsPoller:
         for entry in entries:
             try:
                 msgs.append(to_message({**entry, "receptor": entry.get("receptor") or line},
-                                       self.config))
+                                       self.config, strict_date=False))
             except (InputError, AttributeError) as exc:
                 log.warning("line %s: unusable SMS %s dropped: %s", line,
                             getattr(entry, "get", lambda _k: "?")("messageid"), exc)

@@ -73,7 +73,7 @@ class BotPoller:
         for update in updates:
             try:
                 last = max(last, update_id_of(update))
-                msg = to_message(update, self.bot)
+                msg = to_message(update, self.bot, strict_date=False)
             except InputError as exc:
                 log.warning("bot %s: malformed update skipped: %s", self.bot.name, exc)
                 result.ignored += 1

@@ -9,6 +9,8 @@ and polling, Telegram and Bale.
 - ``sender`` is the user id; ``recipient`` is the bot's name, so the reply leaves by the bot
   the customer wrote to; ``meta`` keeps ``chat_id``, ``bot``, ``update_id``, ``message_id``
   and the bot's ``default_team``.
+- ``received_at`` is when we received the update; the message's ``date`` is only
+  ``meta["sent_at"]`` (:mod:`channels.dates`).
 - Text, or a caption; photos, documents, voice, audio and video as attachment metadata only
   (nothing downloaded): file ids in ``meta["files"]``, names cleaned for display.
 - ``reply_to_message`` becomes ``in_reply_to = "<bot>:<chat>:<message_id>"``, the form our
@@ -29,14 +31,14 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from channels.dates import iso, received_now, unix_time
 from channels.email.attachments import display_filename, safe_content_type
 from config.telegram import BotConfig
 from kartabl.errors import InputError
 from kartabl.messages import Attachment, InboundMessage
-from kartabl.models import utcnow
 from router.identity import normalize_phone
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,13 @@ def update_id_of(update: Any) -> int:
     return uid
 
 
-def to_message(update: Any, bot: BotConfig) -> InboundMessage | None:
+def to_message(update: Any, bot: BotConfig, *, strict_date: bool = True,
+               received_at: datetime | None = None) -> InboundMessage | None:
     """The message in ``update``, or ``None`` when it is a kind we ignore (logged).
-    Raises :class:`InputError` when ``update`` is malformed."""
+    Raises :class:`InputError` when ``update`` is malformed, including a ``date`` out of
+    range when ``strict_date`` (a webhook); a poller passes False, since the update is
+    already taken from Telegram: such a date is then left out of ``meta``. The message's
+    time is ``received_at`` (ours: the webhook's arrival, the poll), by default now."""
     uid = update_id_of(update)
     msg = update.get("message")
     if msg is None:
@@ -94,6 +100,13 @@ def to_message(update: Any, bot: BotConfig) -> InboundMessage | None:
         meta["username"] = _str(user.get("username"))
     if bot.team:
         meta["default_team"] = bot.team  # router.placement's fallback team
+    if "date" in msg:
+        try:
+            meta["sent_at"] = iso(unix_time(msg["date"]))
+        except InputError as exc:
+            if strict_date:
+                raise InputError(f"update.message.date: {exc}") from None
+            log.warning("bot %s: update %s has an unusable date (%s)", bot.name, uid, exc)
     contact = _contact(msg.get("contact"), user["id"])
     if contact is not None:
         meta["contact"] = contact
@@ -106,7 +119,7 @@ def to_message(update: Any, bot: BotConfig) -> InboundMessage | None:
     return InboundMessage(
         channel=bot.channel, external_id=f"{bot.name}:{uid}", sender=str(user["id"]),
         sender_name=_name(user), text=text, attachments=tuple(attachments),
-        in_reply_to=in_reply_to, received_at=_date(msg.get("date")), recipient=bot.name,
+        in_reply_to=in_reply_to, received_at=received_now(received_at), recipient=bot.name,
         meta=meta,
     )
 
@@ -154,8 +167,3 @@ def _name(user: dict[str, Any]) -> str:
 def _str(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
-
-def _date(value: Any) -> datetime:
-    if isinstance(value, int) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
-    return utcnow()

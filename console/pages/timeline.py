@@ -8,7 +8,8 @@ Same scope as the page: NotFound (404) for a conversation the reader cannot see;
 this server did not give out is an InputError (400).
 
 :func:`mail_html` is the one place mail HTML is made fit for a page, for the page and this
-fragment alike, and only for the messages shown.
+fragment alike, and only for the messages shown: the HTML ingest sanitised and stored, with
+its inline images pointed at this server; nothing is sanitised again here.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ router = APIRouter(include_in_schema=False)
 
 
 def mail_html(items: Iterable[TimelineItem]) -> dict[int, str]:
-    """The shown messages' mail HTML, sanitised by nh3 (console.timeline.safe_html), inline
-    images pointed at the attachment route; the template marks it safe. Per message id."""
+    """The shown messages' mail HTML as sanitised at ingest (``Message.safe_html``, see
+    channels.email.html.sanitize), inline images pointed at the attachment route; the
+    template marks it safe. Per message id."""
     return {
         i.message_id: inline_image_urls(html, i.message_id)
         for i in items

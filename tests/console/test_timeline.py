@@ -1,5 +1,5 @@
 """The conversation view: its timeline after the whole workflow, scope, the customer's
-history, a bounded number of queries, and safe_html."""
+history, a bounded number of queries, and the mail HTML sanitised once at ingest."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.email.html import sanitize
 from config.routing import ApprovalPolicy
 from console.timeline import (
     ActivityItem,
     MessageItem,
     ReplyItem,
     conversation_view,
-    safe_html,
 )
 from kartabl import workflow
 from kartabl.errors import NotFound
@@ -33,7 +33,7 @@ from kartabl.models import (
 from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
 from responders.sandbox import SandboxSender
-from tests.factories import conversation, inbound, person, team
+from tests.factories import conversation, inbound, mail_html, person, team
 
 REVIEWED = ApprovalPolicy(mode="all")
 
@@ -202,12 +202,14 @@ def test_the_view_costs_the_same_few_queries_however_long_the_conversation(
     assert count_queries(session, long.id, ali) == count_queries(session, short.id, ali) <= 13
 
 
-def test_messages_keep_raw_html_marked_and_list_attachments(session: Session) -> None:
+def test_messages_carry_the_html_sanitised_at_ingest_and_list_attachments(
+        session: Session) -> None:
     support, _, _, ali, _, _ = people(session)
     conv = conversation(session, team=support, assignee=ali)
     msg = inbound(session, conv, text="فاکتور پیوست است")
-    msg.html = ('<p dir="rtl">فاکتور<img src="attachment:k1" alt="logo">'
-                '<img src="https://track.example/p.gif" alt="pixel"></p><script>x()</script>')
+    mail_html(msg, '<p dir="rtl">فاکتور<img src="cid:logo@x" alt="logo">'
+                   '<img src="https://track.example/p.gif" alt="pixel"></p><script>x()</script>',
+              {"logo@x": "k1"})
     msg.attachments = [
         {"filename": "invoice.pdf", "content_type": "application/pdf", "size": 1200,
          "storage_key": "k2", "content_id": None},
@@ -218,12 +220,25 @@ def test_messages_keep_raw_html_marked_and_list_attachments(session: Session) ->
     session.commit()
     [item] = [i for i in conversation_view(session, ali, conv.id).timeline
               if isinstance(i, MessageItem) and i.message_id == msg.id]
-    assert item.html == msg.html and item.html_sanitized is False  # raw, and says so
+    assert item.html == msg.safe_html  # as stored; the raw column is never read
     assert [(a.filename, a.size, a.storage_key) for a in item.attachments] == [
         ("invoice.pdf", 1200, "k2"), ("logo.png", 300, "k1")]
     shown = item.safe_html()
     assert shown is not None and canonical(shown) == canonical(
         '<p dir="rtl">فاکتور<img src="attachment:k1" alt="logo"><img alt="pixel"></p>')
+
+
+def test_html_nobody_sanitised_is_never_shown(session: Session) -> None:
+    """A row whose HTML did not come from the sanitiser (written by hand, or stored before
+    ``safe_html`` existed) shows its text only."""
+    support, _, _, ali, _, _ = people(session)
+    conv = conversation(session, team=support, assignee=ali)
+    msg = inbound(session, conv, text="متن")
+    msg.html = "<p>raw</p><script>alert(1)</script>"
+    session.commit()
+    [item] = [i for i in conversation_view(session, ali, conv.id).timeline
+              if isinstance(i, MessageItem) and i.message_id == msg.id]
+    assert item.html is None and item.safe_html() is None
 
 
 # -- safe_html -------------------------------------------------------------------------------
@@ -261,7 +276,7 @@ def test_safe_html_removes_scripts_handlers_and_javascript_urls_and_keeps_text()
              '<style>body{display:none}</style>'
              '<p style="color:red;position:fixed;background:url(https://t.example/x)">قرمز</p>'
              '</div>')
-    clean = safe_html(dirty)
+    clean = sanitize(dirty, {})
     for banned in ("<script", "alert", "onerror", "onclick", "javascript:", "<iframe", "<form",
                    "<style", "position", "url(", "src="):
         assert banned not in clean, banned
@@ -272,13 +287,10 @@ def test_safe_html_removes_scripts_handlers_and_javascript_urls_and_keeps_text()
         '<p style="color:red">قرمز</p></div>')
 
 
-def test_safe_html_blocks_remote_images_unless_asked_and_keeps_own_inline_ones() -> None:
-    html = ('<img src="https://t.example/pixel.gif" alt="p"><img src="attachment:k1" alt="a">'
+def test_safe_html_blocks_remote_images_and_keeps_own_inline_ones() -> None:
+    html = ('<img src="https://t.example/pixel.gif" alt="p"><img src="cid:k1@x" alt="a">'
             '<img src="attachment:forged" alt="f"><img src="data:image/png;base64,AAAA" alt="d">'
-            '<a href="attachment:k1">پیوست</a>')
-    assert canonical(safe_html(html, inline_keys={"k1"})) == canonical(
+            '<a href="cid:k1@x">پیوست</a><img src="cid:other@x" alt="o">')
+    assert canonical(sanitize(html, {"k1@x": "k1"})) == canonical(
         '<img alt="p"><img src="attachment:k1" alt="a"><img alt="f"><img alt="d">'
-        '<a target="_blank" rel="noopener noreferrer nofollow">پیوست</a>')
-    assert '<img src="https://t.example/pixel.gif" alt="p">' in safe_html(
-        html, remote_images=True)
-    assert "attachment:k1" not in safe_html(html)  # not this message's part: no src
+        '<a target="_blank" rel="noopener noreferrer nofollow">پیوست</a><img alt="o">')

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 10:20:41.359669
+Create Date: 2026-12-03 15:43:21.201588
 """
 
 from __future__ import annotations
@@ -358,6 +358,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=1000), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("html", sa.Text(), nullable=True),
+        sa.Column("safe_html", sa.Text(), nullable=True),
         sa.Column("in_reply_to", sa.String(length=1000), nullable=True),
         sa.Column("references", sa.JSON(), nullable=False),
         sa.Column("attachments", sa.JSON(), nullable=False),

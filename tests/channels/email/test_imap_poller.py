@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -272,3 +273,23 @@ def test_a_storage_error_is_logged_as_such_not_as_an_unreachable_mailbox(
     assert state.last_error.startswith("storage error: OSError: [Errno 28]")
     # And nothing was acknowledged nor passed
     assert state.last_uid == 0 and all(FLAG not in f for f in flags_by_uid(imap).values())
+
+
+def test_the_message_time_is_the_servers_internaldate_not_the_date_header(
+    db, session, imap, mailbox
+):
+    # Given a mail whose Date header says 2001, received by our server an hour ago
+    # (APPEND sets the INTERNALDATE), and one in an hour (a server clock ahead of ours)
+    received = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    append(imap, mail(1, date="Mon, 01 Jan 2001 09:00:00 +0000"), when=received)
+    append(imap, mail(2), when=datetime.now(UTC) + timedelta(hours=1))
+    # When the poller makes a pass
+    before = datetime.now(UTC)
+    make_poller(mailbox).connect_and_poll_once()
+    # Then the message's time is the INTERNALDATE, and the header is metadata
+    first, second = sorted(email_messages(session), key=lambda m: m.sender)
+    assert first.received_at == received
+    assert first.meta["sent_at"] == "2001-01-01T09:00:00+00:00"
+    # And a time ahead of ours is taken as now: nothing is ever received in the future
+    assert before <= second.received_at <= datetime.now(UTC)
+    assert second.meta["sent_at"] == "2026-11-23T06:30:00+00:00"

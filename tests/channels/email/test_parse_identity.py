@@ -61,7 +61,7 @@ def test_fields_of_a_real_reply() -> None:
     assert msg.recipient == "support@kartabl.example"
     assert msg.in_reply_to == "<reply-41.a1b2@kartabl.example>"
     assert msg.references == ("<reply-41.a1b2@kartabl.example>",)
-    assert msg.received_at == datetime(2023, 10, 3, 7, 0, 55, tzinfo=UTC)
+    assert msg.meta["sent_at"] == "2023-10-03T07:00:55+00:00"  # the Date header
     assert len(msg.meta["content_hash"]) == 64
 
 
@@ -86,15 +86,32 @@ def test_references_are_capped_to_the_last_twenty() -> None:
     assert msg.in_reply_to == "<r99@example.com>"
 
 
-def test_date_in_the_future_or_unparseable_is_replaced_by_now() -> None:
+def test_the_message_time_is_ours_and_the_date_header_is_metadata() -> None:
+    """The Date header is the sender's claim (threats.md, "Trusted headers"): the time is
+    when we received the mail (now, or the caller's receipt time, e.g. INTERNALDATE)."""
+    before = datetime.now(UTC)
+    msg = parse(raw(mail("x")))
+    assert before <= msg.received_at <= datetime.now(UTC)
+    assert msg.meta["sent_at"] == "2023-10-03T10:30:00+00:00"
+    server = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    assert parse(raw(mail("x")), received_at=server).received_at == server
+    # a receipt time ahead of our clock is now: nothing is received in the future
+    assert parse(raw(mail("x")), received_at=datetime(2099, 1, 1, tzinfo=UTC)
+                 ).received_at <= datetime.now(UTC)
+
+
+def test_a_future_or_unparseable_date_header_is_only_metadata() -> None:
     before = datetime.now(UTC)
     future = raw(mail("x")).replace(b"Tue, 03 Oct 2023", b"Tue, 03 Oct 2099")
-    assert parse(future).received_at >= before
+    msg = parse(future)
+    assert before <= msg.received_at <= datetime.now(UTC)
+    assert msg.meta["sent_at"] == "2099-10-03T10:30:00+00:00"
     broken = raw(mail("x")).replace(b"Tue, 03 Oct 2023 10:30:00 +0000", b"yesterday-ish")
-    when = parse(broken).received_at
-    assert when >= before and when.tzinfo is not None
+    msg = parse(broken)
+    assert msg.received_at >= before and msg.received_at.tzinfo is not None
+    assert "sent_at" not in msg.meta
 
 
 def test_date_without_timezone_is_read_as_utc() -> None:
     data = raw(mail("x")).replace(b"+0000", b"-0000")
-    assert parse(data).received_at == datetime(2023, 10, 3, 10, 30, tzinfo=UTC)
+    assert parse(data).meta["sent_at"] == "2023-10-03T10:30:00+00:00"

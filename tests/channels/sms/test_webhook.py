@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
@@ -133,3 +134,28 @@ def test_the_console_app_mounts_the_callback_from_the_channels_file(
     finally:
         config.channels.get_channels.cache_clear()
     assert count(db) == 1
+
+
+@pytest.mark.parametrize("date", [str(10**12), "99999999999999999999999", "-5", "garbage",
+                                  "1.5e9", "0", "12"])
+def test_a_callback_with_a_date_out_of_range_is_400_and_stores_nothing(
+        client: TestClient, db, date: str) -> None:
+    """Kavenegar's date is metadata: garbage is a malformed callback, never a 500 (a long
+    run of digits overflowed datetime before) and never a back-dated message."""
+    form = {"from": "09121234567", "message": "سلام", "to": LINE, "messageid": "55",
+            "date": date}
+    r = client.post(URL, data=form)
+    assert r.status_code == 400, r.text
+    assert count(db) == 0
+
+
+def test_the_callback_time_is_its_arrival_and_kavenegars_date_is_metadata(
+        client: TestClient, db) -> None:
+    before = datetime.now(UTC)
+    form = {"from": "09121234567", "message": "سلام", "to": LINE, "messageid": "56",
+            "date": "1300000000"}
+    assert client.post(URL, data=form).status_code == 200
+    with db() as s:
+        msg = s.scalars(select(Message)).one()
+        assert before <= msg.received_at <= datetime.now(UTC)
+        assert msg.meta["sent_at"] == "2011-03-13T07:06:40+00:00"

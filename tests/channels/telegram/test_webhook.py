@@ -4,6 +4,7 @@ from the stand-in (the bot's setWebhook registers the secret Telegram sends back
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -141,3 +142,26 @@ def test_the_standin_delivers_to_a_live_webhook_with_its_secret(
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+@pytest.mark.parametrize("date", [10**12, 10**30, -5, 0, 1, "1700000000", 1.5e9, True, None])
+def test_an_update_with_a_date_out_of_range_is_400_and_stores_nothing(
+        client: TestClient, db, date: Any) -> None:
+    """The date is Telegram's (metadata): one that cannot be real is a malformed update,
+    never a 500 and never stored (10**30 overflowed datetime before)."""
+    update = {"update_id": 77, **text_update(42, "from the future", date=date)}
+    r = client.post(URL, json=update, headers={HEADER: SECRET})
+    assert r.status_code == 400, r.text
+    assert "date" in r.json()["detail"]
+    assert count(db) == 0
+
+
+def test_the_message_time_is_its_arrival_and_telegram_date_is_metadata(
+        client: TestClient, db) -> None:
+    sent = 1_300_000_000  # 2011: an old date Telegram would never send, but in range
+    before = datetime.now(UTC)
+    assert post(client, {"update_id": 78, **text_update(42, "old", date=sent)}) == 200
+    with db() as s:
+        msg = s.scalars(select(Message)).one()
+        assert before <= msg.received_at <= datetime.now(UTC)
+        assert msg.meta["sent_at"] == "2011-03-13T07:06:40+00:00"

@@ -108,7 +108,8 @@ def test_conversation_view_has_timeline_customer_and_safe_html(api, world, db) -
     with db() as s:
         conv = s.get(Conversation, world.conv_b)
         msg = f.inbound(s, conv, text="plain")
-        msg.html = '<p onclick="x()">hi<script>alert(1)</script><img src="https://t.example/p"></p>'
+        f.mail_html(msg, '<p onclick="x()">hi<script>alert(1)</script>'
+                         '<img src="https://t.example/p"></p>')
         msg.attachments = [{"filename": "a.pdf", "content_type": "application/pdf",
                             "size": 3, "storage_key": "ab" * 32},
                            {"filename": "big.iso", "content_type": "x", "size": 9}]

@@ -155,7 +155,7 @@ def test_customer_controlled_text_is_shown_as_text(
         s.add(Identity(customer_id=customer.id, kind="telegram", address="777", display=evil))
         msg = s.scalars(select(Message).where(Message.conversation_id == conv.id)).one()
         msg.sender_name = evil
-        msg.html = f"<p>hello</p>{evil}<a href=\"javascript:alert(1)\">x</a>"
+        f.mail_html(msg, f"<p>hello</p>{evil}<a href=\"javascript:alert(1)\">x</a>")
         msg.attachments = [{"filename": evil, "content_type": "text/html", "size": 10,
                             "storage_key": "a" * 64}]
         f.conversation(s, team=support, subject="other")  # for the history panel

@@ -56,7 +56,8 @@ def long(db: Db, world: World) -> Long:
         for i in range(12):
             msg = f.inbound(s, conv, text=SCRIPT if i == 0 else f"msg-{i:02d}")
             msg.received_at = start + timedelta(minutes=2 * i)
-            msg.html = "<p>mail-0</p><script>alert(1)</script>" if i == 0 else f"<p>m{i}</p>"
+            f.mail_html(msg, "<p>mail-0</p><script>alert(1)</script>" if i == 0
+                        else f"<p>m{i}</p>")
         for i in range(7):
             workflow.note(s, ali, conv.id, f"note-{i}").at = start + timedelta(minutes=2 * i + 1)
         s.flush()

@@ -171,7 +171,7 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                        display="@" + evil("tguser")))
         msg = s.scalars(select(Message).where(Message.conversation_id == conv.id)).one()
         msg.sender_name = evil("sender")
-        msg.html = MAIL_HTML
+        f.mail_html(msg, MAIL_HTML)
         msg.attachments = [{"filename": evil("file"), "content_type": evil("ctype"),
                             "size": len(ATTACHMENT), "storage_key": ATTACHMENT_KEY}]
         # A second message without a sender name: the customer's name stands for them.
