@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -100,8 +100,17 @@ def sweep_once(
         return len(ids)
 
     def requeue_replies() -> int:
-        with session_factory() as session:
+        with session_factory() as session, session.begin():
             ids = unsent_reply_ids(session, settings.sweep_grace_s, batch)
+            if ids:
+                # Touched now, a reply waits another grace before it is offered again: with a
+                # backlog in the queue (a worker down for a while) every tick would otherwise
+                # add one more job per reply, all of them no-ops but the first.
+                session.execute(
+                    update(Reply)
+                    .where(Reply.id.in_(ids), Reply.state == ReplyState.APPROVED)
+                    .values(updated_at=utcnow())
+                    .execution_options(synchronize_session=False))
         for rid in ids:
             enqueue("dispatch_reply", rid)
         metrics.SWEPT.labels(kind="reply").inc(len(ids))

@@ -153,6 +153,26 @@ def test_sweep_enqueues_old_approved_replies_only(settings, db):
     ]
 
 
+def test_a_swept_reply_is_not_offered_again_before_another_grace(settings, db):
+    from workers.sweeps import sweep_once
+
+    broker = setup_broker(settings)  # no worker: the queue keeps every job it gets
+    with db() as session:
+        old = make_approved_reply(session, age_s=120)
+    later = settings.model_copy(update={"sweep_grace_s": 30})
+    # Given a reply the sweep offered once, and no worker taking it yet (a backlog)
+    assert sweep_once(db, later).replies == 1
+    # When the next ticks come within the grace
+    assert sweep_once(db, later).replies == 0
+    assert sweep_once(db, later).replies == 0
+    # Then the queue holds one job for it, not one per tick
+    assert [(m.actor_name, m.args) for m in _queued(broker, "outbound")] == [
+        ("dispatch_reply", (old,))
+    ]
+    # And once the grace has passed again, it is offered again
+    assert sweep_once(db, later.model_copy(update={"sweep_grace_s": 0})).replies == 1
+
+
 def test_stub_dead_letters_are_listed_and_requeued(settings, db, embedded):
     from workers.deadletters import count_dead_letters, list_dead_letters, requeue
 
