@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from bench.chaos_env import Deployment
 from bench.chaos_load import Replies, Sent
 from kartabl.models import Direction, Event, Message, Reply, ReplyState
+from responders.outcomes import CHECK_WITH_CUSTOMER
 
 IN_MARK = re.compile(r"chaos-in-\d+")
 OUT_MARK = re.compile(r"chaos-out-\d+")
@@ -123,8 +124,11 @@ def outbound(dep: Deployment, replies: Replies, fig: Figures) -> None:
     fig.stuck = len(stuck)
     if stuck:
         fig.details.append(f"stuck (id, state): {stuck}")
+    # Failed as an unknown outcome (at most once): at once by the outbox (a timeout or a 5xx
+    # after the request left) or by the reconcile sweep (a crash); both ask the coordinator
+    # to check with the customer (responders.outcomes.CHECK_WITH_CUSTOMER).
     unknown = [r for r in rows if r.channel == "telegram" and r.state == ReplyState.FAILED
-               and "unknown" in (r.error or "")]
+               and CHECK_WITH_CUSTOMER in (r.error or "")]
     fig.telegram_unknown = len(unknown)
     failed = Counter(f"{r.channel}: {r.error}" for r in rows if r.state == ReplyState.FAILED)
     fig.details.append(f"reply states: {dict(states)}")
