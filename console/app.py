@@ -37,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from console.boundary import TokenBoundary
 from console.deps import LoginRequired
 from console.overview import overview_counts
 from console.templating import TEMPLATES
@@ -203,6 +204,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_pages(app)
+    app.add_middleware(TokenBoundary)  # inside the security headers: its 401 gets them too
     _install_security_headers(app)
 
     @app.get("/healthz", tags=["probes"])
