@@ -116,12 +116,19 @@ class Settings(BaseSettings):
         "and 127.0.0.1 as secure, so the embedded mode works with the default.",
     )
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed sign-ins per username per window before refusing."
+        default=5, ge=1, description="Failed sign-ins for a username from one client address "
+        "per window before that address is refused for it; from all addresses together, "
+        "before every sign-in for that username is slowed down (never refused).",
     )
     login_max_failures_per_ip: int = Field(
         default=30, ge=1, description="Failed sign-ins per client address per window."
     )
     login_window_minutes: float = Field(default=15.0, gt=0)
+    login_slow_down_s: float = Field(
+        default=1.0, ge=0, description="The wait of a sign-in for a username past "
+        "login_max_failures failures from all addresses; doubled per further failure, at "
+        "most 4 times this.",
+    )
     password_reset_hours: float = Field(
         default=24.0, gt=0, description="How long a password reset link stays valid."
     )

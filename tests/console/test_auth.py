@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import statistics
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -79,6 +81,24 @@ def test_login_from_another_site_is_refused(app_client, db):
     assert r.status_code == 403 and auth.SESSION_COOKIE not in app_client.cookies
 
 
+def test_an_unknown_username_costs_what_a_known_one_costs(app_client, db):
+    """No timing oracle: an unknown username is checked against a dummy argon2 hash."""
+    _person(db, "ava")
+
+    def median_s(username: str) -> float:
+        times = []
+        for _ in range(3):  # under the per-address limit of five
+            started = time.perf_counter()
+            r = app_client.post("/login", data={"username": username, "password": "x" * 9})
+            times.append(time.perf_counter() - started)
+            assert r.status_code == 400
+        return statistics.median(times)
+
+    median_s("nobody-here")  # the dummy hash is made once per process: not measured
+    known, unknown = median_s("ava"), median_s("nobody-either")
+    assert unknown >= 0.5 * known, (unknown, known)
+
+
 def test_wrong_password_and_unknown_user_look_alike(app_client, db):
     _person(db, "ava")
     wrong = app_client.post("/login", data={"username": "ava", "password": "nope-nope"})
@@ -88,7 +108,9 @@ def test_wrong_password_and_unknown_user_look_alike(app_client, db):
         assert "wrong username or password" in r.text
 
 
-def test_login_is_rate_limited_per_username_even_with_the_right_password(app_client, db, settings):
+def test_login_is_rate_limited_per_username_and_address_even_with_the_right_password(
+    app_client, db, settings
+):
     _person(db, "ava")
     for _ in range(settings.login_max_failures):
         r = app_client.post("/login", data={"username": "ava", "password": "x" * 9})
@@ -103,6 +125,43 @@ def test_login_is_rate_limited_per_username_even_with_the_right_password(app_cli
                   {"t": (utcnow() - timedelta(hours=1)).replace(tzinfo=None)})
         s.commit()
     _sign_in(app_client, "ava")
+
+
+def _from(address: str) -> TestClient:
+    """A browser at ``address`` (the address the rate limits count by)."""
+    from console.app import create_app
+
+    return TestClient(create_app(), base_url="https://testserver", client=(address, 50000))
+
+
+def test_failures_from_many_addresses_slow_the_owner_down_but_never_lock_them_out(
+    db, settings, monkeypatch
+):
+    monkeypatch.setenv("KARTABL_LOGIN_SLOW_DOWN_S", "0.4")
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    _person(db, "ava")
+    # Given five failures, each from an address of its own
+    for i in range(settings.login_max_failures):
+        r = _from(f"10.0.0.{i}").post("/login", data={"username": "ava", "password": "x" * 9})
+        assert r.status_code == 400, r.text
+    # When the owner signs in from a sixth address with the right password
+    owner = _from("10.0.0.200")
+    started = time.monotonic()
+    r = owner.post("/login", data={"username": "ava", "password": PASSWORD},
+                                 follow_redirects=False)
+    waited = time.monotonic() - started
+    # Then they are in, after a wait (the username is slowed down, not locked)
+    assert r.status_code == 303, r.text
+    assert auth.SESSION_COOKIE in r.cookies
+    assert waited >= 0.4
+    # And the wait grows with further failures, at most 4 times the setting
+    with db() as s:
+        s.add_all([LoginAttempt(username="ava", ip=f"10.1.0.{i}", ok=False) for i in range(9)])
+        s.commit()
+        assert auth.login_delay(s, "ava") == pytest.approx(1.6)
+        assert auth.login_delay(s, "bob") == 0
 
 
 def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
