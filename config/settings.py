@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         default=SecretStr("dev-only-change-me"),
         description="Signs sessions and reply tokens. Must be set in the fleet.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics answers only 'Authorization: Bearer "
+        "<this>' (Prometheus: authorization.credentials). Unset: /metrics is open.",
+    )
 
     # -- console sign-in --------------------------------------------------------
     session_hours: float = Field(
