@@ -102,6 +102,15 @@ class Settings(BaseSettings):
         default=SecretStr("dev-only-change-me"),
         description="Signs sessions and reply tokens. Must be set in the fleet.",
     )
+    base_url: str = Field(
+        default="", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$",
+        description="The console's public address, for links we send (password reset "
+        "links). Unset: http://WEB_HOST:WEB_PORT; never the request's Host header.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="", description="Comma-separated addresses (or networks) of the reverse "
+        "proxies whose X-Forwarded-For/-Proto `kartabl web` trusts; '*' any. Unset: none.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="When set, /metrics answers only 'Authorization: Bearer "
         "<this>' (Prometheus: authorization.credentials). Unset: /metrics is open.",

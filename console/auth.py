@@ -301,6 +301,15 @@ def create_password_reset(session: Session, actor: Person | None, person: Person
     return token
 
 
+def reset_link(token: str, base_url: str = "") -> str:
+    """The whole link of a reset token: ``base_url``, else ``KARTABL_BASE_URL``, else
+    http://WEB_HOST:WEB_PORT. Never the request's Host header, which the sender of the
+    request chooses (a forged one would send the token to the attacker's site)."""
+    s = get_settings()
+    base = base_url or s.base_url or f"http://{s.web_host}:{s.web_port}"
+    return f"{base.rstrip('/')}/reset/{token}"
+
+
 def consume_password_reset(session: Session, token: str, new_password: str) -> Person:
     """Set the password from a reset link (once) and end every session of that person."""
     row = session.scalar(select(PasswordReset).where(PasswordReset.token_hash == _digest(token)))

@@ -306,6 +306,39 @@ def test_password_reset_link_works_once_and_ends_sessions(app_client, db):
     assert {"person.password_reset_issued", "person.password_reset"} <= kinds
 
 
+def test_a_forged_host_header_does_not_change_the_reset_link(app_client, db, monkeypatch):
+    from config.settings import get_settings
+
+    _person(db, "root", Role.ADMIN)
+    ava = _person(db, "ava")
+    csrf = _sign_in(app_client, "root")
+    forged = {"X-CSRF-Token": csrf, "Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+
+    def link() -> str:
+        r = app_client.post(f"/api/v1/people/{ava}/password-reset", headers=forged)
+        assert r.status_code == 201, r.text
+        return r.json()["url"]
+
+    # Unset: the configured web address, whatever the request says
+    s = get_settings()
+    assert link().startswith(f"http://{s.web_host}:{s.web_port}/reset/")
+    # Set: KARTABL_BASE_URL
+    monkeypatch.setenv("KARTABL_BASE_URL", "https://kartabl.example.ir/console/")
+    get_settings.cache_clear()
+    assert link().startswith("https://kartabl.example.ir/console/reset/")
+    assert "evil" not in link()
+
+
+def test_base_url_must_be_an_address():
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    for bad in ("kartabl.example.ir", "javascript:alert(1)", "https://a b"):
+        with pytest.raises(ValidationError):
+            Settings(base_url=bad)
+
+
 def test_only_an_admin_issues_reset_links(app_client, db):
     target = _person(db, "bob")
     _person(db, "cora", Role.COORDINATOR)
@@ -338,9 +371,10 @@ def test_persian_is_the_default_and_rtl(app_client):
     assert 'lang="en" dir="ltr"' in english
 
 
-def test_cli_reset_link_and_revoke(db, session: Session):
+def test_cli_reset_link_and_revoke(db, session: Session, monkeypatch):
     from typer.testing import CliRunner
 
+    from config.settings import get_settings
     from kartabl.cli import app as cli
 
     _person(db, "ava")
@@ -351,6 +385,10 @@ def test_cli_reset_link_and_revoke(db, session: Session):
     runner = CliRunner()
     r = runner.invoke(cli, ["person", "reset-password", "ava", "--base-url", "https://k.example"])
     assert r.exit_code == 0 and "https://k.example/reset/" in r.output
+    monkeypatch.setenv("KARTABL_BASE_URL", "https://kartabl.example.ir")
+    get_settings.cache_clear()
+    r = runner.invoke(cli, ["person", "reset-password", "ava"])
+    assert r.exit_code == 0 and "https://kartabl.example.ir/reset/" in r.output
     r = runner.invoke(cli, ["person", "revoke-sessions", "ava"])
     assert r.exit_code == 0 and "1 session(s)" in r.output
     r = runner.invoke(cli, ["person", "revoke-sessions", "nobody"])
