@@ -67,8 +67,8 @@ class LoginRequired(Exception):
 
 
 def client_ip(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips so this
-    # is the client's address and not the proxy's (the login rate limit counts by it).
+    # Behind a proxy, set KARTABL_FORWARDED_ALLOW_IPS (kartabl web passes it to uvicorn) so
+    # this is the client's address and not the proxy's (the login rate limits count by it).
     return request.client.host if request.client else "unknown"
 
 
