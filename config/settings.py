@@ -102,6 +102,19 @@ class Settings(BaseSettings):
         default=SecretStr("dev-only-change-me"),
         description="Signs sessions and reply tokens. Must be set in the fleet.",
     )
+    base_url: str = Field(
+        default="", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$",
+        description="The console's public address, for links we send (password reset "
+        "links). Unset: http://WEB_HOST:WEB_PORT; never the request's Host header.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="", description="Comma-separated addresses (or networks) of the reverse "
+        "proxies whose X-Forwarded-For/-Proto `kartabl web` trusts; '*' any. Unset: none.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics answers only 'Authorization: Bearer "
+        "<this>' (Prometheus: authorization.credentials). Unset: /metrics is open.",
+    )
 
     # -- console sign-in --------------------------------------------------------
     session_hours: float = Field(
@@ -116,12 +129,19 @@ class Settings(BaseSettings):
         "and 127.0.0.1 as secure, so the embedded mode works with the default.",
     )
     login_max_failures: int = Field(
-        default=5, ge=1, description="Failed sign-ins per username per window before refusing."
+        default=5, ge=1, description="Failed sign-ins for a username from one client address "
+        "per window before that address is refused for it; from all addresses together, "
+        "before every sign-in for that username is slowed down (never refused).",
     )
     login_max_failures_per_ip: int = Field(
         default=30, ge=1, description="Failed sign-ins per client address per window."
     )
     login_window_minutes: float = Field(default=15.0, gt=0)
+    login_slow_down_s: float = Field(
+        default=1.0, ge=0, description="The wait of a sign-in for a username past "
+        "login_max_failures failures from all addresses; doubled per further failure, at "
+        "most 4 times this.",
+    )
     password_reset_hours: float = Field(
         default=24.0, gt=0, description="How long a password reset link stays valid."
     )

@@ -2,11 +2,15 @@
 
 - ``/healthz``: the process is alive (no dependencies checked: a liveness probe must not
   restart a web process because the database blinked).
-- ``/readyz``: the database answers and the broker answers; 503 otherwise, with the reason.
-  Its body also counts quarantined mail and lists the mailboxes failing (informational).
-- ``/metrics``: Prometheus text format.
-- ``/api/v1/status``: queue depths and backlog counts (what ``kartabl status`` prints).
-- ``/``: an overview of the cartable by state, refreshed live with htmx (counts only).
+- ``/readyz``: the database answers and the broker answers; 503 otherwise. Anonymous
+  callers (probes) learn only ready or not; a signed-in session also gets the checks, the
+  quarantined mail count and the mailboxes failing (informational: names are not public).
+- ``/metrics``: Prometheus text format; with ``KARTABL_METRICS_TOKEN`` set, only for
+  ``Authorization: Bearer <that token>``.
+- ``/api/v1/status``: queue depths and backlog counts (what ``kartabl status`` prints), for
+  a signed-in person or a token with the ``read`` scope.
+- ``/``: an overview of the cartable by state, refreshed live with htmx (counts only),
+  behind sign-in.
 - the console's pages (:mod:`console.pages`) and the JSON API (:mod:`console.api`), both
   behind sign-in (:mod:`console.deps`).
 
@@ -18,6 +22,7 @@ from this origin, no inline script; no framing; no MIME sniffing). Workflow erro
 from __future__ import annotations
 
 import gc
+import hmac
 import importlib
 import json
 import logging
@@ -28,16 +33,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from console.deps import LoginRequired
+from config.settings import get_settings
+from console import auth
+from console.boundary import TokenBoundary
+from console.deps import LoginRequired, Principal, get_db, page_principal, require_scope
 from console.overview import overview_counts
 from console.templating import TEMPLATES
 from kartabl import db
@@ -176,6 +185,27 @@ def _email_info() -> dict[str, Any]:
         return {"error": type(exc).__name__}
 
 
+def _session_signed_in(request: Request) -> bool:
+    """Does the request carry a live session cookie? (Never raises: a probe must answer.)"""
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    if not cookie:
+        return False
+    try:
+        with db.session_factory()() as session:
+            return auth.session_person(session, cookie) is not None
+    except Exception:  # the database blinked since the check: no details, still an answer
+        return False
+
+
+def _metrics_allowed(request: Request) -> bool:
+    token = get_settings().metrics_token
+    if token is None or not token.get_secret_value():  # unset (or set empty): open
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.get_secret_value().encode())
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # What is alive once the app is imported (modules, FastAPI's and SQLAlchemy's
@@ -203,6 +233,7 @@ def create_app() -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_pages(app)
+    app.add_middleware(TokenBoundary)  # inside the security headers: its 401 gets them too
     _install_security_headers(app)
 
     @app.get("/healthz", tags=["probes"])
@@ -210,7 +241,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["probes"], responses={503: {"description": "not ready"}})
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         checks: dict[str, Any] = {}
         ok = True
         try:
@@ -222,24 +253,36 @@ def create_app() -> FastAPI:
         broker_ok, broker_name = _broker_ping()
         checks["broker"] = "ok" if broker_ok else f"error: {broker_name}"
         ok = ok and broker_ok
-        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
-        if checks["database"] == "ok":
-            body["email"] = _email_info()
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
+        if not ok:
+            log.warning("not ready: %s", checks)  # the reason, for whoever runs the fleet
+        if checks["database"] == "ok" and _session_signed_in(request):
+            body |= {"checks": checks, "email": _email_info()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["probes"], response_class=Response)
-    def metrics() -> Response:
+    @app.get("/metrics", tags=["probes"], response_class=Response,
+             responses={401: {"description": "KARTABL_METRICS_TOKEN is set: send it"}})
+    def metrics(request: Request) -> Response:
+        if not _metrics_allowed(request):
+            return JSONResponse({"detail": "send the metrics token (KARTABL_METRICS_TOKEN) as "
+                                 "'Authorization: Bearer ...'"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/v1/status", tags=["status"])
-    def status() -> dict[str, Any]:
-        with db.session_factory()() as session:
-            return overview_counts(session)
+    def status(
+        _p: Principal = Depends(require_scope("read")), session: Session = Depends(get_db)
+    ) -> dict[str, Any]:
+        # The request's own session (the one that signed it in): a second one would wait
+        # for the first's SQLite lock.
+        return overview_counts(session)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(request: Request) -> HTMLResponse:
-        with db.session_factory()() as session:
-            counts = overview_counts(session)
+    def overview(
+        request: Request, _p: Principal = Depends(page_principal),
+        session: Session = Depends(get_db),
+    ) -> HTMLResponse:
+        counts = overview_counts(session)
         partial = request.headers.get("HX-Request") == "true"
         return TEMPLATES.TemplateResponse(
             request, "overview_counts.html" if partial else "overview.html", {"c": counts}

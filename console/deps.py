@@ -10,7 +10,8 @@ Use them like this::
 - :func:`get_db` gives one session per request (FastAPI caches it, so the principal's
   person lives in the same session as the handler's rows). The handler commits.
 - :func:`principal` signs the request in: ``Authorization: Bearer kt_...`` (an API token,
-  narrowed to its scopes) or the session cookie (every scope of the person's role). A
+  narrowed to its scopes, under ``/api/v1`` only: :mod:`console.boundary`) or the session
+  cookie (every scope of the person's role). A
   cookie-signed request that changes state (POST, PUT, PATCH, DELETE) must carry the CSRF
   token as the ``X-CSRF-Token`` header or the ``csrf_token`` form field, else 403.
 - Unsigned API calls get 401; unsigned page views raise :class:`LoginRequired`, which the
@@ -28,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from console import auth
+from console.boundary import REFUSAL, token_allowed
 from kartabl import db as kdb
 from kartabl.auth_models import ApiToken, WebSession
 from kartabl.models import Person
@@ -65,8 +67,8 @@ class LoginRequired(Exception):
 
 
 def client_ip(request: Request) -> str:
-    # Behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips so this
-    # is the client's address and not the proxy's (the login rate limit counts by it).
+    # Behind a proxy, set KARTABL_FORWARDED_ALLOW_IPS (kartabl web passes it to uvicorn) so
+    # this is the client's address and not the proxy's (the login rate limits count by it).
     return request.client.host if request.client else "unknown"
 
 
@@ -107,6 +109,10 @@ async def optional_principal(
     # teardown of the request whose session holds that lock, so each stalled for the busy
     # timeout (30 s); two pages polling at once were enough.
     authz = request.headers.get("authorization", "")
+    if authz and not token_allowed(request.url.path):
+        # console.boundary.TokenBoundary answers first; this holds should a page ever be
+        # reached without it: a page takes a signed-in session only.
+        raise HTTPException(401, REFUSAL, headers={"WWW-Authenticate": 'Bearer realm="/api/v1"'})
     if authz:
         scheme, _, token = authz.partition(" ")
         found_token = (await run_in_threadpool(_token_signed_in, db, token.strip())
@@ -165,4 +171,6 @@ def page_principal(
     if p is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
+    if p.via != "session":  # a page takes a signed-in session only (console.boundary)
+        raise HTTPException(401, REFUSAL, headers={"WWW-Authenticate": 'Bearer realm="/api/v1"'})
     return p

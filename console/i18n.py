@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+from markupsafe import Markup, escape
+
 LOCALES: Final = ("fa", "en")
 DEFAULT_LOCALE: Final = "fa"
 DIRECTION: Final = {"fa": "rtl", "en": "ltr"}
@@ -49,6 +51,10 @@ def gettext(locale: str, key: str, **values: Any) -> str:
         shown = {k: digits(v, locale) if isinstance(v, int | float) else v
                  for k, v in values.items()}
         try:
+            if any(isinstance(v, Markup) for v in shown.values()):
+                # a value already markup (a customer's name in <bdi>): the catalog's text is
+                # escaped as text, the other values too (Markup.format escapes them)
+                return escape(text).format(**shown)
             return text.format(**shown)
         except (KeyError, IndexError, ValueError):
             return text  # a translator's typo must not break the page

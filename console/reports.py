@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,13 +207,24 @@ def _person_rows(
 # -- CSV -------------------------------------------------------------------------------------
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection);
-# team and person names are typed by people, so every cell is checked.
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# team and person names are typed by people, so every cell is checked. Spreadsheets also
+# skip leading blanks and read the full-width and small forms of the signs (a Persian or
+# CJK keyboard types them) as the signs themselves.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20",
+                         "\ufe66", "\ufe62", "\ufe63")
+
+
+def _blank(ch: str) -> bool:
+    # whitespace (tab, CR, LF, no-break and ideographic spaces) and invisible format
+    # characters (LRM, RLM, zero-width space, BOM), which a reader does not see either
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
 
 
 def csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    start = next((i for i, ch in enumerate(text) if not _blank(ch)), len(text))
+    risky = text.startswith(("\t", "\r")) or text[start:].startswith(_FORMULA_START)
+    return "'" + text if risky else text
 
 
 def _num(value: float | None) -> str:

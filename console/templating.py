@@ -8,16 +8,25 @@
 Autoescaping is on for every template (Starlette's default): customer text is always shown
 as text. The only markup that reaches a page from outside is mail HTML, sanitised by nh3
 first and marked safe in one place (the conversation timeline).
+
+Bidi: every value a page prints (``{{ ... }}``, safe markup included) loses the explicit
+direction controls U+202A-U+202E and U+2066-U+2069 (:func:`strip_bidi_controls`, the
+environment's ``finalize``): a customer's name with U+202E (right-to-left override) would
+otherwise show its text reversed to staff. Customer-controlled strings are shown isolated
+from the text around them, with ``|bdi`` (``<bdi>...</bdi>``) or in an element with
+``dir="auto"`` (console.css gives both ``unicode-bidi: isolate``).
 """
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from console.i18n import DIRECTION, LOCALE_COOKIE, digits, gettext, pick_locale
 
@@ -47,4 +56,29 @@ def _num(locale: str, value: object) -> str:
     return digits(value, locale)
 
 
+# Embeddings and overrides (LRE, RLE, PDF, LRO, RLO) and isolates (LRI, RLI, FSI, PDI). The
+# page isolates customer text itself; marks (LRM, RLM) and joiners stay: Persian needs them.
+_BIDI_CONTROLS: Final = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_bidi_controls(value: Any) -> Any:
+    """``value`` without direction controls; anything else (numbers, None) as it is."""
+    if not isinstance(value, str) or _BIDI_CONTROLS.search(value) is None:
+        return value
+    cleaned = _BIDI_CONTROLS.sub("", value)
+    if isinstance(value, Markup):
+        # Safe stays safe: taking characters out of markup makes no tag (a "<" is only ever
+        # followed by a tag name's ASCII letter in it, or is "&lt;" already).
+        return Markup(cleaned)  # noqa: S704 - see above
+    return cleaned
+
+
+def bdi(value: Any) -> Markup:
+    """``value`` as text inside ``<bdi>``: its direction is its own and does not run into the
+    text around it."""
+    return Markup("<bdi>%s</bdi>") % strip_bidi_controls("" if value is None else value)
+
+
 TEMPLATES = Jinja2Templates(directory=str(TEMPLATE_DIR), context_processors=[_context])
+TEMPLATES.env.finalize = strip_bidi_controls  # before any template is compiled: it is used then
+TEMPLATES.env.filters["bdi"] = bdi

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -23,9 +25,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=2) as r:
+def _get(url: str, cookie: str = "") -> dict:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(request, timeout=2) as r:
         return json.loads(r.read())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _sign_in(base: str) -> str:
+    """The session cookie of the demo's admin (the counts are not public)."""
+    form = urllib.parse.urlencode({"username": "admin", "password": "kartabl-demo"}).encode()
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(base + "/login", data=form, timeout=5)
+    except urllib.error.HTTPError as exc:  # the 303 after sign-in, not followed
+        if exc.code == 303:
+            return exc.headers["set-cookie"].split(";", 1)[0]
+        raise
+    raise AssertionError("sign-in did not answer 303")
 
 
 def test_run_serves_console_and_demo_reaches_delivered(tmp_path: Path) -> None:
@@ -61,10 +82,12 @@ def test_run_serves_console_and_demo_reaches_delivered(tmp_path: Path) -> None:
 
     try:
         status: dict = {}
+        cookie = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                status = _get(f"http://127.0.0.1:{port}/api/v1/status")
+                cookie = cookie or _sign_in(f"http://127.0.0.1:{port}")
+                status = _get(f"http://127.0.0.1:{port}/api/v1/status", cookie)
             except OSError:
                 status = {}
             if (status.get("replies", {}).get("delivered", 0) >= 1 and status.get("customers")

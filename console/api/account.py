@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -140,7 +140,7 @@ def revoke_sessions(
 
 @router.post("/people/{person_id}/password-reset", status_code=201)
 def password_reset(
-    person_id: PathId, request: Request, p: Principal = Depends(session_only),
+    person_id: PathId, p: Principal = Depends(session_only),
     db: Session = Depends(get_db),
 ) -> ResetOut:
     person = db.get(Person, person_id)
@@ -149,6 +149,6 @@ def password_reset(
     token = auth.create_password_reset(db, p.person, person)
     db.commit()
     return ResetOut(
-        url=str(request.base_url).rstrip("/") + f"/reset/{token}",
+        url=auth.reset_link(token),
         expires_at=utcnow() + timedelta(hours=auth.get_settings().password_reset_hours),
     )

@@ -3,11 +3,13 @@ page (sessions, language). The rules live in :mod:`console.auth`."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,7 +52,24 @@ def login_form(request: Request, next: str = HOME) -> Response:
     )
 
 
-@router.post("/login", response_class=HTMLResponse)
+def _login_delay(db: Session, username: str) -> float:
+    try:
+        return auth.login_delay(db, username)
+    finally:
+        db.rollback()  # no transaction stays open while the sign-in waits
+
+
+async def _slow_down(
+    username: Annotated[str, Form(max_length=200)], db: Session = Depends(get_db)
+) -> None:
+    """The wait of a username with many failures (:func:`console.auth.login_delay`), on
+    the event loop: a waiting sign-in holds no thread of the pool the pages run in."""
+    delay = await run_in_threadpool(_login_delay, db, username)
+    if delay:
+        await asyncio.sleep(delay)
+
+
+@router.post("/login", response_class=HTMLResponse, dependencies=[Depends(_slow_down)])
 def login(
     request: Request,
     username: Annotated[str, Form(max_length=200)],

@@ -124,18 +124,18 @@ def _person(session: Session, username: str) -> Person:
 def person_reset_password(
     username: str,
     base_url: str = typer.Option(
-        "", help="The console's address, to print a whole link (default: http://WEB_HOST:PORT)."
+        "", help="The console's address, to print a whole link (default: KARTABL_BASE_URL, "
+        "else http://WEB_HOST:PORT)."
     ),
 ) -> None:
     """Print a one-time link that sets a new password (valid KARTABL_PASSWORD_RESET_HOURS)."""
-    from console.auth import create_password_reset
+    from console.auth import create_password_reset, reset_link
 
     s = get_settings()
     with db.session_scope() as session:
         token = create_password_reset(session, None, _person(session, username))
-    base = (base_url or f"http://{s.web_host}:{s.web_port}").rstrip("/")
     out.print(f"reset link for [bold]{username}[/] (shown once, valid "
-              f"{s.password_reset_hours:g} h): {base}/reset/{token}", soft_wrap=True)
+              f"{s.password_reset_hours:g} h): {reset_link(token, base_url)}", soft_wrap=True)
 
 
 @person_app.command("revoke-sessions")

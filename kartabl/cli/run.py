@@ -29,7 +29,10 @@ def web(
         host=host or s.web_host,
         port=port or s.web_port,
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-For decides the address the login limits count by: trusted only from
+        # the proxies named (uvicorn's own default trusts 127.0.0.1, i.e. any local process).
+        proxy_headers=bool(s.forwarded_allow_ips),
+        forwarded_allow_ips=s.forwarded_allow_ips or None,
     )
 
 

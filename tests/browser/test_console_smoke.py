@@ -1,5 +1,5 @@
-"""The overview page in a real Chromium: Persian and right-to-left, its counts come from the
-database the server uses, and they refresh live without a reload."""
+"""The overview page in a real Chromium, behind sign-in: Persian and right-to-left, its counts
+come from the database the server uses, and they refresh live without a reload."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from playwright.sync_api import Page, expect
 
 from kartabl import ingest
 from kartabl.messages import InboundMessage
+from kartabl.models import Role
+from kartabl.passwords import hash_password
+from tests import factories as f
 from tests.browser.conftest import LiveServer
+
+PASSWORD = "a long browser-test password"
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -27,10 +32,18 @@ def test_overview_is_rtl_and_refreshes_live(
         ingest.store(
             s, InboundMessage(channel="sms", external_id="1", sender="+989121112233", text="سلام")
         )
-    # When the overview is opened
-    response = page.goto(live_server.url + "/")
+        coordinator = f.person(s, "maryam", Role.COORDINATOR)
+        coordinator.password_hash = hash_password(PASSWORD)
+    # When the overview is opened: it needs sign-in (counts are not public)
+    page.goto(live_server.url + "/")
+    page.wait_for_url("**/login?next=%2F")
+    page.locator('input[name="username"]').fill("maryam")
+    page.locator('input[name="password"]').fill(PASSWORD)
+    with page.expect_navigation() as signed_in:
+        page.locator('form[action="/login"] button[type=submit]').click()
+    response = signed_in.value
     # Then it is the Persian, right-to-left overview, counting that message
-    assert response is not None and response.ok
+    assert response is not None and response.ok and response.url == live_server.url + "/"
     assert page.evaluate("document.documentElement.dir") == "rtl"
     assert page.evaluate("document.documentElement.lang") == "fa"
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"

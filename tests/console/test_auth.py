@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import statistics
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -79,6 +81,24 @@ def test_login_from_another_site_is_refused(app_client, db):
     assert r.status_code == 403 and auth.SESSION_COOKIE not in app_client.cookies
 
 
+def test_an_unknown_username_costs_what_a_known_one_costs(app_client, db):
+    """No timing oracle: an unknown username is checked against a dummy argon2 hash."""
+    _person(db, "ava")
+
+    def median_s(username: str) -> float:
+        times = []
+        for _ in range(3):  # under the per-address limit of five
+            started = time.perf_counter()
+            r = app_client.post("/login", data={"username": username, "password": "x" * 9})
+            times.append(time.perf_counter() - started)
+            assert r.status_code == 400
+        return statistics.median(times)
+
+    median_s("nobody-here")  # the dummy hash is made once per process: not measured
+    known, unknown = median_s("ava"), median_s("nobody-either")
+    assert unknown >= 0.5 * known, (unknown, known)
+
+
 def test_wrong_password_and_unknown_user_look_alike(app_client, db):
     _person(db, "ava")
     wrong = app_client.post("/login", data={"username": "ava", "password": "nope-nope"})
@@ -88,7 +108,9 @@ def test_wrong_password_and_unknown_user_look_alike(app_client, db):
         assert "wrong username or password" in r.text
 
 
-def test_login_is_rate_limited_per_username_even_with_the_right_password(app_client, db, settings):
+def test_login_is_rate_limited_per_username_and_address_even_with_the_right_password(
+    app_client, db, settings
+):
     _person(db, "ava")
     for _ in range(settings.login_max_failures):
         r = app_client.post("/login", data={"username": "ava", "password": "x" * 9})
@@ -103,6 +125,43 @@ def test_login_is_rate_limited_per_username_even_with_the_right_password(app_cli
                   {"t": (utcnow() - timedelta(hours=1)).replace(tzinfo=None)})
         s.commit()
     _sign_in(app_client, "ava")
+
+
+def _from(address: str) -> TestClient:
+    """A browser at ``address`` (the address the rate limits count by)."""
+    from console.app import create_app
+
+    return TestClient(create_app(), base_url="https://testserver", client=(address, 50000))
+
+
+def test_failures_from_many_addresses_slow_the_owner_down_but_never_lock_them_out(
+    db, settings, monkeypatch
+):
+    monkeypatch.setenv("KARTABL_LOGIN_SLOW_DOWN_S", "0.4")
+    from config.settings import get_settings
+
+    get_settings.cache_clear()
+    _person(db, "ava")
+    # Given five failures, each from an address of its own
+    for i in range(settings.login_max_failures):
+        r = _from(f"10.0.0.{i}").post("/login", data={"username": "ava", "password": "x" * 9})
+        assert r.status_code == 400, r.text
+    # When the owner signs in from a sixth address with the right password
+    owner = _from("10.0.0.200")
+    started = time.monotonic()
+    r = owner.post("/login", data={"username": "ava", "password": PASSWORD},
+                                 follow_redirects=False)
+    waited = time.monotonic() - started
+    # Then they are in, after a wait (the username is slowed down, not locked)
+    assert r.status_code == 303, r.text
+    assert auth.SESSION_COOKIE in r.cookies
+    assert waited >= 0.4
+    # And the wait grows with further failures, at most 4 times the setting
+    with db() as s:
+        s.add_all([LoginAttempt(username="ava", ip=f"10.1.0.{i}", ok=False) for i in range(9)])
+        s.commit()
+        assert auth.login_delay(s, "ava") == pytest.approx(1.6)
+        assert auth.login_delay(s, "bob") == 0
 
 
 def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
@@ -247,6 +306,39 @@ def test_password_reset_link_works_once_and_ends_sessions(app_client, db):
     assert {"person.password_reset_issued", "person.password_reset"} <= kinds
 
 
+def test_a_forged_host_header_does_not_change_the_reset_link(app_client, db, monkeypatch):
+    from config.settings import get_settings
+
+    _person(db, "root", Role.ADMIN)
+    ava = _person(db, "ava")
+    csrf = _sign_in(app_client, "root")
+    forged = {"X-CSRF-Token": csrf, "Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+
+    def link() -> str:
+        r = app_client.post(f"/api/v1/people/{ava}/password-reset", headers=forged)
+        assert r.status_code == 201, r.text
+        return r.json()["url"]
+
+    # Unset: the configured web address, whatever the request says
+    s = get_settings()
+    assert link().startswith(f"http://{s.web_host}:{s.web_port}/reset/")
+    # Set: KARTABL_BASE_URL
+    monkeypatch.setenv("KARTABL_BASE_URL", "https://kartabl.example.ir/console/")
+    get_settings.cache_clear()
+    assert link().startswith("https://kartabl.example.ir/console/reset/")
+    assert "evil" not in link()
+
+
+def test_base_url_must_be_an_address():
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    for bad in ("kartabl.example.ir", "javascript:alert(1)", "https://a b"):
+        with pytest.raises(ValidationError):
+            Settings(base_url=bad)
+
+
 def test_only_an_admin_issues_reset_links(app_client, db):
     target = _person(db, "bob")
     _person(db, "cora", Role.COORDINATOR)
@@ -279,9 +371,10 @@ def test_persian_is_the_default_and_rtl(app_client):
     assert 'lang="en" dir="ltr"' in english
 
 
-def test_cli_reset_link_and_revoke(db, session: Session):
+def test_cli_reset_link_and_revoke(db, session: Session, monkeypatch):
     from typer.testing import CliRunner
 
+    from config.settings import get_settings
     from kartabl.cli import app as cli
 
     _person(db, "ava")
@@ -292,6 +385,10 @@ def test_cli_reset_link_and_revoke(db, session: Session):
     runner = CliRunner()
     r = runner.invoke(cli, ["person", "reset-password", "ava", "--base-url", "https://k.example"])
     assert r.exit_code == 0 and "https://k.example/reset/" in r.output
+    monkeypatch.setenv("KARTABL_BASE_URL", "https://kartabl.example.ir")
+    get_settings.cache_clear()
+    r = runner.invoke(cli, ["person", "reset-password", "ava"])
+    assert r.exit_code == 0 and "https://kartabl.example.ir/reset/" in r.output
     r = runner.invoke(cli, ["person", "revoke-sessions", "ava"])
     assert r.exit_code == 0 and "1 session(s)" in r.output
     r = runner.invoke(cli, ["person", "revoke-sessions", "nobody"])

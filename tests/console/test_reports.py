@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from console.dates import format_date, parse_date
-from console.reports import Report, percentile, report, report_csv
+from console.reports import Report, csv_cell, percentile, report, report_csv
 from kartabl.errors import InputError, PermissionDenied
 from kartabl.models import Channel, ConversationStatus, Person, Role, Team
 from tests import factories as f
@@ -168,6 +168,20 @@ def test_csv_export_neutralises_formulas(session, floor) -> None:
     assert ["period", "start", "", "۱۴۰۵/۰۹/۱۰"] in cells
     assert ["first_response", "median_minutes", "", "15.0"] in cells
     assert out.endswith("\r\n")
+
+
+@pytest.mark.parametrize("text", [
+    " =1+1", "\u00a0\u00a0@SUM(A1)", "\n-2+3", "\u3000=cmd", "\u200f=HYPERLINK(\"x\")",
+    "\uff1dHYPERLINK(\"http://evil\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", " \uff1d1",
+    "\tx", "\rx",
+])
+def test_csv_guard_sees_through_blanks_and_full_width_signs(text: str) -> None:
+    assert csv_cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["support", " support", "سارا", "", "15.0", "a=b"])
+def test_csv_guard_leaves_plain_text(text: str) -> None:
+    assert csv_cell(text) == text
 
 
 # -- dates -----------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_add_and_remove_a_tag(client: TestClient, world: World, db: Db) -> None:
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"{url}?done=tagged"
     assert customer(db, world.customer_support).tags == ["vip"]
-    assert 'class="badge tag">vip</span>' in client.get(url).text
+    assert 'class="badge tag" dir="auto">vip</span>' in client.get(url).text
     r = client.post(f"{url}/tags/remove", data={"csrf_token": csrf, "tag": "vip"},
                     follow_redirects=False)
     assert r.status_code == 303 and customer(db, world.customer_support).tags == []

@@ -35,7 +35,7 @@ def _walk(caller: Caller, world: World, db, *, signed_in: bool) -> dict[str, obj
     after = snapshot(db)
     for path, url in get_urls(world, world.a):
         if caller.bearer and not path.startswith("/api/"):
-            continue  # tokens are for the API (pages take them too; the sessions cover them)
+            continue  # tokens are for the API (pages answer 401: test_tokens_on_pages.py)
         before = after
         r = caller.request("GET", url)
         after = snapshot(db)
