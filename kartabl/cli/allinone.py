@@ -21,9 +21,9 @@ log = logging.getLogger("kartabl.run")
 
 
 def run_all_in_one(*, demo: bool) -> None:
-    import uvicorn
 
     from boot import start
+    from boot.web import serve
     from kartabl import db, logs
     from kartabl.migrate import upgrade
     from workers.embedded import EmbeddedWorker
@@ -88,7 +88,7 @@ def run_all_in_one(*, demo: bool) -> None:
         print_login(s.web_host, s.web_port)
     try:
         # uvicorn handles SIGINT/SIGTERM itself and returns when it has drained requests.
-        uvicorn.run("console.app:app", host=s.web_host, port=s.web_port, log_config=None)
+        serve(s)
     finally:
         stop.set()
         if driver is not None:

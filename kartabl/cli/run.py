@@ -19,21 +19,11 @@ def web(
     port: int = typer.Option(0, help="Port (default: KARTABL_WEB_PORT)."),
 ) -> None:
     """Serve the web console and the JSON API."""
-    import uvicorn
-
     from boot import start
+    from boot.web import serve
 
     s = start("web").settings  # enqueues (webhooks, approvals) but runs no worker
-    uvicorn.run(
-        "console.app:app",
-        host=host or s.web_host,
-        port=port or s.web_port,
-        log_config=None,
-        # X-Forwarded-For decides the address the login limits count by: trusted only from
-        # the proxies named (uvicorn's own default trusts 127.0.0.1, i.e. any local process).
-        proxy_headers=bool(s.forwarded_allow_ips),
-        forwarded_allow_ips=s.forwarded_allow_ips or None,
-    )
+    serve(s, host=host, port=port)
 
 
 def worker(

@@ -91,7 +91,8 @@ def set_webhook(
     base_url: str = typer.Option(
         "", "--base-url",
         help="The console's public address, e.g. https://support.example.ir: each bot is "
-             "registered at <base-url>/webhooks/telegram/<bot name>."),
+             "registered at <base-url>/webhooks/telegram/<bot name> (default: "
+             "KARTABL_BASE_URL, when set)."),
 ) -> None:
     """Register webhook bots (Telegram and Bale alike) with their Bot API server: setWebhook
     with the bot's URL, its webhook secret as secret_token, and allowed_updates limited to
@@ -101,8 +102,11 @@ def set_webhook(
 
     from channels.telegram import registration
     from channels.telegram.bot import redact
+    from config.settings import get_settings
 
-    problem = registration.check_base_url(base_url) if base_url else "--base-url is required"
+    base_url = base_url or get_settings().base_url  # never WEB_HOST: Telegram must reach it
+    problem = (registration.check_base_url(base_url) if base_url
+               else "--base-url is required (or set KARTABL_BASE_URL)")
     if problem:
         raise typer.BadParameter(problem, param_hint="--base-url")
     bots = _configured_bots()

@@ -104,6 +104,15 @@ def test_one_bot_with_bot(standin: BotApiStandin, channels_file: Path) -> None:
     assert standin.bot(TOKEN).webhook_url == ""
 
 
+def test_the_base_url_defaults_to_the_setting(standin: BotApiStandin, channels_file: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KARTABL_BASE_URL", BASE)
+    config.settings.get_settings.cache_clear()
+    code, output = set_webhook("--bot", "shop")
+    assert code == 0, output
+    assert standin.bot(TOKEN).webhook_url == f"{BASE}/webhooks/telegram/shop"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--bot", "nobody", "--base-url", BASE], "no bot named 'nobody'"),
     (["--bot", "poller", "--base-url", BASE], 'mode = "polling"'),
