@@ -1,11 +1,13 @@
 """The fleet as deployed: every ``Procfile`` line as its own OS process, on a PostgreSQL
-database and a Redis namespace of this module's own, against the Kavenegar and Bot API
-stand-ins and a local SMTP server (in this test process, reached over real connections).
+database and a Redis namespace of their own, against the Kavenegar and Bot API stand-ins and
+a local SMTP server (in this test process, reached over real connections).
 
-The processes are started once per module (they take a few seconds to boot); each test works
-with customers of its own. The test process plays the people at the console: it drafts and
-approves replies through :mod:`kartabl.workflow` on the same database, and its enqueues go to
-the fleet's Redis, as the web process's would.
+The processes are started once per test session (``_fleet``), on the one pytest-xdist worker
+that runs the "fleet" group (they take 7-20 s to boot and stop on this machine, and xdist
+does not run a group's modules back to back); each test works with customers of its own.
+For each test, this process plays the people at the console (``deployed``): it drafts and
+approves replies through :mod:`kartabl.workflow` on the fleet's database, and its enqueues go
+to the fleet's Redis, as the web process's would.
 """
 
 from __future__ import annotations
@@ -99,8 +101,21 @@ rate_per_s = 50
     return path
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+@dataclass
+class _Fleet:
+    fleet: Fleet
+    procs: dict[str, Proc]
+    env: dict[str, str]
+    kavenegar: KavenegarStandin
+    bot_api: BotApiStandin
+    smtp: smtp.SmtpServer
+    web_url: str
+
+
+@pytest.fixture(scope="session")
+def _fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fleet]:
+    """The processes and the stand-ins, once per session; no global state of this process
+    changes here (see :func:`deployed`)."""
     tmp = tmp_path_factory.mktemp("fleet")
     name = f"kartabl_fleet_{RUN_ID}_{uuid.uuid4().hex[:6]}"
     try:
@@ -136,37 +151,23 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         "KARTABL_COOKIE_SECURE": "false",
         "PORT": str(port),
     }
-    mp = pytest.MonkeyPatch()
-    for key, value in env.items():
-        if key.startswith("KARTABL_"):
-            mp.setenv(key, value)
-    config.settings.get_settings.cache_clear()
-    config.routing.get_routing.cache_clear()
-    kdb.reset()
-    settings = config.settings.get_settings()
-    factory = kdb.configure(settings)
-    with factory() as s:  # the people at the console
+    engine = kdb.make_engine(env["KARTABL_DATABASE_URL"], pool_size=1)
+    with sessionmaker(engine)() as s:  # the people at the console
         support = team(s, "support")
         person(s, "fleet-agent", teams=[support])
         person(s, "fleet-coordinator", Role.COORDINATOR)
         s.commit()
-    setup_broker(settings)  # this process's approvals enqueue to the fleet's Redis
+    engine.dispose()
     kavenegar.callback_url = f"http://127.0.0.1:{port}/webhooks/sms/receive/{SMS_SECRET}"
 
     fleet = Fleet(env, tmp / "logs")
     procs = {line: fleet.start(line) for line in fleet.lines}
     try:
-        for line, proc in procs.items():
+        for proc in procs.values():
             fleet.wait_log(proc, "booted ", 60)
-        yield Deployed(fleet, procs, factory, kavenegar, bot_api, mail,
-                       f"http://127.0.0.1:{port}", settings)
+        yield _Fleet(fleet, procs, env, kavenegar, bot_api, mail, f"http://127.0.0.1:{port}")
     finally:
         fleet.stop_all()
-        tasks.set_enqueuer(None)
-        kdb.reset()
-        mp.undo()
-        config.settings.get_settings.cache_clear()
-        config.routing.get_routing.cache_clear()
         mail.controller.stop()
         bot_api.stop()
         kavenegar.stop()
@@ -176,3 +177,28 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             client.delete(*keys)
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def deployed(_fleet: _Fleet) -> Iterator[Deployed]:
+    """This test process as the console of the fleet: its settings, database and broker are
+    the fleet's for the test (approvals enqueue to the fleet's Redis), and put back after."""
+    mp = pytest.MonkeyPatch()
+    for key, value in _fleet.env.items():
+        if key.startswith("KARTABL_"):
+            mp.setenv(key, value)
+    config.settings.get_settings.cache_clear()
+    config.routing.get_routing.cache_clear()
+    kdb.reset()
+    settings = config.settings.get_settings()
+    factory = kdb.configure(settings)
+    setup_broker(settings)
+    try:
+        yield Deployed(_fleet.fleet, _fleet.procs, factory, _fleet.kavenegar, _fleet.bot_api,
+                       _fleet.smtp, _fleet.web_url, settings)
+    finally:
+        tasks.set_enqueuer(None)
+        kdb.reset()
+        mp.undo()
+        config.settings.get_settings.cache_clear()
+        config.routing.get_routing.cache_clear()
