@@ -6,8 +6,12 @@ from config.settings import Settings
 
 
 def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
-    """Run uvicorn with the console until SIGTERM or SIGINT (it drains requests first)."""
+    """Run uvicorn with the console until SIGTERM or SIGINT (it drains requests first);
+    with ``KARTABL_METRICS_ADDRESS``, /metrics on a listener of its own beside it."""
     import uvicorn
+
+    if settings.metrics_address:
+        serve_metrics(settings.metrics_address)
 
     uvicorn.run(
         "console.app:app",
@@ -19,3 +23,13 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
+
+
+def serve_metrics(address: str) -> None:
+    """Prometheus' text format at ``http://<address>/metrics`` from a daemon thread
+    (prometheus_client's own server): for an interface only the monitoring can reach, so the
+    console's port need not carry it."""
+    from prometheus_client import start_http_server
+
+    host, _, port = address.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]"))

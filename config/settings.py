@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         default=None, description="When set, /metrics answers only 'Authorization: Bearer "
         "<this>' (Prometheus: authorization.credentials). Unset: /metrics is open.",
     )
+    metrics_address: str = Field(
+        default="", pattern=r"^([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):[0-9]{1,5}$|^$",
+        description="host:port (e.g. 127.0.0.1:9464) where `kartabl web` serves /metrics on "
+        "a listener of its own, for a private interface; the console's /metrics then answers "
+        "404. Unset: /metrics is on the console's port.",
+    )
 
     # -- console sign-in --------------------------------------------------------
     session_hours: float = Field(

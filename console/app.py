@@ -263,6 +263,8 @@ def create_app() -> FastAPI:
     @app.get("/metrics", tags=["probes"], response_class=Response,
              responses={401: {"description": "KARTABL_METRICS_TOKEN is set: send it"}})
     def metrics(request: Request) -> Response:
+        if get_settings().metrics_address:  # served on a listener of its own (boot/web.py)
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         if not _metrics_allowed(request):
             return JSONResponse({"detail": "send the metrics token (KARTABL_METRICS_TOKEN) as "
                                  "'Authorization: Bearer ...'"}, status_code=401,
