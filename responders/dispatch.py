@@ -41,6 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import audit, metrics
+from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Conversation, Reply, ReplyState, utcnow
@@ -205,7 +206,7 @@ def poll_delivery(session_factory: Factory, limit: int = 100) -> int:
                     session, "reply.delivered", conversation_id=reply.conversation_id,
                     reply_id=reply.id, provider_id=provider_id,
                 )
-                metrics.REPLIES.labels(state="delivered").inc()
+                _count(session, "delivered")
                 changed += 1
             elif status == "failed":
                 _fail(session, reply, _failure_reason(channel, provider_id))
@@ -284,7 +285,7 @@ def _mark_sent(
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,
         text=msg.text,
     )
-    metrics.REPLIES.labels(state="sent").inc()
+    _count(session, "sent")
 
 
 def _release(
@@ -297,7 +298,13 @@ def _release(
         session, "reply.retry", conversation_id=reply.conversation_id, reply_id=reply.id,
         reason=reply.error, retry_after_s=exc.retry_after_s if exc is not None else None,
     )
-    metrics.REPLIES.labels(state="approved").inc()
+    _count(session, "approved")
+
+
+def _count(session: Session, state: str) -> None:
+    """Count a reply's move once its transaction has committed: a rolled-back move (a lost
+    race, a database error) counts nothing."""
+    after_commit(session, metrics.REPLIES.labels(state=state).inc)
 
 
 def _fail(session: Session, reply: Reply, reason: str) -> None:
@@ -307,5 +314,5 @@ def _fail(session: Session, reply: Reply, reason: str) -> None:
         session, "reply.failed", conversation_id=reply.conversation_id, reply_id=reply.id,
         reason=reason,
     )
-    metrics.REPLIES.labels(state="failed").inc()
+    _count(session, "failed")
     log.warning("reply %s failed: %s", reply.id, reason)

@@ -102,3 +102,31 @@ def test_a_send_recovered_by_the_reconcile_sweep_counts_one_sent(
     # When the sweep reconciles it, it is found at the provider: sent, once
     assert reconcile_stale_sending(db, older_than=timedelta(0)) == 1
     assert counts.now() == moved(sending=1, sent=1)
+
+
+def test_a_move_rolled_back_counts_nothing(
+    db: sessionmaker[Session], sandbox: dict[str, SandboxSender], approved_reply
+) -> None:
+    from kartabl.models import Reply
+    from responders.dispatch import _fail
+
+    rid = approved_reply(Channel.SMS)
+    assert dispatch_reply(db, rid) == "sent"
+    counts = watch()
+    # Given a sent reply failed inside a transaction that then rolls back (as a delivery
+    # report would fail it, but the transaction lost a race or hit an error)
+    with db() as session:
+        reply = session.get(Reply, rid)
+        assert reply is not None
+        _fail(session, reply, "refused")
+        session.flush()
+        session.rollback()
+    # Then nothing was counted, and the reply is still sent
+    assert counts.now() == moved()
+    # While the same move committed counts once
+    with db() as session:
+        reply = session.get(Reply, rid)
+        assert reply is not None
+        _fail(session, reply, "refused")
+        session.commit()
+    assert counts.now() == moved(failed=1)
