@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import config.routing
 import config.settings
-from bench.fleet import Fleet, Proc, free_port
+from bench.fleet import Fleet, Proc, channels_toml, free_port
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin, StandinBot
 from kartabl import db as kdb
@@ -107,41 +107,10 @@ class Deployment:
 
 def _channels_file(path: Path, kavenegar: KavenegarStandin, bot_api: BotApiStandin,
                    mail: smtp.SmtpServer) -> Path:
-    path.write_text(f"""
-[[email.mailboxes]]
-name = "support"
-address = "support@kartabl.example"
-team = "support"
-
-[email.mailboxes.smtp]
-host = "127.0.0.1"
-port = {mail.port}
-security = "plain"
-timeout_s = 1
-data_timeout_s = 2
-
-[[telegram.bots]]
-name = "{BOT}"
-kind = "telegram"
-token = "{BOT_TOKEN}"
-base_url = "{bot_api.base_url}"
-mode = "webhook"
-webhook_secret = "{TG_SECRET}"
-team = "support"
-timeout_s = 0.25
-
-[sms]
-api_key = "{SMS_KEY}"
-base_url = "{kavenegar.base_url}"
-line = "{SMS_LINE}"
-team = "support"
-webhook_secret = "{SMS_SECRET}"
-poll = true
-poll_interval_s = 0.5
-connect_timeout_s = 0.5
-timeout_s = 1.5
-rate_per_s = 50
-""", encoding="utf-8")
+    path.write_text(channels_toml(
+        smtp_port=mail.port, bot_api_url=bot_api.base_url, bot_token=BOT_TOKEN, bot_name=BOT,
+        webhook_secret=TG_SECRET, sms_url=kavenegar.base_url, sms_key=SMS_KEY,
+        sms_line=SMS_LINE, sms_secret=SMS_SECRET), encoding="utf-8")
     return path
 
 

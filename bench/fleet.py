@@ -37,6 +37,51 @@ def procfile(path: Path = PROCFILE) -> dict[str, str]:
     return lines
 
 
+def channels_toml(*, smtp_port: int, bot_api_url: str, bot_token: str, sms_url: str,
+                  sms_key: str, sms_line: str, sms_secret: str, bot_name: str = "shop",
+                  webhook_secret: str = "") -> str:
+    """The channels file of a fleet on the stand-ins: an SMTP mailbox, one Telegram bot (a
+    webhook bot when ``webhook_secret`` is given, else polling) and a Kavenegar line with its
+    callback and polling. Timeouts are short, and every send's worst case (SMTP 8 x 1 + 2 s,
+    Telegram 10 x 4 x 0.25 s, SMS 2 x (0.5 + 1.5) s) stays below a 12 s sending_stale_s."""
+    mode = f'"webhook"\nwebhook_secret = "{webhook_secret}"' if webhook_secret else '"polling"'
+    return f"""
+[[email.mailboxes]]
+name = "support"
+address = "support@kartabl.example"
+team = "support"
+
+[email.mailboxes.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "plain"
+timeout_s = 1
+data_timeout_s = 2
+
+[[telegram.bots]]
+name = "{bot_name}"
+kind = "telegram"
+token = "{bot_token}"
+base_url = "{bot_api_url}"
+mode = {mode}
+team = "support"
+timeout_s = 0.25
+poll_timeout_s = 1
+
+[sms]
+api_key = "{sms_key}"
+base_url = "{sms_url}"
+line = "{sms_line}"
+team = "support"
+webhook_secret = "{sms_secret}"
+poll = true
+poll_interval_s = 0.5
+connect_timeout_s = 0.5
+timeout_s = 1.5
+rate_per_s = 50
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
