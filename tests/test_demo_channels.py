@@ -1,4 +1,4 @@
-"""The demo's SMS, Telegram and Bale (:mod:`kartabl.demo_channels`): the demo customers write
+"""The demo's SMS, Telegram and Bale (:mod:`boot.demo_channels`): the demo customers write
 through the Kavenegar and Bot API stand-ins, the real pollers and callback ingest them as
 the seeded customers, and approved replies leave by the real senders to the stand-ins."""
 
@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import config.settings
+from boot.demo import CUSTOMERS, DemoDriver, seed
+from boot.demo_channels import LINE, DemoChannels, start_unless_configured
 from channels.sms.standin import KavenegarStandin
 from kartabl import workflow
-from kartabl.demo import CUSTOMERS, DemoDriver, seed
-from kartabl.demo_channels import LINE, DemoChannels, start_unless_configured
 from kartabl.models import Channel, Conversation, Identity, Message, Person, Reply, ReplyState
 from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery

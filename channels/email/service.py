@@ -1,7 +1,7 @@
 """The email channel's entry points, wired to the configuration: the pollers of every
 configured mailbox (one thread each, in one process), the backfill and the re-import.
 
-Used by ``kartabl email ...`` (:mod:`kartabl.cli.email`) and by the embedded ``kartabl run``.
+Used by ``kartabl email ...`` (:mod:`boot.cli.email`) and by the embedded ``kartabl run``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from kartabl.cli import app
+from boot.cli import app
 from kartabl.models import Message, Person, Team, TeamMember
 from kartabl.passwords import verify_password
 

@@ -9,13 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from boot.cli import app
 from channels.sms.inbound import to_message as sms_message
 from channels.telegram.standin import text_update
 from channels.telegram.updates import to_message
 from config.sms import SmsConfig
 from config.telegram import BotConfig
 from kartabl import ingest
-from kartabl.cli import app
 from kartabl.messages import InboundMessage
 from kartabl.models import Customer, Event, Identity, Message, Person, Role
 from router.route import route_message

@@ -374,8 +374,8 @@ def test_persian_is_the_default_and_rtl(app_client):
 def test_cli_reset_link_and_revoke(db, session: Session, monkeypatch):
     from typer.testing import CliRunner
 
+    from boot.cli import app as cli
     from config.settings import get_settings
-    from kartabl.cli import app as cli
 
     _person(db, "ava")
     with db() as s:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from boot.cli import app
 from channels.email.service import make_poller
-from kartabl.cli import app
 from kartabl.models import MailboxState
 from tests.channels.email.imap_helpers import (
     BAD_MAIL,

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 import config.channels
 import config.settings
+from boot.cli import app
 from channels.telegram.bot import open_bot
 from channels.telegram.poller import BotPoller
 from channels.telegram.standin import BotApiStandin, text_update
 from channels.webhooks import routers
 from config.telegram import BotConfig
-from kartabl.cli import app
 from kartabl.models import Message
 from tests.channels.telegram.conftest import BALE_TOKEN, POLL_TOKEN, SECRET, TOKEN
 

@@ -2,7 +2,7 @@
 running ``make run`` watches messages flow through every state in the log and on the
 overview page. Only the embedded mode runs it; it acts through the same workflow functions
 as the console, so every step is a real, audited transition. With the stand-in channels of
-:mod:`kartabl.demo_channels`, customers write by SMS, Telegram and Bale through the real
+:mod:`boot.demo_channels`, customers write by SMS, Telegram and Bale through the real
 adapters instead of being stored directly."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from router.identity import identity_for, link_identity, match_or_create
 from router.teams import sync_teams
 
 if TYPE_CHECKING:
-    from kartabl.demo_channels import DemoChannels
+    from boot.demo_channels import DemoChannels
 
 log = logging.getLogger("kartabl.demo")
 

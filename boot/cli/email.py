@@ -17,8 +17,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from boot.cli.signals import idle_until_stopped, stop_on_signals
 from config.channels import Mailbox
-from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
 app = typer.Typer(help="The email channel: IMAP pollers, backfill, quarantined mail.",

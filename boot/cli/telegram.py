@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from boot.cli.signals import idle_until_stopped, stop_on_signals
 from config.telegram import BotConfig
-from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
 app = typer.Typer(help="The Telegram and Bale bots: long polling, webhook registration.",

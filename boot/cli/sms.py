@@ -6,8 +6,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from boot.cli.signals import idle_until_stopped, stop_on_signals
 from config.sms import SmsConfig
-from kartabl.cli.signals import idle_until_stopped, stop_on_signals
 
 out = Console()
 app = typer.Typer(help="SMS through Kavenegar: polling of received SMS.", no_args_is_help=True)

@@ -67,7 +67,7 @@ def run(
     demo: bool = typer.Option(True, help="Seed demo people and simulate customers and agents."),
 ) -> None:
     """All in one process: migrate, then web console, workers, sweeps (and the demo)."""
-    from kartabl.cli.allinone import run_all_in_one
+    from boot.cli.allinone import run_all_in_one
 
     run_all_in_one(demo=demo)
 

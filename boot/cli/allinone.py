@@ -3,7 +3,7 @@
 The web console (uvicorn) runs in the main thread; the dramatiq worker threads, the
 scheduler, the IMAP pollers of the configured mailboxes and the demo driver run beside it.
 The demo without a channels file adds the Kavenegar and Bot API stand-ins with the SMS and
-bot pollers (:mod:`kartabl.demo_channels`). On Ctrl-C or SIGTERM uvicorn stops serving,
+bot pollers (:mod:`boot.demo_channels`). On Ctrl-C or SIGTERM uvicorn stops serving,
 then the demo stops, then the pollers finish their batch, then the scheduler finishes its
 tick, then the worker finishes the messages it holds, and last the stand-ins stop. Anything
 still queued in memory is re-enqueued by the first sweep of the next start, because the
@@ -45,10 +45,10 @@ def run_all_in_one(*, demo: bool) -> None:
 
         sync_teams(session, get_routing())
     # The demo, with no channels file, runs SMS, Telegram and Bale through the real adapters
-    # against local stand-ins of Kavenegar and the Bot API (kartabl.demo_channels).
+    # against local stand-ins of Kavenegar and the Bot API (boot.demo_channels).
     demo_channels = None
     if demo:
-        from kartabl.demo_channels import start_unless_configured
+        from boot.demo_channels import start_unless_configured
 
         demo_channels = start_unless_configured(s)
     runtime = start("run", s, channels=demo_channels.config if demo_channels else None,
@@ -76,7 +76,7 @@ def run_all_in_one(*, demo: bool) -> None:
         demo_channels.serve_callback(app, s.web_host, s.web_port)
     driver = None
     if demo:
-        from kartabl.demo import DemoDriver, print_login, seed
+        from boot.demo import DemoDriver, print_login, seed
 
         with db.session_scope() as session:
             seed(session)

@@ -1,0 +1,33 @@
+"""The ``kartabl`` command. Sub-commands live in small modules by concern:
+
+- :mod:`boot.cli.admin`: migrate, sync-config, team, person;
+- :mod:`boot.cli.customers`: show a customer, link an identity, merge two (audited);
+- :mod:`boot.cli.ops`: inject, status, dead-letters;
+- :mod:`boot.cli.run`: web, worker, sweep, run (all-in-one);
+- :mod:`boot.cli.email`: the email channel (``kartabl email poll|backfill|...``);
+- :mod:`boot.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``);
+- :mod:`boot.cli.sms`: SMS through Kavenegar (``kartabl sms poll``).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from boot.cli import admin, customers, email, ops, run, sms, telegram
+
+app = typer.Typer(
+    help="Kartabl: the omnichannel support inbox.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+admin.register(app)
+customers.register(app)
+ops.register(app)
+run.register(app)
+email.register(app)
+telegram.register(app)
+sms.register(app)
+
+
+def main() -> None:
+    app()
