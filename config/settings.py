@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # A worker whose heartbeat is older than this is presumed dead. 30 s: long enough that a
     # GIL-heavy task does not lose it (dramatiq #692), short enough to requeue promptly.
     redis_heartbeat_timeout_ms: int = Field(default=30_000, ge=5_000)
+    route_coalesce_ms: float = Field(
+        default=50.0, ge=0, le=1_000,
+        description="With the redis broker, the routing of messages committed within this "
+        "window is enqueued as one task (workers/coalesce.py): one routing transaction for "
+        "many webhook messages. 0 sends one task per commit.",
+    )
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=8, ge=1)
 

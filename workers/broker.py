@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -25,6 +26,7 @@ from dramatiq.middleware import Middleware, default_middleware
 from config.settings import Settings, get_settings
 from kartabl import db as kdb
 from kartabl import tasks
+from workers.coalesce import Coalescer, coalescing
 from workers.deadletters import DeadLetterErrors
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ INBOUND = "inbound"
 OUTBOUND = "outbound"
 
 _current: dramatiq.Broker | None = None
+_coalescer: Coalescer | None = None
 
 
 class DatabaseMiddleware(Middleware):
@@ -118,12 +121,36 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
         "route_messages": actors.route_messages, "dispatch_reply": actors.dispatch_reply,
     }
 
+    route = _route_sender(s, actors.route_messages)
+
     def enqueue(task: tasks.TaskName, obj_id: tasks.Payload) -> None:
-        by_name[task].send(obj_id)
+        if task == "route_messages":
+            route(obj_id)
+        else:
+            by_name[task].send(obj_id)
 
     tasks.set_enqueuer(enqueue)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})
     return broker
+
+
+def _route_sender(s: Settings, actor: Actor[..., None]) -> Callable[[tasks.Payload], None]:
+    """How this process enqueues routing: gathered for ``route_coalesce_ms`` on the Redis
+    broker (workers/coalesce.py), at once on the stub broker, whose embedded worker and tests
+    expect a send to be queued when it returns."""
+    global _coalescer
+    if _coalescer is not None:  # a process (a test) that builds a second broker
+        _coalescer.close()
+        _coalescer = None
+
+    def send(ids: tasks.Payload) -> None:
+        actor.send(ids)
+
+    if s.broker != "redis" or s.route_coalesce_ms <= 0:
+        return send
+    _coalescer = coalescing(send, window_s=s.route_coalesce_ms / 1000,
+                            max_ids=tasks.ROUTE_BATCH)
+    return _coalescer.add
 
 
 def _canonical(broker: dramatiq.Broker) -> set[str]:

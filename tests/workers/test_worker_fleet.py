@@ -163,7 +163,9 @@ def test_status_reports_queue_depth_and_backlog(fleet_settings, db):
     broker = setup_broker(fleet_settings)
     # Given six stored messages and no worker running
     _inject(db, "status")
-    # When the status is asked
+    # When the status is asked, once the routing window (KARTABL_ROUTE_COALESCE_MS) has
+    # passed and the task left this process
+    wait_until(lambda: queue_depths(broker)["inbound"]["ready"] > 0, 5, "the routing task")
     with db() as session:
         status = queue_status(broker, session, fleet_settings)
     # Then the queue holds them (one route_messages task: ingest enqueues per batch) and the
