@@ -85,6 +85,9 @@ UnknownOutcomePolicy = Literal["at_most_once", "at_least_once"]
 
 @runtime_checkable
 class Sender(Protocol):
+    """One channel's sender: the contract above. Implementations subclass it (they inherit
+    ``close``, which does nothing, and the context manager)."""
+
     channel: str
     unknown_outcome: UnknownOutcomePolicy
 
