@@ -37,6 +37,7 @@ from bench.chaos_env import BOT_TOKEN, SMS_LINE, Deployment
 from channels.telegram.standin import text_update
 from kartabl import workflow
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Reply
+from responders.preview import REPLY_CHECK
 
 log = logging.getLogger("bench.chaos")
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,9 +192,9 @@ def approve_one(dep: Deployment, conversation_id: int, body: str) -> int:
     with dep.db() as s:
         drafter = s.scalar(select(Person).where(Person.username == "chaos-drafter"))
         coordinator = s.scalar(select(Person).where(Person.username == "chaos-coordinator"))
-        reply: Reply = workflow.draft(s, drafter, conversation_id, body)
-        workflow.submit(s, drafter, reply.id)
-        workflow.approve(s, coordinator, reply.id)
+        reply: Reply = workflow.draft(s, drafter, conversation_id, body, check=REPLY_CHECK)
+        workflow.submit(s, drafter, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
         s.commit()  # the dispatch is enqueued after this commit (or left to the sweep)
         return reply.id
 

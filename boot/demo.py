@@ -36,6 +36,7 @@ from kartabl.models import (
     TeamMember,
 )
 from kartabl.passwords import hash_password
+from responders.preview import REPLY_CHECK
 from router.identity import identity_for, link_identity, match_or_create
 from router.teams import sync_teams
 
@@ -257,9 +258,10 @@ class DemoDriver(threading.Thread):
             if roll < 0.25:
                 workflow.note(s, agent, conv.id, "با مشتری تماس تلفنی گرفتم")
             reply = workflow.draft(
-                s, agent, conv.id, "با سلام، درخواست شما بررسی شد و پیگیری می‌شود. با تشکر"
+                s, agent, conv.id, "با سلام، درخواست شما بررسی شد و پیگیری می‌شود. با تشکر",
+                check=REPLY_CHECK,
             )
-            workflow.submit(s, agent, reply.id)
+            workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
         for reply in s.scalars(
             select(Reply)
             .join(Conversation, Conversation.id == Reply.conversation_id)
@@ -275,7 +277,7 @@ class DemoDriver(threading.Thread):
             author = s.get(Person, reply.author_id)
             assert author is not None
             workflow.update_draft(s, author, reply.id, reply.body + "\nشماره پیگیری: ۴۴۲۱")
-            workflow.submit(s, author, reply.id)
+            workflow.submit(s, author, reply.id, check=REPLY_CHECK)
 
     def coordinator_reviews(self, s: Session) -> None:
         maryam = self._person(s, "maryam")
@@ -286,9 +288,10 @@ class DemoDriver(threading.Thread):
             if roll < 0.15:
                 workflow.reject(s, maryam, reply.id, "لطفاً شماره پیگیری را هم بنویسید")
             elif roll < 0.3:
-                workflow.approve(s, maryam, reply.id, edited_body=reply.body + "\nپشتیبانی کارتابل")
+                workflow.approve(s, maryam, reply.id, check=REPLY_CHECK,
+                                 edited_body=reply.body + "\nپشتیبانی کارتابل")
             else:
-                workflow.approve(s, maryam, reply.id)
+                workflow.approve(s, maryam, reply.id, check=REPLY_CHECK)
 
     def agents_close(self, s: Session) -> None:
         # Answered: a reply delivered, or sent on a messenger (Telegram and Bale never

@@ -19,7 +19,10 @@ the console store messages and enqueue their routing after the commit, so they n
 database and the broker; what signs (sessions, reply tokens) needs a real secret key in
 the fleet. :func:`start` installs the union, in order (the secret's check, logs, database,
 broker, senders), and logs one ``booted`` line that says what it installed: the fleet tests
-read that line from every ``Procfile`` process.
+read that line from every ``Procfile`` process. What it opened it also closes:
+:meth:`Runtime.close` closes the senders (their HTTP clients) when the process stops; each
+process kind's entry point calls it (a dramatiq worker process when its worker has stopped:
+:func:`start_worker_process`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from config.channels import ChannelsConfig
@@ -108,6 +112,7 @@ class Runtime:
     broker: dramatiq.Broker | None = None
     senders: dict[str, str] = field(default_factory=dict)  # channel -> the sender's repr
     sandboxed: list[str] = field(default_factory=list)  # channels served by the sandbox
+    closed: bool = field(default=False, repr=False)
 
     def summary(self) -> str:
         parts = sorted(p.value for p in self.kind.parts)
@@ -115,6 +120,24 @@ class Runtime:
         if self.senders:
             text += "; senders " + ", ".join(f"{c}={r}" for c, r in sorted(self.senders.items()))
         return text
+
+    def close(self) -> None:
+        """Close what :func:`start` opened that outlives a request: the senders. Called once
+        the process has stopped using them (its worker and scheduler have stopped); a second
+        call does nothing. A sender that fails to close is logged, and the others closed."""
+        if self.closed:
+            return
+        self.closed = True
+        if Part.SENDERS not in self.kind.parts:
+            return
+        from kartabl.outbound import registered
+
+        for channel, sender in sorted(registered().items()):
+            try:
+                sender.close()
+            except Exception:  # stopping anyway: say so, and close the rest
+                log.warning("the %s sender did not close cleanly", channel, exc_info=True)
+        log.info("senders closed: %s", ", ".join(sorted(self.senders)) or "none")
 
 
 def start(kind: str, settings: Settings | None = None, *,
@@ -144,12 +167,27 @@ def start(kind: str, settings: Settings | None = None, *,
 
         rt.broker = setup_broker(s, prometheus=prometheus)
     if Part.SENDERS in pk.parts:
-        from responders.base import registered
+        from kartabl.outbound import registered
         from responders.setup import install_senders
+        from workers.broker import rate_limiter
 
-        rt.sandboxed = install_senders(channels, settings=s)
+        # The SMS rate is shared by every process through the broker's Redis: workers/
+        # makes the limiter, the senders only see the port (kartabl.outbound.RateLimiter).
+        rt.sandboxed = install_senders(channels, settings=s,
+                                       rate_limiter=partial(rate_limiter, s))
         rt.senders = {c: repr(snd) for c, snd in registered().items()}
     log.info(rt.summary(), extra={"data": {"kind": pk.name,
                                            "parts": sorted(p.value for p in pk.parts),
                                            "senders": sorted(rt.senders)}})
     return rt
+
+
+def start_worker_process(*, prometheus: bool = False) -> Runtime:
+    """:func:`start` as a ``worker`` in a dramatiq worker process (:mod:`boot.worker`), with
+    its senders closed when the process stops, after its tasks in flight have finished."""
+    from workers.broker import OnWorkerShutdown
+
+    runtime = start("worker", prometheus=prometheus)
+    assert runtime.broker is not None  # the actors' role needs the broker
+    runtime.broker.add_middleware(OnWorkerShutdown(runtime.close))
+    return runtime

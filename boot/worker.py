@@ -10,6 +10,6 @@ actor is declared. ``-Q`` goes last: it swallows every module named after it. Us
 
 from __future__ import annotations
 
-from boot.kinds import start
+from boot.kinds import start_worker_process
 
-runtime = start("worker")
+runtime = start_worker_process()

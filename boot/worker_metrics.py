@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from boot.kinds import start
+from boot.kinds import start_worker_process
 
-runtime = start("worker", prometheus=True)
+runtime = start_worker_process(prometheus=True)

@@ -1,8 +1,10 @@
 """The ``[[telegram.bots]]`` section of the channels file: Telegram and Bale bots (issue 4).
 
 Bale serves a Telegram-shaped Bot API, so a Bale bot is the same adapter with another base
-URL and another identity namespace (``Channel.BALE``): everything that differs between the
-two lives in :data:`KINDS`, and nowhere else.
+URL and another identity namespace (the ``bale`` channel): everything that differs between
+the two lives in :data:`KINDS`, and nowhere else. A bot's kind is the name of its channel
+(a value of :class:`kartabl.models.Channel`; ``config`` is below the core, so it speaks the
+name, and the layers above turn it into the enum where they need one).
 
 The token is given inline (``token``, for local tests) or, better, as the name of an
 environment variable (``token_env``) read when the file is loaded; so is the webhook secret.
@@ -19,24 +21,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from kartabl.models import Channel
-
-BotKind = Literal["telegram", "bale"]
+BotKind = Literal["telegram", "bale"]  # each is also the name of the bot's channel
 
 
 @dataclass(frozen=True, slots=True)
 class KindDefaults:
-    channel: Channel
     base_url: str  # python-telegram-bot appends the token: it ends with "/bot"
     base_file_url: str
 
 
 # The one place where Bale differs from Telegram.
 KINDS: dict[str, KindDefaults] = {
-    "telegram": KindDefaults(Channel.TELEGRAM, "https://api.telegram.org/bot",
-                             "https://api.telegram.org/file/bot"),
-    "bale": KindDefaults(Channel.BALE, "https://tapi.bale.ai/bot",
-                         "https://tapi.bale.ai/file/bot"),
+    "telegram": KindDefaults("https://api.telegram.org/bot", "https://api.telegram.org/file/bot"),
+    "bale": KindDefaults("https://tapi.bale.ai/bot", "https://tapi.bale.ai/file/bot"),
 }
 
 
@@ -78,8 +75,9 @@ class BotConfig(BaseModel):
         return self
 
     @property
-    def channel(self) -> Channel:
-        return KINDS[self.kind].channel
+    def channel(self) -> BotKind:
+        """The name of the bot's channel: its kind."""
+        return self.kind
 
     @property
     def effective_base_url(self) -> str:
@@ -111,5 +109,6 @@ class TelegramConfig(BaseModel):
     def bot(self, name: str) -> BotConfig | None:
         return next((b for b in self.bots if b.name == name), None)
 
-    def of_channel(self, channel: Channel | str) -> list[BotConfig]:
-        return [b for b in self.bots if b.channel == Channel(channel)]
+    def of_channel(self, channel: str) -> list[BotConfig]:
+        """The bots of ``channel`` (a channel name, or the enum, which is a ``str``)."""
+        return [b for b in self.bots if b.channel == channel]

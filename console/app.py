@@ -57,6 +57,7 @@ from kartabl.errors import (
     NotFound,
     PermissionDenied,
 )
+from workers.broker import ping as broker_ping
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -156,20 +157,6 @@ def _install_security_headers(app: FastAPI) -> None:
         return response
 
 
-def _broker_ping() -> tuple[bool, str]:
-    import dramatiq
-    from dramatiq.brokers.redis import RedisBroker
-
-    broker = dramatiq.get_broker()
-    if isinstance(broker, RedisBroker):
-        try:
-            broker.client.ping()
-        except Exception as exc:  # any failure means not ready; the reason is reported
-            return False, f"redis: {type(exc).__name__}"
-        return True, "redis"
-    return True, type(broker).__name__
-
-
 def _email_info() -> dict[str, Any]:
     """Informational only: bad mail kept aside, or a mailbox out of reach, must not take
     the web out of service (the console is how people see and fix it)."""
@@ -250,7 +237,7 @@ def create_app() -> FastAPI:
             checks["database"] = "ok"
         except Exception as exc:
             ok, checks["database"] = False, f"error: {type(exc).__name__}"
-        broker_ok, broker_name = _broker_ping()
+        broker_ok, broker_name = broker_ping()
         checks["broker"] = "ok" if broker_ok else f"error: {broker_name}"
         ok = ok and broker_ok
         body: dict[str, Any] = {"status": "ok" if ok else "unavailable"}

@@ -35,9 +35,8 @@ from sqlalchemy.orm import Session
 
 from config.settings import get_settings
 from kartabl import audit
-from kartabl.auth_models import ApiToken, LoginAttempt, PasswordReset, WebSession
 from kartabl.errors import InputError, NotFound, PermissionDenied
-from kartabl.models import Person, Role, utcnow
+from kartabl.models import ApiToken, LoginAttempt, PasswordReset, Person, Role, WebSession, utcnow
 from kartabl.passwords import hash_password, verify_password
 
 SESSION_COOKIE: Final = "kartabl_session"

@@ -31,8 +31,7 @@ from sqlalchemy.orm import Session
 from console import auth
 from console.boundary import REFUSAL, token_allowed
 from kartabl import db as kdb
-from kartabl.auth_models import ApiToken, WebSession
-from kartabl.models import Person
+from kartabl.models import ApiToken, Person, WebSession
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Ids are 32-bit integers in the database (PostgreSQL ``integer``): a bigger one in a URL is

@@ -45,10 +45,10 @@ from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Conversation, Reply, ReplyState, utcnow
+from kartabl.outbound import get_sender
 from kartabl.tasks import enqueue_after_commit
 from kartabl.workflow import REPLY_TRANSITIONS, move_reply
 from responders import outcomes
-from responders.base import get_sender
 from responders.outbound import build_message, record_outbound
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ the channels file), else the first mailbox with an SMTP account. The MIME messag
 :mod:`responders.email_mime` (header safety lives there).
 
 Errors are mapped here, at the edge, by *when* they happen, following the sender contract
-(:mod:`responders.base`)::
+(:mod:`kartabl.outbound`)::
 
     before the message data went out (connect, TLS, EHLO, AUTH, MAIL, RCPT, DATA → 354):
         refused / reset / timeout / DNS / TLS handshake, server disconnected,
@@ -51,7 +51,7 @@ from kartabl.errors import (
     RetryableDeliveryError,
 )
 from kartabl.messages import OutboundMessage
-from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
 from responders.email_mime import SMTP_POLICY, build_email, plain_address
 from responders.outcomes import request_leaves
 
@@ -63,7 +63,7 @@ _DOT_LINE = re.compile(rb"(?m)^\.")
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
-class SmtpSender:
+class SmtpSender(Sender):
     """Sends email replies through the mailboxes of ``email`` that have an SMTP account.
     ``ssl_context`` replaces the default (system CAs, hostname checked), e.g. in tests."""
 

@@ -51,7 +51,7 @@ from kartabl.errors import DeliveryError, OutcomeUnknown, RetryableDeliveryError
 
 if TYPE_CHECKING:
     from kartabl.messages import OutboundMessage
-    from responders.base import Sender
+    from kartabl.outbound import Sender
 
 Outcome = Literal["not_sent", "refused", "unknown"]
 

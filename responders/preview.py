@@ -5,7 +5,8 @@ counted in the channel's units: SMS parts (UCS-2 for Persian: 70 characters in o
 per part beyond; GSM 7-bit: 160 and 153, :mod:`responders.sms_length`), Telegram/Bale
 messages of 4096 characters. The console shows :class:`Preview` beside the approve button;
 the workflow refuses to submit or approve a reply the channel's sender would refuse
-(:func:`require_fits`), so a too-long SMS is caught by its author, not by a failed send.
+(:func:`require_fits`, which callers hand to the workflow as :data:`REPLY_CHECK`), so a
+too-long SMS is caught by its author, not by a failed send.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from kartabl.errors import PermanentDeliveryError, WorkflowError
 from kartabl.models import Channel, Conversation, Direction, Message, Reply
-from responders.render import render_reply, reply_subject
+from kartabl.outbound import ReplyCheck
+from responders.chat_length import split_text
+from responders.render import has_template, render_reply, reply_subject
 from responders.sms_length import sms_length
 
 # The most parts each channel's sender accepts (responders.sms / responders.telegram).
@@ -69,8 +72,6 @@ def preview(
         length = sms_length(text)
         return Preview(ch, text, length.parts, MAX_SMS_PARTS, length.encoding)
     if ch in (Channel.TELEGRAM, Channel.BALE):
-        from responders.telegram import split_text  # python-telegram-bot: loaded only here
-
         return Preview(ch, text, len(split_text(text)), MAX_CHAT_MESSAGES)
     return Preview(ch, text, 1, 1)
 
@@ -102,3 +103,19 @@ def require_fits(session: Session, step: str, reply: Reply, body: str | None = N
         raise ReplyTooLong(f"cannot {step}: the reply is {p.describe()}, and {p.channel.value} "
                            f"replies are at most {p.limit} {what}; shorten it")
     return p
+
+
+class _ReplyCheck:
+    """The outbound side's answer to the workflow (:class:`kartabl.outbound.ReplyCheck`):
+    the templates of :mod:`responders.render`, the lengths of :func:`require_fits`."""
+
+    def has_template(self, name: str, channel: Channel | str) -> bool:
+        return has_template(name, channel)
+
+    def require_fits(self, session: Session, step: str, reply: Reply,
+                     body: str | None = None) -> Preview:
+        return require_fits(session, step, reply, body)
+
+
+# What every caller of workflow.draft, submit and approve passes as ``check``.
+REPLY_CHECK: Final[ReplyCheck] = _ReplyCheck()

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kartabl import db as kdb
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, SandboxDelivery
-from responders.base import DeliveryStatus, Sender, UnknownOutcomePolicy, register, registered
+from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy, register, registered
 from responders.outcomes import request_leaves
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class SimulatedCrash(BaseException):
     outbox lets it through and the reply stays 'sending', as after a real crash."""
 
 
-class SandboxSender:
+class SandboxSender(Sender):
     """Records deliveries in ``sandbox_delivery``. ``supports_lookup=False`` makes
     :meth:`lookup` raise ``NotImplementedError`` so the ``unknown_outcome`` policy applies;
     ``report_status`` is what :meth:`status` answers for a known delivery."""

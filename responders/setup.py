@@ -1,64 +1,57 @@
 """Which sender serves each channel in this process.
 
 A channel with a real sender configured gets it: email by SMTP (:mod:`responders.email`)
-when the channels file has at least one mailbox with an ``smtp`` account. Every other
-channel is served by the sandbox sender, which records what it would send in the database
-and reports it delivered (the embedded demo; the channels without credentials), and that is
-logged as a warning. Any process that dispatches replies calls :func:`install_senders` once
-at start-up; a missing sender is a configuration error (``LookupError``), never a silent
-fallback.
+when the channels file has at least one mailbox with an ``smtp`` account, Telegram and Bale
+by the Bot API (:mod:`responders.telegram`) for the channels with bots, SMS by Kavenegar
+(:mod:`responders.sms`) when the file has an ``[sms]`` section. Every other channel is
+served by the sandbox sender, which records what it would send in the database and reports
+it delivered (the embedded demo; the channels without credentials), and that is logged as a
+warning. Any process that dispatches replies calls :func:`install_senders` once at start-up,
+through its composition (:mod:`boot.kinds`, which also closes them at stop); a missing
+sender is a configuration error (``LookupError``), never a silent fallback.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from config.channels import ChannelsConfig, get_channels
 from config.settings import Settings, get_settings
-from responders.base import register
-from responders.email import SmtpSender
+from kartabl.outbound import RateLimiterFactory, Sender, register
 from responders.sandbox import install as install_sandbox
 
 log = logging.getLogger(__name__)
 
+# What a channel's real sender is, by way of what, and how to build it (lazily: the Bot
+# API's library is loaded only by a process with bots).
+Maker = tuple[str, str, Callable[[], Sender]]
+
 
 def install_senders(channels: ChannelsConfig | None = None, *,
-                    settings: Settings | None = None) -> list[str]:
+                    settings: Settings | None = None,
+                    rate_limiter: RateLimiterFactory) -> list[str]:
     """Register a sender for every channel; returns the channels served by the sandbox.
-    Processes call it through their composition (:func:`boot.start`), never directly."""
+    Processes call it through their composition (:func:`boot.start`), never directly;
+    ``rate_limiter`` makes the limits shared across processes (the SMS rate): the
+    composition hands in :func:`workers.broker.rate_limiter`."""
     channels = channels if channels is not None else get_channels()
     settings = settings or get_settings()
-    if any(m.smtp is not None for m in channels.email.mailboxes):
+    for channel, by, make in _real_senders(channels, settings, rate_limiter):
         try:
-            smtp = register(SmtpSender(
-                channels.email, sending_stale_s=settings.sending_stale_s))
-        except ValueError as exc:  # a configuration that could send a reply twice
-            raise SystemExit(f"email sender: {exc}") from exc
-        log.info("email replies leave by SMTP: %r", smtp)
-        if settings.secret_key == Settings.model_fields["secret_key"].default:
+            sender = register(make())
+        except ValueError as exc:
+            # a configuration that could send a reply twice, or a send that could outlive
+            # the reconcile sweep
+            raise SystemExit(f"{channel} sender: {exc}") from exc
+        log.info("%s replies leave by %s: %r", channel, by, sender)
+        if channel == "email" and (
+                settings.secret_key == Settings.model_fields["secret_key"].default):
             # Real mail goes out with reply tokens signed by a key anyone can read in the
             # source: threading and bounces would trust forged tokens.
             log.error("KARTABL_SECRET_KEY is the development default; set it: it signs the "
                       "reply tokens in the Message-IDs of outgoing mail")
-    if channels.telegram.bots:  # Telegram and Bale bots: one sender per channel with bots
-        from responders.telegram import TelegramSender
-
-        for channel in sorted({b.channel for b in channels.telegram.bots}):
-            try:
-                tg = register(TelegramSender(channel, channels.telegram.bots,
-                                             sending_stale_s=settings.sending_stale_s))
-            except ValueError as exc:  # a send that could outlive the reconcile sweep
-                raise SystemExit(f"{channel} sender: {exc}") from exc
-            log.info("%s replies leave by the Bot API: %r", channel, tg)
-    if channels.sms is not None:  # SMS through Kavenegar
-        from responders.sms import KavenegarSender
-
-        try:
-            sms = register(KavenegarSender(channels.sms,
-                                           sending_stale_s=settings.sending_stale_s))
-        except ValueError as exc:  # a send that could outlive the reconcile sweep
-            raise SystemExit(f"sms sender: {exc}") from exc
-        log.info("sms replies leave by Kavenegar: %r", sms)
     sandboxed = [s.channel for s in install_sandbox()]
     if sandboxed:
         log.warning(
@@ -66,3 +59,28 @@ def install_senders(channels: ChannelsConfig | None = None, *,
             ", ".join(sandboxed),
         )
     return sandboxed
+
+
+def _real_senders(channels: ChannelsConfig, settings: Settings,
+                  rate_limiter: RateLimiterFactory) -> list[Maker]:
+    stale = settings.sending_stale_s
+    makers: list[Maker] = []
+    if any(m.smtp is not None for m in channels.email.mailboxes):
+        from responders.email import SmtpSender
+
+        makers.append(("email", "SMTP", partial(SmtpSender, channels.email,
+                                                 sending_stale_s=stale)))
+    if channels.telegram.bots:  # Telegram and Bale bots: one sender per channel with bots
+        from responders.telegram import TelegramSender
+
+        bots = channels.telegram.bots
+        for channel in sorted({b.channel for b in bots}):
+            makers.append((channel, "the Bot API", partial(TelegramSender, channel, bots,
+                                                           sending_stale_s=stale)))
+    if (sms := channels.sms) is not None:  # SMS through Kavenegar
+        from responders.sms import KavenegarSender
+
+        limiter = rate_limiter("sms-send", sms.rate_per_s)
+        makers.append(("sms", "Kavenegar", partial(KavenegarSender, sms, limiter=limiter,
+                                                   sending_stale_s=stale)))
+    return makers

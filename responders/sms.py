@@ -4,7 +4,7 @@ the reply's idempotency key (its id) as Kavenegar's ``localid``.
 Which line: the one the customer wrote to (``msg.meta["from"]``, the inbound message's
 recipient) when it is one of ours, else the configured ``line``.
 
-Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)::
+Errors are mapped here, at the edge, following the sender contract (:mod:`kartabl.outbound`)::
 
     NotSent: connection refused, connect timeout   → RetryableDeliveryError
     NotSent: HTTP 5xx / 429 with no envelope,      → RetryableDeliveryError, after a lookup
@@ -28,8 +28,10 @@ send. So ``unknown_outcome`` only applies if Kavenegar cannot be asked: "at_most
 11 (undelivered), 13 (canceled), 14 (blocked as advertising) → "failed";
 :meth:`KavenegarSender.failure_reason` says which.
 
-Rate: at most ``rate_per_s`` sends per second across every process, with dramatiq's
-``WindowRateLimiter`` on the broker's Redis (an in-process backend in the embedded mode).
+Rate: at most ``rate_per_s`` sends per second across every process, with the limiter the
+composition hands in (:func:`workers.broker.rate_limiter`: dramatiq's ``WindowRateLimiter``
+on the broker's Redis, an in-process one in the embedded mode). This module knows only the
+port (:class:`kartabl.outbound.RateLimiter`): ``workers/`` is the code that knows the queue.
 A send over the rate raises :class:`RetryableDeliveryError` with ``retry_after_s`` *before*
 calling Kavenegar: the outbox puts the reply back to ``approved`` and the worker retries it
 after that delay. The limiter runs before :func:`~responders.outcomes.request_leaves`, so
@@ -42,15 +44,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-from dramatiq.rate_limits import RateLimiter, WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend, StubBackend
-
 from channels.sms.kavenegar import ApiError, Kavenegar, NotSent
-from config.settings import get_settings
 from config.sms import SmsConfig
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
-from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from kartabl.outbound import DeliveryStatus, RateLimiter, Sender, UnknownOutcomePolicy
 from responders.outcomes import request_leaves
 from responders.preview import MAX_SMS_PARTS
 from responders.sms_length import sms_length, sms_parts
@@ -85,13 +83,15 @@ FAILURE_REASONS: Final = {6: "the carrier failed to send it", 11: "it did not re
                           13: "it was canceled", 14: "the carrier blocked it as advertising"}
 
 
-class KavenegarSender:
+class KavenegarSender(Sender):
     channel = "sms"
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
     can_look_up = True  # statuslocalmessageid
 
-    def __init__(self, config: SmsConfig, *, sending_stale_s: float | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+    def __init__(self, config: SmsConfig, *, limiter: RateLimiter,
+                 sending_stale_s: float | None = None) -> None:
+        """``limiter`` keeps the sends under ``config.rate_per_s`` (required: a sender built
+        without one would send at any rate)."""
         if sending_stale_s is not None and config.worst_case_s >= sending_stale_s:
             # The reconcile sweep asks about replies 'sending' for longer than this: a send
             # still waiting for its answer must never be that old.
@@ -101,7 +101,7 @@ class KavenegarSender:
                 "raise the setting or lower the timeouts")
         self.config = config
         self.api = Kavenegar(config)
-        self.limiter = limiter if limiter is not None else default_limiter(config)
+        self.limiter = limiter
 
     def __repr__(self) -> str:  # never the key
         return f"<KavenegarSender {self.config.base_url} line {self.config.line}>"
@@ -179,14 +179,6 @@ class KavenegarSender:
 
     def close(self) -> None:
         self.api.close()
-
-
-def default_limiter(config: SmsConfig) -> RateLimiter:
-    settings = get_settings()
-    backend = (RedisBackend(url=settings.redis_url) if settings.broker == "redis"
-               else StubBackend())
-    return WindowRateLimiter(backend, f"{settings.redis_namespace}:sms-send",
-                             limit=config.rate_per_s, window=1)
 
 
 def api_reason(exc: ApiError) -> str:

@@ -6,13 +6,14 @@ Which chat: the customer's user id (``msg.recipient``). Only private chats are i
 (:mod:`channels.telegram.updates` ignores groups), and in a private chat the chat id is the
 user id; the inbound message also keeps ``meta["chat_id"]``.
 
-Length: Telegram takes 4096 characters (UTF-16 units) per message. :func:`split_text` cuts
-longer replies on a paragraph, else a line, else a word boundary; each part is one
-``sendMessage`` and the provider id lists them: ``<bot>:<chat>:<id>,<id>``. At most
-:data:`MAX_PARTS` parts, so a send's worst case (:func:`worst_case_s`) is known and checked
-at start-up against ``KARTABL_SENDING_STALE_S``: the sweep must never fail a send in flight.
+Length: Telegram takes 4096 characters (UTF-16 units) per message.
+:func:`responders.chat_length.split_text` cuts longer replies on a paragraph, else a line,
+else a word boundary; each part is one ``sendMessage`` and the provider id lists them:
+``<bot>:<chat>:<id>,<id>``. At most :data:`MAX_PARTS` parts, so a send's worst case
+(:func:`worst_case_s`) is known and checked at start-up against ``KARTABL_SENDING_STALE_S``:
+the sweep must never fail a send in flight.
 
-Errors are mapped here, at the edge, following the sender contract (:mod:`responders.base`)
+Errors are mapped here, at the edge, following the sender contract (:mod:`kartabl.outbound`)
 and this channel's rows of the one table (:mod:`responders.outcomes`)::
 
     RetryAfter (429, parameters.retry_after)         → RetryableDeliveryError(retry_after_s)
@@ -74,13 +75,13 @@ from config.telegram import BotConfig
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel
-from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
+from responders.chat_length import split_text
 from responders.outcomes import request_leaves
 from responders.preview import MAX_CHAT_MESSAGES
 
 log = logging.getLogger(__name__)
 
-MAX_UNITS: Final = 4096  # Telegram's limit, in UTF-16 code units
 MAX_REASON_CHARS: Final = 500
 BLOCKED_REASON: Final = "the customer blocked the bot"
 MAX_PARTS: Final = MAX_CHAT_MESSAGES  # longer than 40,960 characters: a mistake
@@ -89,7 +90,7 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                httpx.UnsupportedProtocol)
 
 
-class TelegramSender:
+class TelegramSender(Sender):
     """Sends the replies of one channel (``telegram`` or ``bale``) through its bots."""
 
     unknown_outcome: UnknownOutcomePolicy = "at_most_once"
@@ -213,31 +214,3 @@ def map_error(exc: TelegramError, bot_name: str) -> Exception:
 
 def _seconds(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = MAX_UNITS) -> list[str]:
-    """``text`` in parts of at most ``limit`` UTF-16 units, cut at the last paragraph break,
-    else line break, else space in the second half of a part; else (one long word) hard."""
-    rest = text.strip()
-    parts: list[str] = []
-    while _units(rest) > limit:
-        end, used = 0, 0
-        while end < len(rest) and used + _units(rest[end]) <= limit:
-            used += _units(rest[end])
-            end += 1
-        window = rest[:end]
-        cut = end
-        for sep in ("\n\n", "\n", " "):
-            at = window.rfind(sep)
-            if at > end // 2:  # not a tiny part followed by a full one
-                cut = at
-                break
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts

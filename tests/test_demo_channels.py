@@ -20,12 +20,13 @@ import config.settings
 from boot.demo import CUSTOMERS, DemoDriver, seed
 from boot.demo_channels import LINE, DemoChannels, start_unless_configured
 from channels.sms.standin import KavenegarStandin
-from kartabl import workflow
+from kartabl import outbound, workflow
 from kartabl.models import Channel, Conversation, Identity, Message, Person, Reply, ReplyState
-from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
+from responders.preview import REPLY_CHECK
 from responders.setup import install_senders
 from router.route import route_message
+from tests.responders.limits import limiters
 
 MINA, DANIEL, ZAHRA = "مینا احمدی", "Daniel Brown", "زهرا کریمی"
 ADDRESSES = dict(CUSTOMERS)
@@ -49,16 +50,16 @@ def seeded(db: sessionmaker[Session]) -> sessionmaker[Session]:
 
 
 def make_demo(**kw: float) -> Iterator[DemoChannels]:
-    before = base.registered()
+    before = outbound.registered()
     demo = DemoChannels.start(**kw)
-    sandboxed = install_senders(demo.config)
+    sandboxed = install_senders(demo.config, rate_limiter=limiters())
     assert sandboxed == ["email"]  # SMS, Telegram and Bale leave by their real senders
     yield demo
     demo.stop()
     for ch in Channel:
-        base.unregister(ch)
+        outbound.unregister(ch)
     for sender in before.values():
-        base.register(sender)
+        outbound.register(sender)
 
 
 @pytest.fixture
@@ -97,9 +98,9 @@ def approve_reply(db: sessionmaker[Session], message: Message, body: str) -> int
             workflow.assign(s, maryam, conv.id, person_id=ali.id)
         agent = s.get(Person, conv.assignee_id)
         assert agent is not None
-        reply = workflow.draft(s, agent, conv.id, body)
-        workflow.submit(s, agent, reply.id)
-        workflow.approve(s, maryam, reply.id)
+        reply = workflow.draft(s, agent, conv.id, body, check=REPLY_CHECK)
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, maryam, reply.id, check=REPLY_CHECK)
         s.commit()
         return reply.id
 
@@ -301,8 +302,8 @@ def test_a_rejected_reply_left_behind_by_a_referral_does_not_stall_the_agents(se
         people = {p.username: p for p in s.scalars(select(Person))}
         billing = s.scalars(select(Team).where(Team.name == "billing")).one()
         workflow.assign(s, people["maryam"], first, person_id=people["sara"].id)
-        rejected = workflow.draft(s, people["sara"], first, "draft")
-        workflow.submit(s, people["sara"], rejected.id)
+        rejected = workflow.draft(s, people["sara"], first, "draft", check=REPLY_CHECK)
+        workflow.submit(s, people["sara"], rejected.id, check=REPLY_CHECK)
         workflow.reject(s, people["maryam"], rejected.id, "no")
         workflow.refer(s, people["sara"], first, team_id=billing.id, note="billing")
         workflow.assign(s, people["maryam"], first, person_id=people["reza"].id)

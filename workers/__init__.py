@@ -1,6 +1,9 @@
 """The only place that knows the queue.
 
-- :mod:`workers.broker`      builds the dramatiq broker from settings, installs the enqueuer.
+- :mod:`workers.broker`      builds the dramatiq broker from settings, installs the enqueuer;
+                             the broker's ping (``/readyz``) and the shared rate limiters
+                             (the SMS sender's, handed in by :mod:`boot.kinds`).
+- :mod:`workers.queues`      the queue names and the current broker the actors bind to.
 - :mod:`workers.command`     the dramatiq command line of ``kartabl worker`` (its broker
                              module is :mod:`boot.worker`: the process boots as a worker).
 - :mod:`workers.actors`      the actors; they carry ids, open a session, call the core.

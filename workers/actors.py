@@ -1,9 +1,9 @@
 """The actors. Each carries an id, opens a session, calls the core, and closes the session.
 
-Import this module only after :func:`workers.broker.setup_broker` (the dramatiq CLI does so
-when it is given ``boot.worker`` first). The core modules are imported inside the actor
-bodies: a worker process pays for them on first use, and this module stays importable by
-processes that only enqueue.
+Import this module only after :func:`workers.broker.setup_broker` has made a broker current
+(:mod:`workers.queues`; the dramatiq CLI does so when it is given ``boot.worker`` first).
+The core modules are imported inside the actor bodies: a worker process pays for them on
+first use, and this module stays importable by processes that only enqueue.
 
 Retry policy, and why:
 
@@ -25,7 +25,7 @@ import dramatiq
 
 from kartabl import db as kdb
 from kartabl.errors import InputError, PermanentDeliveryError, RetryableDeliveryError, WorkflowError
-from workers.broker import INBOUND, OUTBOUND, current_broker
+from workers.queues import INBOUND, OUTBOUND, current_broker
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,10 @@
    second broker);
 4. installs the enqueuer of :mod:`kartabl.tasks`, so that ``enqueue_after_commit`` reaches
    the queue.
+
+The rest of the queue's knowledge that other layers need is here too, so they never import
+dramatiq: :func:`ping` (the console's ``/readyz``) and :func:`rate_limiter` (the SMS
+sender's rate across processes, handed to it by the composition, :mod:`boot.kinds`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, default_middleware
+from dramatiq.rate_limits import RateLimiter, WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from config.settings import Settings, get_settings
 from kartabl import db as kdb
 from kartabl import tasks
+from workers import queues
 from workers.coalesce import Coalescer, coalescing
 from workers.deadletters import DeadLetterErrors
 
@@ -34,12 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Separate queues so that ops can scale routing and sending apart (``-Q inbound`` on some
-# machines, ``-Q outbound`` on others) and a slow provider never delays routing.
-INBOUND = "inbound"
-OUTBOUND = "outbound"
-
-_current: dramatiq.Broker | None = None
 _coalescer: Coalescer | None = None
 
 
@@ -54,6 +55,18 @@ class DatabaseMiddleware(Middleware):
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         kdb.reset()
+
+
+class OnWorkerShutdown(Middleware):
+    """Calls ``fn`` once the worker has stopped and its tasks in flight have finished: how
+    the composition closes what it opened for the actors (the senders) in a dramatiq worker
+    process, which exits without running ``atexit`` hooks (multiprocessing's ``os._exit``)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.fn()
 
 
 def _middleware(prometheus: bool) -> list[Middleware]:
@@ -86,16 +99,6 @@ def build_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Br
     )
 
 
-def current_broker() -> dramatiq.Broker:
-    """The broker made by :func:`setup_broker`; actor modules declare their actors on it."""
-    if _current is None:
-        raise RuntimeError(
-            "no Kartabl broker: call workers.broker.setup_broker() before importing an actor "
-            "module (the dramatiq CLI does it: `dramatiq boot.worker workers.actors ...`)"
-        )
-    return _current
-
-
 def bind_actors(broker: dramatiq.Broker, *actors: Actor[..., Any]) -> None:
     """(Re)declare ``actors`` on ``broker``. Actors remember the broker they were declared
     on, so a process that builds a new broker (tests, a restarted embedded runner) must move
@@ -107,11 +110,9 @@ def bind_actors(broker: dramatiq.Broker, *actors: Actor[..., Any]) -> None:
 
 def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) -> dramatiq.Broker:
     """Build the broker from settings, make it global, bind the actors, install the enqueuer."""
-    global _current
     s = settings or get_settings()
     broker = build_broker(s, prometheus=prometheus)
-    dramatiq.set_broker(broker)
-    _current = broker
+    queues.make_current(broker)
 
     # Imported only now: the actors module declares its actors on current_broker().
     from workers import actors
@@ -151,6 +152,32 @@ def _route_sender(s: Settings, actor: Actor[..., None]) -> Callable[[tasks.Paylo
     _coalescer = coalescing(send, window_s=s.route_coalesce_ms / 1000,
                             max_ids=tasks.ROUTE_BATCH)
     return _coalescer.add
+
+
+def ping(broker: dramatiq.Broker | None = None) -> tuple[bool, str]:
+    """Whether the broker (default: the global one) answers, and its name: ``(False,
+    "redis: ConnectionError")`` when its Redis does not. The stub broker always answers."""
+    broker = broker or dramatiq.get_broker()
+    if isinstance(broker, RedisBroker):
+        try:
+            broker.client.ping()
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            return False, f"redis: {type(exc).__name__}"
+        return True, "redis"
+    return True, type(broker).__name__
+
+
+def rate_limiter(settings: Settings, name: str, per_s: int) -> RateLimiter:
+    """At most ``per_s`` acquisitions per second under ``name`` across every process: on the
+    broker's Redis in the fleet, in this process in the embedded mode (the stub broker).
+
+    Its ``acquire`` raises when that Redis cannot be reached: a caller acquires it before
+    anything leaves for a provider, so the failure means "not sent" (the SMS sender:
+    :mod:`responders.outcomes`)."""
+    backend = (RedisBackend(url=settings.redis_url) if settings.broker == "redis"
+               else StubBackend())
+    return WindowRateLimiter(backend, f"{settings.redis_namespace}:{name}", limit=per_s,
+                             window=1)
 
 
 def _canonical(broker: dramatiq.Broker) -> set[str]:

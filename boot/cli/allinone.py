@@ -97,6 +97,7 @@ def run_all_in_one(*, demo: bool) -> None:
             poller.join(timeout=30)
         scheduler.join(timeout=s.sweep_interval_s + 30)
         worker.stop()
+        runtime.close()  # the senders: the worker and the scheduler no longer use them
         if demo_channels is not None:
             # Last: the senders (worker) and the delivery polling (scheduler) talk to the
             # stand-ins too, not only the pollers joined above.

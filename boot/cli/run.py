@@ -55,12 +55,16 @@ def sweep(once: bool = typer.Option(False, help="Sweep once and exit.")) -> None
     from workers.scheduler import run_scheduler
     from workers.sweeps import sweep_once
 
-    s = start("scheduler").settings  # reconcile and delivery polling ask the senders
-    if once:
-        report = sweep_once(db.session_factory(), s)
-        out.print(report)
-        return
-    run_scheduler(threading.Event(), settings=s)
+    runtime = start("scheduler")  # reconcile and delivery polling ask the senders
+    s = runtime.settings
+    try:
+        if once:
+            report = sweep_once(db.session_factory(), s)
+            out.print(report)
+            return
+        run_scheduler(threading.Event(), settings=s)
+    finally:
+        runtime.close()
 
 
 def run(

@@ -39,6 +39,7 @@ from channels.email.attachments import display_filename, safe_content_type
 from config.telegram import BotConfig
 from kartabl.errors import InputError
 from kartabl.messages import Attachment, InboundMessage
+from kartabl.models import Channel
 from router.identity import normalize_phone
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def to_message(update: Any, bot: BotConfig, *, strict_date: bool = True,
     if isinstance(reply_to, dict) and isinstance(reply_to.get("message_id"), int):
         in_reply_to = f"{bot.name}:{chat['id']}:{reply_to['message_id']}"
     return InboundMessage(
-        channel=bot.channel, external_id=f"{bot.name}:{uid}", sender=str(user["id"]),
+        channel=Channel(bot.channel), external_id=f"{bot.name}:{uid}", sender=str(user["id"]),
         sender_name=_name(user), text=text, attachments=tuple(attachments),
         in_reply_to=in_reply_to, received_at=received_now(received_at), recipient=bot.name,
         meta=meta,

@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 from console import auth
 from console.api.schemas import PathId, RowId
 from console.deps import Principal, get_db, principal
-from kartabl.auth_models import ApiToken
 from kartabl.errors import NotFound
-from kartabl.models import Person, TeamMember, utcnow
+from kartabl.models import ApiToken, Person, TeamMember, utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 

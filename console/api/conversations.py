@@ -70,6 +70,7 @@ from kartabl import workflow
 from kartabl.errors import InputError, NotFound
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Reply
 from responders import preview as rp
+from responders.preview import REPLY_CHECK
 from responders.render import has_template
 from responders.sms_length import sms_length
 
@@ -258,7 +259,8 @@ def draft(cid: PathId, body: DraftIn, p: Act, db: Db) -> ReplyOut:
     """A draft on an open conversation, optionally through a canned template; submit it
     with ``POST /api/v1/replies/{id}/submit``."""
     _visible(db, p.person, cid)
-    return _reply(db, workflow.draft(db, p.person, cid, body.body, template=body.template))
+    return _reply(db, workflow.draft(db, p.person, cid, body.body, template=body.template,
+                                     check=REPLY_CHECK))
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def submit(rid: PathId, p: Act, db: Db) -> ReplyOut:
     """The author only. It awaits approval, or is approved at once when the approval policy
     trusts the author. Refused (400) when too long for the channel, with the count."""
     _visible_reply(db, p.person, rid)
-    return _reply(db, workflow.submit(db, p.person, rid))
+    return _reply(db, workflow.submit(db, p.person, rid, check=REPLY_CHECK))
 
 
 @router.post("/replies/{rid}/approve", summary="Approve a reply, optionally edited",
@@ -303,7 +305,7 @@ def approve(
     is sent and the author's text kept in ``original_body``. It is dispatched after commit."""
     _visible_reply(db, p.person, rid)
     edited = body.body if body is not None else None
-    return _reply(db, workflow.approve(db, p.person, rid, edited_body=edited))
+    return _reply(db, workflow.approve(db, p.person, rid, edited_body=edited, check=REPLY_CHECK))
 
 
 @router.post("/replies/{rid}/reject", summary="Send a reply back to its author",

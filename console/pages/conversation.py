@@ -55,7 +55,7 @@ from kartabl.models import (
 )
 from kartabl.workflow.access import REVIEWERS
 from responders import render as reply_render
-from responders.preview import preview_reply
+from responders.preview import REPLY_CHECK, preview_reply
 from responders.sms_length import sms_length
 
 router = APIRouter(include_in_schema=False)
@@ -320,9 +320,9 @@ def new_draft(
 
     def step() -> None:
         reply = workflow.draft(db, p.person, cid, form_text(body),
-                               template=template.strip() or None)
+                               template=template.strip() or None, check=REPLY_CHECK)
         if then == "submit":
-            workflow.submit(db, p.person, reply.id)
+            workflow.submit(db, p.person, reply.id, check=REPLY_CHECK)
 
     done = "submitted" if then == "submit" else "drafted"
     return _act(request, db, p, cid, done, step, {"body": body, "template": template})
@@ -355,7 +355,7 @@ def submit(
         text = form_text(body) if body is not None else None
         if state == ReplyState.REJECTED or (text is not None and text != stored):
             workflow.update_draft(db, p.person, rid, text if text is not None else stored)
-        workflow.submit(db, p.person, rid)
+        workflow.submit(db, p.person, rid, check=REPLY_CHECK)
 
     return _act(request, db, p, cid, "submitted", step, {f"edit_{rid}": body or ""})
 
@@ -372,7 +372,7 @@ def approve(
     text = form_text(edited_body) if edited_body is not None else None
     edit = text if text is not None and text.strip() != stored.strip() else None
     return _act(request, db, p, cid, "approved",
-                lambda: workflow.approve(db, p.person, rid, edited_body=edit),
+                lambda: workflow.approve(db, p.person, rid, edited_body=edit, check=REPLY_CHECK),
                 {f"approve_{rid}": edited_body or ""})
 
 

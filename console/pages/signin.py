@@ -19,9 +19,8 @@ from console import auth
 from console.deps import PathId, Principal, client_ip, get_db, page_principal
 from console.i18n import LOCALE_COOKIE, LOCALES
 from console.templating import TEMPLATES
-from kartabl.auth_models import ApiToken, WebSession
 from kartabl.errors import InputError
-from kartabl.models import utcnow
+from kartabl.models import ApiToken, WebSession, utcnow
 
 router = APIRouter(include_in_schema=False)
 HOME = "/queues"

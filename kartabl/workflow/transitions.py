@@ -26,6 +26,11 @@ Decisions
   for every other channel the reply id as a decimal string, usable as Kavenegar's numeric
   ``localid``.
 
+**Does it fit its channel.** Drafting with a template, submitting and approving ask a
+:class:`kartabl.outbound.ReplyCheck` (the outbound side renders and counts the reply as its
+sender will): a required argument, so no caller can skip the check by forgetting it. Every
+caller sits above ``responders/`` and passes :data:`responders.preview.REPLY_CHECK`.
+
 The reply states form one table, :data:`kartabl.workflow.states.REPLY_TRANSITIONS`, used
 here and by the outbox (:mod:`responders.dispatch`) through ``move_reply``.
 """
@@ -53,6 +58,7 @@ from kartabl.models import (
     TeamMember,
     utcnow,
 )
+from kartabl.outbound import ReplyCheck
 from kartabl.tasks import enqueue_after_commit
 from kartabl.workflow.access import (
     REVIEWERS,
@@ -74,8 +80,6 @@ from kartabl.workflow.states import (
     check_reply_transition,
     move_reply,
 )
-from responders.preview import require_fits
-from responders.render import has_template
 
 # A hostname only: it ends up in a header (the Message-ID of the reply).
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,198}[a-z0-9])?$")
@@ -187,16 +191,17 @@ def note(session: Session, actor: Person | None, conversation_id: int, text: str
 
 def draft(
     session: Session, actor: Person | None, conversation_id: int, body: str, *,
-    template: str | None = None,
+    template: str | None = None, check: ReplyCheck,
 ) -> Reply:
-    """Start a reply on an open conversation the actor can access."""
+    """Start a reply on an open conversation the actor can access; ``check`` says whether
+    ``template`` exists for its channel."""
     require_actor("draft", actor)
     assert actor is not None
     conv = load_conversation(session, conversation_id)
     require_access("draft", actor, conv)
     check_conversation("draft", conv)
     text = nonempty(body, "a reply body")
-    if template is not None and not has_template(template, conv.channel):
+    if template is not None and not check.has_template(template, conv.channel):
         raise InputError(f"no reply template {template!r} for {conv.channel.value}")
     reply = Reply(
         conversation_id=conv.id, author_id=actor.id, state=RS.DRAFT, channel=conv.channel,
@@ -245,16 +250,17 @@ def review_skip_reason(
 
 def submit(
     session: Session, actor: Person | None, reply_id: int, *,
-    policy: ApprovalPolicy | None = None,
+    policy: ApprovalPolicy | None = None, check: ReplyCheck,
 ) -> Reply:
     """The author submits a draft: it awaits approval, or is approved at once when the
-    approval policy (default: ``get_routing().approval``) lets the author skip review."""
+    approval policy (default: ``get_routing().approval``) lets the author skip review.
+    ``check`` refuses a reply its channel would refuse."""
     reply, conv = load_reply(session, reply_id)
     author = require_author("submit", actor, reply)
     require_access("submit", actor, conv)
     check_reply_transition("submit", reply)
     check_conversation("submit", conv)
-    require_fits(session, "submit", reply)  # a too-long SMS is for its author to shorten
+    check.require_fits(session, "submit", reply)  # a too-long SMS is for its author to shorten
     skip = review_skip_reason(session, author, policy or get_routing().approval)
     ids = {"conversation_id": conv.id, "reply_id": reply.id}
     if skip is None:
@@ -271,10 +277,12 @@ def submit(
 
 
 def approve(
-    session: Session, actor: Person | None, reply_id: int, *, edited_body: str | None = None
+    session: Session, actor: Person | None, reply_id: int, *, edited_body: str | None = None,
+    check: ReplyCheck,
 ) -> Reply:
     """A coordinator or admin approves a pending reply, optionally editing it: the author's
-    text is kept in ``original_body``, the edit becomes ``body``, and both are audited."""
+    text is kept in ``original_body``, the edit becomes ``body``, and both are audited.
+    ``check`` refuses a reply (as edited) its channel would refuse."""
     require_reviewer("approve", actor)
     assert actor is not None
     reply, conv = load_reply(session, reply_id)
@@ -284,7 +292,7 @@ def approve(
     check_reply_transition("approve", reply)
     edit: dict[str, Any] = {}
     new = nonempty(edited_body, "the edited body") if edited_body is not None else None
-    require_fits(session, "approve", reply, new)  # what the customer would get, as sent
+    check.require_fits(session, "approve", reply, new)  # what the customer would get, as sent
     if new is not None and new != reply.body:
         edit = {"original_body": reply.body, "edited_body": new}
         reply.original_body, reply.body = reply.body, new

@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from console import auth
 from kartabl import workflow
-from kartabl.auth_models import ApiToken
-from kartabl.models import Channel, Role
+from kartabl.models import ApiToken, Channel, Role
+from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.factories import enqueued  # noqa: F401  (a fixture: approvals enqueue a send)
 
@@ -65,9 +65,11 @@ def _seed(db: sessionmaker[Session]) -> tuple[str, int, dict[str, list[Any]]]:
                  f.conversation(s, channel=Channel.BALE), f.conversation(s, team=b)]
         replies = []
         for conv, author in ((convs[0], agent_a), (convs[1], agent_a), (convs[2], agent_b)):
-            pending = workflow.draft(s, author, conv.id, "pending ۱۲۳ {{ body }}")
-            workflow.submit(s, author, pending.id)
-            replies += [pending.id, workflow.draft(s, author, conv.id, "a draft").id]
+            pending = workflow.draft(s, author, conv.id, "pending ۱۲۳ {{ body }}",
+                                     check=REPLY_CHECK)
+            workflow.submit(s, author, pending.id, check=REPLY_CHECK)
+            drafted = workflow.draft(s, author, conv.id, "a draft", check=REPLY_CHECK)
+            replies += [pending.id, drafted.id]
         tokens = [auth.create_api_token(s, p, name=f"t-{p.username}", scopes=["read"]).row.id
                   for p in (agent_a, agent_b)]
         own = auth.create_api_token(s, coord, name="fuzz", scopes=sorted(auth.role_scopes(coord)))

@@ -16,8 +16,16 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from console import auth
-from kartabl.auth_models import ApiToken, LoginAttempt, PasswordReset, WebSession
-from kartabl.models import Event, Person, Role, utcnow
+from kartabl.models import (
+    ApiToken,
+    Event,
+    LoginAttempt,
+    PasswordReset,
+    Person,
+    Role,
+    WebSession,
+    utcnow,
+)
 from kartabl.passwords import hash_password
 from tests import factories as f
 

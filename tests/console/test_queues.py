@@ -33,6 +33,7 @@ from kartabl.models import (
     Team,
     utcnow,
 )
+from responders.preview import REPLY_CHECK
 from tests.factories import conversation, inbound, person, team
 
 CLOSED = ConversationStatus.CLOSED
@@ -107,8 +108,8 @@ def ids(session: Session, actor: Person, name: str, **filters: object) -> list[i
 
 
 def pending_reply(session: Session, org: Org, conv: Conversation, author: Person) -> int:
-    reply = workflow.draft(session, author, conv.id, "سفارش شما فردا می‌رسد")
-    workflow.submit(session, author, reply.id, policy=REVIEWED)
+    reply = workflow.draft(session, author, conv.id, "سفارش شما فردا می‌رسد", check=REPLY_CHECK)
+    workflow.submit(session, author, reply.id, policy=REVIEWED, check=REPLY_CHECK)
     session.commit()
     return reply.id
 

@@ -18,7 +18,7 @@ from console.timeline import (
     ReplyItem,
     conversation_view,
 )
-from kartabl import workflow
+from kartabl import outbound, workflow
 from kartabl.errors import NotFound
 from kartabl.models import (
     Channel,
@@ -30,8 +30,8 @@ from kartabl.models import (
     Role,
     Team,
 )
-from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
+from responders.preview import REPLY_CHECK
 from responders.sandbox import SandboxSender
 from tests.factories import conversation, inbound, mail_html, person, team
 
@@ -41,14 +41,14 @@ REVIEWED = ApprovalPolicy(mode="all")
 @pytest.fixture
 def sandbox(db: sessionmaker[Session]) -> Iterator[None]:
     """Sandbox senders on this test's database, reporting deliveries as delivered."""
-    before = base.registered()
+    before = outbound.registered()
     for ch in Channel:
-        base.register(SandboxSender(ch, session_factory=db))
+        outbound.register(SandboxSender(ch, session_factory=db))
     yield
     for ch in Channel:
-        base.unregister(ch)
+        outbound.unregister(ch)
     for sender in before.values():
-        base.register(sender)
+        outbound.register(sender)
 
 
 def people(session: Session) -> tuple[Team, Team, Person, Person, Person, Person]:
@@ -70,12 +70,13 @@ def test_the_timeline_tells_the_whole_story_in_order(
     # The workflow, step by step, through the real functions
     workflow.assign(session, maryam, conv.id, person_id=ali.id, team_id=support.id)
     workflow.refer(session, ali, conv.id, person_id=sara.id, note="سارا پیگیری کند")
-    reply = workflow.draft(session, sara, conv.id, "فردا")
-    workflow.submit(session, sara, reply.id, policy=REVIEWED)
+    reply = workflow.draft(session, sara, conv.id, "فردا", check=REPLY_CHECK)
+    workflow.submit(session, sara, reply.id, policy=REVIEWED, check=REPLY_CHECK)
     workflow.reject(session, maryam, reply.id, "کامل‌تر بنویسید")
     workflow.update_draft(session, sara, reply.id, "سفارش شما فردا می‌رسد")
-    workflow.submit(session, sara, reply.id, policy=REVIEWED)
-    workflow.approve(session, maryam, reply.id, edited_body="سفارش شما فردا صبح می‌رسد")
+    workflow.submit(session, sara, reply.id, policy=REVIEWED, check=REPLY_CHECK)
+    workflow.approve(session, maryam, reply.id, edited_body="سفارش شما فردا صبح می‌رسد",
+                     check=REPLY_CHECK)
     session.commit()
     assert dispatch_reply(db, reply.id) == "sent"
     assert poll_delivery(db) == 1
@@ -193,8 +194,8 @@ def test_the_view_costs_the_same_few_queries_however_long_the_conversation(
     for n in range(8):
         inbound(session, long, text=f"پیام {n}")
         author = ali if n % 2 else sara
-        reply = workflow.draft(session, author, long.id, f"پاسخ {n}")
-        workflow.submit(session, author, reply.id, policy=REVIEWED)
+        reply = workflow.draft(session, author, long.id, f"پاسخ {n}", check=REPLY_CHECK)
+        workflow.submit(session, author, reply.id, policy=REVIEWED, check=REPLY_CHECK)
         workflow.note(session, maryam, long.id, f"یادداشت {n}")
     session.commit()
     assert len(conversation_view(session, ali, long.id).timeline) == 1 + 8 + 8 + 8

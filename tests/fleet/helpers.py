@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import workflow
 from kartabl.models import Conversation, Identity, Person, Reply
+from responders.preview import REPLY_CHECK
 
 T = TypeVar("T")
 
@@ -45,9 +46,9 @@ def approved_reply(db: sessionmaker[Session], conversation_id: int, body: str) -
     with db() as s:
         agent = s.scalar(select(Person).where(Person.username == "fleet-agent"))
         coordinator = s.scalar(select(Person).where(Person.username == "fleet-coordinator"))
-        reply = workflow.draft(s, agent, conversation_id, body)
-        workflow.submit(s, agent, reply.id)
-        workflow.approve(s, coordinator, reply.id)
+        reply = workflow.draft(s, agent, conversation_id, body, check=REPLY_CHECK)
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
         s.commit()
         return reply.id
 

@@ -56,3 +56,16 @@ def test_each_process_boots_with_what_its_roles_need(deployed: Deployed) -> None
 def test_the_scheduler_and_worker_are_the_only_sending_kinds_of_the_procfile() -> None:
     sending = {name for name in procfile() if Part.SENDERS in KINDS[name].parts}
     assert sending == {"worker", "scheduler"}
+
+
+def test_a_sending_process_closes_its_senders_when_it_stops(deployed: Deployed) -> None:
+    # Given one more worker and one more scheduler of the fleet, booted with real senders
+    for line in ("worker", "scheduler"):
+        proc = deployed.fleet.start(line)
+        deployed.fleet.wait_log(proc, '"booted ', timeout_s=60)
+        # When the process manager stops it (SIGTERM)
+        deployed.fleet.stop(proc)
+        # Then it closed every sender it had installed (the Kavenegar client had never been
+        # closed before the composition did it)
+        closed = f"senders closed: {', '.join(sorted(REAL_SENDERS))}"
+        assert closed in proc.log(), (line, proc.log()[-3000:])

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from kartabl import workflow
+from kartabl import outbound, workflow
 from kartabl.models import Channel, Role
-from responders import base
 from responders.email import SmtpSender
+from responders.preview import REPLY_CHECK
 from responders.sandbox import SandboxSender
 from tests.factories import conversation, enqueued, inbound, person, team  # noqa: F401 (a fixture)
 from tests.responders import smtp_server as smtp
@@ -22,15 +22,15 @@ from tests.tls import self_signed_cert
 @pytest.fixture
 def sandbox(db: sessionmaker[Session]) -> Iterator[dict[str, SandboxSender]]:
     """A fresh sandbox sender per channel (call counts and faults start empty)."""
-    before = base.registered()
+    before = outbound.registered()
     senders = {ch.value: SandboxSender(ch, session_factory=db) for ch in Channel}
     for sender in senders.values():
-        base.register(sender)
+        outbound.register(sender)
     yield senders
     for ch in Channel:
-        base.unregister(ch)
+        outbound.unregister(ch)
     for sender in before.values():
-        base.register(sender)
+        outbound.register(sender)
 
 
 ApprovedReply = Callable[..., int]
@@ -47,9 +47,9 @@ def approved_reply(db: sessionmaker[Session]) -> ApprovedReply:
             agent = person(s, teams=[support])
             coordinator = person(s, role=Role.COORDINATOR)
             conv = conversation(s, channel=channel, team=support, assignee=agent)
-            reply = workflow.draft(s, agent, conv.id, body, template=template)
-            workflow.submit(s, agent, reply.id)
-            workflow.approve(s, coordinator, reply.id)
+            reply = workflow.draft(s, agent, conv.id, body, template=template, check=REPLY_CHECK)
+            workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+            workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
             s.commit()
             return reply.id
 
@@ -79,10 +79,10 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def smtp_outbox(smtp_server: smtp.SmtpServer) -> Iterator[SmtpSender]:
     """The SMTP sender, pointed at the local server, registered for email (the other
     channels keep whatever they had)."""
-    before = base.registered()
+    before = outbound.registered()
     sender = SmtpSender(smtp_server.email_config(timeout_s=2.0))
-    base.register(sender)
+    outbound.register(sender)
     yield sender
-    base.unregister(Channel.EMAIL)
+    outbound.unregister(Channel.EMAIL)
     if "email" in before:
-        base.register(before["email"])
+        outbound.register(before["email"])

@@ -12,16 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.channels import ChannelsConfig, EmailConfig
+from kartabl import outbound as port
 from kartabl import workflow
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Direction, Message, Reply, ReplyState, Role, utcnow
-from responders import base
 from responders.dispatch import dispatch_reply
 from responders.email import SmtpSender
+from responders.preview import REPLY_CHECK
 from responders.setup import install_senders
 from tests.factories import conversation, person, team
 from tests.responders import smtp_server as smtp
+from tests.responders.limits import limiters
 
 RS = ReplyState
 CUSTOMER = "customer@example.ir"
@@ -68,9 +70,9 @@ def approved(db: sessionmaker[Session], body: str = "سلام علی،\nبسته
             routed_at=utcnow(),
         ))
         s.flush()
-        reply = workflow.draft(s, agent, conv.id, body)
-        workflow.submit(s, agent, reply.id)
-        workflow.approve(s, coordinator, reply.id)
+        reply = workflow.draft(s, agent, conv.id, body, check=REPLY_CHECK)
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
         s.commit()
         return reply.id, real_id
 
@@ -323,21 +325,21 @@ def test_the_mailbox_the_customer_wrote_to_answers(smtp_server) -> None:
 
 
 def test_install_senders_uses_smtp_when_a_mailbox_has_it(smtp_server) -> None:
-    before = base.registered()
+    before = port.registered()
     try:
         for ch in Channel:
-            base.unregister(ch)
+            port.unregister(ch)
         with_smtp = ChannelsConfig(email=smtp_server.email_config())
-        sandboxed = install_senders(with_smtp)
-        assert isinstance(base.get_sender("email"), SmtpSender) and "email" not in sandboxed
+        sandboxed = install_senders(with_smtp, rate_limiter=limiters())
+        assert isinstance(port.get_sender("email"), SmtpSender) and "email" not in sandboxed
         for ch in Channel:
-            base.unregister(ch)
+            port.unregister(ch)
         without = ChannelsConfig(email=EmailConfig.model_validate(
             {"mailboxes": [{"name": "support", "address": "support@kartabl.example"}]}))
-        assert "email" in install_senders(without)
-        assert not isinstance(base.get_sender("email"), SmtpSender)
+        assert "email" in install_senders(without, rate_limiter=limiters())
+        assert not isinstance(port.get_sender("email"), SmtpSender)
     finally:
         for ch in Channel:
-            base.unregister(ch)
+            port.unregister(ch)
         for s in before.values():
-            base.register(s)
+            port.register(s)

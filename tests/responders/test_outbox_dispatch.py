@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.models import (
     Channel,
@@ -20,7 +21,6 @@ from kartabl.models import (
     ReplyState,
     SandboxDelivery,
 )
-from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery
 from tests.factories import events, inbound
 
@@ -173,7 +173,7 @@ def test_an_unknown_outcome_leaves_the_reply_sending(db, sandbox, approved_reply
 
 def test_without_a_sender_the_reply_stays_approved(db, sandbox, approved_reply) -> None:
     rid = approved_reply(Channel.SMS)
-    base.unregister("sms")
+    outbound.unregister("sms")
     with pytest.raises(LookupError, match="no sender registered for channel 'sms'"):
         dispatch_reply(db, rid)
     reply, _ = load(db, rid)

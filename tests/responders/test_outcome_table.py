@@ -23,16 +23,17 @@ from channels.telegram.standin import BotApiStandin
 from config.settings import get_settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig
+from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, RetryableDeliveryError
 from kartabl.models import Channel, Reply, ReplyState
-from responders import base
 from responders.dispatch import dispatch_reply, reconcile_stale_sending
 from responders.email import SmtpSender
 from responders.outcomes import RULES, table
-from responders.sms import KavenegarSender, default_limiter
+from responders.sms import KavenegarSender
 from responders.telegram import BLOCKED_REASON, TelegramSender
 from tests.conftest import REDIS_URL
 from tests.responders import smtp_server as smtp
+from tests.responders.limits import kavenegar, sms_limiter
 
 RS = ReplyState
 STALE = timedelta(0)
@@ -63,14 +64,14 @@ class Env:
 
     def smtp(self) -> smtp.SmtpServer:
         server: smtp.SmtpServer = self.request.getfixturevalue("smtp_server")
-        base.register(SmtpSender(server.email_config(timeout_s=0.5, data_timeout_s=0.5)))
+        outbound.register(SmtpSender(server.email_config(timeout_s=0.5, data_timeout_s=0.5)))
         return server
 
     def kavenegar(self, **sender_kw: object) -> tuple[KavenegarStandin, KavenegarSender]:
         server = KavenegarStandin(SMS_KEY).start()
         self.request.addfinalizer(server.stop)
-        sender = KavenegarSender(self.sms_config(server.base_url), **sender_kw)  # type: ignore[arg-type]
-        base.register(sender)
+        sender = kavenegar(self.sms_config(server.base_url), **sender_kw)
+        outbound.register(sender)
         return server, sender
 
     @staticmethod
@@ -84,7 +85,7 @@ class Env:
         self.request.addfinalizer(server.stop)
         server.add_bot(TG_TOKEN, "shop_bot")
         server.add_bot(BALE_TOKEN, "bale_shop_bot")
-        base.register(TelegramSender(channel, self.bots(base_url or server.base_url)))
+        outbound.register(TelegramSender(channel, self.bots(base_url or server.base_url)))
         return server
 
     @staticmethod
@@ -131,11 +132,12 @@ def env(db: sessionmaker[Session], approved_reply: Callable[..., int], sandbox: 
 
 def own_error_redis_down(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the SMS sender's rate limiter on a Redis that does not answer (the fleet's
-    # limiter: default_limiter on KARTABL_REDIS_URL)
+    # limiter: the one the composition hands in, workers.broker.rate_limiter, on
+    # KARTABL_REDIS_URL)
     monkeypatch.setenv("KARTABL_BROKER", "redis")
     monkeypatch.setenv("KARTABL_REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")
     get_settings.cache_clear()
-    server, sender = env.kavenegar(limiter=None)
+    server, sender = env.kavenegar()
     assert isinstance(sender.limiter.backend, RedisBackend)
     rid = env.approved(Channel.SMS)
     # Then nothing was sent and the reply is released, never left 'sending'
@@ -186,10 +188,10 @@ def smtp_answer_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
 def sms_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     server = KavenegarStandin(SMS_KEY).start()
     env.request.addfinalizer(server.stop)
-    base.register(KavenegarSender(env.sms_config(f"http://127.0.0.1:{closed_port()}")))
+    outbound.register(kavenegar(env.sms_config(f"http://127.0.0.1:{closed_port()}")))
     rid = env.approved(Channel.SMS)
-    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: base.register(
-        KavenegarSender(env.sms_config(server.base_url))))
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: outbound.register(
+        kavenegar(env.sms_config(server.base_url))))
 
 
 def sms_over_rate(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,7 +240,7 @@ def sms_answer_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
 def tg_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     server = env.bot_api(base_url=f"http://127.0.0.1:{closed_port()}/bot")
     rid = env.approved(Channel.TELEGRAM)
-    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: base.register(
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: outbound.register(
         TelegramSender(Channel.TELEGRAM, env.bots(server.base_url))))
 
 
@@ -349,5 +351,5 @@ def test_the_sms_limiter_of_the_fleet_is_on_redis(monkeypatch: pytest.MonkeyPatc
     # The Redis row above uses the production limiter, not a stand-in for it.
     monkeypatch.setenv("KARTABL_BROKER", "redis")
     get_settings.cache_clear()
-    limiter = default_limiter(Env.sms_config("http://127.0.0.1:9"))
+    limiter = sms_limiter(Env.sms_config("http://127.0.0.1:9"))
     assert isinstance(limiter.backend, RedisBackend)

@@ -8,18 +8,18 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Reply, ReplyState
-from responders import base
-from responders.base import DeliveryStatus, UnknownOutcomePolicy
+from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
 from responders.dispatch import dispatch_reply
 from responders.outcomes import request_leaves
 
 RS = ReplyState
 
 
-class BuggySender:
+class BuggySender(Sender):
     """A sender with an error of its own before (or after) its provider call."""
 
     channel = "sms"
@@ -50,7 +50,7 @@ class BuggySender:
 @pytest.fixture
 def buggy(sandbox: object) -> Iterator[BuggySender]:
     sender = BuggySender()
-    base.register(sender)
+    outbound.register(sender)
     yield sender
 
 

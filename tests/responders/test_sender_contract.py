@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, SandboxDelivery
-from responders.base import Sender, get_sender, register, registered, unregister
+from kartabl.outbound import Sender, get_sender, register, registered, unregister
 from responders.email import SmtpSender
 from responders.sandbox import SandboxSender, install
 from tests.responders.smtp_server import SmtpServer
@@ -42,12 +42,12 @@ def _telegram(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Send
 def _sms(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
     from channels.sms.standin import KavenegarStandin  # a local Kavenegar server
     from config.sms import SmsConfig
-    from responders.sms import KavenegarSender
+    from tests.responders.limits import kavenegar
 
     server = KavenegarStandin("contract-kavenegar-key").start()
     request.addfinalizer(server.stop)
-    return KavenegarSender(SmsConfig(api_key="contract-kavenegar-key",
-                                     base_url=server.base_url, line="10008663", timeout_s=5.0))
+    return kavenegar(SmsConfig(api_key="contract-kavenegar-key", base_url=server.base_url,
+                               line="10008663", timeout_s=5.0))
 
 
 SENDERS: dict[str, Factory] = {

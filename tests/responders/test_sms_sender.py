@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.sms.kavenegar import MASK
 from channels.sms.standin import KavenegarStandin
 from config.sms import SmsConfig
+from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Reply, ReplyState
-from responders import base
 from responders.dispatch import dispatch_reply, poll_delivery, reconcile_stale_sending
 from responders.sms import FAILURE_REASONS, KavenegarSender, receptor, sms_parts
 from responders.sms_length import sms_length
+from tests.responders.limits import kavenegar, limiters
 
 RS = ReplyState
 NOW = timedelta(seconds=-1)  # every 'sending' reply is stale
@@ -44,8 +45,8 @@ def config(standin: KavenegarStandin, **kw: object) -> SmsConfig:
 @pytest.fixture
 def sms(standin: KavenegarStandin, sandbox) -> Iterator[KavenegarSender]:
     """The Kavenegar sender registered for sms (the other channels: the sandbox)."""
-    sender = KavenegarSender(config(standin))
-    base.register(sender)
+    sender = kavenegar(config(standin))
+    outbound.register(sender)
     yield sender
     sender.close()
 
@@ -131,8 +132,8 @@ def test_a_refusal_before_processing_is_retryable(
 
 
 def test_connection_refused_is_retryable(db, sandbox, standin, approved_reply) -> None:
-    sender = KavenegarSender(config(standin))
-    base.register(sender)
+    sender = kavenegar(config(standin))
+    outbound.register(sender)
     standin.stop()  # nothing listens on the port any more
     rid = approved_reply(Channel.SMS)
     with pytest.raises(RetryableDeliveryError, match="unreachable"):
@@ -172,7 +173,7 @@ def test_the_api_key_never_appears_in_logs_errors_or_reprs(
             except Exception as exc:
                 errors.append(exc)
         reconcile_stale_sending(db, older_than=NOW)
-        wrong = KavenegarSender(config(standin).model_copy(
+        wrong = kavenegar(config(standin).model_copy(
             update={"base_url": "http://127.0.0.1:9"}))  # refused
         msg = OutboundMessage(reply_id=1, conversation_id=1, channel=Channel.SMS,
                               recipient="+989121234567", text="x", idempotency_key="k1")
@@ -193,13 +194,13 @@ def test_a_refused_api_key_is_permanent_and_masked(db, sandbox, standin) -> None
     msg = OutboundMessage(reply_id=1, conversation_id=1, channel=Channel.SMS,
                           recipient="+989121234567", text="x", idempotency_key="k2")
     with pytest.raises(PermanentDeliveryError, match="403: the API key was refused") as info:
-        KavenegarSender(cfg).send(msg)
+        kavenegar(cfg).send(msg)
     assert "KAVE-wrong-key-000111" not in str(info.value)
 
 
 def test_a_send_that_could_outlive_the_reconcile_sweep_is_refused(standin) -> None:
     with pytest.raises(ValueError, match="KARTABL_SENDING_STALE_S"):
-        KavenegarSender(config(standin, timeout_s=60), sending_stale_s=60)
+        kavenegar(config(standin, timeout_s=60), sending_stale_s=60)
 
 
 @pytest.mark.parametrize(("phone", "expected"), [
@@ -233,8 +234,8 @@ def test_install_senders_serves_sms_by_kavenegar_when_configured(standin, sandbo
     from config.channels import ChannelsConfig
     from responders.setup import install_senders
 
-    sandboxed = install_senders(ChannelsConfig(sms=config(standin)))
-    assert "sms" not in sandboxed and isinstance(base.get_sender("sms"), KavenegarSender)
+    sandboxed = install_senders(ChannelsConfig(sms=config(standin)), rate_limiter=limiters())
+    assert "sms" not in sandboxed and isinstance(outbound.get_sender("sms"), KavenegarSender)
 
 
 def test_sends_over_the_rate_are_retryable_and_never_reach_kavenegar(standin) -> None:

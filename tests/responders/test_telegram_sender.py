@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram.standin import BotApiStandin
 from config.telegram import BotConfig
+from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, Reply, ReplyState
-from responders import base
+from responders.chat_length import split_text
 from responders.dispatch import dispatch_reply, reconcile_stale_sending
-from responders.telegram import BLOCKED_REASON, TelegramSender, split_text
+from responders.telegram import BLOCKED_REASON, TelegramSender
 
 TOKEN = "9100001:SENDER-distinctive-token-PlMkOn"
 RS = ReplyState
@@ -40,13 +41,13 @@ def bot_config(base_url: str, *, token: str = TOKEN, timeout_s: float = 2.0) -> 
 
 @pytest.fixture
 def telegram(standin: BotApiStandin) -> Iterator[TelegramSender]:
-    before = base.registered()
+    before = outbound.registered()
     sender = TelegramSender(Channel.TELEGRAM, [bot_config(standin.base_url, timeout_s=0.5)])
-    base.register(sender)
+    outbound.register(sender)
     yield sender
-    base.unregister(Channel.TELEGRAM)
+    outbound.unregister(Channel.TELEGRAM)
     if "telegram" in before:
-        base.register(before["telegram"])
+        outbound.register(before["telegram"])
 
 
 def state(db: sessionmaker[Session], rid: int) -> Reply:
@@ -195,25 +196,26 @@ def test_install_senders_registers_one_sender_per_channel_with_bots(db) -> None:
     from config.channels import ChannelsConfig
     from config.telegram import TelegramConfig
     from responders.setup import install_senders
+    from tests.responders.limits import limiters
 
-    before = base.registered()
+    before = outbound.registered()
     try:
         for ch in Channel:
-            base.unregister(ch)
+            outbound.unregister(ch)
         bots = TelegramConfig(bots=[
             BotConfig(name="shop", token=TOKEN, mode="polling"),
             BotConfig(name="bale-shop", kind="bale", token=TOKEN, mode="polling"),
         ])
-        sandboxed = install_senders(ChannelsConfig(telegram=bots))
+        sandboxed = install_senders(ChannelsConfig(telegram=bots), rate_limiter=limiters())
         assert "telegram" not in sandboxed and "bale" not in sandboxed
-        tg, bale = base.get_sender("telegram"), base.get_sender("bale")
+        tg, bale = outbound.get_sender("telegram"), outbound.get_sender("bale")
         assert isinstance(tg, TelegramSender) and isinstance(bale, TelegramSender)
         assert "shop" in repr(tg) and "bale-shop" in repr(bale) and TOKEN not in repr(bale)
     finally:
         for ch in Channel:
-            base.unregister(ch)
+            outbound.unregister(ch)
         for s in before.values():
-            base.register(s)
+            outbound.register(s)
 
 
 def test_too_long_replies_and_timeouts_that_outlive_the_sweep_are_refused(standin,

@@ -32,7 +32,7 @@ def embedded(settings: Settings, db: sessionmaker[Session]) -> Iterator[Embedded
 @pytest.fixture
 def sandbox_senders(db: sessionmaker[Session]) -> Iterator[None]:
     """Sandbox senders for the channels that have none, removed after the test."""
-    from responders.base import unregister
+    from kartabl.outbound import unregister
     from responders.sandbox import install
 
     added = install(db)

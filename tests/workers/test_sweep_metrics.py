@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from kartabl import ingest, workflow
+from kartabl import ingest, outbound, workflow
 from kartabl.messages import InboundMessage
 from kartabl.models import Channel, Role
-from responders import base
 from responders.dispatch import dispatch_reply
+from responders.preview import REPLY_CHECK
 from responders.sandbox import CRASH_AFTER_RECORD, SandboxSender, SimulatedCrash
 from tests.factories import conversation, person, team
 from tests.metric_values import Deltas
@@ -25,13 +25,13 @@ KINDS = ("message", "reply", "sending")
 
 @pytest.fixture
 def email_sandbox(db: sessionmaker[Session]) -> Iterator[SandboxSender]:
-    before = base.registered().get("email")
+    before = outbound.registered().get("email")
     sender = SandboxSender(Channel.EMAIL, session_factory=db)
-    base.register(sender)
+    outbound.register(sender)
     yield sender
-    base.unregister(Channel.EMAIL)
+    outbound.unregister(Channel.EMAIL)
     if before is not None:
-        base.register(before)
+        outbound.register(before)
 
 
 def approved(db: sessionmaker[Session]) -> int:
@@ -40,9 +40,9 @@ def approved(db: sessionmaker[Session]) -> int:
         agent = person(s, teams=[support])
         coordinator = person(s, role=Role.COORDINATOR)
         conv = conversation(s, channel=Channel.EMAIL, team=support, assignee=agent)
-        reply = workflow.draft(s, agent, conv.id, "سفارش شما ارسال شد")
-        workflow.submit(s, agent, reply.id)
-        workflow.approve(s, coordinator, reply.id)
+        reply = workflow.draft(s, agent, conv.id, "سفارش شما ارسال شد", check=REPLY_CHECK)
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
         s.commit()
         return reply.id
 

@@ -220,7 +220,7 @@ def test_status_counts_queue_and_backlog(settings, db):
 def test_retry_after_from_the_provider_sets_the_retry_delay(settings, db, embedded,
                                                              sandbox_senders):
     from kartabl.errors import RetryableDeliveryError
-    from responders.base import get_sender
+    from kartabl.outbound import get_sender
 
     # Given a provider that answers "429, retry after 0.2 s" once
     get_sender("sms").inject(RetryableDeliveryError("429", retry_after_s=0.2))

@@ -11,6 +11,7 @@ from kartabl import workflow
 from kartabl.models import Channel, ReplyState
 from responders.preview import (
     MAX_SMS_PARTS,
+    REPLY_CHECK,
     ReplyCannotRender,
     ReplyTooLong,
     preview,
@@ -40,7 +41,7 @@ def test_chat_messages_and_mail() -> None:
 
 def test_the_preview_is_rendered_with_the_reply_context(session: Session, org) -> None:
     sms = conversation(session, channel=Channel.SMS, team=org.support, assignee=org.ali)
-    reply = workflow.draft(session, org.ali, sms.id, FA * 100)
+    reply = workflow.draft(session, org.ali, sms.id, FA * 100, check=REPLY_CHECK)
     p = preview_reply(session, reply)
     assert (p.parts, p.describe()) == (2, "2 SMS (UCS2, 100 characters)")
     assert preview_reply(session, reply, body=FA * 10).parts == 1  # an unsaved edit
@@ -48,34 +49,35 @@ def test_the_preview_is_rendered_with_the_reply_context(session: Session, org) -
 
 def test_an_sms_too_long_to_send_cannot_be_submitted(session: Session, org) -> None:
     sms = conversation(session, channel=Channel.SMS, team=org.support, assignee=org.ali)
-    reply = workflow.draft(session, org.ali, sms.id, FA * (67 * MAX_SMS_PARTS + 1))
+    reply = workflow.draft(session, org.ali, sms.id, FA * (67 * MAX_SMS_PARTS + 1),
+                           check=REPLY_CHECK)
     session.commit()
     with pytest.raises(ReplyTooLong, match=r"^cannot submit: the reply is 9 SMS \(UCS2, 537 "
                        r"characters\), and sms replies are at most 8 SMS; shorten it$"):
-        workflow.submit(session, org.ali, reply.id)
+        workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     session.rollback()
     assert reply.state == ReplyState.DRAFT and events(session, "reply.submitted") == []
     # 8 parts exactly is accepted
     workflow.update_draft(session, org.ali, reply.id, FA * (67 * MAX_SMS_PARTS))
-    workflow.submit(session, org.ali, reply.id)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     assert reply.state == ReplyState.PENDING_APPROVAL
 
 
 def test_an_edit_at_approval_that_is_too_long_is_refused(session: Session, org) -> None:
     sms = conversation(session, channel=Channel.SMS, team=org.support, assignee=org.ali)
-    reply = workflow.draft(session, org.ali, sms.id, "سفارش شما ارسال شد")
-    workflow.submit(session, org.ali, reply.id)
+    reply = workflow.draft(session, org.ali, sms.id, "سفارش شما ارسال شد", check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     session.commit()
     with pytest.raises(ReplyTooLong, match="cannot approve"):
-        workflow.approve(session, org.maryam, reply.id, edited_body=FA * 600)
+        workflow.approve(session, org.maryam, reply.id, edited_body=FA * 600, check=REPLY_CHECK)
     session.rollback()
     assert (reply.state, reply.body) == (ReplyState.PENDING_APPROVAL, "سفارش شما ارسال شد")
-    workflow.approve(session, org.maryam, reply.id, edited_body=FA * 71)
+    workflow.approve(session, org.maryam, reply.id, edited_body=FA * 71, check=REPLY_CHECK)
     assert reply.state == ReplyState.APPROVED and preview_reply(session, reply).parts == 2
 
 
 def test_a_template_that_cannot_render_is_refused_at_submit(session: Session, org) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "سلام")
+    reply = workflow.draft(session, org.ali, org.conv.id, "سلام", check=REPLY_CHECK)
     reply.template = "no-such-template"  # e.g. removed after the draft was written
     with pytest.raises(ReplyCannotRender, match="cannot submit: template 'no-such-template'"):
-        workflow.submit(session, org.ali, reply.id)
+        workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)

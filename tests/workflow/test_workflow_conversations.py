@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from kartabl import workflow
 from kartabl.errors import IllegalTransition, InputError, NotFound, PermissionDenied
 from kartabl.models import ConversationStatus, ReplyState
+from responders.preview import REPLY_CHECK
 from tests.factories import conversation, events, person
 
 
@@ -124,8 +125,8 @@ def test_close_and_reopen_are_scoped(session: Session, org) -> None:
 
 def test_close_refuses_while_a_reply_awaits_approval(session: Session, org) -> None:
     # Given a reply pending approval
-    reply = workflow.draft(session, org.ali, org.conv.id, "پاسخ")
-    workflow.submit(session, org.ali, reply.id)
+    reply = workflow.draft(session, org.ali, org.conv.id, "پاسخ", check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     # When the agent tries to close, Then the error names the step and the blocking state
     with pytest.raises(IllegalTransition) as err:
         workflow.close(session, org.ali, org.conv.id)

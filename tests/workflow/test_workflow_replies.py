@@ -13,14 +13,15 @@ from config.routing import ApprovalPolicy
 from kartabl import reply_tokens, workflow
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import Channel, ConversationStatus, Reply, ReplyState
+from responders.preview import REPLY_CHECK
 from tests.factories import conversation, events
 
 RS = ReplyState
 
 
 def pending(session: Session, org, body: str = "سفارش شما ارسال شد") -> Reply:
-    reply = workflow.draft(session, org.ali, org.conv.id, body)
-    workflow.submit(session, org.ali, reply.id)
+    reply = workflow.draft(session, org.ali, org.conv.id, body, check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     session.commit()
     return reply
 
@@ -48,7 +49,8 @@ def test_every_illegal_reply_step_names_the_step_and_the_state(step: str) -> Non
 
 def test_assignee_drafts_on_the_conversations_channel(session: Session, org) -> None:
     sms = conversation(session, channel=Channel.SMS, team=org.support, assignee=org.ali)
-    reply = workflow.draft(session, org.ali, sms.id, "  سلام  ", template="default")
+    reply = workflow.draft(session, org.ali, sms.id, "  سلام  ", template="default",
+                           check=REPLY_CHECK)
     session.commit()
     assert (reply.state, reply.channel, reply.body, reply.author_id) == (
         RS.DRAFT, Channel.SMS, "سلام", org.ali.id)
@@ -57,27 +59,28 @@ def test_assignee_drafts_on_the_conversations_channel(session: Session, org) -> 
 
 
 def test_who_may_draft(session: Session, org) -> None:
-    workflow.draft(session, org.sara, org.conv.id, "teammate")  # same team
-    workflow.draft(session, org.maryam, org.conv.id, "coordinator")
+    workflow.draft(session, org.sara, org.conv.id, "teammate", check=REPLY_CHECK)  # same team
+    workflow.draft(session, org.maryam, org.conv.id, "coordinator", check=REPLY_CHECK)
     with pytest.raises(PermissionDenied, match="outside their teams"):
-        workflow.draft(session, org.bob, org.conv.id, "other team")
+        workflow.draft(session, org.bob, org.conv.id, "other team", check=REPLY_CHECK)
     with pytest.raises(PermissionDenied):
-        workflow.draft(session, None, org.conv.id, "the system does not write replies")
+        workflow.draft(session, None, org.conv.id, "the system does not write replies",
+                       check=REPLY_CHECK)
 
 
 def test_draft_needs_an_open_conversation_a_body_and_a_real_template(
     session: Session, org
 ) -> None:
     with pytest.raises(InputError, match="body"):
-        workflow.draft(session, org.ali, org.conv.id, " \n ")
+        workflow.draft(session, org.ali, org.conv.id, " \n ", check=REPLY_CHECK)
     for bad in ("nope", "../default", "Default"):
         with pytest.raises(InputError, match="template"):
-            workflow.draft(session, org.ali, org.conv.id, "x", template=bad)
+            workflow.draft(session, org.ali, org.conv.id, "x", template=bad, check=REPLY_CHECK)
     closed = conversation(
         session, team=org.support, assignee=org.ali, status=ConversationStatus.CLOSED
     )
     with pytest.raises(IllegalTransition) as err:
-        workflow.draft(session, org.ali, closed.id, "x")
+        workflow.draft(session, org.ali, closed.id, "x", check=REPLY_CHECK)
     assert (err.value.step, err.value.state) == ("draft", "closed")
 
 
@@ -102,8 +105,9 @@ def test_only_the_author_edits_and_a_rejected_reply_becomes_a_draft(
 
 
 def test_by_default_every_reply_is_reviewed(session: Session, org, enqueued) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
-    workflow.submit(session, org.ali, reply.id)  # policy from the example routing file
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
+    # the policy of the example routing file
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     session.commit()
     assert reply.state == RS.PENDING_APPROVAL and reply.idempotency_key is None
     [ev] = events(session, "reply.submitted")
@@ -112,12 +116,12 @@ def test_by_default_every_reply_is_reviewed(session: Session, org, enqueued) -> 
 
 
 def test_only_the_author_submits_a_draft_once(session: Session, org) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
     with pytest.raises(PermissionDenied, match="only the author"):
-        workflow.submit(session, org.maryam, reply.id)
-    workflow.submit(session, org.ali, reply.id)
+        workflow.submit(session, org.maryam, reply.id, check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     with pytest.raises(IllegalTransition) as err:
-        workflow.submit(session, org.ali, reply.id)
+        workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     assert (err.value.step, err.value.state) == ("submit", "pending_approval")
 
 
@@ -132,8 +136,8 @@ def test_only_the_author_submits_a_draft_once(session: Session, org) -> None:
 def test_trusted_agents_and_teams_skip_review(
     session: Session, org, enqueued, policy: ApprovalPolicy, reason: str
 ) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
-    workflow.submit(session, org.ali, reply.id, policy=policy)
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, policy=policy, check=REPLY_CHECK)
     assert enqueued == []
     session.commit()
     assert reply.state == RS.APPROVED and reply.approved_at and reply.idempotency_key
@@ -144,9 +148,9 @@ def test_trusted_agents_and_teams_skip_review(
 
 
 def test_a_trusted_list_does_not_cover_others(session: Session, org) -> None:
-    reply = workflow.draft(session, org.sara, org.conv.id, "x")
-    workflow.submit(session, org.sara, reply.id, policy=ApprovalPolicy(trusted_agents=["ali"],
-                                                                       trusted_teams=["sales"]))
+    reply = workflow.draft(session, org.sara, org.conv.id, "x", check=REPLY_CHECK)
+    workflow.submit(session, org.sara, reply.id, check=REPLY_CHECK,
+                    policy=ApprovalPolicy(trusted_agents=["ali"], trusted_teams=["sales"]))
     assert reply.state == RS.PENDING_APPROVAL
 
 
@@ -157,16 +161,16 @@ def test_the_policy_comes_from_the_routing_file(session: Session, org, routing_f
                             encoding="utf-8")
     config.routing.get_routing.cache_clear()
     # When ali submits without an explicit policy, Then review is skipped
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
-    workflow.submit(session, org.ali, reply.id)
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     assert reply.state == RS.APPROVED
 
 
 def test_submit_needs_an_open_conversation(session: Session, org) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
     workflow.close(session, org.ali, org.conv.id)
     with pytest.raises(IllegalTransition) as err:
-        workflow.submit(session, org.ali, reply.id)
+        workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     assert (err.value.step, err.value.state) == ("submit", "closed")
 
 
@@ -178,7 +182,7 @@ def test_approve_fixes_the_key_and_enqueues_dispatch_only_after_commit(
 ) -> None:
     reply = pending(session, org)
     # When a coordinator approves
-    workflow.approve(session, org.maryam, reply.id)
+    workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
     # Then nothing is enqueued while the transaction is open
     assert enqueued == []
     session.commit()
@@ -197,7 +201,7 @@ def test_approve_fixes_the_key_and_enqueues_dispatch_only_after_commit(
 
 def test_an_approval_rolled_back_enqueues_nothing(session: Session, org, enqueued) -> None:
     reply = pending(session, org)
-    workflow.approve(session, org.maryam, reply.id)
+    workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
     session.rollback()
     assert enqueued == []
     session.refresh(reply)
@@ -206,15 +210,15 @@ def test_an_approval_rolled_back_enqueues_nothing(session: Session, org, enqueue
 
 def test_non_email_keys_are_the_reply_id(session: Session, org) -> None:
     sms = conversation(session, channel=Channel.SMS, team=org.support, assignee=org.ali)
-    reply = workflow.draft(session, org.ali, sms.id, "x")
-    workflow.submit(session, org.ali, reply.id)
-    workflow.approve(session, org.maryam, reply.id)
+    reply = workflow.draft(session, org.ali, sms.id, "x", check=REPLY_CHECK)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
+    workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
     assert reply.idempotency_key == str(reply.id)  # usable as Kavenegar's numeric localid
 
 
 def test_approval_with_an_edit_keeps_both_texts(session: Session, org) -> None:
     reply = pending(session, org, body="original text")
-    workflow.approve(session, org.reza, reply.id, edited_body="  edited text ")
+    workflow.approve(session, org.reza, reply.id, edited_body="  edited text ", check=REPLY_CHECK)
     session.commit()
     assert (reply.original_body, reply.body) == ("original text", "edited text")
     [ev] = events(session, "reply.approved")
@@ -224,36 +228,37 @@ def test_approval_with_an_edit_keeps_both_texts(session: Session, org) -> None:
 
 def test_an_unchanged_edit_is_no_edit(session: Session, org) -> None:
     reply = pending(session, org, body="same")
-    workflow.approve(session, org.reza, reply.id, edited_body="same")
+    workflow.approve(session, org.reza, reply.id, edited_body="same", check=REPLY_CHECK)
     assert reply.original_body is None
     with pytest.raises(InputError):
-        workflow.approve(session, org.reza, pending(session, org).id, edited_body="  ")
+        workflow.approve(session, org.reza, pending(session, org).id, edited_body="  ",
+                         check=REPLY_CHECK)
 
 
 def test_who_may_approve(session: Session, org) -> None:
     reply = pending(session, org)
     with pytest.raises(PermissionDenied, match="only a coordinator or an admin"):
-        workflow.approve(session, org.sara, reply.id)
+        workflow.approve(session, org.sara, reply.id, check=REPLY_CHECK)
     with pytest.raises(PermissionDenied):
-        workflow.approve(session, None, reply.id)
+        workflow.approve(session, None, reply.id, check=REPLY_CHECK)
     # Four eyes: not even an admin approves their own reply
-    own = workflow.draft(session, org.admin, org.conv.id, "admin's own")
-    workflow.submit(session, org.admin, own.id)
+    own = workflow.draft(session, org.admin, org.conv.id, "admin's own", check=REPLY_CHECK)
+    workflow.submit(session, org.admin, own.id, check=REPLY_CHECK)
     with pytest.raises(PermissionDenied, match="nobody approves their own reply"):
-        workflow.approve(session, org.admin, own.id)
-    workflow.approve(session, org.maryam, own.id)
+        workflow.approve(session, org.admin, own.id, check=REPLY_CHECK)
+    workflow.approve(session, org.maryam, own.id, check=REPLY_CHECK)
     assert own.state == RS.APPROVED
 
 
 def test_approve_is_illegal_outside_pending_approval(session: Session, org) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
     with pytest.raises(IllegalTransition) as err:
-        workflow.approve(session, org.maryam, reply.id)
+        workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
     assert (err.value.step, err.value.state) == ("approve", "draft")
-    workflow.submit(session, org.ali, reply.id)
-    workflow.approve(session, org.maryam, reply.id)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
+    workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
     with pytest.raises(IllegalTransition) as err:
-        workflow.approve(session, org.reza, reply.id)
+        workflow.approve(session, org.reza, reply.id, check=REPLY_CHECK)
     assert (err.value.step, err.value.state) == ("approve", "approved")
 
 
@@ -271,10 +276,10 @@ def test_reject_needs_a_comment(session: Session, org) -> None:
 
 
 def test_who_may_reject_and_when(session: Session, org) -> None:
-    reply = workflow.draft(session, org.ali, org.conv.id, "x")
+    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
     with pytest.raises(IllegalTransition) as err:
         workflow.reject(session, org.maryam, reply.id, "why")
     assert (err.value.step, err.value.state) == ("reject", "draft")
-    workflow.submit(session, org.ali, reply.id)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     with pytest.raises(PermissionDenied):
         workflow.reject(session, org.ali, reply.id, "self review")

@@ -27,17 +27,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from console import auth
-from kartabl.auth_models import ApiToken, PasswordReset, WebSession
 from kartabl.models import (
+    ApiToken,
     Channel,
     Conversation,
     Customer,
     Event,
     Identity,
+    PasswordReset,
     Person,
     Reply,
     ReplyState,
     Role,
+    WebSession,
     utcnow,
 )
 from kartabl.passwords import hash_password

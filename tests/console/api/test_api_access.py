@@ -120,7 +120,7 @@ def _fill(value: Any, w: World, b_token: int) -> Any:
 def _b_token(db: sessionmaker[Session], w: World) -> int:
     from sqlalchemy import select
 
-    from kartabl.auth_models import ApiToken
+    from kartabl.models import ApiToken
 
     with db() as s:
         return s.scalars(select(ApiToken.id).where(ApiToken.person_id == w.agent_b)).one()

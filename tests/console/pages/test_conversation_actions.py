@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kartabl import workflow
 from kartabl.models import Conversation, Event, Message, Person, Reply, ReplyState
 from responders import render as reply_render
+from responders.preview import REPLY_CHECK
 from tests.console.pages.conftest import World, sign_in
 
 Db = sessionmaker[Session]
@@ -26,9 +27,9 @@ def draft(db: Db, cid: int, author: int, body: str = "پاسخ آزمایشی", 
           submit: bool = False) -> int:
     with db() as s:
         actor = s.get(Person, author)
-        reply = workflow.draft(s, actor, cid, body)
+        reply = workflow.draft(s, actor, cid, body, check=REPLY_CHECK)
         if submit:
-            workflow.submit(s, actor, reply.id)
+            workflow.submit(s, actor, reply.id, check=REPLY_CHECK)
         s.commit()
         return reply.id
 

@@ -23,6 +23,7 @@ from kartabl.models import (
     Person,
     Reply,
 )
+from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.console.pages.conftest import World, sign_in
 
@@ -56,9 +57,9 @@ def targets(db: Db, world: World, *, sales: bool) -> Target:
     cid, author = (world.conv_sales, world.bob) if sales else (world.conv_support, world.ali)
     with db() as s:
         actor = s.get(Person, author)
-        pending = workflow.draft(s, actor, cid, "pending reply")
-        workflow.submit(s, actor, pending.id)
-        drafted = workflow.draft(s, actor, cid, "a draft")
+        pending = workflow.draft(s, actor, cid, "pending reply", check=REPLY_CHECK)
+        workflow.submit(s, actor, pending.id, check=REPLY_CHECK)
+        drafted = workflow.draft(s, actor, cid, "a draft", check=REPLY_CHECK)
         s.commit()
         customer = world.customer_sales if sales else world.customer_support
         other = world.customer_support if sales else world.customer_sales

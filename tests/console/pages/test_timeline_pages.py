@@ -18,6 +18,7 @@ from console import timeline_window
 from console.pages import timeline as timeline_page
 from kartabl import workflow
 from kartabl.models import Conversation, Event, Person, ReplyState, utcnow
+from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.console.pages.conftest import World, sign_in
 
@@ -50,8 +51,8 @@ def long(db: Db, world: World) -> Long:
         ali = s.get(Person, world.ali)
         conv = s.get(Conversation, world.conv_support)
         assert ali is not None and conv is not None
-        pending = workflow.draft(s, ali, conv.id, "old pending reply")
-        workflow.submit(s, ali, pending.id)
+        pending = workflow.draft(s, ali, conv.id, "old pending reply", check=REPLY_CHECK)
+        workflow.submit(s, ali, pending.id, check=REPLY_CHECK)
         pending.created_at = start - timedelta(hours=1)
         for i in range(12):
             msg = f.inbound(s, conv, text=SCRIPT if i == 0 else f"msg-{i:02d}")
@@ -62,7 +63,7 @@ def long(db: Db, world: World) -> Long:
             workflow.note(s, ali, conv.id, f"note-{i}").at = start + timedelta(minutes=2 * i + 1)
         s.flush()
         assert pending.state == ReplyState.PENDING_APPROVAL
-        new = workflow.draft(s, ali, conv.id, "fresh draft")
+        new = workflow.draft(s, ali, conv.id, "fresh draft", check=REPLY_CHECK)
         s.commit()
         return Long(conv.id, pending.id, new.id)
 

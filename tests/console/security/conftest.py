@@ -46,6 +46,7 @@ from kartabl.models import (
     Role,
     utcnow,
 )
+from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.factories import enqueued  # noqa: F401  (a fixture: approvals enqueue a send)
 
@@ -131,9 +132,9 @@ def app() -> FastAPI:
 
 def _replies(s: Session, conv: int, author: Person, text: str) -> tuple[int, int]:
     """A pending reply and a draft by ``author`` on ``conv``."""
-    pending = workflow.draft(s, author, conv, f"{text}-pending")
-    workflow.submit(s, author, pending.id)
-    drafted = workflow.draft(s, author, conv, f"{text}-draft")
+    pending = workflow.draft(s, author, conv, f"{text}-pending", check=REPLY_CHECK)
+    workflow.submit(s, author, pending.id, check=REPLY_CHECK)
+    drafted = workflow.draft(s, author, conv, f"{text}-draft", check=REPLY_CHECK)
     return pending.id, drafted.id
 
 
@@ -193,12 +194,12 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         workflow.refer(s, coord, conv.id, team_id=team_a.id, person_id=agent_a.id,
                        note=evil("referral"))
         workflow.note(s, agent_a, conv.id, evil("note"))
-        rejected = workflow.draft(s, agent_a, conv.id, evil("rejected"))
-        workflow.submit(s, agent_a, rejected.id)
+        rejected = workflow.draft(s, agent_a, conv.id, evil("rejected"), check=REPLY_CHECK)
+        workflow.submit(s, agent_a, rejected.id, check=REPLY_CHECK)
         workflow.reject(s, coord, rejected.id, evil("review"))
-        edited = workflow.draft(s, agent_a, conv.id, evil("original"))
-        workflow.submit(s, agent_a, edited.id)
-        workflow.approve(s, coord, edited.id, edited_body=evil("edited"))
+        edited = workflow.draft(s, agent_a, conv.id, evil("original"), check=REPLY_CHECK)
+        workflow.submit(s, agent_a, edited.id, check=REPLY_CHECK)
+        workflow.approve(s, coord, edited.id, edited_body=evil("edited"), check=REPLY_CHECK)
         edited.state, edited.error = ReplyState.FAILED, evil("error")
         s.add(Event(kind="reply.failed", actor_id=None, conversation_id=conv.id,
                     reply_id=edited.id, data={"reason": evil("failreason")}))

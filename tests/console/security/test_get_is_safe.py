@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from kartabl.auth_models import PasswordReset
+from kartabl.models import PasswordReset
 from tests.console.security.conftest import Caller, World, changed, routes, snapshot
 from tests.console.security.tables import GET_URLS, get_urls
 

@@ -19,8 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from console import auth
-from kartabl.auth_models import ApiToken
-from kartabl.models import Person
+from kartabl.models import ApiToken, Person
 from tests.console.security.conftest import Caller, World, changed, routes, snapshot
 from tests.console.security.tables import GET_URLS, REQUESTS, STATIC_URLS, UNSAFE, Req, send
 

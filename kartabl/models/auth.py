@@ -1,5 +1,5 @@
 """Sign-in state of the console and the API: sessions, API tokens, login attempts and
-password resets. Imported by :mod:`kartabl.models` so the tables share its metadata.
+password resets.
 
 No secret is stored in the clear: a session cookie, an API token and a reset link carry a
 random token; the table keeps its SHA-256 (the tokens are 256-bit random, so a slow hash
@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from kartabl.models import Base, Person, utcnow
+from kartabl.models.base import Base, utcnow
+from kartabl.models.people import Person
 
 
 class WebSession(Base):

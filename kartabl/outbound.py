@@ -1,8 +1,14 @@
-"""The sender contract and the registry of senders, one per channel.
+"""The outbound port: the sender contract, the registry of senders (one per channel), and
+the question the workflow asks before a reply is submitted or approved.
 
-A sender sends one rendered reply and returns the provider's id; the outbox
-(:mod:`responders.dispatch`) does everything else: claiming, recording, retrying,
-reconciling. The contract, for every channel:
+The core declares here what it needs from the outbound side; ``responders/`` implements it
+(:mod:`responders.email`, :mod:`responders.sms`, :mod:`responders.telegram`,
+:mod:`responders.sandbox`), and the composition (:mod:`boot.kinds`) installs the senders at
+start and closes them at stop. So the core never imports the layer above it.
+
+A sender sends one rendered reply (:class:`~kartabl.messages.OutboundMessage`) and returns
+the provider's id; the outbox (:mod:`responders.dispatch`) does everything else: claiming,
+recording, retrying, reconciling. The contract, for every channel:
 
 ``send(msg) -> provider_id``
     Deliver ``msg`` using ``msg.idempotency_key`` as strongly as the provider allows
@@ -33,15 +39,45 @@ reconciling. The contract, for every channel:
     :class:`~kartabl.errors.OutcomeUnknown`, by the reconcile sweep after a crash;
     ``"at_least_once"`` leaves it ``sending`` and the sweep sends it again (never a loss,
     maybe a duplicate).
+
+``close()``
+    Release what the sender holds (HTTP clients, connections). A sender is also a context
+    manager that closes on exit. The composition closes every registered sender when its
+    process stops (:meth:`boot.kinds.Runtime.close`); a sender that holds nothing keeps the
+    default, which does nothing. Implementations subclass :class:`Sender`, so they get the
+    context manager and :func:`register` can refuse anything that is not one.
+
+The workflow refuses to submit or approve a reply its channel's sender would refuse (too
+long, a template that fails): it asks a :class:`ReplyCheck`, which its callers pass in
+(:data:`responders.preview.REPLY_CHECK` is the one there is).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Literal, Protocol, Self, runtime_checkable
+
+from sqlalchemy.orm import Session
 
 from kartabl.messages import OutboundMessage
-from kartabl.models import Channel
+from kartabl.models import Channel, Reply
+
+__all__ = [
+    "DeliveryStatus",
+    "OutboundMessage",
+    "RateLimiter",
+    "RateLimiterFactory",
+    "ReplyCheck",
+    "Sender",
+    "UnknownOutcomePolicy",
+    "get_sender",
+    "register",
+    "registered",
+    "unregister",
+]
 
 DeliveryStatus = Literal["sent", "delivered", "failed"]
 UnknownOutcomePolicy = Literal["at_most_once", "at_least_once"]
@@ -49,6 +85,9 @@ UnknownOutcomePolicy = Literal["at_most_once", "at_least_once"]
 
 @runtime_checkable
 class Sender(Protocol):
+    """One channel's sender: the contract above. Implementations subclass it (they inherit
+    ``close``, which does nothing, and the context manager)."""
+
     channel: str
     unknown_outcome: UnknownOutcomePolicy
 
@@ -61,6 +100,44 @@ class Sender(Protocol):
 
     def status(self, provider_id: str) -> DeliveryStatus | None: ...
 
+    def close(self) -> None:
+        """Release what the sender holds; the default holds nothing."""
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class RateLimiter(Protocol):
+    """A rate shared by every process (dramatiq's ``RateLimiter`` is one; ``workers/`` makes
+    them, :func:`workers.broker.rate_limiter`). ``acquire`` yields whether a slot was free,
+    and raises when the limiter's store cannot be reached."""
+
+    def acquire(self, *, raise_on_failure: bool = True) -> AbstractContextManager[bool]: ...
+
+
+# A limiter of ``per_s`` acquisitions per second under ``name``, shared by every process.
+RateLimiterFactory = Callable[[str, int], RateLimiter]
+
+
+class ReplyCheck(Protocol):
+    """Whether a reply can go out on its channel, asked by the workflow (draft, submit,
+    approve) of the outbound side, which renders and counts it as the sender will."""
+
+    def has_template(self, name: str, channel: Channel | str) -> bool:
+        """Whether reply template ``name`` exists for ``channel``."""
+        ...
+
+    def require_fits(self, session: Session, step: str, reply: Reply,
+                     body: str | None = None) -> object:
+        """Raise a :class:`~kartabl.errors.WorkflowError` saying why ``reply`` (or ``body``,
+        an edit not saved yet) would be refused by its channel's sender at ``step``."""
+        ...
+
 
 _senders: dict[str, Sender] = {}
 _lock = threading.Lock()
@@ -69,6 +146,8 @@ _lock = threading.Lock()
 def register(sender: Sender) -> Sender:
     """Make ``sender`` the one for its channel, replacing any earlier one (a real channel
     sender replaces the sandbox this way)."""
+    if not isinstance(sender, Sender):  # no close(): the process could not release it
+        raise TypeError(f"{sender!r} does not implement kartabl.outbound.Sender")
     channel = Channel(sender.channel).value
     if sender.unknown_outcome not in ("at_most_once", "at_least_once"):
         raise ValueError(f"sender for {channel}: unknown_outcome {sender.unknown_outcome!r}")

@@ -1,0 +1,78 @@
+"""The domain model: customers and identities, conversations, messages, replies, people and
+teams, the audit trail, the channels' state, and the console's sign-in tables.
+
+One package, one ``Base.metadata``: importing ``kartabl.models`` (as Alembic's environment
+and the tests' truncation do) registers every table,. Everything is
+imported from here (``from kartabl.models import Reply``); the modules only split the file:
+
+- :mod:`~kartabl.models.base`: the declarative base, its conventions, the enums;
+- :mod:`~kartabl.models.people`: people and teams;
+- :mod:`~kartabl.models.conversations`: customers, conversations, messages, replies, events;
+- :mod:`~kartabl.models.channel_state`: pollers' positions, mailboxes, quarantined mail,
+  the sandbox sender's deliveries;
+- :mod:`~kartabl.models.auth`: sessions, API tokens, login attempts, password resets.
+"""
+
+from kartabl.models.auth import (
+    ApiToken,
+    LoginAttempt,
+    PasswordReset,
+    WebSession,
+)
+from kartabl.models.base import (
+    Base,
+    Channel,
+    ConversationStatus,
+    Direction,
+    MessageKind,
+    ReplyState,
+    Role,
+    UTCDateTime,
+    enum_column,
+    utcnow,
+)
+from kartabl.models.channel_state import (
+    ChannelCursor,
+    MailboxState,
+    QuarantinedMail,
+    SandboxDelivery,
+)
+from kartabl.models.conversations import (
+    Conversation,
+    Customer,
+    Event,
+    Identity,
+    Message,
+    Reply,
+)
+from kartabl.models.people import Person, Team, TeamMember
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Channel",
+    "ChannelCursor",
+    "Conversation",
+    "ConversationStatus",
+    "Customer",
+    "Direction",
+    "Event",
+    "Identity",
+    "LoginAttempt",
+    "MailboxState",
+    "Message",
+    "MessageKind",
+    "PasswordReset",
+    "Person",
+    "QuarantinedMail",
+    "Reply",
+    "ReplyState",
+    "Role",
+    "SandboxDelivery",
+    "Team",
+    "TeamMember",
+    "UTCDateTime",
+    "WebSession",
+    "enum_column",
+    "utcnow",
+]
