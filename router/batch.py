@@ -38,8 +38,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from config.routing import RoutingConfig, get_routing
-from config.settings import get_settings
+from config.routing import RoutingConfig
 from kartabl import audit, metrics
 from kartabl.models import (
     Conversation,
@@ -84,8 +83,8 @@ def route_batch(
     session: Session,
     message_ids: Sequence[int],
     *,
-    routing: RoutingConfig | None = None,
-    reopen_window: timedelta | None = None,
+    routing: RoutingConfig,
+    reopen_window: timedelta,
     defer: Callable[[list[int]], None] | None = None,
 ) -> list[RouteOutcome]:
     """Route the messages ``message_ids`` and commit. Returns one outcome per message routed
@@ -95,10 +94,10 @@ def route_batch(
     By default a customer locked by another transaction is waited for. With ``defer``, the
     messages of such customers are left unrouted and, after the commit, handed to
     ``defer`` (the queue sends them again): batches of random customers overlap, and
-    waiting would make every batch queue up behind the one holding a shared customer."""
-    routing = routing if routing is not None else get_routing()
-    if reopen_window is None:
-        reopen_window = timedelta(hours=get_settings().reopen_window_hours)
+    waiting would make every batch queue up behind the one holding a shared customer.
+
+    ``routing`` (the routing file) and ``reopen_window`` (``Settings.reopen_window``) are
+    passed in by the caller, read once at its process start: the router reads no settings."""
     try:
         outcomes, messages, busy = _route(session, sorted(set(message_ids)), routing,
                                           reopen_window, skip_busy=defer is not None)
