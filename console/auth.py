@@ -323,12 +323,3 @@ def consume_password_reset(session: Session, token: str, new_password: str) -> P
     revoke_sessions(session, None, person.id)
     audit.record(session, "person.password_reset", actor=person)
     return person
-
-
-def change_password(session: Session, person: Person, old: str, new: str,
-                    keep_session_id: int | None = None) -> None:
-    if not verify_password(person.password_hash, old):
-        raise InputError("the current password is wrong")
-    person.password_hash = hash_password(new)
-    revoke_sessions(session, person, person.id, except_id=keep_session_id)
-    audit.record(session, "person.password_changed", actor=person)
