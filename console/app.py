@@ -16,7 +16,8 @@
 
 Every response carries security headers (a strict Content-Security-Policy: scripts only
 from this origin, no inline script; no framing; no MIME sniffing). Workflow errors map to
-4xx in one place (:func:`_error_status`): JSON under ``/api/``, an HTML page elsewhere.
+4xx in one place (:func:`console.http_errors.http_status`): JSON under ``/api/``, an HTML
+page elsewhere.
 """
 
 from __future__ import annotations
@@ -47,16 +48,11 @@ from config.settings import get_settings
 from console import auth
 from console.boundary import TokenBoundary
 from console.deps import LoginRequired, Principal, get_db, page_principal, require_scope
+from console.http_errors import http_status
 from console.overview import overview_counts
 from console.templating import TEMPLATES
 from kartabl import db
-from kartabl.errors import (
-    IllegalTransition,
-    InputError,
-    KartablError,
-    NotFound,
-    PermissionDenied,
-)
+from kartabl.errors import KartablError
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -68,18 +64,6 @@ CSP = (
 _NO_CSP = ("/docs", "/redoc")
 
 
-def _error_status(exc: KartablError) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, IllegalTransition):
-        return 409
-    if isinstance(exc, InputError):
-        return 400
-    return 400
-
-
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith(("/api/", "/webhooks/")) or path in ("/healthz", "/readyz")
@@ -88,7 +72,7 @@ def _wants_json(request: Request) -> bool:
 def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(KartablError)
     def workflow_error(request: Request, exc: KartablError) -> Response:
-        status = _error_status(exc)
+        status = http_status(exc)
         if _wants_json(request):
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return TEMPLATES.TemplateResponse(
