@@ -85,4 +85,11 @@ def noop() -> None:
     return None
 
 
-ALL = (route_messages, dispatch_reply, noop)
+# The registry of the tasks the core may enqueue (kartabl.tasks.TaskName), keyed by the
+# actor's own name: derived, so a renamed actor cannot drift from it. The broker looks the
+# core's task names up here, and checks at setup that every TaskName has its actor
+# (tests/workers/test_task_registry.py checks it too).
+TASKS: dict[str, dramatiq.Actor[..., None]] = {
+    a.actor_name: a for a in (route_messages, dispatch_reply)
+}
+ALL = (*TASKS.values(), noop)  # every actor, for binding to a (new) broker

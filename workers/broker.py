@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -114,12 +114,12 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
     from workers import actors
 
     bind_actors(broker, *actors.ALL)
-    by_name: dict[str, Actor[..., None]] = {
-        "route_messages": actors.route_messages, "dispatch_reply": actors.dispatch_reply,
-    }
+    missing = set(get_args(tasks.TaskName)) - actors.TASKS.keys()
+    if missing:  # fail at start, not at the first enqueue
+        raise RuntimeError(f"tasks without an actor: {sorted(missing)}")
 
     def enqueue(task: tasks.TaskName, obj_id: tasks.Payload) -> None:
-        by_name[task].send(obj_id)
+        actors.TASKS[task].send(obj_id)
 
     tasks.set_enqueuer(enqueue)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})
