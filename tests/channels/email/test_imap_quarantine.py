@@ -127,7 +127,8 @@ def test_readyz_reports_quarantined_mail_and_failing_mailboxes_but_stays_ready(
     with TestClient(create_app()) as client:
         assert client.get("/readyz").json() == {"status": "ok"}  # the details are not public
         person = f.person(session, "maryam", Role.COORDINATOR)
-        client.cookies.set(auth.SESSION_COOKIE, auth.start_session(session, person))
+        client.cookies.set(auth.SESSION_COOKIE, auth.start_session(
+            session, person, settings=config.settings.get_settings()))
         session.commit()
         r = client.get("/readyz")
     assert r.status_code == 200
