@@ -237,7 +237,7 @@ def main() -> None:
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(open(Path(tmp) / "producer.log", "a"))  # noqa: SIM115
-        setup_broker()
+        setup_broker(get_settings())
         persons = people(args.customers)
         teams = len(get_routing().teams)
         say(f"preparing: {args.customers} customers ({sum(len(p.addresses) > 1 for p in persons)}"

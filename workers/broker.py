@@ -22,7 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware, default_middleware
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from kartabl import db as kdb
 from kartabl import tasks
 from workers.deadletters import DeadLetterErrors
@@ -102,10 +102,10 @@ def bind_actors(broker: dramatiq.Broker, *actors: Actor[..., Any]) -> None:
         broker.declare_actor(actor)
 
 
-def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) -> dramatiq.Broker:
+def setup_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Broker:
     """Build the broker from settings, make it global, bind the actors, install the enqueuer."""
     global _current
-    s = settings or get_settings()
+    s = settings
     broker = build_broker(s, prometheus=prometheus)
     dramatiq.set_broker(broker)
     _current = broker
