@@ -232,7 +232,7 @@ def main() -> None:
         from kartabl import db, logs
         from workers.broker import setup_broker
 
-        logs.configure()
+        logs.configure(get_settings())
         # This process plays the web process and the IMAP poller: its lines go to a file too.
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):

@@ -179,7 +179,7 @@ def main() -> None:
         from router.teams import sync_teams
         from workers.broker import setup_broker
 
-        logs.configure()
+        logs.configure(get_settings())
         setup_broker(get_settings())
         upgrade(url)
         with db.session_scope() as s:

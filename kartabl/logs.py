@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 
 # Keys that must never reach a log line (secrets and credentials).
 _REDACT = {"password", "secret", "secret_key", "token", "api_key", "apikey", "authorization"}
@@ -122,8 +122,9 @@ def _extra(
     return event
 
 
-def configure(settings: Settings | None = None) -> None:
-    s = settings or get_settings()
+def configure(settings: Settings) -> None:
+    """Install the process's logging; ``settings`` are the process's, read at its start."""
+    s = settings
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
