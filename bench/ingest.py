@@ -232,12 +232,12 @@ def main() -> None:
         from kartabl import db, logs
         from workers.broker import setup_broker
 
-        logs.configure()
+        logs.configure(get_settings())
         # This process plays the web process and the IMAP poller: its lines go to a file too.
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(open(Path(tmp) / "producer.log", "a"))  # noqa: SIM115
-        setup_broker()
+        setup_broker(get_settings())
         persons = people(args.customers)
         teams = len(get_routing().teams)
         say(f"preparing: {args.customers} customers ({sum(len(p.addresses) > 1 for p in persons)}"

@@ -173,13 +173,14 @@ def main() -> None:
         }
         os.environ.update(env)
         from config.routing import get_routing
+        from config.settings import get_settings
         from kartabl import db, logs
         from kartabl.migrate import upgrade
         from router.teams import sync_teams
         from workers.broker import setup_broker
 
-        logs.configure()
-        setup_broker()
+        logs.configure(get_settings())
+        setup_broker(get_settings())
         upgrade(url)
         with db.session_scope() as s:
             sync_teams(s, get_routing())

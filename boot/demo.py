@@ -37,7 +37,8 @@ from kartabl.models import (
 )
 from kartabl.passwords import hash_password
 from responders.preview import REPLY_CHECK
-from router.identity import identity_for, link_identity, match_or_create
+from router.identity import identity_for, link_identity
+from router.identity_many import match_or_create_many
 from router.teams import sync_teams
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def seed(session: Session) -> None:
     assert admin is not None  # created just above
     for name, addresses in CUSTOMERS:
         (kind, addr), *others = [identity_for(ch, a) for ch, a in addresses.items()]
-        customer, created = match_or_create(session, kind, addr, name)
+        [(customer, created)] = match_or_create_many(session, {(kind, addr): name}).values()
         if created:
             # Customers who write on several channels were linked by a person, explicitly.
             for k, a in others:

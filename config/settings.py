@@ -7,6 +7,7 @@ The routing file (teams, rules, approval policy) is TOML and is loaded by
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -185,6 +186,11 @@ class Settings(BaseSettings):
         if v.startswith("postgresql://") or v.startswith("postgres://"):
             v = "postgresql+psycopg://" + v.split("://", 1)[1]
         return v
+
+    @property
+    def reopen_window(self) -> timedelta:
+        """``reopen_window_hours`` as the router takes it."""
+        return timedelta(hours=self.reopen_window_hours)
 
     @property
     def is_sqlite(self) -> bool:

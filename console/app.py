@@ -16,7 +16,8 @@
 
 Every response carries security headers (a strict Content-Security-Policy: scripts only
 from this origin, no inline script; no framing; no MIME sniffing). Workflow errors map to
-4xx in one place (:func:`_error_status`): JSON under ``/api/``, an HTML page elsewhere.
+4xx in one place (:func:`console.http_errors.http_status`): JSON under ``/api/``, an HTML
+page elsewhere.
 """
 
 from __future__ import annotations
@@ -43,20 +44,22 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from console import auth
 from console.boundary import TokenBoundary
-from console.deps import LoginRequired, Principal, get_db, page_principal, require_scope
+from console.deps import (
+    LoginRequired,
+    Principal,
+    app_settings,
+    get_db,
+    page_principal,
+    require_scope,
+)
+from console.http_errors import http_status
 from console.overview import overview_counts
 from console.templating import TEMPLATES
 from kartabl import db
-from kartabl.errors import (
-    IllegalTransition,
-    InputError,
-    KartablError,
-    NotFound,
-    PermissionDenied,
-)
+from kartabl.errors import KartablError
 from workers.broker import ping as broker_ping
 
 log = logging.getLogger(__name__)
@@ -69,18 +72,6 @@ CSP = (
 _NO_CSP = ("/docs", "/redoc")
 
 
-def _error_status(exc: KartablError) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, IllegalTransition):
-        return 409
-    if isinstance(exc, InputError):
-        return 400
-    return 400
-
-
 def _wants_json(request: Request) -> bool:
     path = request.url.path
     return path.startswith(("/api/", "/webhooks/")) or path in ("/healthz", "/readyz")
@@ -89,7 +80,7 @@ def _wants_json(request: Request) -> bool:
 def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(KartablError)
     def workflow_error(request: Request, exc: KartablError) -> Response:
-        status = _error_status(exc)
+        status = http_status(exc)
         if _wants_json(request):
             return JSONResponse({"detail": str(exc)}, status_code=status)
         return TEMPLATES.TemplateResponse(
@@ -179,13 +170,14 @@ def _session_signed_in(request: Request) -> bool:
         return False
     try:
         with db.session_factory()() as session:
-            return auth.session_person(session, cookie) is not None
+            return auth.session_person(session, cookie,
+                                       settings=app_settings(request)) is not None
     except Exception:  # the database blinked since the check: no details, still an answer
         return False
 
 
 def _metrics_allowed(request: Request) -> bool:
-    token = get_settings().metrics_token
+    token = app_settings(request).metrics_token
     if token is None or not token.get_secret_value():  # unset (or set empty): open
         return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -203,13 +195,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The console. ``settings``: by default the process's (read here, once: the app
+    factory is the web process's edge); the routes take them from ``app.state``."""
+    s = settings or get_settings()
     app = FastAPI(
         title="Kartabl",
         version="0.1.0",
         description="Omnichannel support inbox. JSON API for integrations and probes.",
         lifespan=_lifespan,
     )
+    app.state.settings = s
 
     from channels.webhooks import routers
 
@@ -250,7 +246,7 @@ def create_app() -> FastAPI:
     @app.get("/metrics", tags=["probes"], response_class=Response,
              responses={401: {"description": "KARTABL_METRICS_TOKEN is set: send it"}})
     def metrics(request: Request) -> Response:
-        if get_settings().metrics_address:  # served on a listener of its own (boot/web.py)
+        if s.metrics_address:  # served on a listener of its own (boot/web.py)
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if not _metrics_allowed(request):
             return JSONResponse({"detail": "send the metrics token (KARTABL_METRICS_TOKEN) as "

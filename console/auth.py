@@ -33,7 +33,7 @@ from typing import Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from config.settings import get_settings
+from config.settings import Settings
 from kartabl import audit
 from kartabl.errors import InputError, NotFound, PermissionDenied
 from kartabl.models import ApiToken, LoginAttempt, PasswordReset, Person, Role, WebSession, utcnow
@@ -96,8 +96,8 @@ def _clean(username: str) -> str:
     return username.strip()[:64]
 
 
-def _since() -> datetime:
-    return utcnow() - timedelta(minutes=get_settings().login_window_minutes)
+def _since(settings: Settings) -> datetime:
+    return utcnow() - timedelta(minutes=settings.login_window_minutes)
 
 
 @cache
@@ -107,22 +107,23 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(32))
 
 
-def login_delay(session: Session, username: str) -> float:
+def login_delay(session: Session, username: str, *, settings: Settings) -> float:
     """Seconds a sign-in for ``username`` waits before it is checked: nothing until the
     username has ``login_max_failures`` failures from all addresses in the window, then
     ``login_slow_down_s``, doubled per further failure up to 4 times that. A wait, never
     a refusal: the owner's right password still signs in."""
-    s = get_settings()
-    over = _failures_since(session, _since(), username=_clean(username)) - s.login_max_failures
+    s = settings
+    over = _failures_since(session, _since(s), username=_clean(username)) - s.login_max_failures
     return 0.0 if over < 0 else s.login_slow_down_s * min(4, 2**over)
 
 
-def authenticate(session: Session, username: str, password: str, ip: str) -> Person:
+def authenticate(session: Session, username: str, password: str, ip: str, *,
+                 settings: Settings) -> Person:
     """The person with these credentials, or :class:`LoginRefused`. Records the attempt;
     the caller commits (also on refusal, so the failure counts)."""
-    s = get_settings()
+    s = settings
     username, ip = _clean(username), ip[:64]
-    since = _since()
+    since = _since(s)
     throttled = (
         _failures_since(session, since, username=username, ip=ip) >= s.login_max_failures
         or _failures_since(session, since, ip=ip) >= s.login_max_failures_per_ip
@@ -146,14 +147,15 @@ def authenticate(session: Session, username: str, password: str, ip: str) -> Per
 # -- sessions ---------------------------------------------------------------------------------
 
 
-def start_session(session: Session, person: Person, *, ip: str = "", user_agent: str = "") -> str:
+def start_session(session: Session, person: Person, *, settings: Settings, ip: str = "",
+                  user_agent: str = "") -> str:
     """A new session for ``person``; returns the cookie value (shown once, stored hashed)."""
     token = _new_token()
     now = utcnow()
     session.add(
         WebSession(
             token_hash=_digest(token), person_id=person.id, created_at=now, last_seen_at=now,
-            expires_at=now + timedelta(hours=get_settings().session_hours),
+            expires_at=now + timedelta(hours=settings.session_hours),
             ip=ip[:64], user_agent=user_agent[:300],
         )
     )
@@ -161,7 +163,8 @@ def start_session(session: Session, person: Person, *, ip: str = "", user_agent:
     return token
 
 
-def session_person(session: Session, token: str | None) -> tuple[WebSession, Person] | None:
+def session_person(session: Session, token: str | None, *,
+                   settings: Settings) -> tuple[WebSession, Person] | None:
     """The live session and its active person for a cookie value, else None."""
     if not token or len(token) > 100:
         return None
@@ -169,7 +172,7 @@ def session_person(session: Session, token: str | None) -> tuple[WebSession, Per
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    idle = timedelta(minutes=get_settings().session_idle_minutes)
+    idle = timedelta(minutes=settings.session_idle_minutes)
     if row.expires_at <= now or row.last_seen_at + idle <= now:
         return None
     person = row.person
@@ -205,14 +208,15 @@ def revoke_sessions(
     return int(n or 0)
 
 
-def csrf_token(session_token: str) -> str:
-    key = hmac.new(get_settings().secret_key.get_secret_value().encode(), _CSRF_PURPOSE,
+def csrf_token(session_token: str, *, settings: Settings) -> str:
+    key = hmac.new(settings.secret_key.get_secret_value().encode(), _CSRF_PURPOSE,
                    hashlib.sha256).digest()
     return hmac.new(key, session_token.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_ok(session_token: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_token(session_token), given or "")
+def csrf_ok(session_token: str, given: str | None, *, settings: Settings) -> bool:
+    return bool(given) and hmac.compare_digest(csrf_token(session_token, settings=settings),
+                                               given or "")
 
 
 # -- API tokens -------------------------------------------------------------------------------
@@ -284,7 +288,8 @@ def revoke_api_token(session: Session, actor: Person, token_id: int) -> ApiToken
 # -- passwords --------------------------------------------------------------------------------
 
 
-def create_password_reset(session: Session, actor: Person | None, person: Person) -> str:
+def create_password_reset(session: Session, actor: Person | None, person: Person, *,
+                          settings: Settings) -> str:
     """A one-time reset token for ``person`` (admins, or the CLI as the system)."""
     if actor is not None and actor.role != Role.ADMIN:
         raise PermissionDenied("reset a password", actor.username, "only an admin may")
@@ -293,18 +298,18 @@ def create_password_reset(session: Session, actor: Person | None, person: Person
         PasswordReset(
             token_hash=_digest(token), person_id=person.id,
             created_by_id=actor.id if actor else None,
-            expires_at=utcnow() + timedelta(hours=get_settings().password_reset_hours),
+            expires_at=utcnow() + timedelta(hours=settings.password_reset_hours),
         )
     )
     audit.record(session, "person.password_reset_issued", actor=actor, person=person.id)
     return token
 
 
-def reset_link(token: str, base_url: str = "") -> str:
+def reset_link(token: str, *, settings: Settings, base_url: str = "") -> str:
     """The whole link of a reset token: ``base_url``, else ``KARTABL_BASE_URL``, else
     http://WEB_HOST:WEB_PORT. Never the request's Host header, which the sender of the
     request chooses (a forged one would send the token to the attacker's site)."""
-    s = get_settings()
+    s = settings
     base = base_url or s.base_url or f"http://{s.web_host}:{s.web_port}"
     return f"{base.rstrip('/')}/reset/{token}"
 
@@ -322,12 +327,3 @@ def consume_password_reset(session: Session, token: str, new_password: str) -> P
     revoke_sessions(session, None, person.id)
     audit.record(session, "person.password_reset", actor=person)
     return person
-
-
-def change_password(session: Session, person: Person, old: str, new: str,
-                    keep_session_id: int | None = None) -> None:
-    if not verify_password(person.password_hash, old):
-        raise InputError("the current password is wrong")
-    person.password_hash = hash_password(new)
-    revoke_sessions(session, person, person.id, except_id=keep_session_id)
-    audit.record(session, "person.password_changed", actor=person)

@@ -84,7 +84,7 @@ def _load(
     see it: the answer must not reveal that a customer outside their scope exists."""
     customer = session.get(Customer, customer_id, with_for_update=lock, populate_existing=lock)
     if customer is not None and follow:
-        customer = ident._survivor(session, customer, lock=lock)
+        customer = ident.survivor(session, customer, lock=lock)
     if customer is None or (
         not _sees_all(actor) and _scope_counts(session, actor, [customer.id]).get(
             customer.id, (0, 0))[1] == 0

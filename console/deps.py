@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from console import auth
 from console.boundary import REFUSAL, token_allowed
 from kartabl import db as kdb
@@ -38,6 +39,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # a 422 here, not an "integer out of range" (500) from the database.
 MAX_ID = 2**31 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive id.")]
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the app was made with (:func:`console.app.create_app`, the process's
+    edge, reads them once): routes take them from here, never from ``get_settings()``."""
+    return cast(Settings, request.app.state.settings)
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 def get_db() -> Iterator[Session]:
@@ -90,8 +100,9 @@ def _token_signed_in(db: Session, token: str) -> tuple[ApiToken, Person] | None:
     return found
 
 
-def _session_signed_in(db: Session, cookie: str | None) -> tuple[WebSession, Person] | None:
-    found = auth.session_person(db, cookie)
+def _session_signed_in(db: Session, cookie: str | None,
+                       settings: Settings) -> tuple[WebSession, Person] | None:
+    found = auth.session_person(db, cookie, settings=settings)
     if found is not None and db.dirty:
         db.commit()  # last_seen_at, at most once a minute
     return found
@@ -127,15 +138,17 @@ async def optional_principal(
         )
         return request.state.principal
     cookie = request.cookies.get(auth.SESSION_COOKIE)
-    found = await run_in_threadpool(_session_signed_in, db, cookie)
+    settings = app_settings(request)
+    found = await run_in_threadpool(_session_signed_in, db, cookie, settings)
     if found is None or cookie is None:
         return None
     web_session, person = found
-    if request.method not in SAFE_METHODS and not auth.csrf_ok(cookie, await _csrf_given(request)):
+    if request.method not in SAFE_METHODS and not auth.csrf_ok(
+            cookie, await _csrf_given(request), settings=settings):
         raise HTTPException(403, "the CSRF token is missing or wrong; reload the page")
     request.state.principal = Principal(
         person, "session", auth.role_scopes(person), session_id=web_session.id,
-        csrf=auth.csrf_token(cookie),
+        csrf=auth.csrf_token(cookie, settings=settings),
     )
     return request.state.principal
 

@@ -14,7 +14,7 @@ from typing import Final, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_
 
-from config.settings import get_settings
+from config.settings import Settings
 from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, ReplyState
 
@@ -149,6 +149,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InputError(f"cursor {cursor!r} is out of range") from None
 
 
+def _default(name: str) -> float:
+    default = Settings.model_fields[name].default
+    assert isinstance(default, int | float)
+    return float(default)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The service targets behind "overdue" (queues) and the late counts (reports). Passed
+    in by the routes from the app's settings (:meth:`from_settings`); the defaults are the
+    :class:`~config.settings.Settings` model's."""
+
+    first_response_minutes: float = _default("first_response_target_minutes")
+    resolution_hours: float = _default("resolution_target_hours")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Targets:
+        return cls(settings.first_response_target_minutes, settings.resolution_target_hours)
+
+
+DEFAULT_TARGETS = Targets()
+
+
 @dataclass(frozen=True, slots=True)
 class _Cutoffs:
     """The overdue thresholds of one call, from one ``now``: SQL and row flags agree."""
@@ -157,10 +180,9 @@ class _Cutoffs:
     resolution: datetime  # opened before this and still open: overdue
 
     @classmethod
-    def at(cls, now: datetime) -> _Cutoffs:
-        s = get_settings()
-        return cls(now - timedelta(minutes=s.first_response_target_minutes),
-                   now - timedelta(hours=s.resolution_target_hours))
+    def at(cls, now: datetime, targets: Targets) -> _Cutoffs:
+        return cls(now - timedelta(minutes=targets.first_response_minutes),
+                   now - timedelta(hours=targets.resolution_hours))
 
     def clause(self) -> ColumnElement[bool]:
         c = Conversation

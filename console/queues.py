@@ -36,6 +36,7 @@ from console.queue_types import (
     _SPECS,
     CLOSED,
     DEFAULT_LIMIT,
+    DEFAULT_TARGETS,
     MAX_LIMIT,
     OPEN,
     PENDING,
@@ -48,6 +49,7 @@ from console.queue_types import (
     QueuePage,
     QueueRow,
     QueueSpec,
+    Targets,
     _Cutoffs,
     decode_cursor,
     encode_cursor,
@@ -136,7 +138,7 @@ def _names(session: Session, scope: _Scope) -> list[QueueInfo]:
 
 
 def list_queue(session: Session, actor: Person, name: str, filters: Filters | None = None, *,
-               now: datetime | None = None) -> QueuePage:
+               now: datetime | None = None, targets: Targets = DEFAULT_TARGETS) -> QueuePage:
     """One page of queue ``name`` for ``actor``. Raises :class:`InputError` (an unknown
     queue, a status the queue does not list), :class:`NotFound` (no such team) or
     :class:`PermissionDenied` (an agent asking for the queue of a team they are not in)."""
@@ -149,7 +151,7 @@ def list_queue(session: Session, actor: Person, name: str, filters: Filters | No
         return QueuePage(name, limit=f.limit)
     _check_teams(session, scope, team_id, f.team_id)
     moment = now or utcnow()
-    cut = _Cutoffs.at(moment)
+    cut = _Cutoffs.at(moment, targets)
     query = _page_query(kind, _where(kind, team_id, scope, f, moment, cut), f)
     rows = list(session.execute(query.limit(f.limit + 1)).all())
     more, rows = len(rows) > f.limit, rows[: f.limit]
@@ -162,7 +164,8 @@ def list_queue(session: Session, actor: Person, name: str, filters: Filters | No
 
 
 def queue_counts(session: Session, actor: Person, filters: Filters | None = None, *,
-                 now: datetime | None = None) -> dict[str, int]:
+                 now: datetime | None = None,
+                 targets: Targets = DEFAULT_TARGETS) -> dict[str, int]:
     """``{queue name: rows it would list}`` for each of the actor's :func:`queue_names`,
     under ``filters`` (paging ignored). Queues that do not list ``filters.status`` (closed:
     triage, approval, open, overdue) are left out rather than reported as zero.
@@ -176,7 +179,7 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
         return {}
     _check_teams(session, scope, None, f.team_id)
     moment = now or utcnow()
-    cut = _Cutoffs.at(moment)
+    cut = _Cutoffs.at(moment, targets)
     listed = [info for info in _names(session, scope)
               if f.status is None or f.status in _SPECS[info.kind].statuses]
     counts: dict[str, int] = {}

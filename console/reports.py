@@ -35,9 +35,9 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from config.settings import get_settings
 from console.customers import conversation_scope
 from console.dates import DEFAULT_TZ, day_bounds, display_tz, format_date
+from console.queue_types import DEFAULT_TARGETS, Targets
 from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Team, utcnow
 from kartabl.workflow.access import REVIEWERS, require_actor
@@ -109,10 +109,11 @@ def _count_if(cond: ColumnElement[bool]) -> Any:
 
 def report(
     session: Session, actor: Person, start: date, end: date, tz: str | tzinfo = DEFAULT_TZ,
-    *, now: datetime | None = None,
+    *, now: datetime | None = None, targets: Targets = DEFAULT_TARGETS,
 ) -> Report:
     """The report for the days ``start``..``end`` (inclusive) in ``tz``, over the actor's
-    scope. InputError for an empty or too long range or an unknown time zone."""
+    scope. InputError for an empty or too long range or an unknown time zone. ``targets``:
+    the app's (``Targets.from_settings``)."""
     require_actor("see reports", actor)
     if end < start:
         raise InputError(f"the range ends ({end}) before it starts ({start})")
@@ -121,7 +122,6 @@ def report(
     zone = display_tz(tz)
     lo, hi = day_bounds(start, end, zone)
     now = now or utcnow()
-    settings = get_settings()
     scope = conversation_scope(actor)
     cohort = (Conversation.opened_at >= lo, Conversation.opened_at < hi, scope)
 
@@ -152,8 +152,8 @@ def report(
 
     frt_late = (Conversation.first_response_at.is_(None)
                 & (Conversation.opened_at <= now - timedelta(
-                    minutes=settings.first_response_target_minutes)))
-    res_late = Conversation.opened_at <= now - timedelta(hours=settings.resolution_target_hours)
+                    minutes=targets.first_response_minutes)))
+    res_late = Conversation.opened_at <= now - timedelta(hours=targets.resolution_hours)
     backlog, late_first, late_res, late = session.execute(
         select(func.count(), _count_if(frt_late), _count_if(res_late),
                _count_if(or_(frt_late, res_late)))
@@ -170,8 +170,8 @@ def report(
         first_response=_stats(first), resolution=_stats(resolved),
         backlog=int(backlog), overdue_first_response=int(late_first),
         overdue_resolution=int(late_res), overdue=int(late),
-        first_response_target_minutes=settings.first_response_target_minutes,
-        resolution_target_hours=settings.resolution_target_hours,
+        first_response_target_minutes=targets.first_response_minutes,
+        resolution_target_hours=targets.resolution_hours,
     )
 
 

@@ -19,6 +19,8 @@ from kartabl.db import after_commit
 
 log = logging.getLogger(__name__)
 
+# The port's names, for the type checker; the actors are registered under them in
+# workers.actors.TASKS (derived from the actors' names), checked to agree at broker setup.
 TaskName = Literal["route_messages", "dispatch_reply"]
 # A JSON-safe payload: one id, or a list of ids for the batch tasks.
 Payload = int | list[int]

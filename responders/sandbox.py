@@ -16,10 +16,10 @@ from collections import deque
 from typing import Final, Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import db as kdb
+from kartabl.db import dialect_insert
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel, SandboxDelivery
 from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy, register, registered
@@ -85,8 +85,7 @@ class SandboxSender(Sender):
         if isinstance(fault, BaseException):
             raise fault
         with self._session() as s, s.begin():
-            pg = s.get_bind().dialect.name == "postgresql"
-            insert = postgresql.insert if pg else sqlite.insert
+            insert = dialect_insert(s)
             s.execute(
                 insert(SandboxDelivery)
                 .values(

@@ -31,20 +31,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from config.routing import RoutingConfig, get_routing
-from config.settings import get_settings
+from config.routing import RoutingConfig
 from kartabl import audit, metrics
 from kartabl.models import (
     Conversation,
     Direction,
-    Event,
     Message,
     MessageKind,
     utcnow,
@@ -84,8 +82,8 @@ def route_batch(
     session: Session,
     message_ids: Sequence[int],
     *,
-    routing: RoutingConfig | None = None,
-    reopen_window: timedelta | None = None,
+    routing: RoutingConfig,
+    reopen_window: timedelta,
     defer: Callable[[list[int]], None] | None = None,
 ) -> list[RouteOutcome]:
     """Route the messages ``message_ids`` and commit. Returns one outcome per message routed
@@ -95,10 +93,10 @@ def route_batch(
     By default a customer locked by another transaction is waited for. With ``defer``, the
     messages of such customers are left unrouted and, after the commit, handed to
     ``defer`` (the queue sends them again): batches of random customers overlap, and
-    waiting would make every batch queue up behind the one holding a shared customer."""
-    routing = routing if routing is not None else get_routing()
-    if reopen_window is None:
-        reopen_window = timedelta(hours=get_settings().reopen_window_hours)
+    waiting would make every batch queue up behind the one holding a shared customer.
+
+    ``routing`` (the routing file) and ``reopen_window`` (``Settings.reopen_window``) are
+    passed in by the caller, read once at its process start: the router reads no settings."""
     try:
         outcomes, messages, busy = _route(session, sorted(set(message_ids)), routing,
                                           reopen_window, skip_busy=defer is not None)
@@ -211,26 +209,16 @@ def _update_messages(session: Session, routed: list[_Routed]) -> None:
 
 def _insert_events(session: Session, routed: list[_Routed]) -> None:
     """The audit events of the batch, in the order single routes would write them, in one
-    executemany."""
-    now = utcnow()
-    events: list[dict[str, Any]] = []
+    executemany (:func:`kartabl.audit.record_many`)."""
+    entries: list[audit.Entry] = []
     for r in routed:
-        for kind, fields in r.announced:
-            events.append(_event(now, kind, r.conv, None, fields))
-        events.append(_event(now, "message.routed", r.conv, r.message.id,
-                             {"how": r.how, "customer_created": r.created}))
-    if events:
-        session.connection().execute(insert(cast(Table, Event.__table__)), events)
-
-
-def _event(now: datetime, kind: str, conv: Conversation, message_id: int | None,
-           data: dict[str, Any]) -> dict[str, Any]:
-    # The row kartabl.audit.record would add, and its log line.
-    audit.log.info("%s", kind, extra={"event_kind": kind, "actor": "system",
-                                      "conversation": conv.id, "reply": None, "data": data})
-    return {"at": now, "kind": kind, "actor_id": None, "conversation_id": conv.id,
-            "customer_id": conv.customer_id, "reply_id": None, "message_id": message_id,
-            "data": data}
+        conv, customer = r.conv.id, r.conv.customer_id
+        entries += [audit.Entry(kind, conversation_id=conv, customer_id=customer, data=fields)
+                    for kind, fields in r.announced]
+        entries.append(audit.Entry("message.routed", conversation_id=conv, customer_id=customer,
+                                   message_id=r.message.id,
+                                   data={"how": r.how, "customer_created": r.created}))
+    audit.record_many(session, entries)
 
 
 def _place(placement: Placement, routed: list[_Routed], pending: set[int]) -> None:

@@ -16,7 +16,6 @@ import re
 import idna
 import phonenumbers
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kartabl import audit
@@ -154,11 +153,14 @@ def normalize_address(kind: str, address: str) -> str:
     raise ValueError(f"unknown identity kind {_quote(str(kind))}; expected one of {KINDS}")
 
 
-# -- match or create ----------------------------------------------------------------------------
+# -- merge chains ------------------------------------------------------------------------------
 
 
-def _survivor(session: Session, customer: Customer, *, lock: bool) -> Customer:
-    """Follow ``merged_into_id`` to the customer that absorbed this one."""
+def survivor(session: Session, customer: Customer, *, lock: bool) -> Customer:
+    """Follow ``merged_into_id`` to the customer that absorbed this one: the one function
+    that follows merge chains (routing, link, the console). ``lock`` takes each customer
+    on the way FOR UPDATE. A cycle can only come from hand-edited data: it is refused with
+    :class:`~kartabl.errors.IllegalTransition` rather than followed."""
     seen = {customer.id}
     while customer.merged_into_id is not None:
         stmt = select(Customer).where(Customer.id == customer.merged_into_id)
@@ -170,56 +172,6 @@ def _survivor(session: Session, customer: Customer, *, lock: bool) -> Customer:
         seen.add(nxt.id)
         customer = nxt
     return customer
-
-
-def find_customer(
-    session: Session, kind: str, address: str, *, lock: bool = False
-) -> Customer | None:
-    """The (surviving) customer owning identity (kind, address), or None. One indexed query;
-    ``lock`` takes the customer row FOR UPDATE on PostgreSQL."""
-    stmt = (
-        select(Customer)
-        .join(Identity, Identity.customer_id == Customer.id)
-        .where(Identity.kind == kind, Identity.address == address)
-    )
-    if lock:
-        stmt = stmt.with_for_update(of=Customer)
-    customer = session.scalars(stmt).first()
-    return None if customer is None else _survivor(session, customer, lock=lock)
-
-
-def match_or_create(
-    session: Session, kind: str, address: str, display_name: str = "", *, lock: bool = False
-) -> tuple[Customer, bool]:
-    """The customer owning (kind, address), creating customer and identity if there is none.
-
-    Race-safe: the identity is inserted with ON CONFLICT DO NOTHING on its unique
-    (kind, address). When two workers create the same new customer at once, PostgreSQL makes
-    the second insert wait for the first transaction; the loser then drops its own customer
-    row and takes the winner's. ``address`` must already be normalised. Does not commit.
-    """
-    customer = find_customer(session, kind, address, lock=lock)
-    if customer is not None:
-        return customer, False
-    name = (display_name or "").strip()[:200]
-    customer = Customer(display_name=name, tags=[])
-    session.add(customer)
-    session.flush()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(Identity)
-        .values(customer_id=customer.id, kind=kind, address=address, display=name[:320])
-        .on_conflict_do_nothing(index_elements=["kind", "address"])
-        .returning(Identity.id)
-    )
-    if session.execute(stmt).scalar() is not None:
-        return customer, True
-    session.delete(customer)
-    session.flush()
-    winner = find_customer(session, kind, address, lock=lock)
-    if winner is None:  # the other transaction rolled back after blocking us: try once more
-        return match_or_create(session, kind, address, display_name, lock=lock)
-    return winner, False
 
 
 # -- link and merge -----------------------------------------------------------------------------
@@ -246,12 +198,12 @@ def link_identity(
     target = session.get(Customer, customer_id, with_for_update=True)
     if target is None:
         raise NotFound(f"customer {customer_id} does not exist")
-    target = _survivor(session, target, lock=True)
+    target = survivor(session, target, lock=True)
     existing = session.scalars(
         select(Identity).where(Identity.kind == kind, Identity.address == address)
     ).first()
     if existing is not None:
-        owner = _survivor(session, existing.customer, lock=False)
+        owner = survivor(session, existing.customer, lock=False)
         if owner.id == target.id:
             return existing
         raise IdentityTaken(

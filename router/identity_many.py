@@ -1,5 +1,5 @@
-"""Customers for a whole batch of senders at once: :func:`router.identity.match_or_create`
-made set-based for :mod:`router.batch`.
+"""Customers for a whole batch of senders at once (match or create), set-based for
+:mod:`router.batch`; the demo seeds its customers through it too.
 
 Existing owners are found (and locked) in one query; new customers and identities are
 inserted in one statement each. Two batches creating the same new customer meet on the
@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kartabl.db import dialect_insert
 from kartabl.models import Customer, Identity
-from router.identity import _survivor
+from router.identity import survivor
 
 
 def _owners(
@@ -47,7 +47,7 @@ def _owners(
         busy = {key for key, c in found.items() if c.id not in locked}
         found = {key: c for key, c in found.items() if c.id in locked}
     if any(c.merged_into_id is not None for c in found.values()):
-        found = {key: _survivor(session, c, lock=True) for key, c in found.items()}
+        found = {key: survivor(session, c, lock=True) for key, c in found.items()}
     return found, busy
 
 
@@ -67,8 +67,9 @@ def _claim(session: Session, pairs: list[tuple[str, str]]) -> list[tuple[str, st
 def match_or_create_many(
     session: Session, wanted: Mapping[tuple[str, str], str], *, skip_locked: bool = False
 ) -> dict[tuple[str, str], tuple[Customer, bool]]:
-    """:func:`match_or_create` (with ``lock=True``) for many (kind, normalised address)
-    pairs, each with the display name to give a new customer. Set-based: existing owners are
+    """The customer owning each (kind, normalised address) pair, its merge chain followed
+    (:func:`router.identity.survivor`), creating customer and identity where there is none,
+    each new one with the display name given for its pair. Set-based: existing owners are
     locked in one query; new customers and identities are inserted in one statement each,
     identities in sorted order so that two batches racing for the same new addresses wait
     for each other instead of deadlocking. Losers of such a race drop their customer rows
@@ -85,7 +86,7 @@ def match_or_create_many(
              for key in missing}
     session.add_all(fresh.values())
     session.flush()
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     won = {(k, a) for k, a in session.execute(
         insert(Identity).values([
             {"customer_id": fresh[key].id, "kind": key[0], "address": key[1],

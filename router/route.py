@@ -23,8 +23,8 @@ def route_message(
     session: Session,
     message_id: int,
     *,
-    routing: RoutingConfig | None = None,
-    reopen_window: timedelta | None = None,
+    routing: RoutingConfig,
+    reopen_window: timedelta,
 ) -> RouteOutcome | None:
     """Route message ``message_id`` and commit. Returns None when there was nothing to do:
     already routed, outbound, no such message, or being routed right now by another

@@ -6,10 +6,10 @@ triage and logs a warning."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.routing import RoutingConfig
+from kartabl.db import dialect_insert
 from kartabl.models import Team
 
 
@@ -24,7 +24,7 @@ def sync_teams(session: Session, routing: RoutingConfig) -> int:
     missing = [{"name": n, "title": t} for n, t in wanted.items() if n not in existing]
     if not missing:
         return 0
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     created = session.scalars(
         insert(Team).values(missing).on_conflict_do_nothing(index_elements=["name"])
         .returning(Team.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -36,6 +37,15 @@ _seq = itertools.count(1)
 IDENTITY_KIND = {Channel.EMAIL: "email", Channel.SMS: "phone", Channel.TELEGRAM: "telegram",
                  Channel.BALE: "bale"}
 OUR_ADDRESS = {Channel.EMAIL: "support@kartabl.example", Channel.SMS: "+9810004000"}
+
+
+def routing_args() -> dict[str, Any]:
+    """The routing file and reopen window of the process's settings, as the worker's actor
+    hands them to :func:`router.batch.route_batch`."""
+    from config.routing import get_routing
+    from config.settings import get_settings
+
+    return {"routing": get_routing(), "reopen_window": get_settings().reopen_window}
 
 
 def team(s: Session, name: str | None = None) -> Team:

@@ -26,6 +26,7 @@ from responders.dispatch import dispatch_reply, poll_delivery
 from responders.preview import REPLY_CHECK
 from responders.setup import install_senders
 from router.route import route_message
+from tests.factories import routing_args
 from tests.responders.limits import limiters
 
 MINA, DANIEL, ZAHRA = "مینا احمدی", "Daniel Brown", "زهرا کریمی"
@@ -78,7 +79,7 @@ def route_all(db: sessionmaker[Session]) -> None:
         ids = list(s.scalars(select(Message.id).where(Message.routed_at.is_(None))))
     for mid in ids:
         with db() as s:
-            route_message(s, mid)
+            route_message(s, mid, **routing_args())
 
 
 def customer_of(db: sessionmaker[Session], kind: str, address: str) -> int:

@@ -45,6 +45,8 @@ _BUSY_DELAY_MS = 50
     throws=_PERMANENT,
 )
 def route_messages(message_ids: list[int]) -> None:
+    from config.routing import get_routing
+    from config.settings import get_settings
     from router.batch import route_batch
 
     def later(busy: list[int]) -> None:
@@ -52,7 +54,9 @@ def route_messages(message_ids: list[int]) -> None:
         route_messages.send_with_options(args=(busy,), delay=_BUSY_DELAY_MS)
 
     with kdb.session_factory()() as session:
-        outcomes = route_batch(session, message_ids, defer=later)
+        # The actor is the worker's edge: it reads the settings (cached) and hands them on.
+        outcomes = route_batch(session, message_ids, routing=get_routing(),
+                               reopen_window=get_settings().reopen_window, defer=later)
     log.debug("routed %d of %d messages", len(outcomes), len(message_ids))
 
 
@@ -81,4 +85,11 @@ def noop() -> None:
     return None
 
 
-ALL = (route_messages, dispatch_reply, noop)
+# The registry of the tasks the core may enqueue (kartabl.tasks.TaskName), keyed by the
+# actor's own name: derived, so a renamed actor cannot drift from it. The broker looks the
+# core's task names up here, and checks at setup that every TaskName has its actor
+# (tests/workers/test_task_registry.py checks it too).
+TASKS: dict[str, dramatiq.Actor[..., None]] = {
+    a.actor_name: a for a in (route_messages, dispatch_reply)
+}
+ALL = (*TASKS.values(), noop)  # every actor, for binding to a (new) broker

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -29,7 +29,7 @@ from dramatiq.middleware import Middleware, default_middleware
 from dramatiq.rate_limits import RateLimiter, WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from kartabl import db as kdb
 from kartabl import tasks
 from workers import queues
@@ -108,9 +108,9 @@ def bind_actors(broker: dramatiq.Broker, *actors: Actor[..., Any]) -> None:
         broker.declare_actor(actor)
 
 
-def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) -> dramatiq.Broker:
+def setup_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Broker:
     """Build the broker from settings, make it global, bind the actors, install the enqueuer."""
-    s = settings or get_settings()
+    s = settings
     broker = build_broker(s, prometheus=prometheus)
     queues.make_current(broker)
 
@@ -118,9 +118,9 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
     from workers import actors
 
     bind_actors(broker, *actors.ALL)
-    by_name: dict[str, Actor[..., None]] = {
-        "route_messages": actors.route_messages, "dispatch_reply": actors.dispatch_reply,
-    }
+    missing = set(get_args(tasks.TaskName)) - actors.TASKS.keys()
+    if missing:  # fail at start, not at the first enqueue
+        raise RuntimeError(f"tasks without an actor: {sorted(missing)}")
 
     route = _route_sender(s, actors.route_messages)
 
@@ -128,7 +128,7 @@ def setup_broker(settings: Settings | None = None, *, prometheus: bool = False) 
         if task == "route_messages":
             route(obj_id)
         else:
-            by_name[task].send(obj_id)
+            actors.TASKS[task].send(obj_id)
 
     tasks.set_enqueuer(enqueue)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})

@@ -23,7 +23,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import QueueJoinTimeout
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from workers.broker import queue_names, setup_broker
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,13 @@ class EmbeddedWorker:
 
     @classmethod
     def start(
-        cls, settings: Settings | None = None, *, threads: int | None = None,
+        cls, settings: Settings, *, threads: int | None = None,
         broker: dramatiq.Broker | None = None,
     ) -> EmbeddedWorker:
         """Start ``threads`` worker threads (default: settings.worker_threads) on ``broker``,
         the one the process booted with (:func:`boot.start`), else a new one set up from
         ``settings`` (StubBroker unless they say redis)."""
-        s = settings or get_settings()
+        s = settings
         runner = cls(broker or setup_broker(s), threads=threads or s.worker_threads)
         runner.worker.start()
         runner._running = True

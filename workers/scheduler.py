@@ -19,7 +19,7 @@ from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from kartabl import db as kdb
 from kartabl import locks
 from workers.sweeps import SweepReport, sweep_once
@@ -59,7 +59,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
 def run_scheduler(
     stop_event: threading.Event | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     handle_signals: bool | None = None,
 ) -> None:
     """Sweep every ``settings.sweep_interval_s`` until ``stop_event`` is set.
@@ -68,7 +68,7 @@ def run_scheduler(
     re-enqueues go nowhere. Signal handlers are installed when running in the main thread
     (``handle_signals=None``); the embedded app runs this in a thread and sets the event.
     """
-    s = settings or get_settings()
+    s = settings
     stop = stop_event or threading.Event()
     if handle_signals is None:
         handle_signals = threading.current_thread() is threading.main_thread()

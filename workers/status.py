@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from channels.email.state import failing_mailboxes, quarantined_count
-from config.settings import Settings, get_settings
+from config.settings import Settings
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
 from workers.broker import queue_names
 from workers.deadletters import count_dead_letters
@@ -56,8 +56,8 @@ def queue_depths(broker: dramatiq.Broker) -> dict[str, dict[str, int]]:
     return out
 
 
-def backlog(session: Session, settings: Settings | None = None) -> dict[str, int]:
-    s = settings or get_settings()
+def backlog(session: Session, settings: Settings) -> dict[str, int]:
+    s = settings
 
     def count(*where: Any) -> int:
         return int(session.scalar(select(func.count()).where(*where)) or 0)
@@ -74,7 +74,7 @@ def backlog(session: Session, settings: Settings | None = None) -> dict[str, int
 
 
 def queue_status(
-    broker: dramatiq.Broker, session: Session, settings: Settings | None = None
+    broker: dramatiq.Broker, session: Session, settings: Settings
 ) -> dict[str, Any]:
     """Queue depths, database backlog and dead letters in one dict (JSON-ready)::
 

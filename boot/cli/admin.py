@@ -133,9 +133,10 @@ def person_reset_password(
 
     s = get_settings()
     with db.session_scope() as session:
-        token = create_password_reset(session, None, _person(session, username))
+        token = create_password_reset(session, None, _person(session, username), settings=s)
+    link = reset_link(token, settings=s, base_url=base_url)
     out.print(f"reset link for [bold]{username}[/] (shown once, valid "
-              f"{s.password_reset_hours:g} h): {reset_link(token, base_url)}", soft_wrap=True)
+              f"{s.password_reset_hours:g} h): {link}", soft_wrap=True)
 
 
 @person_app.command("revoke-sessions")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from config.settings import get_settings
 from kartabl import db
 from kartabl.models import Channel
 
@@ -78,7 +79,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
     broker = _setup_queue()
     with db.session_factory()() as session:
-        st = queue_status(broker, session)
+        st = queue_status(broker, session, get_settings())  # the CLI is the process edge
     if as_json:
         out.print_json(json.dumps(st, default=str))
         return

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email.attachments import store_payloads
 from channels.email.imap import Fetched
-from channels.email.parse import parse_mail
+from channels.email.parse import MailLimits, parse_mail
 from config.channels import Mailbox
 from config.settings import Settings
 from kartabl import ingest
@@ -76,6 +76,7 @@ class MailIngester:
         self.settings = settings
         self.session_factory = session_factory
         self.our_addresses = frozenset(a.lower() for a in our_addresses)
+        self.limits = MailLimits.from_settings(settings)
 
     # -- one mail -------------------------------------------------------------------------
 
@@ -87,7 +88,8 @@ class MailIngester:
         if len(raw) > limit:  # the server did not tell the size, so the mail came whole
             return oversized_reason(len(raw), limit)
         try:
-            parsed = parse_mail(raw, our_addresses=self.our_addresses, received_at=received_at)
+            parsed = parse_mail(raw, our_addresses=self.our_addresses, received_at=received_at,
+                                limits=self.limits)
         except Exception as exc:  # UnparseableMail, or a parser bug: quarantine either way
             if type(exc).__name__ != "UnparseableMail":
                 log.warning("parser error on mail of %s", self.mailbox.name, exc_info=True)

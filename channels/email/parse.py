@@ -4,7 +4,7 @@ Pure: no I/O, no database. :func:`parse_mail` also returns the attachment bytes 
 (``payloads``, storage key -> bytes) for :func:`channels.email.attachments.store_payloads`.
 
 Only :class:`UnparseableMail` ever leaves this module, and only when the mail gives no
-message: over ``settings.mail_max_bytes``, a header block over :data:`MAX_HEADER_BYTES`,
+message: over ``limits.mail_max_bytes``, a header block over :data:`MAX_HEADER_BYTES`,
 not a mail at all, or no usable sender address. Anything else degrades: bad HTML keeps the
 text (see :mod:`channels.email.html`); a MIME tree the stdlib still cannot parse falls back
 to the headers alone (``meta["mime_error"]``, and ingest keeps the raw bytes), trees that
@@ -52,7 +52,7 @@ from channels.email.html_depth import cap_depth
 from channels.email.kinds import classify
 from channels.email.mime import Walk, precap, walk
 from channels.email.quotes import cut_quotes
-from config.settings import get_settings
+from config.settings import Settings
 from kartabl.errors import InputError
 from kartabl.messages import Attachment, InboundMessage
 from kartabl.models import Channel
@@ -77,6 +77,29 @@ class UnparseableMail(InputError):
     is kept aside (quarantined), never dropped."""
 
 
+def _default(name: str) -> int:
+    default = Settings.model_fields[name].default
+    assert isinstance(default, int)
+    return default
+
+
+@dataclass(frozen=True)
+class MailLimits:
+    """The size limits the parser applies. Passed in, never read from the settings here, so
+    the parser stays pure; the defaults are the :class:`~config.settings.Settings` model's,
+    so ``parse(raw)`` alone behaves as a process with default settings."""
+
+    mail_max_bytes: int = _default("mail_max_bytes")
+    attachment_max_bytes: int = _default("attachment_max_bytes")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailLimits:
+        return cls(settings.mail_max_bytes, settings.attachment_max_bytes)
+
+
+DEFAULT_LIMITS = MailLimits()
+
+
 @dataclass(frozen=True)
 class ParsedMail:
     message: InboundMessage
@@ -84,19 +107,23 @@ class ParsedMail:
 
 
 def parse(raw: bytes, *, our_addresses: Collection[str] = (),
-          received_at: datetime | None = None) -> InboundMessage:
+          received_at: datetime | None = None,
+          limits: MailLimits = DEFAULT_LIMITS) -> InboundMessage:
     """The :class:`InboundMessage` of one raw mail; see :func:`parse_mail`."""
-    return parse_mail(raw, our_addresses=our_addresses, received_at=received_at).message
+    return parse_mail(raw, our_addresses=our_addresses, received_at=received_at,
+                      limits=limits).message
 
 
 def parse_mail(raw: bytes, *, our_addresses: Collection[str] = (),
-               received_at: datetime | None = None) -> ParsedMail:
+               received_at: datetime | None = None,
+               limits: MailLimits = DEFAULT_LIMITS) -> ParsedMail:
     """Parse one raw mail. ``our_addresses`` are the mailboxes' own addresses: they choose
     ``recipient`` and mark our own mail as automatic (we never answer ourselves).
     ``received_at`` is when we received it (the IMAP INTERNALDATE), by default now: the
-    ``Date`` header is the sender's claim, kept as ``meta["sent_at"]`` only."""
+    ``Date`` header is the sender's claim, kept as ``meta["sent_at"]`` only. ``limits``:
+    the process's size limits (:meth:`MailLimits.from_settings`)."""
     raw = bytes(raw)
-    limit = get_settings().mail_max_bytes
+    limit = limits.mail_max_bytes
     if len(raw) > limit:
         raise UnparseableMail(f"the mail is {len(raw)} bytes, over the {limit}-byte limit")
     end = _HEADER_END.search(raw)
@@ -106,14 +133,15 @@ def parse_mail(raw: bytes, *, our_addresses: Collection[str] = (),
             f"the mail's header block is {header_bytes} bytes, over {MAX_HEADER_BYTES}")
     ours = _our_addresses(our_addresses)
     try:
-        return _parse(raw, ours, received_now(received_at), headers_only=False)
+        return _parse(raw, ours, received_now(received_at), limits.attachment_max_bytes,
+                      headers_only=False)
     except UnparseableMail:
         raise
     except Exception as exc:  # RecursionError and any parser bug: try the headers alone
         log.warning("mail body could not be parsed (%s); keeping the headers", type(exc).__name__)
         try:
-            return _parse(raw, ours, received_now(received_at), headers_only=True,
-                          error=type(exc).__name__)
+            return _parse(raw, ours, received_now(received_at), limits.attachment_max_bytes,
+                          headers_only=True, error=type(exc).__name__)
         except UnparseableMail:
             raise
         except Exception as exc2:
@@ -143,8 +171,8 @@ def _valid(address: str) -> str | None:
         return None
 
 
-def _parse(raw: bytes, ours: frozenset[str], received_at: datetime, *, headers_only: bool,
-           error: str | None = None) -> ParsedMail:
+def _parse(raw: bytes, ours: frozenset[str], received_at: datetime, attachment_max_bytes: int,
+           *, headers_only: bool, error: str | None = None) -> ParsedMail:
     meta: dict[str, Any] = {}
     if headers_only:
         source, truncated = raw, False
@@ -184,7 +212,7 @@ def _parse(raw: bytes, ours: frozenset[str], received_at: datetime, *, headers_o
     if error:
         meta["mime_error"] = error
     subject = one_line(headers.first("subject"), 1000)
-    body = _body(tree, subject, get_settings().attachment_max_bytes)
+    body = _body(tree, subject, attachment_max_bytes)
     if body.fallback or headers.fallback:
         meta["charset_fallback"] = True
     if body.text_truncated:

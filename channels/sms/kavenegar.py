@@ -25,8 +25,6 @@ The sender (:mod:`responders.sms`) maps these onto :mod:`kartabl.errors`.
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from typing import Any
 
 import requests
@@ -35,39 +33,16 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from config.sms import SmsConfig
 from kartabl.errors import KartablError, OutcomeUnknown
+from kartabl.logs import hide_secret, redact
 
 MASK = "<kavenegar-key>"
-_keys: set[str] = set()
-_lock = threading.Lock()
-
-
-def redact(text: str) -> str:
-    for key in _keys:
-        text = text.replace(key, MASK)
-    return text
-
-
-class _RedactKeys(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-_FILTER = _RedactKeys()
+# Loggers that may print a request URL, which carries the key
+# (urllib3.connectionpool logs '"POST /v1/<key>/sms/send.json HTTP/1.1" 200').
+_URL_LOGGERS = ("urllib3", "urllib3.connectionpool", "requests", "kavenegar")
 
 
 def _remember(key: str) -> None:
-    with _lock:
-        _keys.add(key)
-        # A logger's filters see only its own records: filter each logger that may print a
-        # URL (urllib3.connectionpool logs '"POST /v1/<key>/sms/send.json HTTP/1.1" 200').
-        for name in ("urllib3", "urllib3.connectionpool", "requests", "kavenegar"):
-            logger = logging.getLogger(name)
-            if _FILTER not in logger.filters:
-                logger.addFilter(_FILTER)
+    hide_secret(key, MASK, loggers=_URL_LOGGERS)
 
 
 class KavenegarError(KartablError):

@@ -14,14 +14,14 @@ the request left, so the message may have been sent (:mod:`responders.outcomes`)
 
 The token is part of every request URL (``.../bot<TOKEN>/sendMessage``), and httpx logs
 request URLs at INFO: :func:`quiet_http_logs` raises httpx's logger to WARNING and filters
-any token out of what it still logs; :func:`redact` cleans error texts we build.
+any token out of what it still logs (:func:`kartabl.logs.hide_secret`); :func:`redact`
+(:func:`kartabl.logs.redact`, re-exported here) cleans error texts we build.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -32,45 +32,22 @@ from telegram.error import NetworkError
 from telegram.request import HTTPXRequest
 
 from config.telegram import BotConfig
+from kartabl.logs import hide_secret
+from kartabl.logs import redact as redact  # re-exported: the poller and the CLI use it
 
-_tokens: set[str] = set()
-_lock = threading.Lock()
 MASK = "<bot-token>"
-
-
-def redact(text: str) -> str:
-    for token in _tokens:
-        text = text.replace(token, MASK)
-    return text
-
-
-class _RedactTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
-_FILTER = _RedactTokens()
 
 
 def quiet_http_logs(token: str) -> None:
     """Remember ``token`` as a secret and keep it out of httpx's and the library's logs."""
-    with _lock:
-        _tokens.add(token)
-        # A logger's filters see only its own records, not its children's: filter every
-        # logger of these libraries (the library logs "Set Bot API URL: <url>" on
-        # telegram.Bot at DEBUG). They are all created when the modules are imported.
-        names = [n for n in logging.root.manager.loggerDict
-                 if n.split(".")[0] in ("httpx", "httpcore", "telegram")]
-        for name in {"httpx", "httpcore", "telegram", "telegram.Bot", *names}:
-            logger = logging.getLogger(name)
-            if _FILTER not in logger.filters:
-                logger.addFilter(_FILTER)
-        # Its INFO line is "HTTP Request: POST <url with the token>": nothing we need.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # A logger's filters see only its own records, not its children's: filter every
+    # logger of these libraries (the library logs "Set Bot API URL: <url>" on
+    # telegram.Bot at DEBUG). They are all created when the modules are imported.
+    names = [n for n in logging.root.manager.loggerDict
+             if n.split(".")[0] in ("httpx", "httpcore", "telegram")]
+    hide_secret(token, MASK, loggers={"httpx", "httpcore", "telegram", "telegram.Bot", *names})
+    # Its INFO line is "HTTP Request: POST <url with the token>": nothing we need.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class ServerAnswered(NetworkError):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from console import auth
 from console.api.schemas import PathId, RowId
-from console.deps import Principal, get_db, principal
+from console.deps import AppSettings, Principal, get_db, principal
 from kartabl.errors import NotFound
 from kartabl.models import ApiToken, Person, TeamMember, utcnow
 
@@ -139,15 +139,15 @@ def revoke_sessions(
 
 @router.post("/people/{person_id}/password-reset", status_code=201)
 def password_reset(
-    person_id: PathId, p: Principal = Depends(session_only),
+    person_id: PathId, settings: AppSettings, p: Principal = Depends(session_only),
     db: Session = Depends(get_db),
 ) -> ResetOut:
     person = db.get(Person, person_id)
     if person is None:
         raise NotFound(f"person {person_id} does not exist")
-    token = auth.create_password_reset(db, p.person, person)
+    token = auth.create_password_reset(db, p.person, person, settings=settings)
     db.commit()
     return ResetOut(
-        url=auth.reset_link(token),
-        expires_at=utcnow() + timedelta(hours=auth.get_settings().password_reset_hours),
+        url=auth.reset_link(token, settings=settings),
+        expires_at=utcnow() + timedelta(hours=settings.password_reset_hours),
     )

@@ -62,8 +62,9 @@ from console.api.schemas import (
     TimelineOut,
     errors,
 )
-from console.deps import Principal, get_db, require_scope
+from console.deps import AppSettings, Principal, get_db, require_scope
 from console.pages.attachments import inline_image_urls
+from console.queue_types import Targets
 from console.queues import DEFAULT_LIMIT, MAX_LIMIT, Filters, list_queue, queue_counts, queue_names
 from console.timeline import MessageItem, ReplyItem, TimelineItem, conversation_view
 from kartabl import workflow
@@ -132,10 +133,11 @@ def _filters(
 
 @router.get("/queues", summary="The caller's queues with their counts",
             responses=errors(400, 401, 403, 404))
-def queues(p: Read, db: Db, f: Annotated[Filters, Depends(_filters)]) -> list[QueueOut]:
+def queues(p: Read, db: Db, settings: AppSettings,
+           f: Annotated[Filters, Depends(_filters)]) -> list[QueueOut]:
     """Triage, approval, mine, each of the caller's teams, open, overdue (an agent has no
     triage and sees only their teams). Counts are scoped exactly as the listings."""
-    counts = queue_counts(db, p.person, f)
+    counts = queue_counts(db, p.person, f, targets=Targets.from_settings(settings))
     return [QueueOut(name=q.name, kind=q.kind, team_id=q.team_id, title=q.title,
                      count=counts.get(q.name)) for q in queue_names(db, p.person)]
 
@@ -143,7 +145,7 @@ def queues(p: Read, db: Db, f: Annotated[Filters, Depends(_filters)]) -> list[Qu
 @router.get("/queues/{name}", summary="One page of a queue",
             responses=errors(400, 401, 403, 404))
 def queue_page(
-    p: Read, db: Db, f: Annotated[Filters, Depends(_filters)],
+    p: Read, db: Db, settings: AppSettings, f: Annotated[Filters, Depends(_filters)],
     name: Annotated[str, Path(max_length=40, description="triage, approval, mine, team:<id>, "
                                                          "open or overdue.")],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -154,8 +156,8 @@ def queue_page(
     ``next_cursor`` until it is null. Only conversations the caller may open are listed."""
     filters = Filters(channel=f.channel, team_id=f.team_id, status=f.status, min_age=f.min_age,
                       max_age=f.max_age, limit=limit, cursor=cursor)
-    return QueuePageOut.model_validate(list_queue(db, p.person, name, filters),
-                                       from_attributes=True)
+    page = list_queue(db, p.person, name, filters, targets=Targets.from_settings(settings))
+    return QueuePageOut.model_validate(page, from_attributes=True)
 
 
 # -- the conversation view -------------------------------------------------------------------

@@ -18,9 +18,11 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from console.api.schemas import clean_text, errors
 from console.dates import DEFAULT_TZ
-from console.deps import Principal, get_db, require_scope
+from console.deps import AppSettings, Principal, get_db, require_scope
+from console.queue_types import Targets
 from console.reports import MAX_DAYS, Report, report, report_csv
 from kartabl.errors import InputError
 
@@ -84,19 +86,22 @@ class ReportOut(_Out):
     resolution_target_hours: float
 
 
-def _report(db: Session, p: Principal, start: date, end: date, tz: str) -> Report:
+def _report(db: Session, p: Principal, start: date, end: date, tz: str,
+            settings: Settings) -> Report:
     if end < start:  # the service says so too; here before any query
         raise InputError(f"the range ends ({end}) before it starts ({start})")
-    return report(db, p.person, start, end, tz)
+    return report(db, p.person, start, end, tz, targets=Targets.from_settings(settings))
 
 
 @router.get("/reports", summary="Volumes, response and resolution times, backlog",
             responses=errors(400, 401, 403))
-def report_json(p: Reader, db: Db, start: Start, end: End, tz: Tz = DEFAULT_TZ) -> ReportOut:
+def report_json(p: Reader, db: Db, settings: AppSettings, start: Start, end: End,
+                tz: Tz = DEFAULT_TZ) -> ReportOut:
     """Volume by channel, team and person of the conversations opened in the range; their
     first-response and resolution times (median and 90th percentile, in minutes); the
     backlog and overdue counts now."""
-    return ReportOut.model_validate(_report(db, p, start, end, tz), from_attributes=True)
+    return ReportOut.model_validate(_report(db, p, start, end, tz, settings),
+                                   from_attributes=True)
 
 
 @router.get(
@@ -106,13 +111,13 @@ def report_json(p: Reader, db: Db, start: Start, end: End, tz: Tz = DEFAULT_TZ) 
                **errors(400, 401, 403)},
 )
 def report_download(
-    p: Reader, db: Db, start: Start, end: End, tz: Tz = DEFAULT_TZ,
+    p: Reader, db: Db, settings: AppSettings, start: Start, end: End, tz: Tz = DEFAULT_TZ,
     locale: Annotated[Literal["en", "fa"], Query(
         description="Dates in the file: ISO (en) or Jalali with Persian digits (fa).")] = "en",
 ) -> Response:
     """Always a download. Cells that a spreadsheet would run as a formula are quoted; the
     BOM lets spreadsheet programs read Persian names as UTF-8."""
-    rep = _report(db, p, start, end, tz)
+    rep = _report(db, p, start, end, tz, settings)
     name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
     return Response("\ufeff" + report_csv(rep, locale), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -27,8 +27,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from channels.email.attachments import inline_raster
-from config.settings import get_settings
-from console.deps import PathId, Principal, get_db, page_principal
+from console.deps import AppSettings, PathId, Principal, get_db, page_principal
 from kartabl.errors import NotFound
 from kartabl.models import Conversation, Message
 from kartabl.workflow.access import REVIEWERS, can_access
@@ -62,8 +61,8 @@ def _visible_message(db: Session, p: Principal, message_id: int) -> Message:
     return msg
 
 
-def attachment_path(key: str) -> Path:
-    return Path(get_settings().attachments_dir) / key[:2] / key
+def attachment_path(attachments_dir: Path | str, key: str) -> Path:
+    return Path(attachments_dir) / key[:2] / key
 
 
 def content_disposition(kind: str, filename: str) -> str:
@@ -74,15 +73,15 @@ def content_disposition(kind: str, filename: str) -> str:
 
 @router.get("/messages/{message_id}/attachments/{key}")
 def download(
-    message_id: PathId, key: str, inline: bool = False, p: Principal = Depends(page_principal),
-    db: Session = Depends(get_db),
+    message_id: PathId, key: str, settings: AppSettings, inline: bool = False,
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     msg = _visible_message(db, p, message_id)
     listed = next((a for a in msg.attachments if isinstance(a, dict)
                    and a.get("storage_key") == key), None)
     if not _KEY.fullmatch(key) or listed is None:
         raise NotFound("no such attachment on this message")
-    path = attachment_path(key)
+    path = attachment_path(settings.attachments_dir, key)
     if not path.is_file():
         raise NotFound("the attachment was not stored (over the size limit) or was removed")
     data = path.read_bytes()

@@ -29,18 +29,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from console.deps import PathId, Principal, get_db, page_principal
+from console.http_errors import http_status
 from console.pages._ui import back, form_text, optional_id, render
 from console.pages.timeline import mail_html
 from console.timeline import ReplyItem, conversation_view
 from console.timeline_window import decode_cursor, item_key, timeline_window
 from kartabl import workflow
 from kartabl.errors import (
-    IllegalTransition,
     InputError,
     KartablError,
     NotFound,
     PermanentDeliveryError,
-    PermissionDenied,
 )
 from kartabl.models import (
     Channel,
@@ -173,17 +172,6 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
     }, status_code=status)
 
 
-def _status_of(exc: KartablError) -> int:
-    # As the app maps workflow errors (console.app._error_status).
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, IllegalTransition):
-        return 409
-    return 400
-
-
 def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
          step: Callable[[], object], kept: dict[str, str] | None = None) -> Response:
     """Run one workflow step on a conversation the reader can see; commit and 303 back, or
@@ -192,7 +180,7 @@ def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
         step()
     except KartablError as exc:
         db.rollback()
-        return _page(request, db, p, cid, error=str(exc), kept=kept, status=_status_of(exc))
+        return _page(request, db, p, cid, error=str(exc), kept=kept, status=http_status(exc))
     db.commit()
     return back(f"/conversations/{cid}", done)
 

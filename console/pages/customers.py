@@ -24,23 +24,14 @@ from sqlalchemy.orm import Session
 
 from console import customers as svc
 from console.deps import PathId, Principal, get_db, page_principal
+from console.http_errors import http_status
 from console.pages._ui import back, optional_id, render
-from kartabl.errors import IllegalTransition, KartablError, NotFound, PermissionDenied
+from kartabl.errors import KartablError, NotFound
 from router.identity import KINDS
 
 router = APIRouter(include_in_schema=False)
 Short = Annotated[str, Form(max_length=400)]
 SEARCH_LIMIT = 50
-
-
-def _status_of(exc: KartablError) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, IllegalTransition):
-        return 409
-    return 400
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -85,7 +76,7 @@ def _change(request: Request, db: Session, p: Principal, customer_id: int, done:
     except KartablError as exc:
         db.rollback()
         return _detail_page(request, db, p, customer_id, error=str(exc), kept=kept,
-                            status=_status_of(exc))
+                            status=http_status(exc))
     db.commit()
     return back(f"/customers/{customer_id}", done)
 
@@ -134,7 +125,7 @@ def merge_page(
         except NotFound:
             raise
         except KartablError as exc:  # out of scope, already merged, the same customer
-            error, status = str(exc), _status_of(exc)
+            error, status = str(exc), http_status(exc)
     q = q[: svc.MAX_QUERY]
     hits = [h for h in svc.search_customers(db, p.person, q, SEARCH_LIMIT) if h.id != source.id] \
         if q.strip() and target_id is None else []
@@ -162,6 +153,6 @@ def merge(
         return render(request, "customer_merge.html", {
             "source": source, "target": None, "preview": None, "q": "", "hits": [],
             "error": str(exc), "may_merge": svc.may_merge(p.person),
-        }, status_code=_status_of(exc))
+        }, status_code=http_status(exc))
     db.commit()
     return back(f"/customers/{target_id}", "merged")

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from console.deps import Principal, get_db, page_principal
+from console.deps import Principal, app_settings, get_db, page_principal
 from console.pages._ui import AGES, optional_id, render
+from console.queue_types import Targets
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
 from kartabl.errors import InputError
 from kartabl.models import Channel, ConversationStatus
@@ -68,16 +69,20 @@ def _query(
     return QueueQuery(queue[:40], channel, team[:20], status, age, cursor[:60])
 
 
-def _context(db: Session, p: Principal, q: QueueQuery) -> dict[str, Any]:
+def _targets(request: Request) -> Targets:
+    return Targets.from_settings(app_settings(request))
+
+
+def _context(db: Session, p: Principal, q: QueueQuery, targets: Targets) -> dict[str, Any]:
     queues = queue_names(db, p.person)
     # A coordinator starts at triage, an agent at their own conversations.
     name = q.queue or ("triage" if p.person.role in REVIEWERS else "mine")
     q = QueueQuery(name, q.channel, q.team, q.status, q.age, q.cursor)
     filters = q.filters()
-    counts = queue_counts(db, p.person, filters)
+    counts = queue_counts(db, p.person, filters, targets=targets)
     error = None
     try:
-        page = list_queue(db, p.person, name, filters)
+        page = list_queue(db, p.person, name, filters, targets=targets)
     except InputError as exc:  # a status this queue does not list: say so, keep the tabs
         page, error = None, str(exc)
     current = next((info for info in queues if info.name == name), QueueInfo(name, "open"))
@@ -93,7 +98,7 @@ def queues_page(
     request: Request, q: QueueQuery = Depends(_query), p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    return render(request, "queues.html", _context(db, p, q))
+    return render(request, "queues.html", _context(db, p, q, _targets(request)))
 
 
 @router.get("/queues/live", response_class=HTMLResponse)
@@ -102,6 +107,6 @@ def queues_live(
     db: Session = Depends(get_db),
 ) -> Response:
     """The tabs and rows alone, for the page's htmx polling."""
-    response = render(request, "_queue_live.html", _context(db, p, q))
+    response = render(request, "_queue_live.html", _context(db, p, q, _targets(request)))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,9 +19,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from console.dates import format_date, local_date, parse_date
-from console.deps import Principal, get_db, page_principal
+from console.deps import Principal, app_settings, get_db, page_principal
 from console.i18n import DIRECTION, gettext
 from console.pages._ui import render
+from console.queue_types import Targets
 from console.reports import Report, VolumeRow, report, report_csv
 from console.templating import request_locale
 from kartabl.errors import InputError
@@ -96,7 +97,8 @@ def _report(request: Request, db: Session, p: Principal, start: str,
             end: str) -> tuple[Report, str]:
     locale = request_locale(request)
     first, last = _range(start, end, locale)
-    return report(db, p.person, first, last), locale
+    targets = Targets.from_settings(app_settings(request))
+    return report(db, p.person, first, last, targets=targets), locale
 
 
 @router.get("/reports", response_class=HTMLResponse)

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.settings import get_settings
+from config.settings import Settings
 from console import auth
-from console.deps import PathId, Principal, client_ip, get_db, page_principal
+from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page_principal
 from console.i18n import LOCALE_COOKIE, LOCALES
 from console.templating import TEMPLATES
 from kartabl.errors import InputError
@@ -51,19 +51,20 @@ def login_form(request: Request, next: str = HOME) -> Response:
     )
 
 
-def _login_delay(db: Session, username: str) -> float:
+def _login_delay(db: Session, username: str, settings: Settings) -> float:
     try:
-        return auth.login_delay(db, username)
+        return auth.login_delay(db, username, settings=settings)
     finally:
         db.rollback()  # no transaction stays open while the sign-in waits
 
 
 async def _slow_down(
-    username: Annotated[str, Form(max_length=200)], db: Session = Depends(get_db)
+    username: Annotated[str, Form(max_length=200)], settings: AppSettings,
+    db: Session = Depends(get_db),
 ) -> None:
     """The wait of a username with many failures (:func:`console.auth.login_delay`), on
     the event loop: a waiting sign-in holds no thread of the pool the pages run in."""
-    delay = await run_in_threadpool(_login_delay, db, username)
+    delay = await run_in_threadpool(_login_delay, db, username, settings)
     if delay:
         await asyncio.sleep(delay)
 
@@ -73,6 +74,7 @@ def login(
     request: Request,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1000)],
+    settings: AppSettings,
     next: Annotated[str, Form(max_length=2000)] = HOME,
     db: Session = Depends(get_db),
 ) -> Response:
@@ -83,7 +85,8 @@ def login(
                                     "username": username}, status_code=403,
         )
     try:
-        person = auth.authenticate(db, username, password, client_ip(request))
+        person = auth.authenticate(db, username, password, client_ip(request),
+                                   settings=settings)
     except auth.LoginRefused as exc:
         db.commit()  # the failed attempt counts towards the limit
         reason = str(exc).split(": ", 1)[-1]
@@ -93,11 +96,12 @@ def login(
             status_code=status,
         )
     token = auth.start_session(
-        db, person, ip=client_ip(request), user_agent=request.headers.get("user-agent", "")
+        db, person, settings=settings, ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
     )
     db.commit()
     response = RedirectResponse(target, status_code=303)
-    s = get_settings()
+    s = settings
     response.set_cookie(
         auth.SESSION_COOKIE, token, max_age=int(s.session_hours * 3600), httponly=True,
         secure=s.cookie_secure, samesite="lax", path="/",

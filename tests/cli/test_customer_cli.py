@@ -19,6 +19,7 @@ from kartabl import ingest
 from kartabl.messages import InboundMessage
 from kartabl.models import Customer, Event, Identity, Message, Person, Role
 from router.route import route_message
+from tests.factories import routing_args
 
 runner = CliRunner()
 BOT = BotConfig(name="shop", token="1:x", mode="polling")
@@ -37,7 +38,7 @@ def cli(session: Session):
 def deliver(session: Session, msg: InboundMessage | None) -> Message:
     assert msg is not None
     stored = ingest.store(session, msg)
-    route_message(session, stored.message_id)
+    route_message(session, stored.message_id, **routing_args())
     routed = session.get(Message, stored.message_id)
     assert routed is not None and routed.customer_id is not None
     return routed

@@ -168,8 +168,8 @@ def test_failures_from_many_addresses_slow_the_owner_down_but_never_lock_them_ou
     with db() as s:
         s.add_all([LoginAttempt(username="ava", ip=f"10.1.0.{i}", ok=False) for i in range(9)])
         s.commit()
-        assert auth.login_delay(s, "ava") == pytest.approx(1.6)
-        assert auth.login_delay(s, "bob") == 0
+        assert auth.login_delay(s, "ava", settings=get_settings()) == pytest.approx(1.6)
+        assert auth.login_delay(s, "bob", settings=get_settings()) == 0
 
 
 def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
@@ -177,6 +177,7 @@ def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
     from config.settings import get_settings
 
     get_settings.cache_clear()
+    app_client.app.state.settings = get_settings()  # as the web process reads it at start
     _person(db, "ava")
     for name in ("x1", "x2", "x3"):
         app_client.post("/login", data={"username": name, "password": "x" * 9})
@@ -333,6 +334,7 @@ def test_a_forged_host_header_does_not_change_the_reset_link(app_client, db, mon
     # Set: KARTABL_BASE_URL
     monkeypatch.setenv("KARTABL_BASE_URL", "https://kartabl.example.ir/console/")
     get_settings.cache_clear()
+    app_client.app.state.settings = get_settings()  # as the web process reads it at start
     assert link().startswith("https://kartabl.example.ir/console/reset/")
     assert "evil" not in link()
 
@@ -388,7 +390,7 @@ def test_cli_reset_link_and_revoke(db, session: Session, monkeypatch):
     _person(db, "ava")
     with db() as s:
         person = s.scalar(select(Person).where(Person.username == "ava"))
-        auth.start_session(s, person)
+        auth.start_session(s, person, settings=get_settings())
         s.commit()
     runner = CliRunner()
     r = runner.invoke(cli, ["person", "reset-password", "ava", "--base-url", "https://k.example"])

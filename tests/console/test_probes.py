@@ -24,7 +24,8 @@ def client(settings):
 def signed_in(client: TestClient, session) -> TestClient:
     """``client`` with a live session cookie of a coordinator."""
     person = f.person(session, "maryam", Role.COORDINATOR)
-    client.cookies.set(auth.SESSION_COOKIE, auth.start_session(session, person))
+    client.cookies.set(auth.SESSION_COOKIE, auth.start_session(
+        session, person, settings=config.settings.get_settings()))
     session.commit()
     return client
 
@@ -71,9 +72,13 @@ def test_status_and_overview_need_sign_in_and_count_messages(client, session):
 
 
 def test_metrics_token(client, monkeypatch):
+    from console.app import create_app
+
     assert "kartabl_messages_ingested_total" in client.get("/metrics").text  # unset: open
     monkeypatch.setenv("KARTABL_METRICS_TOKEN", "scrape-me-please")
     config.settings.get_settings.cache_clear()
+    # The app reads its settings when it is made (the web process's start)
+    client = TestClient(create_app())
     assert client.get("/metrics").status_code == 401
     wrong = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-not"})
     assert wrong.status_code == 401 and "kartabl_" not in wrong.text

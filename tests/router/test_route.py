@@ -14,6 +14,7 @@ from kartabl.models import (
 )
 from router.route import route_message
 from router.teams import sync_teams
+from tests.factories import routing_args
 
 WINDOW = timedelta(hours=168)
 
@@ -56,7 +57,8 @@ def test_outbound_and_missing_messages_are_not_routed(session, route):
 def test_default_routing_comes_from_the_routing_file(session, inbound):
     sync_teams(session, __import__("config.routing").routing.get_routing())
     session.commit()
-    out = route_message(session, inbound(sender="a@example.ir", text="please send the invoice"))
+    out = route_message(session, inbound(sender="a@example.ir", text="please send the invoice"),
+                        **routing_args())
     team = session.get(Team, out.team_id)
     assert team.name == "billing"
 

@@ -20,6 +20,7 @@ from tests.channels.email.imap_helpers import (
     mailbox_state,
 )
 from tests.channels.email.test_imap_watch import wait_for
+from tests.factories import routing_args
 
 # The example routing file ends with a catch-all "mail to support" rule, which would hide
 # the mailboxes' teams; here only keywords and the messengers have rules, so mail without
@@ -111,6 +112,6 @@ def test_two_mailboxes_polled_in_one_process_feed_their_own_inbox_and_team(
     # And routed, each lands in its mailbox's team, no rule having chosen one
     sync_teams(session, config.routing.get_routing())
     session.commit()
-    route_batch(session, [support.id, sales.id])
+    route_batch(session, [support.id, sales.id], **routing_args())
     assert _team_of(session, support.id) == "support"
     assert _team_of(session, sales.id) == "sales"

@@ -26,6 +26,7 @@ from tests.channels.email.imap_helpers import (
     mail,
     mailbox_state,
 )
+from tests.factories import routing_args
 
 FLAG = b"$Kartabl"
 
@@ -63,7 +64,7 @@ def test_appended_mail_becomes_one_routed_message_of_the_mailbox_team(
 
     sync_teams(session, get_routing())
     session.commit()
-    route_batch(session, [msg.id])
+    route_batch(session, [msg.id], **routing_args())
     session.expire_all()
     conv = session.get(Conversation, session.get(type(msg), msg.id).conversation_id)
     assert session.get(Team, conv.team_id).name == "billing"

@@ -58,7 +58,7 @@ def test_bad_mail_is_quarantined_and_the_poller_goes_on(db, session, imap, small
     assert all(b"$Kartabl" in f for f in flags_by_uid(imap).values())
     assert mailbox_state(session).last_uid == 4
     # And they are counted in status
-    assert backlog(session)["quarantined"] == 2
+    assert backlog(session, config.settings.get_settings())["quarantined"] == 2
     session.commit()
     # And seeing them again (a backfill) keeps them once
     assert backfill(small_limit, date(2000, 1, 1)).quarantined == 2
@@ -103,7 +103,7 @@ def test_reimport_after_the_limit_is_raised(db, session, imap, small_limit, monk
     assert msg.meta["default_team"] == "support"
     [row] = [q for q in quarantined(session) if q.id == oversized_id]
     assert row.reimported_at is not None and row.message_id == msg.id
-    assert backlog(session)["quarantined"] == 1
+    assert backlog(session, config.settings.get_settings())["quarantined"] == 1
     session.commit()
     # And a second re-import changes nothing
     assert reimport_one(oversized_id).already
@@ -123,11 +123,12 @@ def test_readyz_reports_quarantined_mail_and_failing_mailboxes_but_stays_ready(
     append(imap, BAD_MAIL)
     make_poller(small_limit).connect_and_poll_once()
     state.record_failure(db, "other", "INBOX", "ConnectionRefusedError: refused")
-    setup_broker()
+    setup_broker(config.settings.get_settings())
     with TestClient(create_app()) as client:
         assert client.get("/readyz").json() == {"status": "ok"}  # the details are not public
         person = f.person(session, "maryam", Role.COORDINATOR)
-        client.cookies.set(auth.SESSION_COOKIE, auth.start_session(session, person))
+        client.cookies.set(auth.SESSION_COOKIE, auth.start_session(
+            session, person, settings=config.settings.get_settings()))
         session.commit()
         r = client.get("/readyz")
     assert r.status_code == 200
@@ -170,7 +171,7 @@ def test_a_mail_whose_body_cannot_be_read_is_stored_quarantined_and_repaired_by_
     [row] = quarantined(session)
     assert (row.raw, row.message_id) == (raw, msg.id)
     assert row.reason == "body unreadable: RecursionError" and not row.headers_only
-    assert backlog(session)["quarantined"] == 1
+    assert backlog(session, config.settings.get_settings())["quarantined"] == 1
     session.commit()
     # When it is re-imported
     outcome = reimport_one(row.id)
@@ -181,7 +182,7 @@ def test_a_mail_whose_body_cannot_be_read_is_stored_quarantined_and_repaired_by_
     assert "mime_error" not in msg.meta and msg.meta["mailbox"] == "support"
     [row] = quarantined(session)
     assert row.reimported_at is not None and row.message_id == msg.id
-    assert backlog(session)["quarantined"] == 0
+    assert backlog(session, config.settings.get_settings())["quarantined"] == 0
     [event] = session.scalars(select(Event).where(Event.kind == "message.repaired")).all()
     assert event.message_id == msg.id and event.data["quarantine_id"] == row.id
     session.commit()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from channels.email.attachments import display_filename, store_payloads
-from channels.email.parse import UnparseableMail, parse, parse_mail
-from config.settings import get_settings
+from channels.email.parse import MailLimits, UnparseableMail, parse, parse_mail
+from config.settings import Settings
 from tests.channels.email.mails import literal, mail, raw
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -176,24 +176,28 @@ def test_store_payloads_is_idempotent(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "ab").iterdir()] == [key]  # no temp files left
 
 
-def test_attachment_over_the_limit_is_listed_without_payload(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(get_settings(), "attachment_max_bytes", 1000)
+def test_attachment_over_the_limit_is_listed_without_payload() -> None:
     msg = mail("big one")
     msg.add_attachment(b"x" * 5000, maintype="application", subtype="zip", filename="big.zip")
     msg.add_attachment(b"y" * 10, maintype="text", subtype="plain", filename="small.txt")
-    parsed = parse_mail(raw(msg))
+    parsed = parse_mail(raw(msg), limits=MailLimits(attachment_max_bytes=1000))
     big, small = parsed.message.attachments
     assert (big.filename, big.size, big.storage_key) == ("big.zip", 5000, None)
     assert small.storage_key in parsed.payloads
     assert len(parsed.payloads) == 1
 
 
-def test_oversized_mail_is_unparseable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(get_settings(), "mail_max_bytes", 2048)
+def test_oversized_mail_is_unparseable() -> None:
     with pytest.raises(UnparseableMail, match="limit"):
-        parse(raw(mail("x" * 5000)))
+        parse(raw(mail("x" * 5000)), limits=MailLimits(mail_max_bytes=2048))
+
+
+def test_the_default_limits_are_the_settings_defaults() -> None:
+    # parse(raw) alone must behave as a process started with default settings
+    defaults = Settings.model_construct()
+    assert MailLimits() == MailLimits.from_settings(defaults)
+    assert MailLimits.from_settings(Settings.model_construct(
+        mail_max_bytes=7, attachment_max_bytes=3)) == MailLimits(7, 3)
 
 
 def _nested(levels: int) -> bytes:

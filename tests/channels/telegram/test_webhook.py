@@ -20,6 +20,7 @@ from config.telegram import TelegramConfig
 from kartabl.models import Channel, Customer, Identity, Message
 from router.batch import route_batch
 from tests.channels.telegram.conftest import SECRET
+from tests.factories import routing_args
 
 URL = "/webhooks/telegram/shop"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -94,7 +95,7 @@ def test_the_same_user_id_on_bale_and_telegram_is_two_customers(client: TestClie
                 url="/webhooks/telegram/bale-shop") == 200
     with db() as s:
         ids = list(s.scalars(select(Message.id).order_by(Message.id)))
-        route_batch(s, ids)
+        route_batch(s, ids, **routing_args())
         idents = s.execute(select(Identity.kind, Identity.address, Identity.customer_id)
                            .order_by(Identity.kind)).all()
         assert [(k, a) for k, a, _ in idents] == [("bale", "42"), ("telegram", "42")]

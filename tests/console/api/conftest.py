@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import Settings, get_settings
 from console import auth
 from kartabl.models import (
     ApiToken,
@@ -147,6 +148,13 @@ class Api:
         return self.request("DELETE", path, **kw)
 
 
+@pytest.fixture(autouse=True)
+def _app_settings(app: FastAPI, settings: Settings) -> None:
+    """The app is shared by the run; it reads its settings when made, as a process does at
+    start: give it this test's (each test has its own database and directories)."""
+    app.state.settings = get_settings()
+
+
 @pytest.fixture
 def client(app: FastAPI, db: sessionmaker[Session]) -> Iterator[TestClient]:
     """A client that never signs in by cookie (tokens go in headers)."""
@@ -185,7 +193,8 @@ def browser(app: FastAPI, db: sessionmaker[Session]) -> Iterator[Callable[..., A
                    follow_redirects=False)
         assert r.status_code == 303, r.text
         cookie = c.cookies[auth.SESSION_COOKIE]
-        return Api(c, {"X-CSRF-Token": auth.csrf_token(cookie)} if csrf else {})
+        csrf_header = {"X-CSRF-Token": auth.csrf_token(cookie, settings=get_settings())}
+        return Api(c, csrf_header if csrf else {})
 
     yield make
     for c in opened:

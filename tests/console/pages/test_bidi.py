@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import get_settings
 from console import auth
 from kartabl.models import Channel, Customer, Identity, Message, Role
 from tests import factories as f
@@ -127,7 +128,7 @@ def seeded(db: sessionmaker[Session]) -> dict[str, Any]:
         msg.sender_name = SENT["sender"]
         msg.attachments = [{"filename": SENT["file"], "content_type": "application/pdf",
                             "size": 10, "storage_key": None}]
-        cookie = auth.start_session(s, coord)
+        cookie = auth.start_session(s, coord, settings=get_settings())
         s.commit()
         return {"conv": conv.id, "customer": customer.id, "cookie": cookie}
 

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email.attachments import store_payloads
+from config.settings import get_settings
 from console import auth
 from kartabl import workflow
 from kartabl.models import (
@@ -231,7 +232,7 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                         scopes=["read"]).row.id
         triage = f.conversation(s, channel=Channel.SMS, subject="triage-subject")
         conv.opened_at = conv_b.opened_at = utcnow() - timedelta(days=2)  # overdue
-        reset = auth.create_password_reset(s, admin, agent_b)
+        reset = auth.create_password_reset(s, admin, agent_b, settings=get_settings())
         s.flush()
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
                 ATTACHMENT_KEY, token_a, agent_a.id)
@@ -272,6 +273,9 @@ def sign_in(app: FastAPI, db: Db) -> Iterator[Callable[..., Caller]]:
     opened: list[TestClient] = []
 
     def make(person_id: int, *, via: str = "session", user_agent: str = "pytest") -> Caller:
+        # The app is shared by the run; it reads its settings when made, as a process does
+        # at start: give it this test's (each has its own database and directories).
+        app.state.settings = get_settings()
         c = TestClient(app, base_url="https://testserver")
         c.__enter__()
         opened.append(c)
@@ -283,10 +287,11 @@ def sign_in(app: FastAPI, db: Db) -> Iterator[Callable[..., Caller]]:
                                             scopes=sorted(auth.role_scopes(person)))
                 s.commit()
                 return Caller(c, person_id, bearer=new.token)
-            cookie = auth.start_session(s, person, ip="127.0.0.1", user_agent=user_agent)
+            cookie = auth.start_session(s, person, settings=get_settings(), ip="127.0.0.1",
+                                        user_agent=user_agent)
             s.commit()
         c.cookies.set(auth.SESSION_COOKIE, cookie)
-        return Caller(c, person_id, csrf=auth.csrf_token(cookie))
+        return Caller(c, person_id, csrf=auth.csrf_token(cookie, settings=get_settings()))
 
     yield make
     for c in opened:
