@@ -6,10 +6,10 @@ with one Telegram bot and one Bale bot, and builds a :class:`ChannelsConfig` in 
 points the ``[sms]`` section and both bots at them. Everything else is the production path:
 
 - a demo customer's SMS is put into the stand-in, and reaches Kartabl by the real
-  :class:`SmsPoller` and, about half the time, *also* by the real receive callback of the
+  :mod:`channels.sms.poller` and, about half the time, *also* by the real receive callback of the
   console (so the log shows the same SMS twice and stored once);
 - a Telegram or Bale message is an update queued on the stand-in, fetched by the real
-  :class:`BotPoller` (polling mode: the demo needs no public URL);
+  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL);
 - approved replies leave by the real :class:`KavenegarSender` and :class:`TelegramSender`;
   the Kavenegar stand-in reports a sent SMS delivered a moment later (now and then failed),
   so the sweep's delivery polling moves the reply on as it would with Kavenegar.
@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from channels.sms.poller import SmsPoller
+from channels.runner import Runner
+from channels.runner import start as start_runners
+from channels.sms.poller import lines
 from channels.sms.standin import KavenegarStandin
-from channels.telegram.poller import BotPoller
+from channels.telegram.poller import BotSource
 from channels.telegram.standin import BotApiStandin, text_update
 from config.channels import ChannelsConfig
 from config.settings import Settings
@@ -108,20 +110,19 @@ class DemoChannels:
 
     # -- Kartabl's side: the real senders and pollers ----------------------------------------
 
-    def sms_poller(self) -> SmsPoller:
-        return SmsPoller(self.sms_config, db.session_factory())
+    def sms_runners(self, stop: threading.Event) -> list[Runner]:
+        """The SMS line's poller, on the one runner of every polled channel."""
+        return [Runner(line, db.session_factory(), stop) for line in lines(self.sms_config)]
 
-    def bot_pollers(self) -> list[BotPoller]:
-        return [BotPoller(bot, db.session_factory()) for bot in self.config.telegram.bots]
+    def bot_runners(self, stop: threading.Event, *, timeout_s: int | None = None
+                    ) -> list[Runner]:
+        """Every bot's poller (``timeout_s``: getUpdates' wait, by default the bot's)."""
+        return [Runner(BotSource(bot, db.session_factory(), timeout_s=timeout_s),
+                       db.session_factory(), stop) for bot in self.config.telegram.bots]
 
     def start_pollers(self, stop: threading.Event) -> list[threading.Thread]:
         """The SMS poller and one poller per bot, each a daemon thread until ``stop``."""
-        sms = self.sms_poller()
-        started = [threading.Thread(target=sms.run, args=(stop,), name="sms-poll", daemon=True)]
-        started += [threading.Thread(target=p.run, args=(stop,), name=f"bot-{p.bot.name}",
-                                     daemon=True) for p in self.bot_pollers()]
-        for thread in started:
-            thread.start()
+        started = start_runners(self.sms_runners(stop) + self.bot_runners(stop))
         self.threads += started
         return started
 

@@ -173,6 +173,7 @@ def _broker_ping() -> tuple[bool, str]:
 def _email_info() -> dict[str, Any]:
     """Informational only: bad mail kept aside, or a mailbox out of reach, must not take
     the web out of service (the console is how people see and fix it)."""
+    from channels import health
     from channels.email.state import failing_mailboxes, quarantined_count
 
     try:
@@ -180,6 +181,7 @@ def _email_info() -> dict[str, Any]:
             return {
                 "quarantined": quarantined_count(session),
                 "mailboxes_failing": failing_mailboxes(session),
+                "pollers_failing": health.failing(session),  # every polled source
             }
     except Exception as exc:
         return {"error": type(exc).__name__}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import config.settings
 from boot.demo import CUSTOMERS, DemoDriver, seed
 from boot.demo_channels import LINE, DemoChannels, start_unless_configured
+from channels.runner import poll_each
 from channels.sms.standin import KavenegarStandin
 from kartabl import workflow
 from kartabl.models import Channel, Conversation, Identity, Message, Person, Reply, ReplyState
@@ -68,8 +69,8 @@ def demo(seeded: sessionmaker[Session]) -> Iterator[DemoChannels]:
 
 
 def poll_all(demo: DemoChannels) -> int:
-    created = demo.sms_poller().poll_once().created
-    return created + sum(p.poll_once(timeout_s=0).created for p in demo.bot_pollers())
+    once = threading.Event()
+    return poll_each(demo.sms_runners(once) + demo.bot_runners(once, timeout_s=0)).created
 
 
 def route_all(db: sessionmaker[Session]) -> None:
@@ -233,8 +234,8 @@ def test_an_sms_by_callback_and_by_polling_is_one_message(demo, seeded) -> None:
         entry = demo.kavenegar.inbound("09123456789", "بله", LINE, via="both")
         assert entry["callback_status"] == 200
         # Then the callback stored it, and the poller finds it already there
-        result = demo.sms_poller().poll_once()
-        assert (result.received, result.created, result.duplicates) == (1, 0, 1)
+        result = poll_each(demo.sms_runners(threading.Event()))
+        assert (result.fetched, result.created, result.duplicates) == (1, 0, 1)
         with seeded() as s:
             [msg] = s.scalars(select(Message)).all()
             assert msg.external_id == f"kv:{entry['messageid']}"

@@ -21,15 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import config.channels
 import config.settings
-from channels.sms import poller as poller_module
+import kartabl.ingest
+from channels import runner
 from channels.sms import webhook
 from channels.sms.kavenegar import NotSent
-from channels.sms.poller import SmsPoller
 from channels.sms.standin import KavenegarStandin
 from channels.webhooks import routers
 from config.sms import SmsConfig
+from kartabl.inbound import SourceUnavailable
 from kartabl.models import Message
-from tests.channels.sms.conftest import API_KEY, LINE, SECRET
+from tests.channels.sms.conftest import API_KEY, LINE, SECRET, poll_sms
 
 KARTABL = Path(sys.executable).with_name("kartabl")
 
@@ -46,23 +47,23 @@ def test_a_pass_commits_every_unread_sms_and_kavenegar_marks_them_read(
         standin.inbound(f"0912{n:07d}", f"پیام {n}", LINE, via="queue")
     standin.inbound("09351112233", "به خط دوم", "30001234", via="queue")
     # When one pass runs
-    result = SmsPoller(sms_config, db).poll_once()
+    result = poll_sms(sms_config, db)
     # Then all are committed, in two pages of the first line and one of the second
-    assert (result.received, result.created) == (131, 131)
+    assert (result.fetched, result.created) == (131, 131)
     assert standin.calls.count("receive") == 3
     stored = messages(db)
     assert len(stored) == 131 and all(m.sender.startswith("+98") for m in stored)
     assert {m.recipient for m in stored} == {LINE, "30001234"}
     # And Kavenegar returns none of them again
-    assert SmsPoller(sms_config, db).poll_once().received == 0
+    assert poll_sms(sms_config, db).fetched == 0
 
 
 def test_an_unusable_sms_is_dropped_and_the_rest_committed(
         standin: KavenegarStandin, sms_config: SmsConfig, db) -> None:
     standin.inbound("SHOP-PROMO", "تبلیغ", LINE, via="queue")  # not a phone number
     standin.inbound("09121234567", "سلام", LINE, via="queue")
-    result = SmsPoller(sms_config, db).poll_once()
-    assert (result.received, result.created, result.malformed) == (2, 1, 1)
+    result = poll_sms(sms_config, db)
+    assert (result.fetched, result.created, result.skipped) == (2, 1, 1)
     assert [m.text for m in messages(db)] == ["سلام"]
 
 
@@ -70,10 +71,11 @@ def test_a_failing_api_stores_nothing_and_raises(standin: KavenegarStandin,
                                                  sms_config: SmsConfig, db) -> None:
     standin.inbound("09121234567", "سلام", LINE, via="queue")
     standin.fail_next("receive", "http", 503)
-    with pytest.raises(NotSent):
-        SmsPoller(sms_config, db).poll_once()
+    with pytest.raises(SourceUnavailable) as raised:
+        poll_sms(sms_config, db)
+    assert isinstance(raised.value.__cause__, NotSent)
     assert messages(db) == []
-    assert SmsPoller(sms_config, db).poll_once().created == 1  # still unread: not lost
+    assert poll_sms(sms_config, db).created == 1  # still unread: not lost
 
 
 def _free_port() -> int:
@@ -112,9 +114,9 @@ def test_the_same_sms_by_callback_and_polling_over_real_http_is_one_message(
     assert entry["callback_status"] == 200
     assert standin.post_callback(entry) == 200 and standin.post_callback(entry) == 200
     # When the poller reads the queue too
-    result = SmsPoller(sms_config, db).poll_once()
+    result = poll_sms(sms_config, db)
     # Then one message
-    assert (result.received, result.created) == (1, 0)
+    assert (result.fetched, result.created) == (1, 0)
     [msg] = messages(db)
     assert (msg.sender, msg.external_id) == ("+989121234567", f"kv:{entry['messageid']}")
     # And uvicorn's access log printed the path without the secret
@@ -168,10 +170,10 @@ def test_while_the_database_is_down_nothing_is_fetched(
     down = sessionmaker(create_engine(f"sqlite:///{tmp_path}/gone/x.db"))
     # When a pass runs, it fails before asking Kavenegar, so nothing is marked read
     with pytest.raises(OperationalError):
-        SmsPoller(sms_config, down).poll_once()
+        poll_sms(sms_config, down)
     assert "receive" not in standin.calls
     # And the SMS is still there for the next pass on a working database
-    assert SmsPoller(sms_config, db).poll_once().created == 1
+    assert poll_sms(sms_config, db).created == 1
 
 
 def test_a_batch_in_hand_survives_failed_commits(
@@ -179,7 +181,7 @@ def test_a_batch_in_hand_survives_failed_commits(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # Given a database that fails the first two commits after the SMS were fetched
     standin.inbound("09121234567", "سلام", LINE, via="queue")
-    real, failures, slept = poller_module.store_many, [2], []
+    real, failures, slept = kartabl.ingest.add_many, [2], []
 
     def flaky(session: Session, msgs: list) -> list:
         if failures[0]:
@@ -187,13 +189,13 @@ def test_a_batch_in_hand_survives_failed_commits(
             raise OperationalError("INSERT", {}, Exception("database is restarting"))
         return real(session, msgs)
 
-    monkeypatch.setattr(poller_module, "store_many", flaky)
+    monkeypatch.setattr(kartabl.ingest, "add_many", flaky)
     # When a pass runs
-    result = SmsPoller(sms_config, db, sleep=slept.append).poll_once()
+    result = poll_sms(sms_config, db, sleep=slept.append)
     # Then the batch Kavenegar marked read is committed on the third try, after backoff
     assert result.created == 1 and [m.text for m in messages(db)] == ["سلام"]
     assert slept == [0.5, 1.0]
-    assert "storing 1 SMS failed, again in 0.5 s" in caplog.text
+    assert "storing 1 messages failed, again in 0.5 s" in caplog.text
 
 
 def test_a_batch_that_cannot_be_stored_is_logged_with_its_ids(
@@ -204,9 +206,9 @@ def test_a_batch_that_cannot_be_stored_is_logged_with_its_ids(
     def down(session: Session, msgs: list) -> list:
         raise OperationalError("INSERT", {}, Exception("disk full"))
 
-    monkeypatch.setattr(poller_module, "store_many", down)
+    monkeypatch.setattr(kartabl.ingest, "add_many", down)
     slept: list[float] = []
     with pytest.raises(OperationalError):
-        SmsPoller(sms_config, db, sleep=slept.append).poll_once()
-    assert slept == list(poller_module.STORE_RETRIES)
-    assert f"messageids {entry['messageid']}" in caplog.text
+        poll_sms(sms_config, db, sleep=slept.append)
+    assert slept == list(runner.COMMIT_RETRIES)
+    assert f"external ids kv:{entry['messageid']}" in caplog.text
