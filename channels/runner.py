@@ -193,8 +193,8 @@ class Runner:
                 with self.source.open() as feed:
                     while not self.stop.is_set() and lease.still_held():
                         self.drain(feed)
-                        self._ok()
                         self.backoff.reset()
+                        self._ok()
                         feed.wait(self.stop)
             except Exception as exc:  # network, server, database, disk: retry, never die
                 self._failed(exc)
