@@ -32,7 +32,6 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from channels.runner import Runner
-from channels.runner import start as start_runners
 from channels.sms.poller import lines
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.poller import BotSource
@@ -68,15 +67,14 @@ class DemoChannels:
     bot_api: BotApiStandin
     config: ChannelsConfig
     rnd: random.Random = field(default_factory=random.Random)
-    threads: list[threading.Thread] = field(default_factory=list)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
     def start(cls, *, poll_interval_s: float = 1.0, deliver_after_s: float = DELIVER_AFTER_S,
               fail_ratio: float = FAIL_RATIO, seed: int | None = None) -> DemoChannels:
         """Start both stand-ins and build the in-memory channels config pointing at them
-        (nothing is installed or polled yet: the ``run`` process boots with :attr:`config`, then
-        :meth:`start_pollers`)."""
+        (nothing is installed or polled yet: the ``run`` process boots with :attr:`config`, and
+        starts a poller per source of it, as of any channels file: :mod:`channels.polled`)."""
         api_key = "demo-" + secrets.token_urlsafe(16)
         kavenegar = KavenegarStandin(api_key, deliver_after_s=deliver_after_s,
                                      fail_ratio=fail_ratio, seed=seed, announce=True).start()
@@ -119,12 +117,6 @@ class DemoChannels:
         """Every bot's poller (``timeout_s``: getUpdates' wait, by default the bot's)."""
         return [Runner(BotSource(bot, db.session_factory(), timeout_s=timeout_s),
                        db.session_factory(), stop) for bot in self.config.telegram.bots]
-
-    def start_pollers(self, stop: threading.Event) -> list[threading.Thread]:
-        """The SMS poller and one poller per bot, each a daemon thread until ``stop``."""
-        started = start_runners(self.sms_runners(stop) + self.bot_runners(stop))
-        self.threads += started
-        return started
 
     def serve_callback(self, app: FastAPI, web_host: str, web_port: int) -> None:
         """Let the console's real receive callback (``/webhooks/sms/receive/<secret>``)
@@ -179,9 +171,7 @@ class DemoChannels:
     # -- shutdown -------------------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Join the pollers (``stop`` must be set already), then stop the stand-ins."""
-        for thread in self.threads:
-            thread.join(timeout=timeout_s)
+        """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
         stopping = [threading.Thread(target=standin.stop, name="standin-stop")
                     for standin in (self.kavenegar, self.bot_api)]

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email import imap
 from channels.email.ingest import MailIngester
@@ -19,7 +20,7 @@ from channels.email.poller import MailboxFeed, MailboxSource, Progress
 from channels.email.reimport import ReimportOutcome, reimport
 from channels.runner import PassResult, Runner
 from config.channels import ChannelsConfig, Mailbox, get_channels
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from kartabl import db
 from kartabl.models import QuarantinedMail
 
@@ -40,6 +41,13 @@ def make_poller(mailbox: Mailbox, stop: threading.Event | None = None, **kw: Any
     ingester = MailIngester(mailbox, get_settings(), db.session_factory(),
                             get_channels().email.our_addresses)
     return Runner(MailboxSource(ingester, **source_kw), db.session_factory(), stop, **kw)
+
+
+def sources(channels: ChannelsConfig, settings: Settings, sessions: sessionmaker[Session]
+            ) -> list[MailboxSource]:
+    """The registry's entry (:mod:`channels.polled`): every mailbox with an IMAP account."""
+    return [MailboxSource(MailIngester(m, settings, sessions, channels.email.our_addresses))
+            for m in imap_mailboxes(channels)]
 
 
 def start_pollers(

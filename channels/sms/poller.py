@@ -20,8 +20,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from channels.sms.inbound import to_message
 from channels.sms.kavenegar import Kavenegar, KavenegarError
+from config.channels import ChannelsConfig
+from config.settings import Settings
 from config.sms import SmsConfig
 from kartabl.errors import InputError, OutcomeUnknown
 from kartabl.inbound import Batch, SourceUnavailable
@@ -83,3 +87,10 @@ def lines(config: SmsConfig) -> list[SmsLine]:
     """A source per configured line, sharing one API client."""
     api = Kavenegar(config)
     return [SmsLine(config, line, api) for line in config.lines]
+
+
+def sources(channels: ChannelsConfig, settings: Settings, sessions: sessionmaker[Session]
+            ) -> list[SmsLine]:
+    """The registry's entry (:mod:`channels.polled`): every line, when ``[sms] poll``."""
+    sms = channels.sms
+    return lines(sms) if sms is not None and sms.poll else []

@@ -32,6 +32,8 @@ from telegram.warnings import PTBUserWarning
 from channels.telegram.bot import open_bot, redact
 from channels.telegram.registration import ALLOWED_UPDATES
 from channels.telegram.updates import to_message, update_id_of
+from config.channels import ChannelsConfig
+from config.settings import Settings
 from config.telegram import BotConfig
 from kartabl.errors import InputError
 from kartabl.inbound import Batch, SourceUnavailable
@@ -121,3 +123,9 @@ class BotSource:
             async with open_bot(self.bot) as bot:
                 await bot.delete_webhook()
         asyncio.run(run())
+
+
+def sources(channels: ChannelsConfig, settings: Settings, sessions: sessionmaker[Session]
+            ) -> list[BotSource]:
+    """The registry's entry (:mod:`channels.polled`): every bot with ``mode = "polling"``."""
+    return [BotSource(b, sessions) for b in channels.telegram.bots if b.mode == "polling"]
