@@ -20,6 +20,7 @@ import config.settings
 from channels import health, runner
 from channels.email.ingest import MailIngester
 from channels.email.poller import MailboxSource
+from channels.polled import POLLED
 from channels.runner import Runner
 from channels.sms.poller import SmsLine
 from channels.sms.standin import KavenegarStandin
@@ -114,6 +115,11 @@ def adapter(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Iterat
         yield from _sms()
     else:
         yield from _bot(request.param, db)
+
+
+def test_every_registered_polled_channel_is_under_this_contract() -> None:
+    # (Bale bots are the telegram adapter's, with a kind of their own)
+    assert set(POLLED) <= set(ADAPTERS), "a polled channel without a harness here"
 
 
 def stored(db: sessionmaker[Session]) -> int:
