@@ -7,14 +7,24 @@ transaction open across a round trip to the source.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl.db import dialect_insert
 from kartabl.models import PollerState, utcnow
+
+log = logging.getLogger(__name__)
+_installed: set[int] = set()  # the registries that have the collector (by id)
+_installed_guard = threading.Lock()
 
 
 def _row(session: Session, name: str) -> PollerState:
@@ -63,3 +73,42 @@ def failing(session: Session, prefix: str = "") -> list[dict[str, Any]]:
          "last_error": err}
         for n, since, err in session.execute(query)
     ]
+
+
+class HealthMetrics(Collector):
+    """``kartabl_poller_failing{source}`` (1 in an outage, else 0) and
+    ``kartabl_poller_last_ok_timestamp_seconds{source}``, read from ``poller_state`` at each
+    scrape: every poller process of the fleet writes that table, so the web's ``/metrics``
+    shows them all (a poller process serves no metrics of its own)."""
+
+    def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        failing = GaugeMetricFamily("kartabl_poller_failing", "1 while the polled source is "
+                                    "in an outage (poller_state), else 0", labels=["source"])
+        last_ok = GaugeMetricFamily("kartabl_poller_last_ok_timestamp_seconds", "When the "
+                                    "polled source last had a good pass (Unix time)",
+                                    labels=["source"])
+        try:
+            with self._sessions()() as session:
+                rows = session.execute(select(PollerState.name, PollerState.failing_since,
+                                              PollerState.last_ok_at)).all()
+        except Exception as exc:  # a scrape must answer: the database has /readyz
+            log.debug("poller health not available for metrics: %s", exc)
+            rows = []
+        for name, since, ok_at in sorted(rows):
+            failing.add_metric([name], 1.0 if since is not None else 0.0)
+            if ok_at is not None:
+                last_ok.add_metric([name], ok_at.timestamp())
+        yield failing
+        yield last_ok
+
+
+def install_metrics(sessions: Callable[[], sessionmaker[Session]],
+                    registry: CollectorRegistry = REGISTRY) -> None:
+    """Serve the pollers' health from ``registry`` (once per registry)."""
+    with _installed_guard:
+        if id(registry) not in _installed:
+            registry.register(HealthMetrics(sessions))
+            _installed.add(id(registry))

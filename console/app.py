@@ -226,8 +226,10 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
 
+    from channels import health
     from channels.webhooks import routers
 
+    health.install_metrics(db.session_factory)  # every poller's health on /metrics
     for name, router in routers().items():
         app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
 
