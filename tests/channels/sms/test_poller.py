@@ -4,6 +4,7 @@ SMS through the callback (a real uvicorn server the stand-in posts to) is one me
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -152,6 +153,23 @@ def test_kartabl_sms_poll_once(standin: KavenegarStandin, channels_file, db) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 new" in done.stdout and API_KEY not in done.stdout + done.stderr
     assert len(messages(db)) == 2
+
+
+def test_the_generic_poll_command_runs_a_registered_channel(
+        standin: KavenegarStandin, channels_file, db) -> None:
+    # Given two SMS waiting, and a command that knows the channel only by its registry name
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    standin.inbound("09121234568", "درود", LINE, via="queue")
+    done = subprocess.run([str(KARTABL), "poll", "sms", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    # Then it polls the line through the runner, as `kartabl sms poll` does
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 fetched, 2 new" in done.stdout and API_KEY not in done.stdout + done.stderr
+    assert len(messages(db)) == 2
+    # And a channel that is not registered is refused, saying which are
+    bad = subprocess.run([str(KARTABL), "poll", "pigeon", "--once"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert bad.returncode == 2 and "email, telegram, sms" in bad.stdout + bad.stderr
 
 
 def test_kartabl_sms_poll_once_says_why_it_failed(standin: KavenegarStandin, channels_file,
