@@ -31,16 +31,12 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from channels.runner import Runner
-from channels.sms.poller import lines
 from channels.sms.standin import KavenegarStandin
-from channels.telegram.poller import BotSource
 from channels.telegram.standin import BotApiStandin, text_update
 from config.channels import ChannelsConfig
 from config.settings import Settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig, TelegramConfig
-from kartabl import db
 from kartabl.models import Channel
 from router.identity import identity_for
 
@@ -107,16 +103,6 @@ class DemoChannels:
         return self.config.sms
 
     # -- Kartabl's side: the real senders and pollers ----------------------------------------
-
-    def sms_runners(self, stop: threading.Event) -> list[Runner]:
-        """The SMS line's poller, on the one runner of every polled channel."""
-        return [Runner(line, db.session_factory(), stop) for line in lines(self.sms_config)]
-
-    def bot_runners(self, stop: threading.Event, *, timeout_s: int | None = None
-                    ) -> list[Runner]:
-        """Every bot's poller (``timeout_s``: getUpdates' wait, by default the bot's)."""
-        return [Runner(BotSource(bot, db.session_factory(), timeout_s=timeout_s),
-                       db.session_factory(), stop) for bot in self.config.telegram.bots]
 
     def serve_callback(self, app: FastAPI, web_host: str, web_port: int) -> None:
         """Let the console's real receive callback (``/webhooks/sms/receive/<secret>``)
