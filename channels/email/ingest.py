@@ -65,6 +65,7 @@ class MailBatch(Batch):
     # Of the batch, the oversized mail: only its header is kept, so it must stay where it
     # is on the server (flagged, never moved) for the re-import to fetch it.
     left_in_place: list[int] = dataclasses.field(default_factory=list)
+    upto: int | None = None  # the last UID asked for (some may have vanished): last_uid's
     _quarantine_log: list[tuple[Fetched, str]] = dataclasses.field(default_factory=list)
 
     def stage(self, session: Session) -> list[Stored]:

@@ -80,8 +80,8 @@ class MailboxFeed:
                  uids: Sequence[int] | None = None, progress: Progress | None = None) -> None:
         self.source, self.client = source, client
         self.account, self.ingester = source.account, source.ingester
-        self._uids, self._progress, self._done = uids, progress, 0
-        self._total = 0
+        self._uids, self._progress = uids, progress
+        self._total = self._asked = 0
 
     @property
     def _sessions(self) -> sessionmaker[Session]:
@@ -96,38 +96,37 @@ class MailboxFeed:
             uids: Sequence[int] = imap.uids_after(self.client, last)
         else:
             uids = self._uids
-        self._total, self._done = len(uids), 0
+        self._total, self._asked = len(uids), 0
         if self._progress:
             self._progress(0, len(uids))
         for start in range(0, len(uids), acc.fetch_batch):
             chunk = uids[start : start + acc.fetch_batch]
             mails = imap.fetch(self.client, chunk,
                                max_bytes=self.ingester.settings.mail_max_bytes)
-            # ack: every UID asked for (a vanished one is passed over, as the fetch logs)
             batch = self.ingester.prepare_batch(selected.uidvalidity, mails)
-            batch.ack = list(chunk)
+            batch.upto = chunk[-1]  # a UID that vanished is passed over (the fetch logs it)
+            # acknowledged before the next batch is asked for (the runner's order)
+            self._asked = start + len(chunk)
             yield batch
 
     def acknowledge(self, batch: Batch) -> None:
         """Flag or move the committed mail, then advance ``last_uid`` past the batch."""
         assert isinstance(batch, MailBatch)
         batch.log_quarantined()
-        acc, uids = self.account, list(batch.ack)
-        done = {m.uid for m, _ in batch.good} | {m.uid for m, _ in batch.bad}
+        acc, done = self.account, list(batch.ack)  # the UIDs fetched, now durable
         left = set(batch.left_in_place)
         imap.acknowledge(
-            self.client, [u for u in uids if u in done and u not in left],
+            self.client, [u for u in done if u not in left],
             processed_folder=acc.processed_folder, processed_flag=acc.processed_flag,
         )
         if left:  # flagged but not moved: the re-import fetches the whole mail there
             imap.acknowledge(self.client, sorted(left), processed_folder="",
                              processed_flag=acc.processed_flag)
-        if self._uids is None and batch.uidvalidity is not None:
+        if self._uids is None and batch.uidvalidity is not None and batch.upto is not None:
             state.advance(self._sessions, self.source.mailbox.name, batch.uidvalidity,
-                          uids[-1])
-        self._done += len(uids)
+                          batch.upto)
         if self._progress:
-            self._progress(self._done, self._total)
+            self._progress(self._asked, self._total)
 
     # -- waiting --------------------------------------------------------------------------
 
