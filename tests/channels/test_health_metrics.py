@@ -1,14 +1,18 @@
-"""The pollers' health, written by the runner in poller_state, on the web's /metrics: every
-poller process of the fleet writes the table, the web reads it at each scrape."""
+"""The pollers' health, written by the runner in poller_state, on the web's /metrics (every
+poller process of the fleet writes the table, the web reads it at each scrape) and in
+`kartabl status`."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from boot.cli import app
 from channels import health
 from kartabl.models import PollerState
 
@@ -62,3 +66,15 @@ def test_a_database_that_does_not_answer_leaves_the_scrape_working(tmp_path) -> 
     text = generate_latest(registry).decode()
     assert "# TYPE kartabl_poller_failing gauge" in text
     assert values(text, "kartabl_poller_failing") == {}
+
+
+def test_kartabl_status_lists_every_polled_source_in_an_outage(settings, db) -> None:
+    # Given a bot in an outage and a mailbox that is fine
+    health.record_failure(db, "telegram:shop", "502 Bad Gateway")
+    health.record_ok(db, "email:support")
+    # Then `kartabl status` lists the bot, with its error, and not the mailbox
+    r = CliRunner().invoke(app, ["status", "--json"])
+    assert r.exit_code == 0, r.output
+    [down] = json.loads(r.output)["pollers_failing"]
+    assert down["name"] == "telegram:shop" and down["last_error"] == "502 Bad Gateway"
+    assert down["failing_since"]
