@@ -6,10 +6,10 @@ with one Telegram bot and one Bale bot, and builds a :class:`ChannelsConfig` in 
 points the ``[sms]`` section and both bots at them. Everything else is the production path:
 
 - a demo customer's SMS is put into the stand-in, and reaches Kartabl by the real
-  :class:`SmsPoller` and, about half the time, *also* by the real receive callback of the
+  :mod:`channels.sms.poller` and, about half the time, *also* by the real receive callback of the
   console (so the log shows the same SMS twice and stored once);
 - a Telegram or Bale message is an update queued on the stand-in, fetched by the real
-  :class:`BotPoller` (polling mode: the demo needs no public URL);
+  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL);
 - approved replies leave by the real :class:`KavenegarSender` and :class:`TelegramSender`;
   the Kavenegar stand-in reports a sent SMS delivered a moment later (now and then failed),
   so the sweep's delivery polling moves the reply on as it would with Kavenegar.
@@ -31,15 +31,12 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from channels.sms.poller import SmsPoller
 from channels.sms.standin import KavenegarStandin
-from channels.telegram.poller import BotPoller
 from channels.telegram.standin import BotApiStandin, text_update
 from config.channels import ChannelsConfig
 from config.settings import Settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig, TelegramConfig
-from kartabl import db
 from kartabl.models import Channel
 from router.identity import identity_for
 
@@ -66,15 +63,14 @@ class DemoChannels:
     bot_api: BotApiStandin
     config: ChannelsConfig
     rnd: random.Random = field(default_factory=random.Random)
-    threads: list[threading.Thread] = field(default_factory=list)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
     def start(cls, *, poll_interval_s: float = 1.0, deliver_after_s: float = DELIVER_AFTER_S,
               fail_ratio: float = FAIL_RATIO, seed: int | None = None) -> DemoChannels:
         """Start both stand-ins and build the in-memory channels config pointing at them
-        (nothing is installed or polled yet: the ``run`` process boots with :attr:`config`, then
-        :meth:`start_pollers`)."""
+        (nothing is installed or polled yet: the ``run`` process boots with :attr:`config`, and
+        starts a poller per source of it, as of any channels file: :mod:`channels.polled`)."""
         api_key = "demo-" + secrets.token_urlsafe(16)
         kavenegar = KavenegarStandin(api_key, deliver_after_s=deliver_after_s,
                                      fail_ratio=fail_ratio, seed=seed, announce=True).start()
@@ -107,23 +103,6 @@ class DemoChannels:
         return self.config.sms
 
     # -- Kartabl's side: the real senders and pollers ----------------------------------------
-
-    def sms_poller(self) -> SmsPoller:
-        return SmsPoller(self.sms_config, db.session_factory())
-
-    def bot_pollers(self) -> list[BotPoller]:
-        return [BotPoller(bot, db.session_factory()) for bot in self.config.telegram.bots]
-
-    def start_pollers(self, stop: threading.Event) -> list[threading.Thread]:
-        """The SMS poller and one poller per bot, each a daemon thread until ``stop``."""
-        sms = self.sms_poller()
-        started = [threading.Thread(target=sms.run, args=(stop,), name="sms-poll", daemon=True)]
-        started += [threading.Thread(target=p.run, args=(stop,), name=f"bot-{p.bot.name}",
-                                     daemon=True) for p in self.bot_pollers()]
-        for thread in started:
-            thread.start()
-        self.threads += started
-        return started
 
     def serve_callback(self, app: FastAPI, web_host: str, web_port: int) -> None:
         """Let the console's real receive callback (``/webhooks/sms/receive/<secret>``)
@@ -178,9 +157,7 @@ class DemoChannels:
     # -- shutdown -------------------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Join the pollers (``stop`` must be set already), then stop the stand-ins."""
-        for thread in self.threads:
-            thread.join(timeout=timeout_s)
+        """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
         stopping = [threading.Thread(target=standin.stop, name="standin-stop")
                     for standin in (self.kavenegar, self.bot_api)]

@@ -151,6 +151,7 @@ def _install_security_headers(app: FastAPI) -> None:
 def _email_info() -> dict[str, Any]:
     """Informational only: bad mail kept aside, or a mailbox out of reach, must not take
     the web out of service (the console is how people see and fix it)."""
+    from channels import health
     from channels.email.state import failing_mailboxes, quarantined_count
 
     try:
@@ -158,6 +159,7 @@ def _email_info() -> dict[str, Any]:
             return {
                 "quarantined": quarantined_count(session),
                 "mailboxes_failing": failing_mailboxes(session),
+                "pollers_failing": health.failing(session),  # every polled source
             }
     except Exception as exc:
         return {"error": type(exc).__name__}
@@ -207,8 +209,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = s
 
+    from channels import health
     from channels.webhooks import routers
 
+    health.install_metrics(db.session_factory)  # every poller's health on /metrics
     for name, router in routers().items():
         app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
 

@@ -19,7 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 import config.settings
 from boot.demo import CUSTOMERS, DemoDriver, seed
 from boot.demo_channels import LINE, DemoChannels, start_unless_configured
+from channels.runner import Runner, poll_each
+from channels.sms.poller import sources as sms_sources
 from channels.sms.standin import KavenegarStandin
+from channels.telegram.poller import BotSource
+from kartabl import db as kdb
 from kartabl import outbound, workflow
 from kartabl.models import Channel, Conversation, Identity, Message, Person, Reply, ReplyState
 from responders.dispatch import dispatch_reply, poll_delivery
@@ -69,9 +73,17 @@ def demo(seeded: sessionmaker[Session]) -> Iterator[DemoChannels]:
     yield from make_demo(deliver_after_s=0.0, fail_ratio=0.0, seed=1)
 
 
+def sms_runners(demo: DemoChannels, db: sessionmaker[Session]) -> list[Runner]:
+    """The demo line's poller, as `kartabl run` builds it (channels.polled)."""
+    return [Runner(line, db) for line in sms_sources(demo.config, config.settings.get_settings(),
+                                                     db)]
+
+
 def poll_all(demo: DemoChannels) -> int:
-    created = demo.sms_poller().poll_once().created
-    return created + sum(p.poll_once(timeout_s=0).created for p in demo.bot_pollers())
+    db = kdb.session_factory()
+    # The bots as `kartabl run` polls them, without the long poll's wait
+    bots = [Runner(BotSource(bot, db, timeout_s=0), db) for bot in demo.config.telegram.bots]
+    return poll_each(sms_runners(demo, db) + bots).created
 
 
 def route_all(db: sessionmaker[Session]) -> None:
@@ -235,8 +247,8 @@ def test_an_sms_by_callback_and_by_polling_is_one_message(demo, seeded) -> None:
         entry = demo.kavenegar.inbound("09123456789", "بله", LINE, via="both")
         assert entry["callback_status"] == 200
         # Then the callback stored it, and the poller finds it already there
-        result = demo.sms_poller().poll_once()
-        assert (result.received, result.created, result.duplicates) == (1, 0, 1)
+        result = poll_each(sms_runners(demo, kdb.session_factory()))
+        assert (result.fetched, result.created, result.duplicates) == (1, 0, 1)
         with seeded() as s:
             [msg] = s.scalars(select(Message)).all()
             assert msg.external_id == f"kv:{entry['messageid']}"

@@ -24,6 +24,7 @@ from dramatiq.common import dq_name
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels import health
 from channels.email.state import failing_mailboxes, quarantined_count
 from config.settings import Settings
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
@@ -80,7 +81,7 @@ def queue_status(
 
         {"broker": "redis", "queues": {"inbound": {"ready": 0, "in_flight": 2, "delayed": 0},
          ...}, "unrouted": 2, "unsent": 0, "sending": 0, "sending_stale": 0, "quarantined": 0,
-         "dead_letters": 0, "mailboxes_failing": []}
+         "dead_letters": 0, "mailboxes_failing": [], "pollers_failing": []}
 
     Raises the broker's or the database's error when either is unreachable (/readyz turns
     that into a 503).
@@ -92,4 +93,6 @@ def queue_status(
         "dead_letters": count_dead_letters(broker),
         # IMAP mailboxes in an outage: [{"name", "failing_since", "last_error"}].
         "mailboxes_failing": failing_mailboxes(session),
+        # Every polled source in an outage (mailboxes, bots, SMS lines), by the runner.
+        "pollers_failing": health.failing(session),
     }

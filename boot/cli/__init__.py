@@ -6,14 +6,15 @@
 - :mod:`boot.cli.run`: web, worker, sweep, run (all-in-one);
 - :mod:`boot.cli.email`: the email channel (``kartabl email poll|backfill|...``);
 - :mod:`boot.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``);
-- :mod:`boot.cli.sms`: SMS through Kavenegar (``kartabl sms poll``).
+- :mod:`boot.cli.sms`: SMS through Kavenegar (``kartabl sms poll``);
+- :mod:`boot.cli.poll`: any registered polled channel (``kartabl poll CHANNEL``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from boot.cli import admin, customers, email, ops, run, sms, telegram
+from boot.cli import admin, customers, email, ops, poll, run, sms, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -27,6 +28,7 @@ run.register(app)
 email.register(app)
 telegram.register(app)
 sms.register(app)
+poll.register(app)
 
 
 def main() -> None:

@@ -64,15 +64,18 @@ def run_all_in_one(*, demo: bool) -> None:
         daemon=True,
     )
     scheduler.start()
-    # The IMAP pollers of the configured mailboxes (none by default: the demo's customers
-    # are stand-ins). Each finishes its current batch when `stop` is set.
-    from channels.email.service import start_pollers
+    # A poller per source of every polled channel (channels.polled): the configured
+    # mailboxes, polling bots and SMS lines, or the demo's stand-ins. Each finishes its
+    # current batch when `stop` is set.
+    from channels import polled
+    from channels.runner import start as start_runners
+    from config.channels import get_channels
 
-    pollers = start_pollers(stop)
+    channels = demo_channels.config if demo_channels is not None else get_channels()
+    pollers = start_runners(polled.runners(channels, s, db.session_factory(), stop))
     if demo_channels is not None:
         from console.app import app  # the instance uvicorn serves below ("console.app:app")
 
-        pollers += demo_channels.start_pollers(stop)
         demo_channels.serve_callback(app, s.web_host, s.web_port)
     driver = None
     if demo:

@@ -83,7 +83,7 @@ def poll(
         failed = 0
         for box in boxes:
             try:
-                r = make_poller(box).connect_and_poll_once()
+                r = make_poller(box).poll_once()
             except MailboxUnavailable as exc:
                 failed += 1
                 out.print(f"[red]{box.name}: unreachable: {escape(str(exc))}[/red]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -36,8 +38,10 @@ def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")
     (Kavenegar marks them read as it returns them), every poll_interval_s until SIGTERM or
     SIGINT."""
     from boot import start
+    from channels.runner import Runner, poll_each
+    from channels.runner import start as start_runners
     from channels.sms.kavenegar import redact
-    from channels.sms.poller import SmsPoller
+    from channels.sms.poller import lines
     from kartabl import db
 
     try:
@@ -49,17 +53,20 @@ def poll(once: bool = typer.Option(False, "--once", help="One pass, then exit.")
         idle_until_stopped(f"kartabl sms poll: {exc.message}")
         return
     start("sms")  # routing is enqueued after each commit
-    poller = SmsPoller(config, db.session_factory())
+    # Each line is polled by one process at a time (the runner's lock per line).
+    stop = threading.Event() if once else stop_on_signals()
+    runners = [Runner(line, db.session_factory(), stop) for line in lines(config)]
     if once:
         try:
-            r = poller.poll_once()
+            r = poll_each(runners)
         except Exception as exc:
             out.print(f"[red]{escape(redact(str(exc)))}[/red]")
             raise typer.Exit(1) from None
-        out.print(f"{r.received} received, {r.created} new, {r.duplicates} duplicate, "
-                  f"{r.malformed} malformed")
+        out.print(f"{r.fetched} received, {r.created} new, {r.duplicates} duplicate, "
+                  f"{r.skipped} malformed")
         return
-    poller.run(stop_on_signals())  # finishes (stores) the pass in hand on a stop
+    for t in start_runners(runners, daemon=False):  # each finishes (stores) its pass in hand
+        t.join()
 
 
 def register(parent: typer.Typer) -> None:

@@ -48,7 +48,10 @@ def poll(
     until SIGTERM or SIGINT. Deletes each bot's webhook first (Telegram refuses
     getUpdates while one is set)."""
     from boot import start
-    from channels.telegram.poller import BotPoller
+    from channels.runner import Runner
+    from channels.runner import start as start_runners
+    from channels.telegram.bot import redact
+    from channels.telegram.poller import BotSource
     from kartabl import db
 
     try:
@@ -60,28 +63,25 @@ def poll(
         idle_until_stopped(f"kartabl telegram poll: {exc.message}")
         return
     start("telegram")  # routing is enqueued after each commit
-    pollers = [BotPoller(b, db.session_factory()) for b in bots]
+    stop = threading.Event() if once else stop_on_signals()
+    sources = [BotSource(b, db.session_factory(), timeout_s=0 if once else None) for b in bots]
+    runners = [Runner(source, db.session_factory(), stop) for source in sources]
     failed = 0
-    for p in pollers:
+    for source, runner in zip(sources, runners, strict=True):
         try:
-            p.delete_webhook()
+            source.delete_webhook()
             if once:
-                r = p.poll_once(timeout_s=0)
-                out.print(f"{p.bot.name}: {r.updates} updates, {r.created} new, "
-                          f"{r.duplicates} duplicate, {r.ignored} ignored")
+                r = runner.poll_once()
+                out.print(f"{source.bot.name}: {r.fetched} updates, {r.created} new, "
+                          f"{r.duplicates} duplicate, {r.skipped} ignored")
         except Exception as exc:  # reported per bot; the others go on
-            from channels.telegram.bot import redact
-
             failed += 1
-            out.print(f"[red]{p.bot.name}: {escape(redact(str(exc)))}[/red]")
+            out.print(f"[red]{source.bot.name}: {escape(redact(str(exc)))}[/red]")
     if once:
         raise typer.Exit(1 if failed else 0)
-    stop = stop_on_signals()  # each poller finishes (stores, advances) its current pass
-    threads = [threading.Thread(target=p.run, args=(stop,), name=f"telegram-{p.bot.name}")
-               for p in pollers]
-    for t in threads:
-        t.start()
-    for t in threads:
+    # Each bot is polled by one process at a time (the runner's lock per bot); each runner
+    # finishes (stores, advances) its current pass on a stop.
+    for t in start_runners(runners, daemon=False):
         t.join()
 
 

@@ -27,7 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 from imapclient import IMAPClient
 
 from config.channels import ImapAccount
-from kartabl.errors import KartablError
+from kartabl.inbound import SourceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ FETCH_BUDGET_BYTES = 64 * 1024 * 1024
 IMAP_ERRORS: tuple[type[BaseException], ...] = (OSError, imaplib.IMAP4.error)
 
 
-class MailboxUnavailable(KartablError):
+class MailboxUnavailable(SourceUnavailable):
     """The IMAP server is unreachable, refused the login, or broke the connection."""
 
 

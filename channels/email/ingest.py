@@ -34,6 +34,8 @@ from config.channels import Mailbox
 from config.settings import Settings
 from kartabl import ingest
 from kartabl.db import dialect_insert
+from kartabl.inbound import Batch
+from kartabl.ingest import Stored
 from kartabl.messages import InboundMessage
 from kartabl.models import QuarantinedMail, utcnow
 
@@ -49,6 +51,47 @@ class BatchResult:
     # Of ``done``, the oversized mail: only its header is kept, so it must stay where it is
     # on the server (flagged, never moved) for the re-import to fetch it.
     left_in_place: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MailBatch(Batch):
+    """A fetched batch of one mailbox (:class:`kartabl.inbound.Batch`): its messages, and
+    the mail to quarantine, committed together by :meth:`stage`. ``ack``: its UIDs."""
+
+    ingester: MailIngester | None = None
+    uidvalidity: int | None = None
+    good: list[tuple[Fetched, InboundMessage]] = dataclasses.field(default_factory=list)
+    bad: list[tuple[Fetched, str]] = dataclasses.field(default_factory=list)
+    # Of the batch, the oversized mail: only its header is kept, so it must stay where it
+    # is on the server (flagged, never moved) for the re-import to fetch it.
+    left_in_place: list[int] = dataclasses.field(default_factory=list)
+    upto: int | None = None  # the last UID asked for (some may have vanished): last_uid's
+    _quarantine_log: list[tuple[Fetched, str]] = dataclasses.field(default_factory=list)
+
+    def stage(self, session: Session) -> list[Stored]:
+        """The messages and the quarantine rows of the batch, uncommitted (again on a fresh
+        session when the runner retries the commit)."""
+        assert self.ingester is not None
+        kept = list(self.bad)
+        for mail, reason in self.bad:
+            self.ingester.quarantine(session, self.uidvalidity, mail, reason)
+        stored = ingest.add_many(session, [m for _, m in self.good])
+        for (mail, msg), s in zip(self.good, stored, strict=True):
+            if (unreadable := unreadable_reason(msg)) is not None:
+                kept.append((mail, unreadable))
+                self.ingester.quarantine(session, self.uidvalidity, mail, unreadable,
+                                          s.message_id)
+        self._quarantine_log, self.quarantined = kept, len(kept)
+        return stored
+
+    def log_quarantined(self) -> None:
+        """After the commit: one warning per mail kept aside."""
+        name = self.ingester.mailbox.name if self.ingester else "?"
+        for mail, reason in self._quarantine_log:
+            log.warning(
+                "mail quarantined: mailbox=%s uid=%s size=%s reason=%s",
+                name, mail.uid, mail.oversized or len(mail.raw), reason,
+            )
 
 
 def oversized_reason(size: int, limit: int) -> str:
@@ -113,12 +156,11 @@ class MailIngester:
 
     # -- a batch --------------------------------------------------------------------------
 
-    def ingest(self, uidvalidity: int | None, mails: Sequence[Fetched]) -> BatchResult:
-        """Parse and commit one batch; returns which UIDs are durable (all of them, unless
-        this raises, in which case nothing of the batch is committed)."""
-        result = BatchResult()
-        good: list[tuple[Fetched, InboundMessage]] = []
-        bad: list[tuple[Fetched, str]] = []
+    def prepare_batch(self, uidvalidity: int | None, mails: Sequence[Fetched]) -> MailBatch:
+        """Parse ``mails`` (attachments written), nothing committed yet: the runner stages
+        and commits the batch (:meth:`MailBatch.stage`), then the poller acknowledges it."""
+        batch = MailBatch([], fetched=len(mails), ingester=self, uidvalidity=uidvalidity,
+                          ack=[m.uid for m in mails])
         limit = self.settings.mail_max_bytes
         for mail in mails:
             prepared = (
@@ -126,31 +168,28 @@ class MailIngester:
                 else self.prepare(mail.raw, mail.internal_date)
             )
             if isinstance(prepared, str):
-                bad.append((mail, prepared))
+                batch.bad.append((mail, prepared))
             else:
-                good.append((mail, prepared))
+                batch.good.append((mail, prepared))
+        batch.messages = [m for _, m in batch.good]
+        batch.left_in_place = [m.uid for m in mails if m.oversized is not None]
+        return batch
+
+    def ingest(self, uidvalidity: int | None, mails: Sequence[Fetched]) -> BatchResult:
+        """Parse and commit one batch; returns which UIDs are durable (all of them, unless
+        this raises, in which case nothing of the batch is committed)."""
+        batch = self.prepare_batch(uidvalidity, mails)
         with self.session_factory() as session:
-            for mail, reason in bad:
-                self._quarantine(session, uidvalidity, mail, reason)
-            stored = ingest.add_many(session, [m for _, m in good])
-            for (mail, msg), s in zip(good, stored, strict=True):
-                if (unreadable := unreadable_reason(msg)) is not None:
-                    bad.append((mail, unreadable))
-                    self._quarantine(session, uidvalidity, mail, unreadable, s.message_id)
+            stored = batch.stage(session)
             session.commit()  # the messages and the quarantine rows, or nothing
-        for mail, reason in bad:
-            log.warning(
-                "mail quarantined: mailbox=%s uid=%s size=%s reason=%s",
-                self.mailbox.name, mail.uid, mail.oversized or len(mail.raw), reason,
-            )
+        batch.log_quarantined()
+        result = BatchResult(done=list(batch.ack), left_in_place=batch.left_in_place)
         result.created = sum(s.created for s in stored)
         result.duplicates = len(stored) - result.created
-        result.quarantined = len(bad)
-        result.done = [m.uid for m in mails]
-        result.left_in_place = [m.uid for m in mails if m.oversized is not None]
+        result.quarantined = batch.quarantined
         return result
 
-    def _quarantine(
+    def quarantine(
         self, session: Session, uidvalidity: int | None, mail: Fetched, reason: str,
         message_id: int | None = None,
     ) -> None:

@@ -12,13 +12,15 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email import imap
 from channels.email.ingest import MailIngester
-from channels.email.poller import MailboxPoller, PassResult, Progress
+from channels.email.poller import MailboxFeed, MailboxSource, Progress
 from channels.email.reimport import ReimportOutcome, reimport
+from channels.runner import PassResult, Runner
 from config.channels import ChannelsConfig, Mailbox, get_channels
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from kartabl import db
 from kartabl.models import QuarantinedMail
 
@@ -29,11 +31,23 @@ def imap_mailboxes(channels: ChannelsConfig | None = None) -> list[Mailbox]:
     return [m for m in (channels or get_channels()).email.mailboxes if m.imap is not None]
 
 
-def make_poller(mailbox: Mailbox, stop: threading.Event | None = None, **kw: Any) -> MailboxPoller:
-    return MailboxPoller(
-        mailbox, get_settings(), db.session_factory(), get_channels().email.our_addresses,
-        stop, **kw,
-    )
+_SOURCE_OPTIONS = ("idle_renew_s", "idle_check_s")
+
+
+def make_poller(mailbox: Mailbox, stop: threading.Event | None = None, **kw: Any) -> Runner:
+    """The runner of ``mailbox``'s IMAP adapter. ``kw``: the adapter's IDLE timings
+    (``idle_renew_s``, ``idle_check_s``) and the runner's backoff options."""
+    source_kw = {k: kw.pop(k) for k in _SOURCE_OPTIONS if k in kw}
+    ingester = MailIngester(mailbox, get_settings(), db.session_factory(),
+                            get_channels().email.our_addresses)
+    return Runner(MailboxSource(ingester, **source_kw), db.session_factory(), stop, **kw)
+
+
+def sources(channels: ChannelsConfig, settings: Settings, sessions: sessionmaker[Session]
+            ) -> list[MailboxSource]:
+    """The registry's entry (:mod:`channels.polled`): every mailbox with an IMAP account."""
+    return [MailboxSource(MailIngester(m, settings, sessions, channels.email.our_addresses))
+            for m in imap_mailboxes(channels)]
 
 
 def start_pollers(
@@ -55,16 +69,17 @@ def backfill(
 ) -> PassResult:
     """Ingest every mail the server received since ``since`` (its internal date), e.g.
     after a long outage or when a mailbox is first connected. Everything goes through the
-    same ingest, so what is already stored is deduplicated. ``last_uid`` is left alone: the
-    search is by date, so it says nothing about which UIDs were all seen."""
-    poller = make_poller(mailbox, stop)
-    acc = poller.account
-    with imap.connect(acc) as client:
-        imap.ensure_folder(client, acc.processed_folder)
-        selected = imap.select(client, acc.folder)
+    same ingest and the same runner, so what is already stored is deduplicated.
+    ``last_uid`` is left alone: the search is by date, so it says nothing about which UIDs
+    were all seen."""
+    runner = make_poller(mailbox, stop)
+    source = runner.source
+    assert isinstance(source, MailboxSource)
+    with imap.connect(source.account) as client:
+        imap.ensure_folder(client, source.account.processed_folder)
+        imap.select(client, source.account.folder)
         uids = imap.uids_since(client, since)
-        result = poller.run_batches(client, selected.uidvalidity, uids, advance=False,
-                                    progress=progress)
+        result = runner.drain(MailboxFeed(source, client, uids=uids, progress=progress))
     log.info(
         "mailbox %s: backfill since %s: %d mail, %d new, %d duplicate, %d quarantined",
         mailbox.name, since, result.fetched, result.created, result.duplicates,

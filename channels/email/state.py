@@ -1,4 +1,6 @@
-"""Per-mailbox IMAP state in the database (:class:`~kartabl.models.MailboxState`).
+"""Per-mailbox IMAP state in the database (:class:`~kartabl.models.MailboxState`): where
+the poller stands (UIDVALIDITY, ``last_uid``). Its health is the runner's
+(:mod:`channels.health`); ``MailboxState``'s own health columns are no longer written.
 
 Each function is one short transaction of its own: the poller never holds a database
 transaction open across a network round trip to the IMAP server.
@@ -7,12 +9,12 @@ transaction open across a network round trip to the IMAP server.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels import health
 from kartabl.db import dialect_insert
 from kartabl.models import MailboxState, QuarantinedMail, utcnow
 
@@ -66,39 +68,10 @@ def advance(sf: sessionmaker[Session], name: str, uidvalidity: int, uid: int) ->
         session.commit()
 
 
-def record_ok(sf: sessionmaker[Session], name: str, folder: str) -> datetime | None:
-    """A pass succeeded. Returns when the outage that this ends began (None: there was none)."""
-    with sf() as session:
-        row = _row(session, name, folder)
-        was = row.failing_since
-        row.last_ok_at, row.failing_since, row.last_error = utcnow(), None, None
-        session.commit()
-        return was
-
-
-def record_failure(sf: sessionmaker[Session], name: str, folder: str, error: str) -> datetime:
-    """The mailbox failed. Returns when the current outage began."""
-    with sf() as session:
-        row = _row(session, name, folder)
-        if row.failing_since is None:
-            row.failing_since = utcnow()
-        row.last_error = error[:2000]
-        since = row.failing_since
-        session.commit()
-        return since
-
-
 def failing_mailboxes(session: Session) -> list[dict[str, Any]]:
-    """The mailboxes in an outage now, for status and /readyz (JSON-ready)."""
-    rows = session.execute(
-        select(MailboxState.name, MailboxState.failing_since, MailboxState.last_error)
-        .where(MailboxState.failing_since.is_not(None))
-        .order_by(MailboxState.name)
-    )
-    return [
-        {"name": n, "failing_since": since.isoformat() if since else None, "last_error": err}
-        for n, since, err in rows
-    ]
+    """The mailboxes in an outage now, for status and /readyz (JSON-ready): their pollers'
+    health, recorded by the runner (:mod:`channels.health`)."""
+    return health.failing(session, prefix="email:")
 
 
 def quarantined_count(session: Session) -> int:

@@ -123,6 +123,11 @@ class KavenegarStandin:
 
     # -- the test's (or the demo's) side -------------------------------------------------
 
+    def clear_faults(self) -> None:
+        """Forget the faults not served yet (the provider's outage is over)."""
+        with self._lock:
+            self._faults.clear()
+
     def fail_next(self, method: str, kind: str, value: float = 0, times: int = 1) -> None:
         with self._lock:
             self._faults.setdefault(method, []).extend(Fault(kind, value) for _ in range(times))

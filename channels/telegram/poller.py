@@ -1,17 +1,18 @@
-"""Long polling of one bot (``mode = "polling"``): no update lost, none stored twice.
-
-One pass (:meth:`BotPoller.poll_once`):
+"""Long polling of one bot (``mode = "polling"``), Telegram or Bale: an adapter on the
+inbound contract (:mod:`kartabl.inbound`); the runner (:mod:`channels.runner`) commits,
+retries, leads (one process polls a bot at a time: two getUpdates callers would each get a
+409 from Telegram, and would both store) and reports.
 
 1. ``getUpdates`` from the stored offset (``ChannelCursor "telegram:<bot>"``);
-2. store the batch's messages and commit (:func:`kartabl.ingest.store_many`);
-3. only then advance the cursor to the last ``update_id`` + 1, which the next
-   ``getUpdates`` sends as its offset, confirming the batch to Telegram.
+2. the runner stores the batch's messages and commits;
+3. only then :meth:`BotSource.acknowledge` advances the cursor to the last ``update_id`` +
+   1, which the next ``getUpdates`` sends as its offset, confirming the batch to Telegram.
 
 A crash between 2 and 3 makes the next pass fetch the same batch again; ingest's unique
 ``(channel, "<bot>:<update_id>")`` drops it. Advancing first could lose the batch. A
 malformed update is logged and skipped (the cursor moves past it), or it would block the
 bot for ever. Telegram refuses ``getUpdates`` while a webhook is set (409): the command
-deletes the webhook first. One process polls a bot at a time (:meth:`BotPoller.run`).
+deletes the webhook first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import asyncio
 import logging
 import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,44 +32,49 @@ from telegram.warnings import PTBUserWarning
 from channels.telegram.bot import open_bot, redact
 from channels.telegram.registration import ALLOWED_UPDATES
 from channels.telegram.updates import to_message, update_id_of
+from config.channels import ChannelsConfig
+from config.settings import Settings
 from config.telegram import BotConfig
-from kartabl import locks
 from kartabl.errors import InputError
-from kartabl.ingest import store_many
+from kartabl.inbound import Batch, SourceUnavailable
 from kartabl.messages import InboundMessage
 from kartabl.models import ChannelCursor
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class PassResult:
-    updates: int = 0
-    created: int = 0
-    duplicates: int = 0
-    ignored: int = 0
+class BotSource:
+    """One polling bot (a :class:`~kartabl.inbound.PolledSource`, and its own feed).
+    ``timeout_s``: getUpdates' long-poll wait, by default the bot's ``poll_timeout_s``."""
 
-
-class BotPoller:
     def __init__(self, bot: BotConfig, session_factory: sessionmaker[Session], *,
-                 limit: int = 100) -> None:
+                 limit: int = 100, timeout_s: int | None = None) -> None:
         self.bot, self._sessions, self._limit = bot, session_factory, limit
+        self._wait = bot.poll_timeout_s if timeout_s is None else timeout_s
 
     def __repr__(self) -> str:
-        return f"<BotPoller {self.bot.name}>"
+        return f"<BotSource {self.bot.name}>"
+
+    @property
+    def name(self) -> str:
+        return self.bot.cursor_name  # telegram:<bot>, Bale bots included
+
+    def open(self) -> AbstractContextManager[BotSource]:
+        return nullcontext(self)  # each getUpdates opens the bot's HTTP client
 
     def offset(self) -> int:
         with self._sessions() as session:
             row = session.get(ChannelCursor, self.bot.cursor_name)
             return row.value if row is not None else 0
 
-    def poll_once(self, *, timeout_s: int | None = None) -> PassResult:
+    def batches(self) -> Iterator[Batch]:
         offset = self.offset()
-        wait = self.bot.poll_timeout_s if timeout_s is None else timeout_s
-        updates = asyncio.run(self._fetch(offset, wait))
-        result = PassResult(updates=len(updates))
+        try:
+            updates = asyncio.run(self._fetch(offset, self._wait))
+        except (TelegramError, OSError) as exc:
+            raise SourceUnavailable(redact(str(exc)) or type(exc).__name__) from exc
         if not updates:
-            return result
+            return
         msgs: list[InboundMessage] = []
         last = offset - 1
         for update in updates:
@@ -76,18 +83,16 @@ class BotPoller:
                 msg = to_message(update, self.bot, strict_date=False)
             except InputError as exc:
                 log.warning("bot %s: malformed update skipped: %s", self.bot.name, exc)
-                result.ignored += 1
                 continue
-            if msg is None:
-                result.ignored += 1
-            else:
+            if msg is not None:
                 msgs.append(msg)
-        with self._sessions() as session:
-            stored = store_many(session, msgs)  # commits
-        result.created = sum(s.created for s in stored)
-        result.duplicates = len(stored) - result.created
-        self._advance(last + 1)
-        return result
+        yield Batch(msgs, fetched=len(updates), skipped=len(updates) - len(msgs), ack=last + 1)
+
+    def acknowledge(self, batch: Batch) -> None:
+        self._advance(int(batch.ack))
+
+    def wait(self, stop: threading.Event) -> None:
+        """Nothing: getUpdates itself waits on the server for news."""
 
     def _advance(self, offset: int) -> None:
         with self._sessions() as session, session.begin():
@@ -119,25 +124,8 @@ class BotPoller:
                 await bot.delete_webhook()
         asyncio.run(run())
 
-    def run(self, stop: threading.Event, *, backoff_max_s: float = 60.0) -> None:
-        """Poll until ``stop`` is set; errors back off exponentially. Several processes may
-        run this for the same bot: one at a time polls, the holder of the bot's poller lock
-        (:func:`kartabl.locks.lead`); the others stand by and take over when it dies. Two
-        getUpdates callers would each get a 409 from Telegram, and would both store."""
-        locks.lead(self._sessions.kw["bind"], f"telegram poller {self.bot.name}", stop,
-                   lambda lease: self._lead(stop, lease, backoff_max_s))
 
-    def _lead(self, stop: threading.Event, lease: locks.Lease, backoff_max_s: float) -> None:
-        delay = 1.0
-        while not stop.is_set():
-            if not lease.still_held():
-                log.warning("bot %s: the poller lock was lost; stepping down", self.bot.name)
-                return
-            try:
-                self.poll_once()
-                delay = 1.0
-            except (TelegramError, OSError) as exc:
-                log.warning("bot %s: polling failed (%s); again in %.0f s", self.bot.name,
-                            redact(str(exc)), delay)
-                stop.wait(delay)
-                delay = min(delay * 2, backoff_max_s)
+def sources(channels: ChannelsConfig, settings: Settings, sessions: sessionmaker[Session]
+            ) -> list[BotSource]:
+    """The registry's entry (:mod:`channels.polled`): every bot with ``mode = "polling"``."""
+    return [BotSource(b, sessions) for b in channels.telegram.bots if b.mode == "polling"]

@@ -148,6 +148,11 @@ class BotApiStandin:
         self._bots[token] = bot
         return bot
 
+    def clear_faults(self) -> None:
+        """Forget the faults not served yet (the provider's outage is over)."""
+        with self._cond:
+            self._faults.clear()
+
     def fail_next(self, method: str, kind: str, value: float = 0, times: int = 1, *,
                   after_send: bool = False) -> None:
         with self._cond:

@@ -34,6 +34,7 @@ from kartabl.models.base import (
 from kartabl.models.channel_state import (
     ChannelCursor,
     MailboxState,
+    PollerState,
     QuarantinedMail,
     SandboxDelivery,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "MessageKind",
     "PasswordReset",
     "Person",
+    "PollerState",
     "QuarantinedMail",
     "Reply",
     "ReplyState",

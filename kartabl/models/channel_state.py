@@ -47,6 +47,19 @@ class ChannelCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class PollerState(Base):
+    """The health of one polled source (a mailbox, a bot, an SMS line), written by the
+    poller runner (:mod:`channels.runner`): ``kartabl status`` and ``/readyz`` list the
+    sources in an outage."""
+
+    __tablename__ = "poller_state"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. "email:support"
+    last_ok_at: Mapped[datetime | None]  # last successful pass
+    failing_since: Mapped[datetime | None]  # first failure of the current outage, else NULL
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # -- channels: email ---------------------------------------------------------------------------
 
 

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import config.settings
-from channels.email import state
+from channels import health
 from console import auth
 from kartabl import db as kdb
 from kartabl import ingest
@@ -36,7 +36,7 @@ def test_healthz(client):
 
 def test_readyz_tells_anonymous_callers_only_ready_or_not(client, db, session):
     # Given a mailbox in an outage, whose name is nobody's business outside
-    state.record_failure(db, "secret-box", "INBOX", "ConnectionRefusedError: refused")
+    health.record_failure(db, "email:secret-box", "ConnectionRefusedError: refused")
     # Then a probe learns only that the web is ready
     r = client.get("/readyz")
     assert r.status_code == 200, r.text

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 15:43:21.201588
+Create Date: 2026-12-03 18:42:04.976996
 """
 
 from __future__ import annotations
@@ -92,6 +92,15 @@ def upgrade() -> None:
         sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_person")),
         sa.UniqueConstraint("username", name=op.f("uq_person_username")),
+    )
+    op.create_table(
+        "poller_state",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("last_ok_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("failing_since", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_poller_state")),
     )
     op.create_table(
         "sandbox_delivery",
@@ -570,6 +579,7 @@ def downgrade() -> None:
     op.drop_table("api_token")
     op.drop_table("team")
     op.drop_table("sandbox_delivery")
+    op.drop_table("poller_state")
     op.drop_table("person")
     op.drop_table("mailbox_state")
     with op.batch_alter_table("login_attempt", schema=None) as batch_op:

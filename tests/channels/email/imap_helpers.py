@@ -12,7 +12,7 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kartabl.models import Channel, MailboxState, Message, QuarantinedMail
+from kartabl.models import Channel, MailboxState, Message, PollerState, QuarantinedMail
 
 
 def mail(
@@ -86,6 +86,20 @@ def maybe_state(session: Session, name: str = "support") -> MailboxState | None:
 
 def mailbox_state(session: Session, name: str = "support") -> MailboxState:
     row = maybe_state(session, name)
+    assert row is not None
+    return row
+
+
+def maybe_health(session: Session, name: str = "support") -> PollerState | None:
+    """The mailbox's health, as the runner records it (``email:<name>``)."""
+    session.expire_all()
+    row = session.get(PollerState, f"email:{name}")
+    session.commit()
+    return row
+
+
+def mailbox_health(session: Session, name: str = "support") -> PollerState:
+    row = maybe_health(session, name)
     assert row is not None
     return row
 

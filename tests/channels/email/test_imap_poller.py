@@ -24,6 +24,7 @@ from tests.channels.email.imap_helpers import (
     email_messages,
     flags_by_uid,
     mail,
+    mailbox_health,
     mailbox_state,
 )
 from tests.factories import routing_args
@@ -51,7 +52,7 @@ def test_appended_mail_becomes_one_routed_message_of_the_mailbox_team(
     # And a customer's mail delivered by IMAP APPEND
     append(imap, mail(1, subject="سفارش من"))
     # When the poller makes a pass
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     # Then it is exactly one message, of this mailbox, sent to our address
     assert (result.fetched, result.created) == (1, 1)
     [msg] = email_messages(session)
@@ -71,7 +72,7 @@ def test_appended_mail_becomes_one_routed_message_of_the_mailbox_team(
     session.commit()
     # And the mail is flagged as processed, and a second pass finds nothing new
     assert FLAG in flags_by_uid(imap)[1]
-    assert make_poller(mailbox).connect_and_poll_once().fetched == 0
+    assert make_poller(mailbox).poll_once().fetched == 0
     assert _state(session).last_uid == 1
 
 
@@ -98,13 +99,13 @@ def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing
     target = channels.email.imap if crash_at == "acknowledge" else channels.email.state
     monkeypatch.setattr(target, crash_at, dying)
     with pytest.raises(Crash):
-        make_poller(mailbox).connect_and_poll_once()
+        make_poller(mailbox).poll_once()
     # Then batch 2 is committed, but last_uid still says batch 1
     assert count_messages(session) == 4
     assert _state(session).last_uid == 2
     # When the process restarts and polls again
     monkeypatch.setattr(target, crash_at, real)
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     # Then every mail is there exactly once, and all are acknowledged
     assert (result.fetched, result.created, result.duplicates) == (3, 1, 2)
     msgs = email_messages(session)
@@ -129,12 +130,12 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
     # Given the database fails when the batch is committed
     monkeypatch.setattr(kartabl.ingest, "add_many", failing_store)
     with pytest.raises(RuntimeError):
-        make_poller(mailbox).connect_and_poll_once()
+        make_poller(mailbox).poll_once()
     # Then nothing was flagged (nor before the commit), and last_uid did not move
     assert all(FLAG not in f for f in seen_at_commit[0].values())
     assert all(FLAG not in f for f in flags_by_uid(imap).values())
     assert _state(session).last_uid == 0
-    assert _state(session).failing_since is not None
+    assert mailbox_health(session).failing_since is not None
     # When the database is back, the next pass ingests both and then flags them
     flags_during_commit: list[dict[int, set[bytes]]] = []
 
@@ -143,10 +144,10 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(kartabl.ingest, "add_many", observed_store)
-    assert make_poller(mailbox).connect_and_poll_once().created == 2
+    assert make_poller(mailbox).poll_once().created == 2
     assert all(FLAG not in f for f in flags_during_commit[0].values())
     assert all(FLAG in f for f in flags_by_uid(imap).values())
-    assert _state(session).failing_since is None
+    assert mailbox_health(session).failing_since is None
 
 
 def test_processed_mail_is_moved_to_the_processed_folder_after_commit(
@@ -156,14 +157,14 @@ def test_processed_mail_is_moved_to_the_processed_folder_after_commit(
     append(imap, mail(1))
     append(imap, mail(2))
     # When the poller makes a pass (the folder does not exist yet: it is created)
-    assert make_poller(mailbox).connect_and_poll_once().created == 2
+    assert make_poller(mailbox).poll_once().created == 2
     # Then the mail left the INBOX for the processed folder, and both are stored
     assert flags_by_uid(imap, "INBOX") == {}
     assert len(flags_by_uid(imap, "Kartabl.Done")) == 2
     assert count_messages(session) == 2
     # And new mail after that is still found (last_uid, not the folder's content, counts)
     append(imap, mail(3))
-    assert make_poller(mailbox).connect_and_poll_once().created == 1
+    assert make_poller(mailbox).poll_once().created == 1
 
 
 def test_uidvalidity_change_resyncs_without_duplicates(
@@ -174,7 +175,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(
     raws = [mail(i) for i in range(1, 4)]
     for raw in raws:
         append(imap, raw, folder="Support")
-    assert make_poller(mailbox).connect_and_poll_once().created == 3
+    assert make_poller(mailbox).poll_once().created == 3
     before = _state(session).uidvalidity
     # Given the folder is recreated (a new UIDVALIDITY) with the same mail, plus one new
     imap.delete_folder("Support")
@@ -183,7 +184,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(
         append(imap, raw, folder="Support")
     # When the poller makes a pass
     with caplog.at_level(logging.WARNING, logger="channels.email.state"):
-        result = make_poller(mailbox).connect_and_poll_once()
+        result = make_poller(mailbox).poll_once()
     # Then it read the folder again from the start and stored only the new mail
     assert (result.fetched, result.created, result.duplicates) == (4, 1, 3)
     assert count_messages(session) == 4
@@ -203,7 +204,7 @@ def test_mail_marked_seen_by_another_client_is_still_ingested_and_unseen_stays_u
     other.add_flags([1], [b"\\Seen"])
     other.logout()
     # When the poller makes a pass
-    assert make_poller(mailbox).connect_and_poll_once().created == 2
+    assert make_poller(mailbox).poll_once().created == 2
     # Then both are stored; the read one stays read, and fetching did not mark the other
     flags = flags_by_uid(imap)
     assert b"\\Seen" in flags[1] and b"\\Seen" not in flags[2]
@@ -222,7 +223,7 @@ def test_mail_without_message_id_and_reused_message_ids_are_ingested(
     append(imap, twice)
     append(imap, twice)
     # When the poller makes a pass
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     # Then every distinct mail is one message; the identical copy is a duplicate
     assert (result.fetched, result.created, result.duplicates) == (6, 5, 1)
     senders = sorted(m.sender for m in email_messages(session))
@@ -231,11 +232,12 @@ def test_mail_without_message_id_and_reused_message_ids_are_ingested(
 
 def test_state_rows_are_per_mailbox(db, session, imap, mailbox):
     append(imap, mail(1))
-    make_poller(mailbox).connect_and_poll_once()
+    make_poller(mailbox).poll_once()
     rows = session.scalars(select(MailboxState)).all()
     session.commit()
     assert [(r.name, r.folder, r.last_uid) for r in rows] == [("support", "INBOX", 1)]
-    assert rows[0].last_ok_at is not None and rows[0].failing_since is None
+    health = mailbox_health(session)
+    assert health.last_ok_at is not None and health.failing_since is None
 
 
 def test_fetch_brings_bodies_in_groups_within_the_byte_budget(imap, mailbox, caplog):
@@ -264,14 +266,14 @@ def test_a_storage_error_is_logged_as_such_not_as_an_unreachable_mailbox(
     monkeypatch.setattr(channels.email.ingest, "store_payloads", disk_full)
     append(imap, mail(1))
     with caplog.at_level(logging.WARNING), pytest.raises(OSError) as raised:
-        make_poller(mailbox).connect_and_poll_once()
+        make_poller(mailbox).poll_once()
     # Then the error is ours, with its traceback, named a storage error
     assert not isinstance(raised.value, channels.email.imap.MailboxUnavailable)
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert "storage error" in error.getMessage() and error.exc_info is not None
     assert "unreachable" not in caplog.text
     state = _state(session)
-    assert state.last_error.startswith("storage error: OSError: [Errno 28]")
+    assert mailbox_health(session).last_error.startswith("storage error: OSError: [Errno 28]")
     # And nothing was acknowledged nor passed
     assert state.last_uid == 0 and all(FLAG not in f for f in flags_by_uid(imap).values())
 
@@ -286,7 +288,7 @@ def test_the_message_time_is_the_servers_internaldate_not_the_date_header(
     append(imap, mail(2), when=datetime.now(UTC) + timedelta(hours=1))
     # When the poller makes a pass
     before = datetime.now(UTC)
-    make_poller(mailbox).connect_and_poll_once()
+    make_poller(mailbox).poll_once()
     # Then the message's time is the INTERNALDATE, and the header is metadata
     first, second = sorted(email_messages(session), key=lambda m: m.sender)
     assert first.received_at == received

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 import channels.email.ingest
 import config.settings
-from channels.email import state
+from channels import health
 from channels.email.service import backfill, make_poller, reimport_one
 from console import auth
 from kartabl.models import Message, Role
@@ -41,7 +41,7 @@ def test_bad_mail_is_quarantined_and_the_poller_goes_on(db, session, imap, small
     for raw in (mail(1), BAD_MAIL, big, mail(4)):
         append(imap, raw)
     # When the poller makes a pass
-    result = make_poller(small_limit).connect_and_poll_once()
+    result = make_poller(small_limit).poll_once()
     # Then the good mail is stored, the bad and the oversized are kept aside with their
     # bytes and reasons, and every mail is acknowledged and behind last_uid
     assert (result.fetched, result.created, result.quarantined) == (4, 2, 2)
@@ -78,7 +78,7 @@ def test_a_parser_bug_quarantines_the_mail_instead_of_stopping(
     monkeypatch.setattr(channels.email.ingest, "parse_mail", buggy)
     for i in (1, 2, 3):
         append(imap, mail(i))
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     assert (result.created, result.quarantined) == (2, 1)
     [row] = quarantined(session)
     assert row.reason == "unparseable: RecursionError: parser bug"
@@ -87,7 +87,7 @@ def test_a_parser_bug_quarantines_the_mail_instead_of_stopping(
 def test_reimport_after_the_limit_is_raised(db, session, imap, small_limit, monkeypatch):
     append(imap, mail(1, body="x" * 3000))
     append(imap, BAD_MAIL)
-    make_poller(small_limit).connect_and_poll_once()
+    make_poller(small_limit).poll_once()
     # (ids kept as ints: touching an expired row would open a transaction in the test's
     # session, and on SQLite that holds the write lock the code under test needs)
     oversized_id, bad_id = (q.id for q in sorted(quarantined(session), key=lambda q: q.reason))
@@ -121,8 +121,8 @@ def test_readyz_reports_quarantined_mail_and_failing_mailboxes_but_stays_ready(
     from workers.broker import setup_broker
 
     append(imap, BAD_MAIL)
-    make_poller(small_limit).connect_and_poll_once()
-    state.record_failure(db, "other", "INBOX", "ConnectionRefusedError: refused")
+    make_poller(small_limit).poll_once()
+    health.record_failure(db, "email:other", "ConnectionRefusedError: refused")
     setup_broker(config.settings.get_settings())
     with TestClient(create_app()) as client:
         assert client.get("/readyz").json() == {"status": "ok"}  # the details are not public
@@ -162,7 +162,7 @@ def test_a_mail_whose_body_cannot_be_read_is_stored_quarantined_and_repaired_by_
     raw = mail(1, body="where is my order 1234?")
     append(imap, raw)
     # When the poller makes a pass
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     # Then the message is stored from its headers, and its raw bytes are quarantined with
     # it, in the same commit, linked to it
     assert (result.created, result.quarantined) == (1, 1)
@@ -196,7 +196,7 @@ def test_an_oversized_mail_is_left_on_the_server_and_reimported_from_it(
     big, small = mail(1, body="y" * 5000), mail(2)
     append(imap, big)
     append(imap, small)
-    assert make_poller(box).connect_and_poll_once().quarantined == 1
+    assert make_poller(box).poll_once().quarantined == 1
     [row] = quarantined(session)
     assert row.headers_only and len(row.raw) < 1000 and row.size == len(big)
     # The small mail went to the processed folder; the oversized one stays, flagged, where
@@ -220,7 +220,7 @@ def test_reimporting_an_oversized_mail_gone_from_the_server_says_so(
     db, session, imap, small_limit, monkeypatch
 ):
     append(imap, mail(1, body="z" * 5000))
-    make_poller(small_limit).connect_and_poll_once()
+    make_poller(small_limit).poll_once()
     [row] = quarantined(session)
     monkeypatch.setenv("KARTABL_MAIL_MAX_BYTES", str(10**6))
     config.settings.get_settings.cache_clear()

@@ -22,7 +22,7 @@ from tests.channels.email.imap_helpers import (
     email_messages,
     flags_by_uid,
     mail,
-    maybe_state,
+    maybe_health,
 )
 from tests.channels.email.test_imap_watch import NEVER, running, wait_for
 
@@ -72,7 +72,7 @@ def test_mail_is_ingested_over_tls_with_the_certificate_trusted_by_ca_file(
     assert mailbox.imap is not None and mailbox.imap.ca_file == tls.ca_file
     append(imap, mail(1, subject=f"over {security}"))
     # When the poller makes a pass
-    result = make_poller(mailbox).connect_and_poll_once()
+    result = make_poller(mailbox).poll_once()
     # Then the mail is one message, flagged as processed on the server
     assert (result.fetched, result.created) == (1, 1)
     [msg] = email_messages(session)
@@ -93,11 +93,11 @@ def test_an_untrusted_certificate_fails_the_mailbox_clearly_and_never_logs_in(
     poller = make_poller(mailbox, threading.Event(), backoff_base_s=0.05, backoff_cap_s=0.2)
     # When it runs
     with running(poller) as thread:
-        wait_for(lambda: (maybe_state(session) or NEVER).failing_since is not None, 10,
+        wait_for(lambda: (maybe_health(session) or NEVER).failing_since is not None, 10,
                  "the failure to be recorded")
         # Then it keeps running (retrying with backoff), the failure recorded and named
         assert thread.is_alive()
-    row = maybe_state(session)
+    row = maybe_health(session)
     assert row is not None and row.last_error is not None
     assert row.last_error.startswith("SSLCertVerificationError")
     assert "certificate verify failed" in row.last_error
@@ -123,11 +123,11 @@ def test_starttls_not_offered_by_the_server_fails_without_logging_in_in_clear_te
     poller = make_poller(mailbox, threading.Event(), backoff_base_s=0.05, backoff_cap_s=0.2)
     # When the poller runs
     with running(poller) as thread:
-        wait_for(lambda: (maybe_state(session) or NEVER).failing_since is not None, 10,
+        wait_for(lambda: (maybe_health(session) or NEVER).failing_since is not None, 10,
                  "the failure to be recorded")
         assert thread.is_alive()
     # Then the mailbox fails, saying why, and the poller never sent the password
-    row = maybe_state(session)
+    row = maybe_health(session)
     assert row is not None and row.last_error is not None
     assert "STARTTLS" in row.last_error and row.last_ok_at is None
     _no_login_for(tls, imap_user)

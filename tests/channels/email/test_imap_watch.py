@@ -15,21 +15,22 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import text
 
-from channels.email.poller import MailboxPoller
 from channels.email.service import make_poller, start_pollers
 from channels.email.state import failing_mailboxes
+from channels.runner import PassResult, Runner
 from kartabl import locks
-from kartabl.models import MailboxState
+from kartabl.inbound import Feed
+from kartabl.models import PollerState
 from tests.channels.email.imap_helpers import (
     Proxy,
     append,
     count_messages,
     mail,
-    mailbox_state,
-    maybe_state,
+    mailbox_health,
+    maybe_health,
 )
 
-NEVER = MailboxState(name="none")  # stands in until the poller has written its row
+NEVER = PollerState(name="none")  # stands in until the poller has written its row
 
 
 def port_outside_ephemeral_range() -> int:
@@ -59,15 +60,15 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> floa
 
 
 def first_pass_done(session) -> Callable[[], bool]:
-    return lambda: (maybe_state(session) or NEVER).last_ok_at is not None
+    return lambda: (maybe_health(session) or NEVER).last_ok_at is not None
 
 
 def failing(session) -> Callable[[], bool]:
-    return lambda: (maybe_state(session) or NEVER).failing_since is not None
+    return lambda: (maybe_health(session) or NEVER).failing_since is not None
 
 
 @contextmanager
-def running(poller: MailboxPoller) -> Iterator[threading.Thread]:
+def running(poller: Runner) -> Iterator[threading.Thread]:
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     try:
@@ -109,7 +110,7 @@ def test_idle_is_renewed_and_keeps_working(db, session, imap, write_channels, mo
         append(imap, mail(1))
         wait_for(lambda: count_messages(session) == 1, 10, "the mail")
     # Then the connection stayed usable throughout
-    assert mailbox_state(session).failing_since is None
+    assert mailbox_health(session).failing_since is None
 
 
 def test_polling_fallback_without_idle(db, session, imap, write_channels):
@@ -130,13 +131,13 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
         mailbox, threading.Event(), idle_check_s=0.1, backoff_base_s=0.05,
         backoff_cap_s=0.2, unreachable_warn_s=0.5,
     )
-    caplog.set_level(logging.INFO, logger="channels.email.poller")
+    caplog.set_level(logging.INFO, logger="channels.runner")
     try:
         with running(poller):
             # Then the outage is on the mailbox's state, in status, and in a warning
             wait_for(failing(session), 10, "the failure")
             wait_for(lambda: "has been unreachable for" in caplog.text, 10, "the warning")
-            assert "ConnectionRefusedError" in (mailbox_state(session).last_error or "")
+            assert "ConnectionRefusedError" in (mailbox_health(session).last_error or "")
             with db() as s:
                 [down] = failing_mailboxes(s)
             assert down["name"] == "support" and down["failing_since"]
@@ -145,7 +146,7 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
             proxy.start()
             # Then the poller reconnects, ingests it, and the outage is cleared
             wait_for(lambda: count_messages(session) == 1, 10, "the mail after recovery")
-            wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
+            wait_for(lambda: mailbox_health(session).failing_since is None, 10, "recovery")
             # the state is committed before the poller logs it: wait for the line as well
             wait_for(lambda: "reachable again" in caplog.text, 10, "the recovery message")
             # And a connection cut in the middle of IDLE is noticed and reconnected too
@@ -154,7 +155,7 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
             append(imap, mail(2))
             proxy.start()
             wait_for(lambda: count_messages(session) == 2, 10, "the mail after the cut")
-            wait_for(lambda: mailbox_state(session).failing_since is None, 10, "recovery")
+            wait_for(lambda: mailbox_health(session).failing_since is None, 10, "recovery")
     finally:
         proxy.stop()
 
@@ -212,14 +213,14 @@ def test_one_poller_per_mailbox_leads_and_a_standby_takes_over(
     second = make_poller(mailbox, threading.Event())
     passes = {"first": 0, "second": 0}
 
-    def counted(poller: MailboxPoller, name: str) -> None:
-        real = poller.poll_once
+    def counted(poller: Runner, name: str) -> None:
+        real = poller.drain
 
-        def poll_once(client: IMAPClient) -> object:
+        def drain(feed: Feed) -> PassResult:
             passes[name] += 1
-            return real(client)
+            return real(feed)
 
-        poller.poll_once = poll_once  # type: ignore[method-assign]
+        poller.drain = drain  # type: ignore[method-assign]
 
     counted(first, "first")
     counted(second, "second")
@@ -274,8 +275,8 @@ def test_a_leader_whose_lock_connection_dies_steps_down_and_leads_again(
         pytest.skip("SQLite is the single-process embedded mode: no lock to lose")
     mailbox = write_channels(idle=False, poll_interval_s=0.1)
     poller = make_poller(mailbox, threading.Event())
-    name = f"email poller {mailbox.name}"
-    with caplog.at_level(logging.WARNING, "channels.email.poller"), running(poller):
+    name = poller.lock_name  # "poller email:support"
+    with caplog.at_level(logging.WARNING, "channels.runner"), running(poller):
         wait_for(lambda: len(_lock_backends(session, name)) == 1, 10, "the poller's lock")
         [first] = _lock_backends(session, name)
         # When the lock's backend dies (a PostgreSQL restart, an operator's kill)

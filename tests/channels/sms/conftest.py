@@ -4,9 +4,13 @@ pointing at it: the real ``kavenegar`` library talks real HTTP to it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from channels.runner import PassResult, Runner, poll_each
+from channels.sms.poller import lines
 from channels.sms.standin import KavenegarStandin
 from config.sms import SmsConfig
 
@@ -28,3 +32,8 @@ def sms_config(standin: KavenegarStandin) -> SmsConfig:
     return SmsConfig(api_key=API_KEY, base_url=standin.base_url, line=LINE,
                      more_lines=["30001234"], team="support", webhook_secret=SECRET,
                      connect_timeout_s=1.0, timeout_s=1.0)
+
+
+def poll_sms(config: SmsConfig, db: sessionmaker[Session], **runner: Any) -> PassResult:
+    """One pass over every line of ``config``, as ``kartabl sms poll --once`` makes it."""
+    return poll_each(Runner(line, db, **runner) for line in lines(config))

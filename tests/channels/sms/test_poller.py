@@ -4,6 +4,7 @@ SMS through the callback (a real uvicorn server the stand-in posts to) is one me
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -21,15 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import config.channels
 import config.settings
-from channels.sms import poller as poller_module
+import kartabl.ingest
+from channels import runner
 from channels.sms import webhook
 from channels.sms.kavenegar import NotSent
-from channels.sms.poller import SmsPoller
 from channels.sms.standin import KavenegarStandin
 from channels.webhooks import routers
 from config.sms import SmsConfig
+from kartabl.inbound import SourceUnavailable
 from kartabl.models import Message
-from tests.channels.sms.conftest import API_KEY, LINE, SECRET
+from tests.channels.sms.conftest import API_KEY, LINE, SECRET, poll_sms
 
 KARTABL = Path(sys.executable).with_name("kartabl")
 
@@ -46,23 +48,23 @@ def test_a_pass_commits_every_unread_sms_and_kavenegar_marks_them_read(
         standin.inbound(f"0912{n:07d}", f"پیام {n}", LINE, via="queue")
     standin.inbound("09351112233", "به خط دوم", "30001234", via="queue")
     # When one pass runs
-    result = SmsPoller(sms_config, db).poll_once()
+    result = poll_sms(sms_config, db)
     # Then all are committed, in two pages of the first line and one of the second
-    assert (result.received, result.created) == (131, 131)
+    assert (result.fetched, result.created) == (131, 131)
     assert standin.calls.count("receive") == 3
     stored = messages(db)
     assert len(stored) == 131 and all(m.sender.startswith("+98") for m in stored)
     assert {m.recipient for m in stored} == {LINE, "30001234"}
     # And Kavenegar returns none of them again
-    assert SmsPoller(sms_config, db).poll_once().received == 0
+    assert poll_sms(sms_config, db).fetched == 0
 
 
 def test_an_unusable_sms_is_dropped_and_the_rest_committed(
         standin: KavenegarStandin, sms_config: SmsConfig, db) -> None:
     standin.inbound("SHOP-PROMO", "تبلیغ", LINE, via="queue")  # not a phone number
     standin.inbound("09121234567", "سلام", LINE, via="queue")
-    result = SmsPoller(sms_config, db).poll_once()
-    assert (result.received, result.created, result.malformed) == (2, 1, 1)
+    result = poll_sms(sms_config, db)
+    assert (result.fetched, result.created, result.skipped) == (2, 1, 1)
     assert [m.text for m in messages(db)] == ["سلام"]
 
 
@@ -70,10 +72,11 @@ def test_a_failing_api_stores_nothing_and_raises(standin: KavenegarStandin,
                                                  sms_config: SmsConfig, db) -> None:
     standin.inbound("09121234567", "سلام", LINE, via="queue")
     standin.fail_next("receive", "http", 503)
-    with pytest.raises(NotSent):
-        SmsPoller(sms_config, db).poll_once()
+    with pytest.raises(SourceUnavailable) as raised:
+        poll_sms(sms_config, db)
+    assert isinstance(raised.value.__cause__, NotSent)
     assert messages(db) == []
-    assert SmsPoller(sms_config, db).poll_once().created == 1  # still unread: not lost
+    assert poll_sms(sms_config, db).created == 1  # still unread: not lost
 
 
 def _free_port() -> int:
@@ -112,9 +115,9 @@ def test_the_same_sms_by_callback_and_polling_over_real_http_is_one_message(
     assert entry["callback_status"] == 200
     assert standin.post_callback(entry) == 200 and standin.post_callback(entry) == 200
     # When the poller reads the queue too
-    result = SmsPoller(sms_config, db).poll_once()
+    result = poll_sms(sms_config, db)
     # Then one message
-    assert (result.received, result.created) == (1, 0)
+    assert (result.fetched, result.created) == (1, 0)
     [msg] = messages(db)
     assert (msg.sender, msg.external_id) == ("+989121234567", f"kv:{entry['messageid']}")
     # And uvicorn's access log printed the path without the secret
@@ -152,6 +155,23 @@ def test_kartabl_sms_poll_once(standin: KavenegarStandin, channels_file, db) -> 
     assert len(messages(db)) == 2
 
 
+def test_the_generic_poll_command_runs_a_registered_channel(
+        standin: KavenegarStandin, channels_file, db) -> None:
+    # Given two SMS waiting, and a command that knows the channel only by its registry name
+    standin.inbound("09121234567", "سلام", LINE, via="queue")
+    standin.inbound("09121234568", "درود", LINE, via="queue")
+    done = subprocess.run([str(KARTABL), "poll", "sms", "--once"], capture_output=True,
+                          text=True, timeout=60)
+    # Then it polls the line through the runner, as `kartabl sms poll` does
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 fetched, 2 new" in done.stdout and API_KEY not in done.stdout + done.stderr
+    assert len(messages(db)) == 2
+    # And a channel that is not registered is refused, saying which are
+    bad = subprocess.run([str(KARTABL), "poll", "pigeon", "--once"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert bad.returncode == 2 and "email, telegram, sms" in bad.stdout + bad.stderr
+
+
 def test_kartabl_sms_poll_once_says_why_it_failed(standin: KavenegarStandin, channels_file,
                                                   db) -> None:
     standin.stop()
@@ -168,10 +188,10 @@ def test_while_the_database_is_down_nothing_is_fetched(
     down = sessionmaker(create_engine(f"sqlite:///{tmp_path}/gone/x.db"))
     # When a pass runs, it fails before asking Kavenegar, so nothing is marked read
     with pytest.raises(OperationalError):
-        SmsPoller(sms_config, down).poll_once()
+        poll_sms(sms_config, down)
     assert "receive" not in standin.calls
     # And the SMS is still there for the next pass on a working database
-    assert SmsPoller(sms_config, db).poll_once().created == 1
+    assert poll_sms(sms_config, db).created == 1
 
 
 def test_a_batch_in_hand_survives_failed_commits(
@@ -179,7 +199,7 @@ def test_a_batch_in_hand_survives_failed_commits(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # Given a database that fails the first two commits after the SMS were fetched
     standin.inbound("09121234567", "سلام", LINE, via="queue")
-    real, failures, slept = poller_module.store_many, [2], []
+    real, failures, slept = kartabl.ingest.add_many, [2], []
 
     def flaky(session: Session, msgs: list) -> list:
         if failures[0]:
@@ -187,13 +207,13 @@ def test_a_batch_in_hand_survives_failed_commits(
             raise OperationalError("INSERT", {}, Exception("database is restarting"))
         return real(session, msgs)
 
-    monkeypatch.setattr(poller_module, "store_many", flaky)
+    monkeypatch.setattr(kartabl.ingest, "add_many", flaky)
     # When a pass runs
-    result = SmsPoller(sms_config, db, sleep=slept.append).poll_once()
+    result = poll_sms(sms_config, db, sleep=slept.append)
     # Then the batch Kavenegar marked read is committed on the third try, after backoff
     assert result.created == 1 and [m.text for m in messages(db)] == ["سلام"]
     assert slept == [0.5, 1.0]
-    assert "storing 1 SMS failed, again in 0.5 s" in caplog.text
+    assert "storing 1 messages failed, again in 0.5 s" in caplog.text
 
 
 def test_a_batch_that_cannot_be_stored_is_logged_with_its_ids(
@@ -204,9 +224,9 @@ def test_a_batch_that_cannot_be_stored_is_logged_with_its_ids(
     def down(session: Session, msgs: list) -> list:
         raise OperationalError("INSERT", {}, Exception("disk full"))
 
-    monkeypatch.setattr(poller_module, "store_many", down)
+    monkeypatch.setattr(kartabl.ingest, "add_many", down)
     slept: list[float] = []
     with pytest.raises(OperationalError):
-        SmsPoller(sms_config, db, sleep=slept.append).poll_once()
-    assert slept == list(poller_module.STORE_RETRIES)
-    assert f"messageids {entry['messageid']}" in caplog.text
+        poll_sms(sms_config, db, sleep=slept.append)
+    assert slept == list(runner.COMMIT_RETRIES)
+    assert f"external ids kv:{entry['messageid']}" in caplog.text

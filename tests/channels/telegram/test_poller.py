@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.telegram.poller import BotPoller
+from channels.runner import Runner
+from channels.telegram.poller import BotSource
 from channels.telegram.standin import BotApiStandin, text_update
 from config.telegram import TelegramConfig
 from kartabl.models import ChannelCursor, Message
@@ -19,29 +20,34 @@ def count(db: sessionmaker[Session]) -> int:
 
 
 @pytest.fixture
-def poller(bots: TelegramConfig, db: sessionmaker[Session]) -> BotPoller:
+def source(bots: TelegramConfig, db: sessionmaker[Session]) -> BotSource:
     bot = bots.bot("poller")
     assert bot is not None
-    return BotPoller(bot, db)
+    return BotSource(bot, db)
+
+
+@pytest.fixture
+def poller(source: BotSource, db: sessionmaker[Session]) -> Runner:
+    return Runner(source, db, backoff_base_s=0.05, backoff_cap_s=0.2)
 
 
 def test_a_pass_stores_the_batch_then_advances_the_offset(
-        standin: BotApiStandin, poller: BotPoller, db) -> None:
+        standin: BotApiStandin, poller: Runner, source: BotSource, db) -> None:
     ids = [standin.add_update(POLL_TOKEN, text_update(42 + i, f"پیام {i}"))["update_id"]
            for i in range(3)]
     standin.add_update(POLL_TOKEN, text_update(50, "in a group", chat_type="group"))
     result = poller.poll_once()
-    assert (result.updates, result.created, result.ignored) == (4, 3, 1)
+    assert (result.fetched, result.created, result.skipped) == (4, 3, 1)
     assert count(db) == 3
-    assert poller.offset() == ids[-1] + 2  # past the ignored group update too
+    assert source.offset() == ids[-1] + 2  # past the ignored group update too
     with db() as s:
         assert s.get(ChannelCursor, "telegram:poller") is not None
     # The next pass sends the offset, which confirms the batch: nothing comes back.
-    assert poller.poll_once().updates == 0
+    assert poller.poll_once().fetched == 0
 
 
 def test_a_crash_between_store_and_cursor_stores_nothing_twice(
-        standin: BotApiStandin, poller: BotPoller, db,
+        standin: BotApiStandin, poller: Runner, source: BotSource, db,
         monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
         standin.add_update(POLL_TOKEN, text_update(60 + i, f"پیام {i}"))
@@ -51,34 +57,34 @@ def test_a_crash_between_store_and_cursor_stores_nothing_twice(
 
     # Given the process dies after committing the batch, before moving the cursor
     with monkeypatch.context() as m:
-        m.setattr(poller, "_advance", crash)
+        m.setattr(source, "_advance", crash)
         with pytest.raises(RuntimeError):
             poller.poll_once()
-    assert count(db) == 3 and poller.offset() == 0
+    assert count(db) == 3 and source.offset() == 0
     # When it polls again: Telegram resends the unconfirmed batch
     again = poller.poll_once()
     # Then nothing is stored twice, and the offset now moves
-    assert (again.updates, again.created, again.duplicates) == (3, 0, 3)
-    assert count(db) == 3 and poller.offset() > 0
-    assert poller.poll_once().updates == 0
+    assert (again.fetched, again.created, again.duplicates) == (3, 0, 3)
+    assert count(db) == 3 and source.offset() > 0
+    assert poller.poll_once().fetched == 0
 
 
 def test_a_malformed_update_is_skipped_not_blocking(
-        standin: BotApiStandin, poller: BotPoller, db) -> None:
+        standin: BotApiStandin, poller: Runner, db) -> None:
     standin.add_update(POLL_TOKEN, {"message": {"chat": "nonsense"}})
     standin.add_update(POLL_TOKEN, text_update(70, "after the bad one"))
     result = poller.poll_once()
-    assert (result.created, result.ignored) == (1, 1) and count(db) == 1
+    assert (result.created, result.skipped) == (1, 1) and count(db) == 1
 
 
 def test_polling_errors_back_off_until_stopped(
-        standin: BotApiStandin, poller: BotPoller, db) -> None:
+        standin: BotApiStandin, poller: Runner, db) -> None:
     import threading
 
     standin.fail_next("getUpdates", "server_error", 502, times=1)
     standin.add_update(POLL_TOKEN, text_update(80, "after the outage"))
-    stop = threading.Event()
-    thread = threading.Thread(target=poller.run, args=(stop,), daemon=True)
+    stop = poller.stop
+    thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     for _ in range(100):
         if count(db):

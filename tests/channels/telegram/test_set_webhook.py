@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 import config.channels
 import config.settings
 from boot.cli import app
+from channels.runner import Runner
 from channels.telegram.bot import open_bot
-from channels.telegram.poller import BotPoller
+from channels.telegram.poller import BotSource
 from channels.telegram.standin import BotApiStandin, text_update
 from channels.webhooks import routers
 from config.telegram import BotConfig
@@ -205,9 +206,9 @@ def test_the_poller_asks_only_for_the_kinds_it_handles(
     standin.add_update(POLL_TOKEN, text_update(42, "سلام"))
     standin.add_update(POLL_TOKEN, {"edited_message": text_update(42, "ویرایش")["message"]})
     standin.add_update(POLL_TOKEN, {"callback_query": {"id": "1", "data": "x"}})
-    result = BotPoller(bot, db).poll_once()
+    result = Runner(BotSource(bot, db), db).poll_once()
     # Only the message was delivered: the other kinds were never asked for
-    assert (result.updates, result.created, result.ignored) == (1, 1, 0)
+    assert (result.fetched, result.created, result.skipped) == (1, 1, 0)
     assert standin.bot(POLL_TOKEN).allowed_updates == ["message"]
     with db() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 1
