@@ -64,10 +64,20 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Every sequence back to its start, as TRUNCATE ... RESTART IDENTITY did.
+_RESTART_SEQUENCES = (
+    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false)"
+    " FROM pg_sequences WHERE schemaname = current_schema()")
+
+
 def _truncate_pg(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    """Empty every table and restart every id, in one transaction. DELETE, children first,
+    not TRUNCATE: a test leaves a few rows, and TRUNCATE of the 17 tables (new files for
+    each, then their fsync) took ~0.5 s per PostgreSQL test, DELETE a few milliseconds."""
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(f'DELETE FROM "{table.name}"')
+        conn.execute(_RESTART_SEQUENCES)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.fleet)])
