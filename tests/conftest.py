@@ -143,3 +143,31 @@ def redis_client() -> Iterator[redis.Redis]:
         _unavailable("Redis", exc)
     yield client
     client.close()
+
+
+# The files whose tests take tens of seconds each (fleets, benches, browsers, supervisors,
+# the API fuzzing), longest first. pytest-xdist hands out work in collection order, so these
+# go first: started last, one of them kept a worker busy for 30 s after the others had
+# finished (`make test`, 2026-12-03). Only the order changes; every test still runs.
+_LONG_FIRST = (
+    "tests/bench/",  # with the fleet group: the chaos smoke test
+    "tests/fleet/",
+    "tests/workers/test_worker_supervisor.py",
+    "tests/browser/test_workflow_flow.py",
+    "tests/console/test_api_fuzz.py",
+    "tests/deploy/test_supervisord.py",
+    "tests/console/security/test_get_is_safe.py",
+    "tests/channels/telegram/test_poller_takeover.py",
+    "tests/workers/test_worker_fleet.py",
+    "tests/channels/sms/test_poller_takeover.py",
+    "tests/test_run_allinone.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, p in enumerate(_LONG_FIRST) if path.startswith(p)),
+                    len(_LONG_FIRST))
+
+    items.sort(key=rank)  # stable: a file's tests keep their order, and stay together
