@@ -98,6 +98,20 @@ def stop_workers(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def wait_ready(proc: subprocess.Popen[bytes], log: Path, processes: int,
+               timeout_s: float = 120) -> None:
+    """Until each of the ``processes`` dramatiq workers says it is ready for action (in the
+    log), so that the timing starts with booted workers: a fixed wait was too short on a
+    busy machine (the boot went into the no-op figure) and too long on an idle one."""
+    deadline = time.monotonic() + timeout_s
+    while log.read_bytes().count(b"Worker process is ready for action.") < processes:
+        if proc.poll() is not None:
+            raise SystemExit(f"the workers exited ({proc.returncode}) before they were ready")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the workers were not ready within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
 def drained(r: redis.Redis, ns: str, queue: str) -> bool:
     if r.llen(f"{ns}:{queue}"):
         return False
@@ -263,7 +277,7 @@ def main() -> None:
         proc = start_workers(env, args.processes, args.threads, Path(tmp) / "workers.log")
         feeder = Feeder(Entry(get_settings(), db.session_factory()), args.webhook_threads)
         try:
-            time.sleep(3)  # let the worker processes boot before timing
+            wait_ready(proc, Path(tmp) / "workers.log", args.processes)
             noop = bench_noop(args.messages, r, ns)
             say(f"noop: {noop:.0f} msgs/s (one message per task)")
             rate = bench_ingest(url, feeder, raws_max)

@@ -11,7 +11,6 @@ from playwright.sync_api import Page, expect
 from kartabl import ingest
 from kartabl.messages import InboundMessage
 from kartabl.models import Role
-from kartabl.passwords import hash_password
 from tests import factories as f
 from tests.browser.conftest import LiveServer
 
@@ -33,7 +32,7 @@ def test_overview_is_rtl_and_refreshes_live(
             s, InboundMessage(channel="sms", external_id="1", sender="+989121112233", text="سلام")
         )
         coordinator = f.person(s, "maryam", Role.COORDINATOR)
-        coordinator.password_hash = hash_password(PASSWORD)
+        coordinator.password_hash = f.quick_hash(PASSWORD)
     # When the overview is opened: it needs sign-in (counts are not public)
     page.goto(live_server.url + "/")
     page.wait_for_url("**/login?next=%2F")

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from console.timeline_window import TIMELINE_PAGE
 from kartabl.models import Message, Role, utcnow
-from kartabl.passwords import hash_password
 from tests import factories as f
 from tests.browser.conftest import LiveServer
 
@@ -25,7 +24,7 @@ def test_earlier_windows_load_in_place(live_server: LiveServer, page: Page) -> N
     start = utcnow() - timedelta(days=1)
     with live_server.session() as s:
         coordinator = f.person(s, "maryam", Role.COORDINATOR)
-        coordinator.password_hash, coordinator.locale = hash_password(PASSWORD), "en"
+        coordinator.password_hash, coordinator.locale = f.quick_hash(PASSWORD), "en"
         conv = f.conversation(s, channel="sms", text="message 0")
         s.scalars(select(Message).where(Message.conversation_id == conv.id)).one(
         ).received_at = start

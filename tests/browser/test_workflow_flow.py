@@ -44,8 +44,8 @@ from kartabl.models import (
     Team,
     TeamMember,
 )
-from kartabl.passwords import hash_password
 from tests.browser.conftest import LiveServer
+from tests.factories import quick_hash
 
 T = 15_000  # ms: what any one step may take (auto-waiting; the live polls run every 5 s)
 ROUTE_TIMEOUT_S = 15.0
@@ -136,7 +136,7 @@ def new_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
 
 @cache
 def password_hash() -> str:
-    return hash_password(PASSWORD)  # argon2 is slow on purpose: once per session
+    return quick_hash(PASSWORD)  # cheap to verify at each sign-in (tests/factories.py)
 
 
 def t(locale: str, key: str, **values: object) -> str:

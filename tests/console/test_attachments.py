@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.email.attachments import store_payloads
 from console.pages.attachments import inline_image_urls
 from kartabl.models import Role
-from kartabl.passwords import hash_password
 from tests import factories as f
 
 PASSWORD = "correct horse battery"
@@ -44,7 +43,7 @@ def seeded(db: sessionmaker[Session], settings, tmp_path: Path, monkeypatch) -> 
         team_a, team_b = f.team(s, "a"), f.team(s, "b")
         for name, role, teams in (("ana", Role.AGENT, [team_a]), ("bob", Role.AGENT, [team_b]),
                                   ("cora", Role.COORDINATOR, [])):
-            f.person(s, name, role, teams=teams).password_hash = hash_password(PASSWORD)
+            f.person(s, name, role, teams=teams).password_hash = f.quick_hash(PASSWORD)
         conv = f.conversation(s, team=team_a)
         msg = f.inbound(s, conv)
         msg.attachments = [

@@ -10,11 +10,14 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from supervisor.xmlrpc import SupervisorTransport
 
 from bench.worker_kill import children
 from kartabl import ingest
@@ -73,14 +76,26 @@ def _ctl(conf: Path, *args: str, timeout_s: float = 60) -> str:
     return done.stdout
 
 
+def _processes(conf: Path) -> list[dict[str, Any]]:
+    """supervisord's own view of its processes, over its XML-RPC socket (what supervisorctl
+    status asks), from this process: the waits below ask many times a second, and a
+    supervisorctl process per question took CPU from the fleet booting on 2 cores."""
+    transport = SupervisorTransport(None, None, f"unix://{conf.parent}/supervisor.sock")
+    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    try:
+        return list(proxy.supervisor.getAllProcessInfo())
+    except (OSError, xmlrpc.client.Fault):  # not listening yet
+        return []
+
+
 def _states(conf: Path) -> dict[str, str]:
-    out = _ctl(conf, "status")
-    return {m[1]: m[2] for m in re.finditer(r"kartabl:kartabl-(\w+)\s+(\w+)", out)}
+    return {p["name"].removeprefix("kartabl-"): p["statename"] for p in _processes(conf)
+            if p["group"] == "kartabl"}
 
 
 def _pid(conf: Path, program: str) -> int:
-    out = _ctl(conf, "pid", f"kartabl:kartabl-{program}").strip()
-    return int(out) if out.isdigit() else 0
+    return next((int(p["pid"]) for p in _processes(conf)
+                 if p["group"] == "kartabl" and p["name"] == f"kartabl-{program}"), 0)
 
 
 def _logs(tmp_path: Path) -> Callable[[], str]:

@@ -43,7 +43,6 @@ from kartabl.models import (
     WebSession,
     utcnow,
 )
-from kartabl.passwords import hash_password
 from tests import factories as f
 from tests.factories import enqueued  # noqa: F401  (a fixture: the tasks enqueued)
 
@@ -56,7 +55,7 @@ SECRETS = ("sales-secret-subject", "sales-secret-text", "Secret Customer B",
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    return hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per run
+    return f.quick_hash(PASSWORD)  # cheap to verify at each sign-in (tests/factories.py)
 
 
 @pytest.fixture(scope="session")

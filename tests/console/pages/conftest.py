@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl.models import Channel, Role
-from kartabl.passwords import hash_password
 from tests import factories as f
 from tests.factories import enqueued  # noqa: F401  (a fixture, used by the flow tests)
 
@@ -26,7 +25,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    return hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per run
+    return f.quick_hash(PASSWORD)  # cheap to verify at each sign-in (tests/factories.py)
 
 
 @pytest.fixture
