@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from rich.table import Table
 
 from boot.cli.signals import idle_until_stopped, stop_on_signals
 from config.channels import Mailbox
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 out = Console()
 app = typer.Typer(help="The email channel: IMAP pollers, backfill, quarantined mail.",
@@ -53,12 +57,15 @@ def _mailboxes(name: str) -> list[Mailbox]:
     return boxes
 
 
-def _setup(kind: str = "tool") -> None:
+def _setup(kind: str = "tool") -> Settings:
+    """Boot this process; returns the settings it booted with, which the email service's
+    entry points take (they never read them themselves)."""
     from boot import start
 
     # Routing is enqueued after each commit; with the embedded stub broker there is no
     # worker in this process and the running instance's sweep routes what is stored.
-    start(kind, configure_logs=kind != "tool")  # a one-shot command keeps its output plain
+    # A one-shot command keeps its output plain.
+    return start(kind, configure_logs=kind != "tool").settings
 
 
 @app.command("poll")
@@ -78,12 +85,12 @@ def poll(
         _setup("email")  # a process that idles has booted too, as the fleet's other lines
         idle_until_stopped(f"kartabl email poll: {exc.message}")
         return
-    _setup("email")  # routing is enqueued after each commit
+    settings = _setup("email")  # routing is enqueued after each commit
     if once:
         failed = 0
         for box in boxes:
             try:
-                r = make_poller(box).poll_once()
+                r = make_poller(settings, box).poll_once()
             except MailboxUnavailable as exc:
                 failed += 1
                 out.print(f"[red]{box.name}: unreachable: {escape(str(exc))}[/red]")
@@ -93,7 +100,7 @@ def poll(
         raise typer.Exit(1 if failed else 0)
     # Graceful: each poller finishes (and commits and acknowledges) its current batch.
     stop = stop_on_signals()
-    threads = start_pollers(stop, boxes)
+    threads = start_pollers(settings, stop, boxes)
     while any(t.is_alive() for t in threads) and not stop.wait(1.0):
         pass
     for t in threads:
@@ -120,7 +127,7 @@ def backfill(
 
     day = _parse_date(since)
     boxes = _mailboxes(mailbox)
-    _setup()
+    settings = _setup()
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -132,7 +139,7 @@ def backfill(
                 progress.update(task, completed=done, total=total)
 
             try:
-                r = run_backfill(box, day, report)
+                r = run_backfill(settings, box, day, report)
             except MailboxUnavailable as exc:
                 failed += 1
                 progress.console.print(
@@ -181,9 +188,10 @@ def reimport(
 
     if bool(quarantine_id) == all_:
         raise typer.BadParameter("give one quarantined mail's id, or --all")
-    _setup()
+    settings = _setup()
     try:
-        outcomes = reimport_all() if all_ else [reimport_one(quarantine_id)]
+        outcomes = (reimport_all(settings) if all_
+                    else [reimport_one(settings, quarantine_id)])
     except NotFound as exc:
         raise typer.BadParameter(str(exc), param_hint="ID") from exc
     still = 0

@@ -8,6 +8,7 @@ import threading
 
 import config.routing
 from channels.email.service import imap_mailboxes, start_pollers
+from config.settings import get_settings
 from kartabl.models import Conversation, Message, Team
 from router.batch import route_batch
 from router.teams import sync_teams
@@ -88,7 +89,7 @@ def test_two_mailboxes_polled_in_one_process_feed_their_own_inbox_and_team(
             client.logout()
     # When both are polled, one thread each in this process (as `kartabl email poll` does)
     stop = threading.Event()
-    threads = start_pollers(stop)
+    threads = start_pollers(get_settings(), stop)
     try:
         assert sorted(t.name for t in threads) == ["imap-sales", "imap-support"]
         wait_for(lambda: count_messages(session) == 2, 15, "the mail of both mailboxes")
