@@ -57,7 +57,8 @@ def seeded(db: sessionmaker[Session]) -> sessionmaker[Session]:
 def make_demo(**kw: float) -> Iterator[DemoChannels]:
     before = outbound.registered()
     demo = DemoChannels.start(**kw)
-    sandboxed = install_senders(demo.config, rate_limiter=limiters())
+    sandboxed = install_senders(demo.config, settings=config.settings.get_settings(),
+                                rate_limiter=limiters())
     assert sandboxed == ["email"]  # SMS, Telegram and Bale leave by their real senders
     yield demo
     demo.stop()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.channels import ChannelsConfig, EmailConfig
+from config.settings import get_settings
 from kartabl import outbound as port
 from kartabl import workflow
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
@@ -330,13 +331,14 @@ def test_install_senders_uses_smtp_when_a_mailbox_has_it(smtp_server) -> None:
         for ch in Channel:
             port.unregister(ch)
         with_smtp = ChannelsConfig(email=smtp_server.email_config())
-        sandboxed = install_senders(with_smtp, rate_limiter=limiters())
+        sandboxed = install_senders(with_smtp, settings=get_settings(), rate_limiter=limiters())
         assert isinstance(port.get_sender("email"), SmtpSender) and "email" not in sandboxed
         for ch in Channel:
             port.unregister(ch)
         without = ChannelsConfig(email=EmailConfig.model_validate(
             {"mailboxes": [{"name": "support", "address": "support@kartabl.example"}]}))
-        assert "email" in install_senders(without, rate_limiter=limiters())
+        assert "email" in install_senders(without, settings=get_settings(),
+                                          rate_limiter=limiters())
         assert not isinstance(port.get_sender("email"), SmtpSender)
     finally:
         for ch in Channel:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.sms.kavenegar import MASK
 from channels.sms.standin import KavenegarStandin
+from config.settings import get_settings
 from config.sms import SmsConfig
 from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
@@ -234,7 +235,8 @@ def test_install_senders_serves_sms_by_kavenegar_when_configured(standin, sandbo
     from config.channels import ChannelsConfig
     from responders.setup import install_senders
 
-    sandboxed = install_senders(ChannelsConfig(sms=config(standin)), rate_limiter=limiters())
+    sandboxed = install_senders(ChannelsConfig(sms=config(standin)), settings=get_settings(),
+                                rate_limiter=limiters())
     assert "sms" not in sandboxed and isinstance(outbound.get_sender("sms"), KavenegarSender)
 
 

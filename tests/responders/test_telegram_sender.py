@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram.standin import BotApiStandin
+from config.settings import get_settings
 from config.telegram import BotConfig
 from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
@@ -206,7 +207,8 @@ def test_install_senders_registers_one_sender_per_channel_with_bots(db) -> None:
             BotConfig(name="shop", token=TOKEN, mode="polling"),
             BotConfig(name="bale-shop", kind="bale", token=TOKEN, mode="polling"),
         ])
-        sandboxed = install_senders(ChannelsConfig(telegram=bots), rate_limiter=limiters())
+        sandboxed = install_senders(ChannelsConfig(telegram=bots), settings=get_settings(),
+                                    rate_limiter=limiters())
         assert "telegram" not in sandboxed and "bale" not in sandboxed
         tg, bale = outbound.get_sender("telegram"), outbound.get_sender("bale")
         assert isinstance(tg, TelegramSender) and isinstance(bale, TelegramSender)
