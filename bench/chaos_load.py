@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.chaos_env import BOT_TOKEN, SMS_LINE, Deployment
-from channels.telegram.standin import text_update
+from channels.telegram.standin_wire import text_update
 from kartabl import workflow
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Reply
 from responders.preview import REPLY_CHECK

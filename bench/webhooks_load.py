@@ -40,7 +40,7 @@ def bodies(n: int, first: int, rng: random.Random, tg_secret: str, sms_secret: s
     """``n`` distinct webhook requests, about 55 % Telegram and 45 % SMS, numbered from
     ``first`` (so warm-up and timed bodies never collide). Encoded here, not while timing."""
     from channels.sms.standin import callback_form
-    from channels.telegram.standin import text_update
+    from channels.telegram.standin_wire import text_update
 
     tg_headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": tg_secret}
     sms_headers = {"Content-Type": "application/x-www-form-urlencoded"}

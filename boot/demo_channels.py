@@ -32,7 +32,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from channels.sms.standin import KavenegarStandin
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from config.channels import ChannelsConfig
 from config.settings import Settings
 from config.sms import SmsConfig

@@ -26,14 +26,16 @@ BotKind = Literal["telegram", "bale"]  # each is also the name of the bot's chan
 
 @dataclass(frozen=True, slots=True)
 class KindDefaults:
+    provider: str  # the service's name, in the reasons and messages people read
     base_url: str  # python-telegram-bot appends the token: it ends with "/bot"
     base_file_url: str
 
 
 # The one place where Bale differs from Telegram.
 KINDS: dict[str, KindDefaults] = {
-    "telegram": KindDefaults("https://api.telegram.org/bot", "https://api.telegram.org/file/bot"),
-    "bale": KindDefaults("https://tapi.bale.ai/bot", "https://tapi.bale.ai/file/bot"),
+    "telegram": KindDefaults("Telegram", "https://api.telegram.org/bot",
+                             "https://api.telegram.org/file/bot"),
+    "bale": KindDefaults("Bale", "https://tapi.bale.ai/bot", "https://tapi.bale.ai/file/bot"),
 }
 
 
@@ -78,6 +80,11 @@ class BotConfig(BaseModel):
     def channel(self) -> BotKind:
         """The name of the bot's channel: its kind."""
         return self.kind
+
+    @property
+    def provider(self) -> str:
+        """The service's name (Telegram, Bale), for the reasons people read."""
+        return KINDS[self.kind].provider
 
     @property
     def effective_base_url(self) -> str:

@@ -61,12 +61,17 @@ class SecretFilter(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Clean the arguments in place first: a formatter may unpack them (uvicorn's
+        # AccessFormatter reads (client, method, path, version, status) from record.args).
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a
+                                for a in record.args)
         try:
             message = record.getMessage()
         except Exception:  # a malformed record: leave it to logging's own error handling
             return True
         clean = self.redact(message)
-        if clean != message:
+        if clean != message:  # the secret is in the format string, or spans an argument
             record.msg, record.args = clean, None
         return True
 

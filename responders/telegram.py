@@ -38,8 +38,8 @@ twice, and the README promises at most once. The status is kept by
 ``unknown_outcome = "at_most_once"``, ``can_look_up = False``. Telegram has no idempotency
 key and no way to ask whether a message was sent (:meth:`TelegramSender.lookup` raises
 ``NotImplementedError``), so the outbox fails a reply with an unknown outcome at once, with
-the reason ("... Telegram may have sent the message; check with the customer before
-resending"), for a coordinator to decide; the reconcile sweep does the same for a reply a
+the reason ("... Telegram (or Bale) may have sent the message; check with the customer
+before resending"), for a coordinator to decide; the reconcile sweep does the same for a reply a
 crashed process left 'sending'. Unlike a duplicate mail, a duplicate in a chat cannot be
 recognised or collapsed: the customer sees the same answer twice, at once, in a
 conversation; and the failed reply is visible in the console, while a silent duplicate is
@@ -157,7 +157,7 @@ async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[in
             try:
                 sent = await client.send_message(chat_id=chat_id, text=part)
             except TelegramError as exc:
-                mapped = map_error(exc, bot.name)
+                mapped = map_error(exc, bot.name, bot.provider)
                 if ids:
                     # Parts already went out: a retry would repeat them, so stop here and
                     # say exactly what the customer got.
@@ -171,8 +171,9 @@ async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[in
     return ids
 
 
-def map_error(exc: TelegramError, bot_name: str) -> Exception:
-    """A library error as one of ours (see the table in the module docstring)."""
+def map_error(exc: TelegramError, bot_name: str, provider: str = "Telegram") -> Exception:
+    """A library error as one of ours (see the table in the module docstring); the reasons
+    name the bot's ``provider`` (Telegram, or Bale for a Bale bot)."""
     with warnings.catch_warnings():
         # RetryAfter's retry_after is an int today, a timedelta in the next major version
         # (_seconds takes both); its str() reads it too.
@@ -187,15 +188,15 @@ def map_error(exc: TelegramError, bot_name: str) -> Exception:
     if isinstance(exc, Forbidden):
         if "blocked" in reason.lower():
             return PermanentDeliveryError(BLOCKED_REASON)
-        return PermanentDeliveryError(f"{where}: Telegram refused: {reason}")
+        return PermanentDeliveryError(f"{where}: {provider} refused: {reason}")
     if isinstance(exc, InvalidToken):
         return PermanentDeliveryError(f"{where}: the token was refused (check the channels "
                                       "file)")
     if isinstance(exc, BadRequest):
-        return PermanentDeliveryError(f"{where}: Telegram refused the message: {reason}")
+        return PermanentDeliveryError(f"{where}: {provider} refused the message: {reason}")
     if isinstance(exc, ServerAnswered):  # a 5xx, whatever its body
-        return OutcomeUnknown(f"{where}: Telegram answered {reason} after the request went "
-                              "out; Telegram may have sent the message")
+        return OutcomeUnknown(f"{where}: {provider} answered {reason} after the request went "
+                              f"out; {provider} may have sent the message")
     if isinstance(exc, NetworkError):  # TimedOut too
         cause = exc.__cause__
         if isinstance(cause, _NEVER_SENT):
@@ -204,11 +205,11 @@ def map_error(exc: TelegramError, bot_name: str) -> Exception:
                                          and not isinstance(cause, TelegramError)):
             detail = type(cause).__name__ if cause is not None else "timed out"
             return OutcomeUnknown(f"{where}: no answer after the request went out ({detail}); "
-                                  "Telegram may have sent the message")
+                                  f"{provider} may have sent the message")
         # No transport error behind it (none, or the body did not parse): the server
         # answered with a status below 500 that the library does not classify, a refusal
         # before processing: 429 without retry_after, a proxy's 4xx page.
-        return RetryableDeliveryError(f"{where}: Telegram refused for now: {reason}")
+        return RetryableDeliveryError(f"{where}: {provider} refused for now: {reason}")
     return PermanentDeliveryError(f"{where}: {type(exc).__name__}: {reason}")
 
 

@@ -38,6 +38,18 @@ def test_a_pattern_rewrites_a_secret_path(caplog: pytest.LogCaptureFixture) -> N
     assert "s3cr3t" not in caplog.text and "/tests-hook/***" in caplog.text
 
 
+def test_a_masked_argument_keeps_the_records_arguments() -> None:
+    # uvicorn's AccessFormatter unpacks (client, method, path, version, status) from
+    # record.args: masking must leave them a tuple of the same shape
+    logs.hide_pattern(re.compile(r"(/tests-hook/)[^/?\s\"]+"), r"\1***")
+    record = logging.LogRecord("tests.lib.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "POST", "/tests-hook/s3cr3t", "1.1", 200), None)
+    assert logs.SECRETS.filter(record)
+    assert record.args == ("127.0.0.1:5", "POST", "/tests-hook/***", "1.1", 200)
+    assert record.getMessage() == '127.0.0.1:5 - "POST /tests-hook/*** HTTP/1.1" 200'
+
+
 def test_our_handler_masks_secrets_and_credential_fields(settings: Settings) -> None:
     # Given the process's logging, as every process kind configures it
     root = logging.getLogger()

@@ -1,6 +1,6 @@
 """Per-mailbox IMAP state in the database (:class:`~kartabl.models.MailboxState`): where
 the poller stands (UIDVALIDITY, ``last_uid``). Its health is the runner's
-(:mod:`channels.health`); ``MailboxState``'s own health columns are no longer written.
+(:mod:`channels.health`, table ``poller_state``).
 
 Each function is one short transaction of its own: the poller never holds a database
 transaction open across a network round trip to the IMAP server.

@@ -8,9 +8,10 @@ or whose sender is not a phone number → 400, nothing stored; otherwise the SMS
 (:func:`kartabl.ingest.store_many`) and only then is 200 answered. A retried callback, or
 the same SMS fetched by the poller, is one message (:mod:`channels.sms.inbound`).
 
-The secret is in the path, and access logs print paths: importing this module installs a
-filter on uvicorn's access logger that prints ``/webhooks/sms/receive/***`` instead. A
-reverse proxy's own access log needs the same care.
+The secret is in the path, and access logs print paths: importing this module registers a
+mask (:func:`kartabl.logs.hide_pattern`) on uvicorn's access and error loggers, which then
+print ``/webhooks/sms/receive/***`` instead. A reverse proxy's own access log needs the same
+care.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from channels.webhooks import Webhook, store_one
 from config.channels import get_channels
 from config.sms import SmsConfig
 from kartabl import db
+from kartabl.logs import hide_pattern
 from kartabl.messages import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -38,20 +40,8 @@ _SECRET_PATH = re.compile(r"(/receive/)[^/?\s\"]+")
 _store = store_one  # one request's store (bench.ingest_feed times it)
 
 
-class _HideSecretPath(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and any(isinstance(a, str) and "/receive/" in a
-                                           for a in args):
-            record.args = tuple(_SECRET_PATH.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in args)
-        return True
-
-
-_FILTER = _HideSecretPath()
-for _name in ("uvicorn.access", "uvicorn.error"):
-    if _FILTER not in logging.getLogger(_name).filters:
-        logging.getLogger(_name).addFilter(_FILTER)
+# Access and error lines print the request path: the secret segment becomes ***.
+hide_pattern(_SECRET_PATH, r"\1***", loggers=("uvicorn.access", "uvicorn.error"))
 
 
 def sms_config() -> SmsConfig | None:

@@ -36,6 +36,9 @@ answer says otherwise. Users in :attr:`blocked_users` always get 403.
 
 ``announce`` logs each message a bot sends, as the customer's chat would show it (the bot's
 username, never its token): the demo uses it.
+
+The bodies on the wire (answers, faults' answers, request parsing) and the update builder
+:func:`~channels.telegram.standin_wire.text_update` live in :mod:`channels.telegram.standin_wire`.
 """
 
 from __future__ import annotations
@@ -51,7 +54,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+
+from channels.telegram.standin_wire import (
+    Answer,
+    Fault,
+    error,
+    fault_answer,
+    list_param,
+    ok,
+    parse_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +71,10 @@ _PATH = re.compile(r"^/bot([^/]+)/([A-Za-z]+)$")
 MAX_POLL_WAIT_S = 2.0  # a stand-in long-polls "a little": tests stay fast
 
 
-@dataclass(slots=True)
-class Fault:
-    # retry_after | blocked | chat_not_found | server_error | proxy_error | status | slow | drop
-    kind: str
-    value: float = 0  # retry_after: seconds; *_error, status: the status; slow: seconds
-    after_send: bool = False  # recorded first, then the fault answers
-
-
 # The kinds a bot gets when allowed_updates is empty or was never given (the Bot API's
 # default leaves these three out).
 NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-Answer = tuple[int, dict[str, Any] | str]  # a JSON body, or an HTML page
 
 
 @dataclass(slots=True)
@@ -206,53 +209,53 @@ class BotApiStandin:
         self.calls.append(method)
         fault = self._take_fault(method)
         if fault is not None and fault.kind != "slow" and not fault.after_send:
-            return fault if fault.kind == "drop" else _fault_answer(fault)
+            return fault if fault.kind == "drop" else fault_answer(fault)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
-            return 404, _error(404, "Not Found: method not found")
+            return 404, error(404, "Not Found: method not found")
         answer: Answer = handler(bot, params)
         if fault is None:
             return answer
         if fault.kind == "slow":  # recorded above, the answer comes too late
             time.sleep(fault.value)
             return answer
-        return fault if fault.kind == "drop" else _fault_answer(fault)  # after_send
+        return fault if fault.kind == "drop" else fault_answer(fault)  # after_send
 
     def _api_getMe(self, bot: StandinBot, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return 200, _ok({"id": bot.id, "is_bot": True, "first_name": bot.username,
+        return 200, ok({"id": bot.id, "is_bot": True, "first_name": bot.username,
                          "username": bot.username})
 
     def _api_sendMessage(self, bot: StandinBot, params: dict[str, Any]
                          ) -> tuple[int, dict[str, Any]]:
         chat_id, text = str(params.get("chat_id", "")), str(params.get("text", ""))
         if not chat_id or not text:
-            return 400, _error(400, "Bad Request: message text is empty")
+            return 400, error(400, "Bad Request: message text is empty")
         if not chat_id.lstrip("-").isdigit():
-            return 400, _error(400, "Bad Request: chat not found")
+            return 400, error(400, "Bad Request: chat not found")
         if len(text) > 4096:
-            return 400, _error(400, "Bad Request: message is too long")
+            return 400, error(400, "Bad Request: message is too long")
         if chat_id in self.blocked_users:
-            return 403, _error(403, "Forbidden: bot was blocked by the user")
+            return 403, error(403, "Forbidden: bot was blocked by the user")
         with self._cond:
             message_id = next(self._message_ids)
             self.sent.append(Sent(bot.username, chat_id, text, message_id, dict(params)))
         if self.announce:
             log.info("Bot API stand-in: @%s to chat %s (message %s): %.200s", bot.username,
                      chat_id, message_id, text)
-        return 200, _ok({"message_id": message_id, "date": int(time.time()), "text": text,
+        return 200, ok({"message_id": message_id, "date": int(time.time()), "text": text,
                          "chat": {"id": int(chat_id), "type": "private"},
                          "from": {"id": bot.id, "is_bot": True, "first_name": bot.username}})
 
     def _api_getUpdates(self, bot: StandinBot, params: dict[str, Any]
                         ) -> tuple[int, dict[str, Any]]:
         if bot.webhook_url:
-            return 409, _error(409, "Conflict: can't use getUpdates method while webhook is "
+            return 409, error(409, "Conflict: can't use getUpdates method while webhook is "
                                     "active; use deleteWebhook to delete the webhook first")
         offset = int(params.get("offset") or 0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), MAX_POLL_WAIT_S)
         with self._cond:
-            allowed = _list_param(params, "allowed_updates")
+            allowed = list_param(params, "allowed_updates")
             if allowed is not None:  # kept for the next calls, as Telegram
                 bot.allowed_updates = allowed
             if offset:  # as Telegram: an offset confirms every update below it
@@ -261,22 +264,22 @@ class BotApiStandin:
                 # Kinds the bot did not ask for are never delivered (they are dropped).
                 bot.updates = [u for u in bot.updates if bot.allows(u)]
                 if bot.updates or time.monotonic() >= deadline:
-                    return 200, _ok(bot.updates[:limit])
+                    return 200, ok(bot.updates[:limit])
                 self._cond.wait(deadline - time.monotonic())
 
     def _api_setWebhook(self, bot: StandinBot, params: dict[str, Any]
                         ) -> tuple[int, dict[str, Any]]:
         url, secret = str(params.get("url", "")), str(params.get("secret_token", ""))
         if secret and not _SECRET.match(secret):
-            return 400, _error(400, "Bad Request: secret token contains unallowed characters")
-        allowed = _list_param(params, "allowed_updates")
+            return 400, error(400, "Bad Request: secret token contains unallowed characters")
+        allowed = list_param(params, "allowed_updates")
         with self._cond:
             bot.webhook_url, bot.webhook_secret = url, secret if url else ""
             if allowed is not None:
                 bot.allowed_updates = allowed
             if str(params.get("drop_pending_updates", "")).lower() == "true":
                 bot.updates = []
-        return 200, _ok(True)
+        return 200, ok(True)
 
     def _api_deleteWebhook(self, bot: StandinBot, params: dict[str, Any]
                            ) -> tuple[int, dict[str, Any]]:
@@ -284,7 +287,7 @@ class BotApiStandin:
             bot.webhook_url = bot.webhook_secret = ""
             if str(params.get("drop_pending_updates", "")).lower() == "true":
                 bot.updates = []
-        return 200, _ok(True)
+        return 200, ok(True)
 
     def _api_getWebhookInfo(self, bot: StandinBot, params: dict[str, Any]
                             ) -> tuple[int, dict[str, Any]]:
@@ -292,55 +295,7 @@ class BotApiStandin:
                                 "pending_update_count": len(bot.updates)}
         if bot.allowed_updates:
             info["allowed_updates"] = list(bot.allowed_updates)
-        return 200, _ok(info)
-
-
-def _ok(result: Any) -> dict[str, Any]:
-    return {"ok": True, "result": result}
-
-
-def _error(code: int, description: str, **parameters: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return body
-
-
-def _list_param(params: dict[str, Any], name: str) -> list[str] | None:
-    """A list parameter: a JSON array in a form field, or a list in a JSON body."""
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = json.loads(value)
-    if not isinstance(value, list):
-        raise ValueError(f"{name} is not a list")
-    return [str(v) for v in value]
-
-
-_PROXY_PAGE = ("<html><head><title>{code} Bad Gateway</title></head><body><center><h1>{code} "
-               "Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
-
-
-def _fault_answer(fault: Fault) -> Answer:
-    if fault.kind == "retry_after":
-        n = int(fault.value) or 1
-        return 429, _error(429, f"Too Many Requests: retry after {n}", retry_after=n)
-    if fault.kind == "blocked":
-        return 403, _error(403, "Forbidden: bot was blocked by the user")
-    if fault.kind == "chat_not_found":
-        return 400, _error(400, "Bad Request: chat not found")
-    if fault.kind == "server_error":
-        code = int(fault.value) or 500
-        phrase = "Bad Gateway" if code == 502 else "Internal Server Error"
-        return code, _error(code, phrase)
-    if fault.kind == "proxy_error":
-        code = int(fault.value) or 502
-        return code, _PROXY_PAGE.format(code=code)
-    if fault.kind == "status":
-        code = int(fault.value) or 429
-        return code, _error(code, f"Error {code}")
-    raise ValueError(f"unknown fault {fault.kind!r}")
+        return 200, ok(info)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -358,15 +313,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         m = _PATH.match(self.path.split("?", 1)[0])
         if m is None:
-            return self._answer(404, _error(404, "Not Found"))
+            return self._answer(404, error(404, "Not Found"))
         bot = self.server_state._bots.get(m[1])
         if bot is None:
-            return self._answer(401, _error(401, "Unauthorized"))
+            return self._answer(401, error(401, "Unauthorized"))
         try:
-            params = _params(self.headers.get("Content-Type", ""), body)
+            params = parse_params(self.headers.get("Content-Type", ""), body)
             answer = self.server_state.handle(bot, m[2], params)
         except ValueError:
-            return self._answer(400, _error(400, "Bad Request: can't parse request body"))
+            return self._answer(400, error(400, "Bad Request: can't parse request body"))
         if isinstance(answer, Fault):  # drop: no answer at all
             self.close_connection = True
             self.connection.close()
@@ -385,33 +340,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except OSError:
             pass  # the client gave up (a "slow" fault): nothing to answer to
-
-
-def _params(content_type: str, body: bytes) -> dict[str, Any]:
-    if not body:
-        return {}
-    if content_type.startswith("application/json"):
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        return data
-    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-
-
-def text_update(user_id: int, text: str, *, first_name: str = "Sara", last_name: str = "",
-                username: str = "", chat_type: str = "private", message_id: int = 1,
-                **message: Any) -> dict[str, Any]:
-    """An update carrying a message from ``user_id`` (without ``update_id``: the stand-in
-    or the caller adds it)."""
-    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
-    if last_name:
-        user["last_name"] = last_name
-    if username:
-        user["username"] = username
-    chat_id = user_id if chat_type == "private" else -100_000 - user_id
-    msg: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
-                           "chat": {"id": chat_id, "type": chat_type}, "from": user}
-    if text:
-        msg["text"] = text
-    msg.update(message)
-    return {"message": msg}

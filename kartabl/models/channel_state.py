@@ -67,16 +67,14 @@ class MailboxState(Base):
     """Where the IMAP poller of one configured mailbox stands. UIDs are only meaningful
     under their UIDVALIDITY: when the server reports another one, every stored UID is void,
     the folder is read again from the start, and ingest's unique (channel, external_id)
-    (Message-ID plus a content hash) drops what was already stored."""
+    (Message-ID plus a content hash) drops what was already stored. Its health (last good
+    pass, outage) is the poller runner's, in :class:`PollerState` (``email:<name>``)."""
 
     __tablename__ = "mailbox_state"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)  # the mailbox's config name
     folder: Mapped[str] = mapped_column(String(200), default="INBOX")
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_ok_at: Mapped[datetime | None]  # last successful poll
-    failing_since: Mapped[datetime | None]  # first failure of the current outage, else NULL
-    last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -25,7 +25,8 @@ from channels.runner import Runner
 from channels.sms.poller import SmsLine
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.poller import BotSource
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from config.channels import get_channels
 from config.sms import SmsConfig
 from config.telegram import BotConfig

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from boot.cli import app
 from channels.sms.inbound import to_message as sms_message
-from channels.telegram.standin import text_update
+from channels.telegram.standin_wire import text_update
 from channels.telegram.updates import to_message
 from config.sms import SmsConfig
 from config.telegram import BotConfig

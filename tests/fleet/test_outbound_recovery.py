@@ -15,7 +15,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from channels.telegram.standin import text_update
+from channels.telegram.standin_wire import text_update
 from kartabl import ingest, tasks
 from kartabl.messages import InboundMessage
 from kartabl.models import Message, ReplyState

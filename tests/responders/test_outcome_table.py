@@ -270,7 +270,8 @@ def tg_unknown(channel: Channel, kind: str, value: float, *, after_send: bool
         assert dispatch_reply(env.db, rid) == "failed"
         r = env.reply(rid)
         assert r.state == RS.FAILED
-        assert "Telegram may have sent the message" in (r.error or "")
+        provider = "Bale" if channel == Channel.BALE else "Telegram"
+        assert f"{provider} may have sent the message" in (r.error or "")
         assert (r.error or "").endswith("check with the customer before resending")
         # and it is never sent again: not by a retried task, not by the sweep
         assert dispatch_reply(env.db, rid) == "skipped"

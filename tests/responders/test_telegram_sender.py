@@ -122,6 +122,22 @@ def test_error_mapping(standin, telegram, fault: str, value: float, error: type,
         telegram.send(out("سلام"))
 
 
+def test_a_bale_bots_reasons_name_bale(standin) -> None:
+    # Given a Bale bot (the same sender class, the bale channel) on the Bot API stand-in
+    bale = TelegramSender(Channel.BALE, [BotConfig(name="bale-shop", kind="bale", token=TOKEN,
+                                                   mode="polling", base_url=standin.base_url,
+                                                   timeout_s=0.5)])
+    # When Bale refuses the message, or answers a 5xx after taking it
+    standin.fail_next("sendMessage", "chat_not_found")
+    with pytest.raises(PermanentDeliveryError, match="Bale refused the message") as refused:
+        bale.send(out("سلام"))
+    standin.fail_next("sendMessage", "server_error", 502, after_send=True)
+    with pytest.raises(OutcomeUnknown, match=r"Bale answered .*Bale may have sent") as unknown:
+        bale.send(out("سلام"))
+    # Then the reasons name Bale, never Telegram
+    assert "Telegram" not in str(refused.value) and "Telegram" not in str(unknown.value)
+
+
 def test_a_refused_connection_is_retryable_and_a_wrong_token_permanent(standin) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 18:42:04.976996
+Create Date: 2026-12-03 20:11:41.134041
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def upgrade() -> None:
         "channel_cursor",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_channel_cursor")),
     )
     op.create_table(
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("merged_into_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["merged_into_id"], ["customer.id"], name=op.f("fk_customer_merged_into_id_customer")
         ),
@@ -42,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "login_attempt",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("ok", sa.Boolean(), nullable=False),
@@ -58,10 +58,7 @@ def upgrade() -> None:
         sa.Column("folder", sa.String(length=200), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("last_uid", sa.BigInteger(), nullable=False),
-        sa.Column("last_ok_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("failing_since", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_mailbox_state")),
     )
     op.create_table(
@@ -89,17 +86,17 @@ def upgrade() -> None:
         sa.Column("locale", sa.String(length=8), nullable=False),
         sa.Column("can_merge", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_person")),
         sa.UniqueConstraint("username", name=op.f("uq_person_username")),
     )
     op.create_table(
         "poller_state",
         sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column("last_ok_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("failing_since", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("last_ok_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("failing_since", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_poller_state")),
     )
     op.create_table(
@@ -110,7 +107,7 @@ def upgrade() -> None:
         sa.Column("recipient", sa.String(length=320), nullable=False),
         sa.Column("subject", sa.String(length=1000), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sandbox_delivery")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_sandbox_delivery_idempotency_key")),
     )
@@ -119,7 +116,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_team")),
         sa.UniqueConstraint("name", name=op.f("uq_team_name")),
     )
@@ -131,10 +128,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
         sa.Column("scopes", sa.JSON(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("last_used_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("revoked_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("expires_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["person_id"],
             ["person.id"],
@@ -181,10 +178,10 @@ def upgrade() -> None:
         sa.Column("team_id", sa.Integer(), nullable=True),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("previous_id", sa.Integer(), nullable=True),
-        sa.Column("opened_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("first_response_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("resolved_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("last_message_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("opened_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("first_response_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("resolved_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
@@ -252,7 +249,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("display", sa.String(length=320), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customer.id"], name=op.f("fk_identity_customer_id_customer")
         ),
@@ -268,9 +265,9 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("used_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("used_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["person.id"], name=op.f("fk_password_reset_created_by_id_person")
         ),
@@ -303,10 +300,10 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("last_seen_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("expires_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("revoked_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=300), nullable=False),
         sa.ForeignKeyConstraint(
@@ -372,9 +369,9 @@ def upgrade() -> None:
         sa.Column("references", sa.JSON(), nullable=False),
         sa.Column("attachments", sa.JSON(), nullable=False),
         sa.Column("meta", sa.JSON(), nullable=False),
-        sa.Column("received_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("routed_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("received_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("routed_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversation.id"],
@@ -439,12 +436,12 @@ def upgrade() -> None:
         sa.Column("provider_id", sa.String(length=500), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("updated_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("approved_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("sending_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("sent_at", kartabl.models.UTCDateTime(), nullable=True),
-        sa.Column("delivered_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("approved_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("sending_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("sent_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("delivered_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
         ),
@@ -473,7 +470,7 @@ def upgrade() -> None:
     op.create_table(
         "event",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", kartabl.models.UTCDateTime(), nullable=False),
+        sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("kind", sa.String(length=40), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("conversation_id", sa.Integer(), nullable=True),
@@ -511,8 +508,8 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("headers_only", sa.Boolean(), nullable=False),
-        sa.Column("created_at", kartabl.models.UTCDateTime(), nullable=False),
-        sa.Column("reimported_at", kartabl.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("reimported_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("message_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["message_id"], ["message.id"], name=op.f("fk_quarantined_mail_message_id_message")

@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from channels.runner import Runner
 from channels.telegram.poller import BotSource
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from config.telegram import TelegramConfig
 from kartabl.models import ChannelCursor, Message
 from tests.channels.telegram.conftest import POLL_TOKEN

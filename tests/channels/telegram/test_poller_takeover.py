@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 import config.channels
 import config.settings
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from kartabl.models import Message
 from tests.channels.takeover import check_one_polls_then_takeover
 from tests.channels.telegram.conftest import POLL_TOKEN

@@ -24,7 +24,8 @@ from boot.cli import app
 from channels.runner import Runner
 from channels.telegram.bot import open_bot
 from channels.telegram.poller import BotSource
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from channels.webhooks import routers
 from config.telegram import BotConfig
 from kartabl.models import Message

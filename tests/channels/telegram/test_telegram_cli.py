@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import config.channels
 import config.settings
 from boot.cli import app
-from channels.telegram.standin import BotApiStandin, text_update
+from channels.telegram.standin import BotApiStandin
+from channels.telegram.standin_wire import text_update
 from kartabl.models import Message
 from tests.channels.telegram.conftest import POLL_TOKEN
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.telegram.standin import text_update
+from channels.telegram.standin_wire import text_update
 from channels.telegram.updates import to_message
 from config.telegram import BotConfig
 from kartabl.errors import InputError

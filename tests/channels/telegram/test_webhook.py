@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram import webhook
-from channels.telegram.standin import text_update
+from channels.telegram.standin_wire import text_update
 from channels.webhooks import routers
 from config.telegram import TelegramConfig
 from kartabl.models import Channel, Customer, Identity, Message
