@@ -241,17 +241,16 @@ def main() -> None:
             "KARTABL_ATTACHMENTS_DIR": str(Path(tmp) / "attachments"),
         }
         os.environ.update(env)
+        from boot.kinds import start
         from config.routing import get_routing
         from config.settings import get_settings
-        from kartabl import db, logs
-        from workers.broker import setup_broker
+        from kartabl import db
 
-        logs.configure(get_settings())
+        start("web")  # logs, database, broker and signing key, as the web process's
         # This process plays the web process and the IMAP poller: its lines go to a file too.
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(open(Path(tmp) / "producer.log", "a"))  # noqa: SIM115
-        setup_broker(get_settings())
         persons = people(args.customers)
         teams = len(get_routing().teams)
         say(f"preparing: {args.customers} customers ({sum(len(p.addresses) > 1 for p in persons)}"

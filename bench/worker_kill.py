@@ -172,15 +172,13 @@ def main() -> None:
             "KARTABL_LOG_LEVEL": "WARNING",
         }
         os.environ.update(env)
+        from boot.kinds import start
         from config.routing import get_routing
-        from config.settings import get_settings
-        from kartabl import db, logs
+        from kartabl import db
         from kartabl.migrate import upgrade
         from router.teams import sync_teams
-        from workers.broker import setup_broker
 
-        logs.configure(get_settings())
-        setup_broker(get_settings())
+        start("web")  # logs, database, broker and signing key, as a console process's
         upgrade(url)
         with db.session_scope() as s:
             sync_teams(s, get_routing())

@@ -107,11 +107,9 @@ class DemoChannels:
 
     def serve_callback(self, app: FastAPI, web_host: str, web_port: int) -> None:
         """Let the console's real receive callback (``/webhooks/sms/receive/<secret>``)
-        take the stand-in's callbacks. The webhook reads the channels file's ``[sms]``; the
-        demo's lives in memory, so it is handed over as FastAPI's dependency override."""
-        from channels.sms import webhook
-
-        app.dependency_overrides[webhook.sms_config] = lambda: self.sms_config
+        take the stand-in's callbacks. The webhooks read the channels the app was made with;
+        the demo's live in memory, so they replace them."""
+        app.state.channels = self.config
         host = "127.0.0.1" if web_host in ("0.0.0.0", "::", "") else web_host  # noqa: S104
         secret = self.sms_config.webhook_secret.get_secret_value()
         self.kavenegar.callback_url = f"http://{host}:{web_port}/webhooks/sms/receive/{secret}"

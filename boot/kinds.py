@@ -33,7 +33,7 @@ from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING
 
-from config.channels import ChannelsConfig
+from config.channels import ChannelsConfig, channels_of
 from config.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -152,7 +152,10 @@ def start(kind: str, settings: Settings | None = None, *,
         raise ValueError(f"unknown process kind {kind!r}; known: {', '.join(KINDS)}") from None
     s = settings or get_settings()
     if Part.SIGNING_KEY in pk.parts:
+        from kartabl import reply_tokens
+
         s.check_fleet()  # fail fast: the development key signs nothing in the fleet
+        reply_tokens.configure(s.secret_key)
     if configure_logs:
         from kartabl import logs
 
@@ -173,7 +176,8 @@ def start(kind: str, settings: Settings | None = None, *,
 
         # The SMS rate is shared by every process through the broker's Redis: workers/
         # makes the limiter, the senders only see the port (kartabl.outbound.RateLimiter).
-        rt.sandboxed = install_senders(channels, settings=s,
+        rt.sandboxed = install_senders(channels if channels is not None else channels_of(s),
+                                       settings=s,
                                        rate_limiter=partial(rate_limiter, s))
         rt.senders = {c: repr(snd) for c, snd in registered().items()}
     log.info(rt.summary(), extra={"data": {"kind": pk.name,

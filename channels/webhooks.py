@@ -10,7 +10,11 @@ protocol: which secret it expects, how to parse, and its answer's body.
 
 A channel that takes webhooks has a ``channels/<name>/webhook.py`` module with a FastAPI
 ``router``; the console app mounts each one under ``/webhooks/<name>``. Nothing to register
-by hand, so nothing to forget. The work happens in the workers."""
+by hand, so nothing to forget. The work happens in the workers.
+
+The app that mounts them hands over the process's channels once, as
+``app.state.channels`` (a :class:`config.channels.ChannelsConfig`); a webhook reads its
+channel's part with :func:`app_channels`, never the channels file itself."""
 
 from __future__ import annotations
 
@@ -20,16 +24,23 @@ import logging
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 import channels
+from config.channels import ChannelsConfig
 from kartabl.ingest import store
 from kartabl.messages import InboundMessage
 
 log = logging.getLogger(__name__)
+
+
+def app_channels(request: Request) -> ChannelsConfig:
+    """The channels the app was made with (the process edge read them once)."""
+    return cast(ChannelsConfig, request.app.state.channels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
 from config.toml import load_toml
@@ -176,7 +176,14 @@ def load(path: Path) -> ChannelsConfig:
     return load_toml(path, ChannelsConfig, "channels file")
 
 
+def channels_of(settings: Settings) -> ChannelsConfig:
+    """The channels file that ``settings`` name (none: no channel configured)."""
+    path = settings.channels_file
+    return load(path) if path is not None else ChannelsConfig()
+
+
 @lru_cache(maxsize=1)
 def get_channels() -> ChannelsConfig:
-    path = get_settings().channels_file
-    return load(path) if path is not None else ChannelsConfig()
+    """The process's channels, read once (process edges only: the rest take them as an
+    argument)."""
+    return channels_of(get_settings())

@@ -44,6 +44,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config.channels import ChannelsConfig, channels_of
+from config.routing import RoutingConfig
+from config.routing import load as load_routing
 from config.settings import Settings, get_settings
 from console import auth
 from console.boundary import TokenBoundary
@@ -197,9 +200,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The console. ``settings``: by default the process's (read here, once: the app
-    factory is the web process's edge); the routes take them from ``app.state``."""
+def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | None = None,
+               routing: RoutingConfig | None = None) -> FastAPI:
+    """The console. ``settings``, ``channels`` and ``routing``: by default the process's, as
+    the files its settings name (read here, once: the app factory is the web process's
+    edge); the routes take them from ``app.state``."""
     s = settings or get_settings()
     app = FastAPI(
         title="Kartabl",
@@ -208,6 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = s
+    app.state.channels = channels if channels is not None else channels_of(s)
+    app.state.routing = routing if routing is not None else load_routing(s.routing_file)
 
     from channels import health
     from channels.webhooks import routers

@@ -28,6 +28,7 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
+from config.routing import ApprovalPolicy, RoutingConfig
 from config.settings import Settings
 from console import auth
 from console.boundary import REFUSAL, token_allowed
@@ -48,6 +49,14 @@ def app_settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
+def approval_policy(request: Request) -> ApprovalPolicy:
+    """Who may skip review: the routing file's ``[approval]``, as the app read it."""
+    return cast(RoutingConfig, request.app.state.routing).approval
+
+
+Approval = Annotated[ApprovalPolicy, Depends(approval_policy)]
 
 
 def get_db() -> Iterator[Session]:

@@ -23,12 +23,13 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings, get_settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
+_target: tuple[str, int] | None = None  # (database URL, pool size) given by configure
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -59,18 +60,34 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def configure(settings: Settings | None = None) -> sessionmaker[Session]:
-    """Create (once per process) the engine and session factory from settings."""
+def configure(settings: Settings) -> sessionmaker[Session]:
+    """Point this process at ``settings``' database: the process edge calls this once at its
+    start (``boot.kinds.start``); the core never reads settings itself. The engine is made on
+    first use. Called again with the same database it changes nothing (threads keep their
+    pool); with another one (tests) the old engine is disposed."""
+    global _target
+    target = (settings.database_url, settings.db_pool_size)
+    if target != _target:
+        reset()
+        _target = target
+    return _connect()
+
+
+def _connect() -> sessionmaker[Session]:
     global _engine, _factory
     if _factory is None:
-        s = settings or get_settings()
-        _engine = make_engine(s.database_url, pool_size=s.db_pool_size)
+        if _target is None:
+            raise RuntimeError("the database is not configured: the process calls "
+                               "kartabl.db.configure(settings) at its start")
+        url, pool_size = _target
+        _engine = make_engine(url, pool_size=pool_size)
         _factory = sessionmaker(_engine, expire_on_commit=False)
     return _factory
 
 
 def reset() -> None:
-    """Forget the engine (tests, and dramatiq's forked children which must not share it)."""
+    """Forget the engine and its pool (dramatiq's forked children must not share the
+    parent's sockets): the next use connects again, to the same configured database."""
     global _engine, _factory
     if _engine is not None:
         _engine.dispose()
@@ -78,14 +95,21 @@ def reset() -> None:
     _factory = None
 
 
+def deconfigure() -> None:
+    """Forget the engine and the database too (tests: nothing reaches a previous test's)."""
+    global _target
+    reset()
+    _target = None
+
+
 def engine() -> Engine:
-    configure()
+    _connect()
     assert _engine is not None
     return _engine
 
 
 def session_factory() -> sessionmaker[Session]:
-    return configure()
+    return _connect()
 
 
 @contextmanager

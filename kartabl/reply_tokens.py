@@ -6,7 +6,8 @@ A reply's Message-ID is fixed at approval (:func:`kartabl.workflow.idempotency_k
 
 - ``nonce``: 16 random hex characters, so two keys of one reply never collide;
 - ``mac``: the first 20 hex characters (80 bits) of HMAC-SHA256 over ``"{reply_id}.{nonce}"``
-  with a key derived from ``settings.secret_key``. The domain is not covered: relays may
+  with a key derived from ``settings.secret_key``, handed over once at process start
+  (:func:`configure`, called by ``boot.kinds.start``). The domain is not covered: relays may
   change its case, and the reply id is what the token vouches for.
 
 Why: anyone who received one of our mails knows its Message-ID, and anyone else can guess
@@ -28,7 +29,7 @@ import re
 import secrets
 from typing import Final
 
-from config.settings import get_settings
+from pydantic import SecretStr
 
 PREFIX: Final = "kartabl."
 NONCE_HEX: Final = 16
@@ -43,11 +44,39 @@ _TOKEN = re.compile(
 )
 
 
+class _Key:
+    """The derived key, in a holder whose repr shows nothing: a debugger, a traceback's
+    locals or a log of this module's globals never prints it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "<reply token key>"
+
+    def get(self) -> bytes:
+        return self._value
+
+
+_key_holder: _Key | None = None
+
+
+def configure(secret: SecretStr) -> None:
+    """Derive the signing key from the process's secret (``settings.secret_key``). The process
+    edge calls this once, before anything signs or verifies; the core never reads settings."""
+    global _key_holder
+    raw = secret.get_secret_value().encode()
+    _key_holder = _Key(hmac.new(raw, _PURPOSE, hashlib.sha256).digest())
+
+
 def _key() -> bytes:
-    # Read on every call (cheap) rather than cached, so a changed setting takes effect and
-    # the key never lives in a module global that a debugger or a repr could show.
-    secret = get_settings().secret_key.get_secret_value().encode()
-    return hmac.new(secret, _PURPOSE, hashlib.sha256).digest()
+    if _key_holder is None:
+        # A process that forgot its edge would otherwise sign with nothing: refuse loudly.
+        raise RuntimeError("reply tokens have no key: the process calls "
+                           "kartabl.reply_tokens.configure(settings.secret_key) at its start")
+    return _key_holder.get()
 
 
 def _mac(reply_id: int, nonce: str) -> str:

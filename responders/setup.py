@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from config.channels import ChannelsConfig, get_channels
+from config.channels import ChannelsConfig
 from config.settings import Settings
 from kartabl.outbound import RateLimiterFactory, Sender, register
 from responders.sandbox import install as install_sandbox
@@ -29,14 +29,13 @@ log = logging.getLogger(__name__)
 Maker = tuple[str, str, Callable[[], Sender]]
 
 
-def install_senders(channels: ChannelsConfig | None = None, *, settings: Settings,
+def install_senders(channels: ChannelsConfig, *, settings: Settings,
                     rate_limiter: RateLimiterFactory) -> list[str]:
     """Register a sender for every channel; returns the channels served by the sandbox.
     Processes call it through their composition (:func:`boot.start`), never directly;
     ``rate_limiter`` makes the limits shared across processes (the SMS rate): the
     composition hands in :func:`workers.broker.rate_limiter`, and the ``settings`` it booted
     with (read once at the process edge, never here)."""
-    channels = channels if channels is not None else get_channels()
     for channel, by, make in _real_senders(channels, settings, rate_limiter):
         try:
             sender = register(make())

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import config.routing
 import config.settings
 from kartabl import db as kdb
-from kartabl import tasks
+from kartabl import reply_tokens, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Base
 
@@ -56,7 +56,7 @@ def pg_url() -> Iterator[str]:
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     yield url
-    kdb.reset()
+    kdb.deconfigure()
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -115,10 +115,13 @@ def settings(
     monkeypatch.setenv("KARTABL_REDIS_URL", REDIS_URL)
     config.settings.get_settings.cache_clear()
     config.routing.get_routing.cache_clear()
-    kdb.reset()
-    yield config.settings.get_settings()
+    settings = config.settings.get_settings()
+    # What boot.kinds.start does at a process's start: the core reads no settings itself.
+    kdb.configure(settings)
+    reply_tokens.configure(settings.secret_key)
+    yield settings
     tasks.set_enqueuer(None)
-    kdb.reset()
+    kdb.deconfigure()
     config.settings.get_settings.cache_clear()
     config.routing.get_routing.cache_clear()
 

@@ -21,6 +21,18 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
+
+
+@app.callback()
+def _process_edge() -> None:
+    # Every command is a process start: the settings are read here, once, and the database
+    # pointed at (no connection yet). Commands that do more call boot.kinds.start.
+    from config.settings import get_settings
+    from kartabl import db
+
+    db.configure(get_settings())
+
+
 admin.register(app)
 customers.register(app)
 ops.register(app)

@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from boot.cli.signals import idle_until_stopped, stop_on_signals
-from config.channels import Mailbox
+from config.channels import Mailbox, get_channels
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -31,7 +31,6 @@ app = typer.Typer(help="The email channel: IMAP pollers, backfill, quarantined m
 
 def _mailboxes(name: str) -> list[Mailbox]:
     """The IMAP mailboxes to work on: all, or the one named; a clear error otherwise."""
-    from config.channels import get_channels
     from config.settings import get_settings
 
     if get_settings().channels_file is None:
@@ -90,7 +89,7 @@ def poll(
         failed = 0
         for box in boxes:
             try:
-                r = make_poller(settings, box).poll_once()
+                r = make_poller(settings, get_channels(), box).poll_once()
             except MailboxUnavailable as exc:
                 failed += 1
                 out.print(f"[red]{box.name}: unreachable: {escape(str(exc))}[/red]")
@@ -100,7 +99,7 @@ def poll(
         raise typer.Exit(1 if failed else 0)
     # Graceful: each poller finishes (and commits and acknowledges) its current batch.
     stop = stop_on_signals()
-    threads = start_pollers(settings, stop, boxes)
+    threads = start_pollers(settings, get_channels(), stop, boxes)
     while any(t.is_alive() for t in threads) and not stop.wait(1.0):
         pass
     for t in threads:
@@ -139,7 +138,7 @@ def backfill(
                 progress.update(task, completed=done, total=total)
 
             try:
-                r = run_backfill(settings, box, day, report)
+                r = run_backfill(settings, get_channels(), box, day, report)
             except MailboxUnavailable as exc:
                 failed += 1
                 progress.console.print(
@@ -190,8 +189,8 @@ def reimport(
         raise typer.BadParameter("give one quarantined mail's id, or --all")
     settings = _setup()
     try:
-        outcomes = (reimport_all(settings) if all_
-                    else [reimport_one(settings, quarantine_id)])
+        outcomes = (reimport_all(settings, get_channels()) if all_
+                    else [reimport_one(settings, get_channels(), quarantine_id)])
     except NotFound as exc:
         raise typer.BadParameter(str(exc), param_hint="ID") from exc
     still = 0

@@ -25,8 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.sms.inbound import to_message
-from channels.webhooks import Webhook, store_one
-from config.channels import get_channels
+from channels.webhooks import Webhook, app_channels, store_one
 from config.sms import SmsConfig
 from kartabl import db
 from kartabl.logs import hide_pattern
@@ -44,8 +43,8 @@ _store = store_one  # one request's store (bench.ingest_feed times it)
 hide_pattern(_SECRET_PATH, r"\1***", loggers=("uvicorn.access", "uvicorn.error"))
 
 
-def sms_config() -> SmsConfig | None:
-    return get_channels().sms
+def sms_config(request: Request) -> SmsConfig | None:
+    return app_channels(request).sms
 
 
 def session_factory() -> sessionmaker[Session]:

@@ -20,8 +20,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram.updates import to_message
-from channels.webhooks import Webhook, store_one
-from config.channels import get_channels
+from channels.webhooks import Webhook, app_channels, store_one
 from config.telegram import TelegramConfig
 from kartabl import db
 
@@ -32,8 +31,8 @@ HOOK = Webhook("Bot API update", MAX_BODY, forbidden="wrong secret", too_large="
 _store = store_one  # one request's store (bench.ingest_feed times it)
 
 
-def telegram_config() -> TelegramConfig:
-    return get_channels().telegram
+def telegram_config(request: Request) -> TelegramConfig:
+    return app_channels(request).telegram
 
 
 def session_factory() -> sessionmaker[Session]:

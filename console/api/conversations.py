@@ -62,7 +62,7 @@ from console.api.schemas import (
     TimelineOut,
     errors,
 )
-from console.deps import AppSettings, Principal, get_db, require_scope
+from console.deps import Approval, AppSettings, Principal, get_db, require_scope
 from console.pages.attachments import inline_image_urls
 from console.queue_types import Targets
 from console.queues import DEFAULT_LIMIT, MAX_LIMIT, Filters, list_queue, queue_counts, queue_names
@@ -291,11 +291,12 @@ def edit(rid: PathId, body: EditIn, p: Act, db: Db) -> ReplyOut:
 
 @router.post("/replies/{rid}/submit", summary="Submit a draft for approval",
              responses=errors(400, 401, 403, 404, 409))
-def submit(rid: PathId, p: Act, db: Db) -> ReplyOut:
+def submit(rid: PathId, p: Act, db: Db, policy: Approval) -> ReplyOut:
     """The author only. It awaits approval, or is approved at once when the approval policy
     trusts the author. Refused (400) when too long for the channel, with the count."""
     _visible_reply(db, p.person, rid)
-    return _reply(db, workflow.submit(db, p.person, rid, check=REPLY_CHECK))
+    return _reply(db, workflow.submit(db, p.person, rid, policy=policy,
+                                               check=REPLY_CHECK))
 
 
 @router.post("/replies/{rid}/approve", summary="Approve a reply, optionally edited",

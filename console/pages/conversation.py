@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.deps import PathId, Principal, get_db, page_principal
+from console.deps import Approval, PathId, Principal, get_db, page_principal
 from console.http_errors import http_status
 from console.pages._ui import back, form_text, optional_id, render
 from console.pages.timeline import mail_html
@@ -300,8 +300,9 @@ def add_note(
 
 @router.post("/conversations/{cid}/replies")
 def new_draft(
-    request: Request, cid: PathId, body: Text = "", template: Short = "", then: Short = "save",
-    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+    request: Request, cid: PathId, policy: Approval, body: Text = "", template: Short = "",
+    then: Short = "save", p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
 ) -> Response:
     """Draft a reply; with ``then=submit`` (the second button) submit it at once."""
     _visible(db, p, cid)
@@ -310,7 +311,7 @@ def new_draft(
         reply = workflow.draft(db, p.person, cid, form_text(body),
                                template=template.strip() or None, check=REPLY_CHECK)
         if then == "submit":
-            workflow.submit(db, p.person, reply.id, check=REPLY_CHECK)
+            workflow.submit(db, p.person, reply.id, policy=policy, check=REPLY_CHECK)
 
     done = "submitted" if then == "submit" else "drafted"
     return _act(request, db, p, cid, done, step, {"body": body, "template": template})
@@ -332,7 +333,7 @@ def edit_draft(
 
 @router.post("/replies/{rid}/submit")
 def submit(
-    request: Request, rid: PathId, body: MaybeText = None,
+    request: Request, rid: PathId, policy: Approval, body: MaybeText = None,
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
@@ -343,7 +344,7 @@ def submit(
         text = form_text(body) if body is not None else None
         if state == ReplyState.REJECTED or (text is not None and text != stored):
             workflow.update_draft(db, p.person, rid, text if text is not None else stored)
-        workflow.submit(db, p.person, rid, check=REPLY_CHECK)
+        workflow.submit(db, p.person, rid, policy=policy, check=REPLY_CHECK)
 
     return _act(request, db, p, cid, "submitted", step, {f"edit_{rid}": body or ""})
 

@@ -51,7 +51,7 @@ def test_readyz_503_when_database_is_down(client, monkeypatch):
     # Given a database URL nobody listens on
     monkeypatch.setenv("KARTABL_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     config.settings.get_settings.cache_clear()
-    kdb.reset()
+    kdb.configure(config.settings.get_settings())
     # Then the readiness probe says it is not ready (the reason goes to the log)
     r = client.get("/readyz")
     assert r.status_code == 503

@@ -28,7 +28,7 @@ from bench.fleet import Fleet, Proc, channels_toml, free_port
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from kartabl import db as kdb
-from kartabl import tasks
+from kartabl import reply_tokens, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Role
 from tests.conftest import PG_ADMIN, REDIS_URL, RUN_ID, _unavailable
@@ -161,13 +161,14 @@ def deployed(_fleet: _Fleet) -> Iterator[Deployed]:
     kdb.reset()
     settings = config.settings.get_settings()
     factory = kdb.configure(settings)
+    reply_tokens.configure(settings.secret_key)  # it approves: signs the fleet's tokens
     setup_broker(settings)
     try:
         yield Deployed(_fleet.fleet, _fleet.procs, factory, _fleet.kavenegar, _fleet.bot_api,
                        _fleet.smtp, _fleet.web_url, settings)
     finally:
         tasks.set_enqueuer(None)
-        kdb.reset()
+        kdb.deconfigure()
         mp.undo()
         config.settings.get_settings.cache_clear()
         config.routing.get_routing.cache_clear()

@@ -4,9 +4,9 @@ only among the sender's own conversations (FreeScout CVE-2026-47123)."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
-import config.settings
 from channels.email import parse
 from kartabl import ingest, reply_tokens
 from kartabl.models import (
@@ -52,10 +52,10 @@ def test_a_tampered_token_does_not_verify(settings, tamper) -> None:
     assert reply_tokens.verify(forged) is None
 
 
-def test_a_token_signed_with_another_secret_does_not_verify(settings, monkeypatch) -> None:
+def test_a_token_signed_with_another_secret_does_not_verify(settings) -> None:
     token = reply_tokens.make_message_id(7, "example.com")
-    monkeypatch.setenv("KARTABL_SECRET_KEY", "another-deployment")
-    config.settings.get_settings.cache_clear()
+    assert reply_tokens.verify(token) == 7
+    reply_tokens.configure(SecretStr("another-deployment"))
     assert reply_tokens.verify(token) is None
 
 
@@ -234,3 +234,13 @@ def test_a_spoofed_customer_address_with_a_valid_token_is_still_a_customer_messa
     assert session.scalars(select(Reply.state).order_by(Reply.id)).all() == [
         ReplyState.SENT, ReplyState.PENDING_APPROVAL]
     assert [task for task, _ in enqueued if task != "route_messages"] == []
+
+
+def test_a_process_that_never_configured_the_key_refuses_to_sign(settings, monkeypatch) -> None:
+    # Given a process whose edge forgot reply_tokens.configure
+    monkeypatch.setattr(reply_tokens, "_key_holder", None)
+    # Then nothing is signed or verified with an empty key: it fails loudly
+    with pytest.raises(RuntimeError, match="configure"):
+        reply_tokens.make_message_id(1, "example.com")
+    # And the holder of a derived key never shows it
+    assert "s3cr3t" not in repr(reply_tokens._Key(b"s3cr3t"))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
-import config.routing
 from config.routing import ApprovalPolicy
 from kartabl import reply_tokens, workflow
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
@@ -106,7 +104,7 @@ def test_only_the_author_edits_and_a_rejected_reply_becomes_a_draft(
 
 def test_by_default_every_reply_is_reviewed(session: Session, org, enqueued) -> None:
     reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
-    # the policy of the example routing file
+    # no policy handed over: the strict default (the console hands over the routing file's)
     workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
     session.commit()
     assert reply.state == RS.PENDING_APPROVAL and reply.idempotency_key is None
@@ -152,18 +150,6 @@ def test_a_trusted_list_does_not_cover_others(session: Session, org) -> None:
     workflow.submit(session, org.sara, reply.id, check=REPLY_CHECK,
                     policy=ApprovalPolicy(trusted_agents=["ali"], trusted_teams=["sales"]))
     assert reply.state == RS.PENDING_APPROVAL
-
-
-def test_the_policy_comes_from_the_routing_file(session: Session, org, routing_file: Path) -> None:
-    # Given a routing file that trusts ali
-    text = routing_file.read_text(encoding="utf-8")
-    routing_file.write_text(text.replace('trusted_agents = []', 'trusted_agents = ["ali"]'),
-                            encoding="utf-8")
-    config.routing.get_routing.cache_clear()
-    # When ali submits without an explicit policy, Then review is skipped
-    reply = workflow.draft(session, org.ali, org.conv.id, "x", check=REPLY_CHECK)
-    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
-    assert reply.state == RS.APPROVED
 
 
 def test_submit_needs_an_open_conversation(session: Session, org) -> None:

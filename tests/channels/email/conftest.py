@@ -28,10 +28,12 @@ from typing import Any
 
 import pytest
 from imapclient import IMAPClient
+from pydantic import SecretStr
 
 import config.channels
 import config.settings
 from config.channels import ChannelsConfig, Mailbox
+from kartabl import reply_tokens
 from tests.tls import self_signed_cert
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -289,6 +291,8 @@ def write_channels_file(
     monkeypatch.setenv("KARTABL_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
     # Real channels refuse the development secret (it signs the reply tokens).
     monkeypatch.setenv("KARTABL_SECRET_KEY", "test-secret-for-email")
+    # This process signs with it too, as the `kartabl` processes a test starts do.
+    reply_tokens.configure(SecretStr("test-secret-for-email"))
     yield write
     config.channels.get_channels.cache_clear()
     config.settings.get_settings.cache_clear()

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from boot.cli import app
 from channels.email.service import make_poller
+from config.channels import get_channels
 from config.settings import get_settings
 from kartabl.models import MailboxState
 from tests.channels.email.imap_helpers import (
@@ -63,7 +64,7 @@ def test_backfill_since_ingests_older_mail_exactly_once(db, session, imap, mailb
                            last_uid=2))
         s.commit()
     append(imap, mail(3))
-    assert make_poller(get_settings(), mailbox).poll_once().created == 1
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 1
     # When the history since January 1st is backfilled
     r = cli("email", "backfill", "--since", "2026-01-01")
     # Then the two older mails come in, the new one is recognised, and last_uid is untouched
@@ -82,7 +83,7 @@ def test_backfill_since_ingests_older_mail_exactly_once(db, session, imap, mailb
 def test_quarantine_list_and_reimport_all(db, session, imap, mailbox, monkeypatch):
     append(imap, BAD_MAIL)
     append(imap, mail(1))
-    make_poller(get_settings(), mailbox).poll_once()
+    make_poller(get_settings(), get_channels(), mailbox).poll_once()
     [row] = quarantined(session)
     # The list shows the quarantined mail
     r = cli("email", "quarantine")
@@ -157,7 +158,7 @@ def test_a_poll_process_killed_mid_fetch_loses_and_duplicates_nothing(
     stored_before = count_messages(session)
     assert stored_before < total, "the process finished before it could be killed"
     # When a new poller runs
-    make_poller(get_settings(), mailbox).poll_once()
+    make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then every mail is there exactly once, and every one is acknowledged
     msgs = email_messages(session)
     assert sorted(m.sender for m in msgs) == sorted(f"customer{i}@example.ir" for i in range(total))

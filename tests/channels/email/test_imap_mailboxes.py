@@ -8,6 +8,7 @@ import threading
 
 import config.routing
 from channels.email.service import imap_mailboxes, start_pollers
+from config.channels import get_channels
 from config.settings import get_settings
 from kartabl.models import Conversation, Message, Team
 from router.batch import route_batch
@@ -76,7 +77,7 @@ def test_two_mailboxes_polled_in_one_process_feed_their_own_inbox_and_team(
         mailbox_toml(dovecot, sales_user, name="sales", address="sales@kartabl.example",
                      team="sales"),
     )
-    assert [m.name for m in imap_mailboxes()] == ["support", "sales"]
+    assert [m.name for m in imap_mailboxes(get_channels())] == ["support", "sales"]
     # And a customer's mail delivered to each
     for user, raw in (
         (support_user, mail(1, subject="order 1")),
@@ -89,7 +90,7 @@ def test_two_mailboxes_polled_in_one_process_feed_their_own_inbox_and_team(
             client.logout()
     # When both are polled, one thread each in this process (as `kartabl email poll` does)
     stop = threading.Event()
-    threads = start_pollers(get_settings(), stop)
+    threads = start_pollers(get_settings(), get_channels(), stop)
     try:
         assert sorted(t.name for t in threads) == ["imap-sales", "imap-support"]
         wait_for(lambda: count_messages(session) == 2, 15, "the mail of both mailboxes")

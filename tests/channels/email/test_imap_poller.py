@@ -15,6 +15,7 @@ import channels.email.ingest
 import channels.email.state
 import kartabl.ingest
 from channels.email.service import make_poller
+from config.channels import get_channels
 from config.settings import get_settings
 from kartabl.models import Conversation, MailboxState, Team
 from router.batch import route_batch
@@ -53,7 +54,7 @@ def test_appended_mail_becomes_one_routed_message_of_the_mailbox_team(
     # And a customer's mail delivered by IMAP APPEND
     append(imap, mail(1, subject="سفارش من"))
     # When the poller makes a pass
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then it is exactly one message, of this mailbox, sent to our address
     assert (result.fetched, result.created) == (1, 1)
     [msg] = email_messages(session)
@@ -73,7 +74,7 @@ def test_appended_mail_becomes_one_routed_message_of_the_mailbox_team(
     session.commit()
     # And the mail is flagged as processed, and a second pass finds nothing new
     assert FLAG in flags_by_uid(imap)[1]
-    assert make_poller(get_settings(), mailbox).poll_once().fetched == 0
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().fetched == 0
     assert _state(session).last_uid == 1
 
 
@@ -100,13 +101,13 @@ def test_a_crash_between_commit_and_acknowledgement_loses_and_duplicates_nothing
     target = channels.email.imap if crash_at == "acknowledge" else channels.email.state
     monkeypatch.setattr(target, crash_at, dying)
     with pytest.raises(Crash):
-        make_poller(get_settings(), mailbox).poll_once()
+        make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then batch 2 is committed, but last_uid still says batch 1
     assert count_messages(session) == 4
     assert _state(session).last_uid == 2
     # When the process restarts and polls again
     monkeypatch.setattr(target, crash_at, real)
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then every mail is there exactly once, and all are acknowledged
     assert (result.fetched, result.created, result.duplicates) == (3, 1, 2)
     msgs = email_messages(session)
@@ -131,7 +132,7 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
     # Given the database fails when the batch is committed
     monkeypatch.setattr(kartabl.ingest, "add_many", failing_store)
     with pytest.raises(RuntimeError):
-        make_poller(get_settings(), mailbox).poll_once()
+        make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then nothing was flagged (nor before the commit), and last_uid did not move
     assert all(FLAG not in f for f in seen_at_commit[0].values())
     assert all(FLAG not in f for f in flags_by_uid(imap).values())
@@ -145,7 +146,7 @@ def test_nothing_is_acknowledged_when_the_commit_fails(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(kartabl.ingest, "add_many", observed_store)
-    assert make_poller(get_settings(), mailbox).poll_once().created == 2
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 2
     assert all(FLAG not in f for f in flags_during_commit[0].values())
     assert all(FLAG in f for f in flags_by_uid(imap).values())
     assert mailbox_health(session).failing_since is None
@@ -158,14 +159,14 @@ def test_processed_mail_is_moved_to_the_processed_folder_after_commit(
     append(imap, mail(1))
     append(imap, mail(2))
     # When the poller makes a pass (the folder does not exist yet: it is created)
-    assert make_poller(get_settings(), mailbox).poll_once().created == 2
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 2
     # Then the mail left the INBOX for the processed folder, and both are stored
     assert flags_by_uid(imap, "INBOX") == {}
     assert len(flags_by_uid(imap, "Kartabl.Done")) == 2
     assert count_messages(session) == 2
     # And new mail after that is still found (last_uid, not the folder's content, counts)
     append(imap, mail(3))
-    assert make_poller(get_settings(), mailbox).poll_once().created == 1
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 1
 
 
 def test_uidvalidity_change_resyncs_without_duplicates(
@@ -176,7 +177,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(
     raws = [mail(i) for i in range(1, 4)]
     for raw in raws:
         append(imap, raw, folder="Support")
-    assert make_poller(get_settings(), mailbox).poll_once().created == 3
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 3
     before = _state(session).uidvalidity
     # Given the folder is recreated (a new UIDVALIDITY) with the same mail, plus one new
     imap.delete_folder("Support")
@@ -185,7 +186,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(
         append(imap, raw, folder="Support")
     # When the poller makes a pass
     with caplog.at_level(logging.WARNING, logger="channels.email.state"):
-        result = make_poller(get_settings(), mailbox).poll_once()
+        result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then it read the folder again from the start and stored only the new mail
     assert (result.fetched, result.created, result.duplicates) == (4, 1, 3)
     assert count_messages(session) == 4
@@ -205,7 +206,7 @@ def test_mail_marked_seen_by_another_client_is_still_ingested_and_unseen_stays_u
     other.add_flags([1], [b"\\Seen"])
     other.logout()
     # When the poller makes a pass
-    assert make_poller(get_settings(), mailbox).poll_once().created == 2
+    assert make_poller(get_settings(), get_channels(), mailbox).poll_once().created == 2
     # Then both are stored; the read one stays read, and fetching did not mark the other
     flags = flags_by_uid(imap)
     assert b"\\Seen" in flags[1] and b"\\Seen" not in flags[2]
@@ -224,7 +225,7 @@ def test_mail_without_message_id_and_reused_message_ids_are_ingested(
     append(imap, twice)
     append(imap, twice)
     # When the poller makes a pass
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then every distinct mail is one message; the identical copy is a duplicate
     assert (result.fetched, result.created, result.duplicates) == (6, 5, 1)
     senders = sorted(m.sender for m in email_messages(session))
@@ -233,7 +234,7 @@ def test_mail_without_message_id_and_reused_message_ids_are_ingested(
 
 def test_state_rows_are_per_mailbox(db, session, imap, mailbox):
     append(imap, mail(1))
-    make_poller(get_settings(), mailbox).poll_once()
+    make_poller(get_settings(), get_channels(), mailbox).poll_once()
     rows = session.scalars(select(MailboxState)).all()
     session.commit()
     assert [(r.name, r.folder, r.last_uid) for r in rows] == [("support", "INBOX", 1)]
@@ -267,7 +268,7 @@ def test_a_storage_error_is_logged_as_such_not_as_an_unreachable_mailbox(
     monkeypatch.setattr(channels.email.ingest, "store_payloads", disk_full)
     append(imap, mail(1))
     with caplog.at_level(logging.WARNING), pytest.raises(OSError) as raised:
-        make_poller(get_settings(), mailbox).poll_once()
+        make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then the error is ours, with its traceback, named a storage error
     assert not isinstance(raised.value, channels.email.imap.MailboxUnavailable)
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -289,7 +290,7 @@ def test_the_message_time_is_the_servers_internaldate_not_the_date_header(
     append(imap, mail(2), when=datetime.now(UTC) + timedelta(hours=1))
     # When the poller makes a pass
     before = datetime.now(UTC)
-    make_poller(get_settings(), mailbox).poll_once()
+    make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then the message's time is the INTERNALDATE, and the header is metadata
     first, second = sorted(email_messages(session), key=lambda m: m.sender)
     assert first.received_at == received

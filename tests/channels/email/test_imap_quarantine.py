@@ -14,6 +14,7 @@ import channels.email.ingest
 import config.settings
 from channels import health
 from channels.email.service import backfill, make_poller, reimport_one
+from config.channels import get_channels
 from config.settings import get_settings
 from console import auth
 from kartabl.models import Message, Role
@@ -42,7 +43,7 @@ def test_bad_mail_is_quarantined_and_the_poller_goes_on(db, session, imap, small
     for raw in (mail(1), BAD_MAIL, big, mail(4)):
         append(imap, raw)
     # When the poller makes a pass
-    result = make_poller(get_settings(), small_limit).poll_once()
+    result = make_poller(get_settings(), get_channels(), small_limit).poll_once()
     # Then the good mail is stored, the bad and the oversized are kept aside with their
     # bytes and reasons, and every mail is acknowledged and behind last_uid
     assert (result.fetched, result.created, result.quarantined) == (4, 2, 2)
@@ -62,7 +63,7 @@ def test_bad_mail_is_quarantined_and_the_poller_goes_on(db, session, imap, small
     assert backlog(session, config.settings.get_settings())["quarantined"] == 2
     session.commit()
     # And seeing them again (a backfill) keeps them once
-    assert backfill(get_settings(), small_limit, date(2000, 1, 1)).quarantined == 2
+    assert backfill(get_settings(), get_channels(), small_limit, date(2000, 1, 1)).quarantined == 2
     assert len(quarantined(session)) == 2
 
 
@@ -79,7 +80,7 @@ def test_a_parser_bug_quarantines_the_mail_instead_of_stopping(
     monkeypatch.setattr(channels.email.ingest, "parse_mail", buggy)
     for i in (1, 2, 3):
         append(imap, mail(i))
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     assert (result.created, result.quarantined) == (2, 1)
     [row] = quarantined(session)
     assert row.reason == "unparseable: RecursionError: parser bug"
@@ -88,7 +89,7 @@ def test_a_parser_bug_quarantines_the_mail_instead_of_stopping(
 def test_reimport_after_the_limit_is_raised(db, session, imap, small_limit, monkeypatch):
     append(imap, mail(1, body="x" * 3000))
     append(imap, BAD_MAIL)
-    make_poller(get_settings(), small_limit).poll_once()
+    make_poller(get_settings(), get_channels(), small_limit).poll_once()
     # (ids kept as ints: touching an expired row would open a transaction in the test's
     # session, and on SQLite that holds the write lock the code under test needs)
     oversized_id, bad_id = (q.id for q in sorted(quarantined(session), key=lambda q: q.reason))
@@ -96,7 +97,7 @@ def test_reimport_after_the_limit_is_raised(db, session, imap, small_limit, monk
     monkeypatch.setenv("KARTABL_MAIL_MAX_BYTES", str(10**6))
     config.settings.get_settings.cache_clear()
     # When the oversized mail is re-imported
-    outcome = reimport_one(get_settings(), oversized_id)
+    outcome = reimport_one(get_settings(), get_channels(), oversized_id)
     # Then it is a message of its mailbox, and no longer counted as quarantined
     assert outcome.message_id is not None and outcome.reason is None
     msg = session.get(Message, outcome.message_id)
@@ -107,10 +108,10 @@ def test_reimport_after_the_limit_is_raised(db, session, imap, small_limit, monk
     assert backlog(session, config.settings.get_settings())["quarantined"] == 1
     session.commit()
     # And a second re-import changes nothing
-    assert reimport_one(get_settings(), oversized_id).already
+    assert reimport_one(get_settings(), get_channels(), oversized_id).already
     assert len(email_messages(session)) == 1
     # And mail that is still bad stays quarantined, with the new reason
-    still = reimport_one(get_settings(), bad_id)
+    still = reimport_one(get_settings(), get_channels(), bad_id)
     assert still.message_id is None and "UnparseableMail" in (still.reason or "")
     assert [q.reimported_at for q in quarantined(session) if q.id == bad_id] == [None]
 
@@ -122,7 +123,7 @@ def test_readyz_reports_quarantined_mail_and_failing_mailboxes_but_stays_ready(
     from workers.broker import setup_broker
 
     append(imap, BAD_MAIL)
-    make_poller(get_settings(), small_limit).poll_once()
+    make_poller(get_settings(), get_channels(), small_limit).poll_once()
     health.record_failure(db, "email:other", "ConnectionRefusedError: refused")
     setup_broker(config.settings.get_settings())
     with TestClient(create_app()) as client:
@@ -163,7 +164,7 @@ def test_a_mail_whose_body_cannot_be_read_is_stored_quarantined_and_repaired_by_
     raw = mail(1, body="where is my order 1234?")
     append(imap, raw)
     # When the poller makes a pass
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then the message is stored from its headers, and its raw bytes are quarantined with
     # it, in the same commit, linked to it
     assert (result.created, result.quarantined) == (1, 1)
@@ -175,7 +176,7 @@ def test_a_mail_whose_body_cannot_be_read_is_stored_quarantined_and_repaired_by_
     assert backlog(session, config.settings.get_settings())["quarantined"] == 1
     session.commit()
     # When it is re-imported
-    outcome = reimport_one(get_settings(), row.id)
+    outcome = reimport_one(get_settings(), get_channels(), row.id)
     # Then the stored message is repaired, not reported as a duplicate
     assert (outcome.message_id, outcome.repaired, outcome.reason) == (msg.id, True, None)
     [msg] = email_messages(session)
@@ -197,19 +198,19 @@ def test_an_oversized_mail_is_left_on_the_server_and_reimported_from_it(
     big, small = mail(1, body="y" * 5000), mail(2)
     append(imap, big)
     append(imap, small)
-    assert make_poller(get_settings(), box).poll_once().quarantined == 1
+    assert make_poller(get_settings(), get_channels(), box).poll_once().quarantined == 1
     [row] = quarantined(session)
     assert row.headers_only and len(row.raw) < 1000 and row.size == len(big)
     # The small mail went to the processed folder; the oversized one stays, flagged, where
     # the re-import will look for it
     assert list(flags_by_uid(imap)) == [1] and b"$Kartabl" in flags_by_uid(imap)[1]
     # When the re-import runs while the limit still holds: still quarantined, nothing lost
-    still = reimport_one(get_settings(), row.id)
+    still = reimport_one(get_settings(), get_channels(), row.id)
     assert still.message_id is None and still.reason.startswith("oversized (")
     # Given the limit is raised
     monkeypatch.setenv("KARTABL_MAIL_MAX_BYTES", str(10**6))
     config.settings.get_settings.cache_clear()
-    outcome = reimport_one(get_settings(), row.id)
+    outcome = reimport_one(get_settings(), get_channels(), row.id)
     # Then the whole mail was fetched from the server, and is now processed there too
     assert outcome.message_id is not None
     assert "y" * 100 in session.get(Message, outcome.message_id).text
@@ -221,7 +222,7 @@ def test_reimporting_an_oversized_mail_gone_from_the_server_says_so(
     db, session, imap, small_limit, monkeypatch
 ):
     append(imap, mail(1, body="z" * 5000))
-    make_poller(get_settings(), small_limit).poll_once()
+    make_poller(get_settings(), get_channels(), small_limit).poll_once()
     [row] = quarantined(session)
     monkeypatch.setenv("KARTABL_MAIL_MAX_BYTES", str(10**6))
     config.settings.get_settings.cache_clear()
@@ -229,7 +230,7 @@ def test_reimporting_an_oversized_mail_gone_from_the_server_says_so(
     imap.select_folder("INBOX")
     imap.delete_messages([1])
     imap.expunge()
-    outcome = reimport_one(get_settings(), row.id)
+    outcome = reimport_one(get_settings(), get_channels(), row.id)
     assert outcome.message_id is None
     assert "no longer on the server (folder INBOX, UID 1" in (outcome.reason or "")
     # And the row keeps its header and its own reason

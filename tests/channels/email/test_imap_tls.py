@@ -14,7 +14,7 @@ from imapclient import IMAPClient
 from pydantic import ValidationError
 
 from channels.email.service import make_poller
-from config.channels import ImapAccount
+from config.channels import ImapAccount, get_channels
 from config.settings import get_settings
 from tests.channels.email.conftest import NO_TLS_HOST, REQUIRE, Dovecot, WriteChannels
 from tests.channels.email.imap_helpers import (
@@ -73,7 +73,7 @@ def test_mail_is_ingested_over_tls_with_the_certificate_trusted_by_ca_file(
     assert mailbox.imap is not None and mailbox.imap.ca_file == tls.ca_file
     append(imap, mail(1, subject=f"over {security}"))
     # When the poller makes a pass
-    result = make_poller(get_settings(), mailbox).poll_once()
+    result = make_poller(get_settings(), get_channels(), mailbox).poll_once()
     # Then the mail is one message, flagged as processed on the server
     assert (result.fetched, result.created) == (1, 1)
     [msg] = email_messages(session)
@@ -91,7 +91,7 @@ def test_an_untrusted_certificate_fails_the_mailbox_clearly_and_never_logs_in(
     # Given a mailbox over TLS without ca_file: the system's CAs, which never signed the
     # test server's self-signed certificate
     mailbox = write_channels(security=security, port=_port(tls, security))
-    poller = make_poller(get_settings(), mailbox, threading.Event(),
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event(),
                          backoff_base_s=0.05, backoff_cap_s=0.2)
     # When it runs
     with running(poller) as thread:
@@ -122,7 +122,7 @@ def test_starttls_not_offered_by_the_server_fails_without_logging_in_in_clear_te
         probe.shutdown()
     mailbox = write_channels(security="starttls", host=NO_TLS_HOST, port=tls.no_tls_port,
                              ca_file=tls.ca_file)
-    poller = make_poller(get_settings(), mailbox, threading.Event(),
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event(),
                          backoff_base_s=0.05, backoff_cap_s=0.2)
     # When the poller runs
     with running(poller) as thread:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from channels.email.service import make_poller, start_pollers
 from channels.email.state import failing_mailboxes
 from channels.runner import PassResult, Runner
+from config.channels import get_channels
 from config.settings import get_settings
 from kartabl import locks
 from kartabl.inbound import Feed
@@ -83,7 +84,7 @@ def running(poller: Runner) -> Iterator[threading.Thread]:
 def test_mail_appended_while_idling_is_ingested_within_seconds(db, session, imap, write_channels):
     # Given a poller on IDLE, whose polling fallback would take an hour
     mailbox = write_channels(idle=True, poll_interval_s=3600)
-    poller = make_poller(get_settings(), mailbox, threading.Event(),
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event(),
                          idle_check_s=0.2, idle_renew_s=600)
     with running(poller):
         wait_for(first_pass_done(session), 10, "the first pass")
@@ -105,7 +106,7 @@ def test_idle_is_renewed_and_keeps_working(db, session, imap, write_channels, mo
 
     monkeypatch.setattr(IMAPClient, "idle", counting_idle)
     mailbox = write_channels(idle=True, poll_interval_s=3600)
-    poller = make_poller(get_settings(), mailbox, threading.Event(),
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event(),
                          idle_check_s=0.1, idle_renew_s=0.4)
     with running(poller):
         # When IDLE has been renewed several times on the same connection
@@ -118,7 +119,7 @@ def test_idle_is_renewed_and_keeps_working(db, session, imap, write_channels, mo
 
 def test_polling_fallback_without_idle(db, session, imap, write_channels):
     mailbox = write_channels(idle=False, poll_interval_s=0.3)
-    with running(make_poller(get_settings(), mailbox, threading.Event())):
+    with running(make_poller(get_settings(), get_channels(), mailbox, threading.Event())):
         wait_for(first_pass_done(session), 10, "the first pass")
         append(imap, mail(1))
         wait_for(lambda: count_messages(session) == 1, 10, "the mail")
@@ -131,8 +132,8 @@ def test_an_unreachable_mailbox_is_recorded_and_warned_about_then_recovers(
     proxy = Proxy(port_outside_ephemeral_range(), (dovecot.host, dovecot.port))
     mailbox = write_channels(port=proxy.port, idle=True)
     poller = make_poller(
-        get_settings(), mailbox, threading.Event(), idle_check_s=0.1, backoff_base_s=0.05,
-        backoff_cap_s=0.2, unreachable_warn_s=0.5,
+        get_settings(), get_channels(), mailbox, threading.Event(), idle_check_s=0.1,
+        backoff_base_s=0.05, backoff_cap_s=0.2, unreachable_warn_s=0.5,
     )
     caplog.set_level(logging.INFO, logger="channels.runner")
     try:
@@ -168,7 +169,7 @@ def test_start_pollers_runs_a_thread_per_configured_mailbox_until_stopped(
 ):
     # (what `kartabl run` and `kartabl email poll` start)
     stop = threading.Event()
-    threads = start_pollers(get_settings(), stop)
+    threads = start_pollers(get_settings(), get_channels(), stop)
     try:
         assert [t.name for t in threads] == ["imap-support"]
         append(imap, mail(1))
@@ -199,7 +200,7 @@ def test_mail_announced_during_a_pass_is_not_left_for_the_idle_renewal(
     monkeypatch.setattr(imap_module, "acknowledge", acknowledge_while_mail_arrives)
     append(imap, mail(1))
     mailbox = write_channels(idle=True, poll_interval_s=3600)
-    poller = make_poller(get_settings(), mailbox, threading.Event(),
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event(),
                          idle_check_s=0.2, idle_renew_s=600)
     with running(poller):
         # Then it is fetched at once, not after the 10-minute renewal
@@ -213,8 +214,8 @@ def test_one_poller_per_mailbox_leads_and_a_standby_takes_over(
         pytest.skip("SQLite is the single-process embedded mode: no lock to share")
     # Given two pollers of one mailbox, as two `email` processes on two machines would run
     mailbox = write_channels(idle=False, poll_interval_s=0.2)
-    first = make_poller(get_settings(), mailbox, threading.Event())
-    second = make_poller(get_settings(), mailbox, threading.Event())
+    first = make_poller(get_settings(), get_channels(), mailbox, threading.Event())
+    second = make_poller(get_settings(), get_channels(), mailbox, threading.Event())
     passes = {"first": 0, "second": 0}
 
     def counted(poller: Runner, name: str) -> None:
@@ -278,7 +279,7 @@ def test_a_leader_whose_lock_connection_dies_steps_down_and_leads_again(
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite is the single-process embedded mode: no lock to lose")
     mailbox = write_channels(idle=False, poll_interval_s=0.1)
-    poller = make_poller(get_settings(), mailbox, threading.Event())
+    poller = make_poller(get_settings(), get_channels(), mailbox, threading.Event())
     name = poller.lock_name  # "poller email:support"
     with caplog.at_level(logging.WARNING, "channels.runner"), running(poller):
         wait_for(lambda: len(_lock_backends(session, name)) == 1, 10, "the poller's lock")

@@ -150,6 +150,7 @@ def test_the_registered_webhook_delivers_to_the_console(
         standin: BotApiStandin, channels_file: Path, db: sessionmaker[Session]) -> None:
     # Given the webhook routes served as the console serves them, on a real port
     web = FastAPI()
+    web.state.channels = config.channels.get_channels()  # what create_app hands the routes
     for name, router in routers().items():
         web.include_router(router, prefix=f"/webhooks/{name}")
     server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=0, log_level="warning"))

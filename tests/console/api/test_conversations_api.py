@@ -5,18 +5,21 @@ test_api_access.py's table; here are the cases inside one's own scope."""
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from console import auth
 from kartabl.models import (
     Channel,
     Conversation,
     ConversationStatus,
     Event,
+    Person,
     Reply,
     ReplyState,
 )
 from tests import factories as f
-from tests.console.api.conftest import snapshot
+from tests.console.api.conftest import Api, snapshot
 
 C = "/api/v1/conversations"
 
@@ -240,6 +243,27 @@ def test_notes_are_stored_private_and_refused_empty(api, world, db) -> None:
 
 
 # -- replies ---------------------------------------------------------------------------------
+
+
+def test_the_apps_approval_policy_is_the_routing_files(world, db, routing_file) -> None:
+    # Given a routing file that trusts ali, read by the app when it is made (the web
+    # process's edge hands the policy to every submit)
+    from console.app import create_app
+
+    text = routing_file.read_text(encoding="utf-8")
+    routing_file.write_text(text.replace("trusted_agents = []", 'trusted_agents = ["ali"]'),
+                            encoding="utf-8")
+    with db() as s:
+        ali = s.get(Person, world.agent_a)
+        assert ali is not None and ali.username == "ali"
+        token = auth.create_api_token(s, ali, name="t", scopes=["read", "act"]).token
+        s.commit()
+    with TestClient(create_app(), base_url="https://testserver") as c:
+        agent = Api(c, {"Authorization": f"Bearer {token}"})
+        rid = agent.post(f"{C}/{world.conv_a}/replies", {"body": "سلام"}).json()["id"]
+        # When ali submits, Then review is skipped, as the routing file says
+        r = agent.post(f"/api/v1/replies/{rid}/submit")
+    assert r.status_code == 200 and r.json()["state"] == "approved", r.text
 
 
 def test_draft_edit_submit_approve_with_an_edit(api, world, db, enqueued) -> None:
