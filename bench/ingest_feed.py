@@ -3,10 +3,11 @@
 - **Telegram and Bale updates, Kavenegar callbacks**: what the webhook handlers do once the
   secret is verified (``channels/telegram/webhook.py``, ``channels/sms/webhook.py``): parse
   the body (``json.loads`` + :func:`channels.telegram.updates.to_message`, or the form +
-  :func:`channels.sms.inbound.to_message`), then the handler's own store, one message per
-  request and commit (``_store``: :func:`kartabl.ingest.store_many`, routing enqueued after
-  the commit). ``--webhook-threads`` requests are in flight at once, as the web process
-  runs its handlers' stores in a thread pool. HTTP itself is ``bench.webhooks``'s subject.
+  :func:`channels.sms.inbound.to_message`), then the handlers' own store, one message per
+  request and commit (:func:`channels.webhooks.store_one`, what ``Webhook.receive`` runs:
+  :func:`kartabl.ingest.store`, routing enqueued after the commit).
+  ``--webhook-threads`` requests are in flight at once, as the web process runs its
+  handlers' stores in a thread pool. HTTP itself is ``bench.webhooks``'s subject.
 - **Mail**: the IMAP poller's ingest step (:class:`channels.email.ingest.MailIngester`):
   :func:`channels.email.parse` per mail, attachments written, one
   :func:`kartabl.ingest.add_many` and commit per fetch batch (``fetch_batch``, 50 by default),
@@ -30,9 +31,8 @@ from bench.ingest_traffic import OUR_ADDRESS, SMS_LINE, Raw
 from channels.email.imap import Fetched
 from channels.email.ingest import MailIngester
 from channels.sms import inbound as sms_inbound
-from channels.sms import webhook as sms_webhook
 from channels.telegram import updates as tg_updates
-from channels.telegram import webhook as tg_webhook
+from channels.webhooks import store_one
 from config.channels import ImapAccount, Mailbox
 from config.settings import Settings
 from config.sms import SmsConfig
@@ -69,11 +69,11 @@ class Entry:
         if raw.channel == "sms":
             fields = dict(parse_qsl(raw.body.decode("utf-8"), keep_blank_values=True))
             msg = sms_inbound.to_message(fields, self.sms)
-            return int(sms_webhook._store(self.sessions, msg))
+            return int(store_one(self.sessions, msg))
         update = tg_updates.to_message(json.loads(raw.body), self.bots[raw.channel])
         if update is None:
             return 0
-        return int(tg_webhook._store(self.sessions, update))
+        return int(store_one(self.sessions, update))
 
     def mails(self, raws: list[Raw]) -> int:
         """One fetch batch through the poller's ingest; how many new messages it stored."""

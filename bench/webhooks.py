@@ -32,7 +32,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,13 +44,8 @@ import psycopg
 import redis
 
 from bench.ingest import REDIS_URL, bench_database, say
+from bench.ports import free_port
 from bench.webhooks_load import BOT, LINE, Load, bodies, plan_with_retries, run_load
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_channels_file(directory: Path) -> Path:

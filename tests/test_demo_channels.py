@@ -5,7 +5,6 @@ the seeded customers, and approved replies leave by the real senders to the stan
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import config.settings
+from bench.ports import free_port
 from boot.demo import CUSTOMERS, DemoDriver, seed
 from boot.demo_channels import LINE, DemoChannels, start_unless_configured
 from channels.runner import Runner, poll_each
@@ -225,17 +225,13 @@ def test_a_sent_sms_stays_queued_until_the_carrier_reports() -> None:
         standin.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_an_sms_by_callback_and_by_polling_is_one_message(demo, seeded) -> None:
     # Given the console serves the receive callback with the demo's in-memory [sms]
     from console.app import create_app
 
-    app, port = create_app(), _free_port()
+    app, port = create_app(), free_port()
     demo.serve_callback(app, "127.0.0.1", port)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)

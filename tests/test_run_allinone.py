@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +15,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from bench.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, cookie: str = "") -> dict:
@@ -50,7 +47,7 @@ def _sign_in(base: str) -> str:
 
 
 def test_run_serves_console_and_demo_reaches_delivered(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
@@ -123,7 +120,7 @@ def test_run_with_real_channels_refuses_the_development_secret(tmp_path: Path) -
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
         "KARTABL_CHANNELS_FILE": str(channels),
-        "KARTABL_WEB_PORT": str(_free_port()),
+        "KARTABL_WEB_PORT": str(free_port()),
     }
     kartabl = Path(sys.executable).with_name("kartabl")
     done = subprocess.run([str(kartabl), "run", "--no-demo"], env=env, cwd=tmp_path,

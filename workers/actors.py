@@ -92,4 +92,7 @@ def noop() -> None:
 TASKS: dict[str, dramatiq.Actor[..., None]] = {
     a.actor_name: a for a in (route_messages, dispatch_reply)
 }
+# Tasks whose payload is a list of ids: a process gathers its sends for a short window into
+# one task (workers/coalesce.py) instead of one per commit.
+BATCHED = frozenset({route_messages.actor_name})
 ALL = (*TASKS.values(), noop)  # every actor, for binding to a (new) broker

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_coalescer: Coalescer | None = None
+_coalescers: list[Coalescer] = []  # this process's, closed when a new broker is built
 
 
 class DatabaseMiddleware(Middleware):
@@ -122,36 +122,41 @@ def setup_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Br
     if missing:  # fail at start, not at the first enqueue
         raise RuntimeError(f"tasks without an actor: {sorted(missing)}")
 
-    route = _route_sender(s, actors.route_messages)
+    _close_coalescers()  # a process (a test) that builds a second broker
+    senders = {name: _gathering_sender(s, actor) if name in actors.BATCHED else _sender(actor)
+               for name, actor in actors.TASKS.items()}
 
     def enqueue(task: tasks.TaskName, obj_id: tasks.Payload) -> None:
-        if task == "route_messages":
-            route(obj_id)
-        else:
-            actors.TASKS[task].send(obj_id)
+        senders[task](obj_id)
 
     tasks.set_enqueuer(enqueue)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})
     return broker
 
 
-def _route_sender(s: Settings, actor: Actor[..., None]) -> Callable[[tasks.Payload], None]:
-    """How this process enqueues routing: gathered for ``route_coalesce_ms`` on the Redis
-    broker (workers/coalesce.py), at once on the stub broker, whose embedded worker and tests
-    expect a send to be queued when it returns."""
-    global _coalescer
-    if _coalescer is not None:  # a process (a test) that builds a second broker
-        _coalescer.close()
-        _coalescer = None
+def _close_coalescers() -> None:
+    while _coalescers:
+        _coalescers.pop().close()
 
-    def send(ids: tasks.Payload) -> None:
-        actor.send(ids)
 
+def _sender(actor: Actor[..., None]) -> Callable[[tasks.Payload], None]:
+    def send(payload: tasks.Payload) -> None:
+        actor.send(payload)  # looked up at each send: an actor rebound later is the one used
+
+    return send
+
+
+def _gathering_sender(s: Settings, actor: Actor[..., None]) -> Callable[[tasks.Payload], None]:
+    """How this process enqueues a batched task (its payload a list of ids): gathered for
+    ``route_coalesce_ms`` on the Redis broker (workers/coalesce.py), at once on the stub
+    broker, whose embedded worker and tests expect a send to be queued when it returns."""
+
+    send = _sender(actor)
     if s.broker != "redis" or s.route_coalesce_ms <= 0:
         return send
-    _coalescer = coalescing(send, window_s=s.route_coalesce_ms / 1000,
-                            max_ids=tasks.ROUTE_BATCH)
-    return _coalescer.add
+    coalescer = coalescing(send, window_s=s.route_coalesce_ms / 1000, max_ids=tasks.ROUTE_BATCH)
+    _coalescers.append(coalescer)
+    return coalescer.add
 
 
 def ping(broker: dramatiq.Broker | None = None) -> tuple[bool, str]:

@@ -41,8 +41,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from channels.standin_http import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ class KavenegarStandin:
         self._faults: dict[str, list[Fault]] = {}
         self._ids = itertools.count(8_000_001)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._http = LoopbackServer("kavenegar-standin")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -104,22 +106,15 @@ class KavenegarStandin:
         class Handler(_Handler):
             state = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="kavenegar-standin",
-                         daemon=True).start()
+        self._http.serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._http.origin}"
 
     # -- the test's (or the demo's) side -------------------------------------------------
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.sms.inbound import to_message
-from channels.webhooks import Webhook, app_channels, store_one
+from channels.webhooks import Webhook, app_channels
 from config.sms import SmsConfig
 from kartabl import db
 from kartabl.logs import hide_pattern
@@ -36,7 +36,6 @@ router = APIRouter()
 MAX_BODY = 64_000  # a callback is a few hundred bytes
 HOOK = Webhook("Kavenegar receive callback", MAX_BODY)
 _SECRET_PATH = re.compile(r"(/receive/)[^/?\s\"]+")
-_store = store_one  # one request's store (bench.ingest_feed times it)
 
 
 # Access and error lines print the request path: the secret segment becomes ***.

@@ -52,9 +52,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from channels.standin_http import LoopbackServer
 from channels.telegram.standin_wire import (
     Answer,
     Fault,
@@ -116,7 +117,7 @@ class BotApiStandin:
         self.sent: list[Sent] = []
         self.calls: list[str] = []  # method names, in order
         self.blocked_users: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
+        self._http = LoopbackServer("bot-api-standin")
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -126,22 +127,15 @@ class BotApiStandin:
         class Handler(_Handler):
             server_state = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="bot-api-standin",
-                         daemon=True).start()
+        self._http.serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start() the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+        return f"{self._http.origin}/bot"
 
     # -- the test's side ---------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.telegram.updates import to_message
-from channels.webhooks import Webhook, app_channels, store_one
+from channels.webhooks import Webhook, app_channels
 from config.telegram import TelegramConfig
 from kartabl import db
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 MAX_BODY = 1_000_000  # an update is a few KB; refuse to parse anything huge
 HOOK = Webhook("Bot API update", MAX_BODY, forbidden="wrong secret", too_large="update too large")
-_store = store_one  # one request's store (bench.ingest_feed times it)
 
 
 def telegram_config(request: Request) -> TelegramConfig:

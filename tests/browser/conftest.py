@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session
 
+from bench.ports import free_port
 from kartabl.db import make_engine
 
 HERE = Path(__file__).resolve().parent
@@ -63,10 +63,6 @@ class LiveServer:
             engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(url: str) -> bool:
@@ -105,7 +101,7 @@ def live_server(
     the suite's ``sqlite_template``, made by ``kartabl.migrate.upgrade``)."""
     db_path = tmp_path / "kartabl.db"
     shutil.copy(sqlite_template, db_path)
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = free_port(), tmp_path / "server.log"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{db_path}",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.browser.conftest import _free_port
+from bench.ports import free_port
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -31,7 +31,7 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 def test_metrics_on_an_address_of_their_own(tmp_path: Path, sqlite_template: Path) -> None:
     db_path = tmp_path / "k.db"
     shutil.copy(sqlite_template, db_path)
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{db_path}", "KARTABL_BROKER": "stub",

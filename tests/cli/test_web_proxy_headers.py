@@ -15,13 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import _free_port
+from bench.ports import free_port
 
 
 def _seen_address(tmp_path: Path, template: Path, extra: dict[str, str]) -> str:
     db_path = tmp_path / "k.db"
     shutil.copy(template, db_path)
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{db_path}", "KARTABL_BROKER": "stub",

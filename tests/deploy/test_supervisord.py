@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ import pytest
 import redis
 from supervisor.xmlrpc import SupervisorTransport
 
+from bench.ports import free_port
 from bench.worker_kill import children
 from kartabl import ingest
 from kartabl.messages import InboundMessage
@@ -33,10 +33,6 @@ BIN = Path(sys.executable).parent
 PROGRAMS = ["web", "worker", "scheduler", "email", "telegram", "sms"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(tmp_path: Path, env_file: Path, port: int) -> Path:
@@ -120,7 +116,7 @@ def test_supervisord_runs_the_fleet_and_restarts_a_killed_worker(settings, db, t
         "KARTABL_WORKER_THREADS=2",
         "KARTABL_LOG_FORMAT=console",
     ]) + "\n")
-    port = _free_port()
+    port = free_port()
     conf = _config(tmp_path, env_file, port)
     logs = _logs(tmp_path)
     # The supervisord process gets none of the test's KARTABL_* variables: only the

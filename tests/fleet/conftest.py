@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import config.routing
 import config.settings
-from bench.fleet import Fleet, Proc, channels_toml, free_port
+from bench.fleet import Fleet, Proc, channels_toml
+from bench.ports import free_port
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from kartabl import db as kdb

@@ -6,7 +6,6 @@ TLS with a self-signed certificate made by the openssl CLI, and AUTH PLAIN/LOGIN
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from bench.ports import free_port
 from config.channels import EmailConfig
 
 QUEUE_ID = "4XkP1Ab"
@@ -100,11 +100,6 @@ class Recorder:
         return AuthResult(success=(user, password) == ("support", "s3cret-pass"), handled=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

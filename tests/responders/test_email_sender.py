@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.ports import free_port
 from config.channels import ChannelsConfig, EmailConfig
 from config.settings import get_settings
 from kartabl import outbound as port
@@ -209,7 +210,7 @@ def test_a_send_that_may_outlast_the_reconcile_window_is_refused_at_start(smtp_s
 def test_connection_refused_is_retryable() -> None:
     config = EmailConfig.model_validate({"mailboxes": [{
         "name": "support", "address": "support@kartabl.example",
-        "smtp": {"host": "127.0.0.1", "port": smtp.free_port(), "security": "plain",
+        "smtp": {"host": "127.0.0.1", "port": free_port(), "security": "plain",
                  "timeout_s": 2}}]})
     with pytest.raises(RetryableDeliveryError, match=r"127\.0\.0\.1"):
         SmtpSender(config).send(outbound())

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 import config.channels
 import config.settings
+from bench.ports import free_port
 from config.channels import ChannelsConfig, Mailbox
 from kartabl import reply_tokens
 from tests.tls import self_signed_cert
@@ -47,10 +48,6 @@ MAIL_UID = 1000 if os.geteuid() == 0 else os.getuid()
 MAIL_GID = 1000 if os.geteuid() == 0 else os.getgid()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 # The listener without TLS: Dovecot's `ssl` is per local address (a `local` block), not per

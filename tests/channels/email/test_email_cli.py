@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bench.ports import free_port
 from boot.cli import app
 from channels.email.service import make_poller
 from config.channels import get_channels
@@ -130,7 +131,6 @@ def test_without_a_channels_file_the_commands_say_what_to_set(db, monkeypatch):
 
 
 def test_backfill_of_an_unreachable_mailbox_exits_non_zero(db, session, write_channels):
-    from tests.channels.email.conftest import free_port
 
     write_channels(port=free_port())
     r = cli("email", "backfill", "--since", "2026-01-01")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import config.channels
 import config.settings
 import kartabl.ingest
+from bench.ports import free_port
 from channels import runner
 from channels.sms import webhook
 from channels.sms.kavenegar import NotSent
@@ -79,10 +79,6 @@ def test_a_failing_api_stores_nothing_and_raises(standin: KavenegarStandin,
     assert poll_sms(sms_config, db).created == 1  # still unread: not lost
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -92,7 +88,7 @@ def web(sms_config: SmsConfig, db: sessionmaker[Session]) -> Iterator[str]:
     app.include_router(routers()["sms"], prefix="/webhooks/sms")
     app.dependency_overrides[webhook.sms_config] = lambda: sms_config
     app.dependency_overrides[webhook.session_factory] = lambda: db
-    port = _free_port()
+    port = free_port()
     # log_config=None: uvicorn's access log propagates, so caplog sees what it prints
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
