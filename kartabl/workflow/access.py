@@ -117,3 +117,25 @@ def load_target(
     return person, team
 
 
+
+
+def handover_team(session: Session, conv: Conversation, person: Person | None,
+                  team: Team | None, step: str) -> int | None:
+    """The team a conversation is left in when handed to ``person`` and/or ``team``.
+
+    A team named wins. A person alone keeps the conversation's team when they are in it
+    (or see everything: a coordinator, an admin); otherwise it moves to the person's team,
+    so their teammates can see it (left in the old team, it was a 404 to them). A person in
+    several other teams is asked which: an :class:`InputError` naming them."""
+    if team is not None:
+        return team.id
+    if person is None or person.role in REVIEWERS:
+        return conv.team_id
+    theirs = team_ids(person, conv)
+    if not theirs or conv.team_id in theirs:
+        return conv.team_id
+    if len(theirs) == 1:
+        return next(iter(theirs))
+    names = sorted(session.scalars(select(Team.name).where(Team.id.in_(theirs))))
+    raise InputError(f"{step}: {person.username!r} is in several teams ({', '.join(names)}) "
+                     "and not in this conversation's: choose the team too")

@@ -63,6 +63,7 @@ from kartabl.tasks import enqueue_after_commit
 from kartabl.workflow.access import (
     REVIEWERS,
     actor_name,
+    handover_team,
     load_conversation,
     load_reply,
     load_target,
@@ -100,8 +101,7 @@ def assign(
     check_conversation("assign", conv)
     person, team = load_target(session, person_id, team_id, "assign")
     before = {"from_person": conv.assignee_id, "from_team": conv.team_id}
-    if team is not None:
-        conv.team_id = team.id
+    conv.team_id = handover_team(session, conv, person, team, "assign")
     if person is not None:
         conv.assignee_id = person.id
     audit.record(
@@ -126,8 +126,7 @@ def refer(
     text = nonempty(note, "a referral note")
     person, team = load_target(session, person_id, team_id, "refer")
     before = {"from_person": conv.assignee_id, "from_team": conv.team_id}
-    if team is not None:
-        conv.team_id = team.id
+    conv.team_id = handover_team(session, conv, person, team, "refer")
     # A team alone means "the team picks it up": nobody keeps it meanwhile.
     conv.assignee_id = person.id if person is not None else None
     audit.record(

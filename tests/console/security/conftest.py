@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.email.attachments import store_payloads
 from config.settings import get_settings
 from console import auth
-from kartabl import workflow
+from kartabl import audit, workflow
 from kartabl.models import (
     Base,
     Channel,
@@ -104,6 +104,7 @@ class Ids:
     key: str  # that attachment's storage key
     token: int  # an API token of the team's agent
     person: int  # the team's agent
+    bulk: int  # the result of a bulk action by the team's agent (a bulk.applied event)
 
 
 @dataclass(frozen=True)
@@ -233,11 +234,14 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         triage = f.conversation(s, channel=Channel.SMS, subject="triage-subject")
         conv.opened_at = conv_b.opened_at = utcnow() - timedelta(days=2)  # overdue
         reset = auth.create_password_reset(s, admin, agent_b, settings=get_settings())
+        bulk_a, bulk_b = (audit.record(s, "bulk.applied", actor=agent, action="close",
+                                       done=[c.id], refused=[])
+                          for agent, c in ((agent_a, conv), (agent_b, conv_b)))
         s.flush()
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
-                ATTACHMENT_KEY, token_a, agent_a.id)
+                ATTACHMENT_KEY, token_a, agent_a.id, bulk_a.id)
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
-                conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id)
+                conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id, bulk_b.id)
         s.commit()
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,

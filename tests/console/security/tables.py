@@ -29,6 +29,8 @@ class Req:
 
     def fill(self, w: World, t: Ids) -> tuple[str, dict[str, Any] | None]:
         def one(v: Any) -> Any:
+            if isinstance(v, list):
+                return [one(x) for x in v]
             if not isinstance(v, str):
                 return v
             text = v.format(w=w, t=t)
@@ -89,6 +91,7 @@ GET_URLS: dict[str, list[str]] = {
     "/queues": ["/queues", *(f"/queues?queue={q}" for q in _Q),
                 "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
     "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
+    "/queues/bulk/{event_id}": ["/queues/bulk/{t.bulk}"],
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
     "/login": ["/login", "/login?next=/queues"],
@@ -129,6 +132,10 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                                   {"body": "hi"}),
     ("POST", "/conversations/{cid}/assign"): Req("/conversations/{t.conv}/assign",
                                                  {"person_id": "{w.coord}"}),
+    ("POST", "/queues/bulk"): Req("/queues/bulk", {"action": "tag", "tag": "bulk",
+                                                   "ids": "{t.conv}"}),
+    ("POST", "/api/v1/conversations/bulk"): Req("/api/v1/conversations/bulk", {
+        "action": "tag", "tag": "bulk", "ids": ["{t.conv}"]}),
     ("POST", "/conversations/{cid}/refer"): Req("/conversations/{t.conv}/refer",
                                                 {"team_id": "{w.team_a}", "note": "n"}),
     ("POST", "/conversations/{cid}/close"): Req("/conversations/{t.conv2}/close"),

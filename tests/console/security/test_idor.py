@@ -24,7 +24,8 @@ from tests.console.security.conftest import World, changed, leaks, routes, snaps
 from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
-ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id"}
+ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id",
+             "event_id"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
 OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}
@@ -47,6 +48,9 @@ EXTRA: list[tuple[str, str, Req]] = [
     ("GET", "/api/v1/queues/{name}", Req("/api/v1/queues/team:{w.team_b}")),
     ("GET", "/queues", Req("/queues?queue=team:{w.team_b}")),
     ("GET", "/queues/live", Req("/queues/live?queue=team:{w.team_b}")),
+    ("POST", "/queues/bulk", Req("/queues/bulk", {"action": "close", "ids": "{t.conv}"})),
+    ("POST", "/api/v1/conversations/bulk", Req("/api/v1/conversations/bulk", {
+        "action": "close", "ids": ["{t.conv}"]})),
     ("POST", "/api/v1/sessions/revoke",
      Req("/api/v1/sessions/revoke", {"scope": "all", "person_id": "{t.person}"})),
     ("POST", "/api/v1/tokens",
