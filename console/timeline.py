@@ -60,6 +60,7 @@ from kartabl.models import (
     Team,
 )
 from kartabl.workflow import can_access
+from responders import as_sent
 
 __all__ = [
     "ACTIVITY_KINDS",
@@ -248,12 +249,12 @@ def _timeline(customer: CustomerInfo, messages: Iterable[Any],
             reason=_reason(data), message_id=e.message_id,
         )
         keyed.append((e.at, 2, e.id, item))
-    sent_rows: dict[int, int] = {}
+    sent_rows: dict[int, Message] = {}
     for m in messages:
         meta = m.meta or {}
         rid = meta.get("reply_id")
         if m.direction == Direction.OUT and isinstance(rid, int) and rid in reply_ids:
-            sent_rows.setdefault(rid, m.id)  # shown as the reply, not as a second bubble
+            sent_rows.setdefault(rid, m)  # shown as the reply, not as a second bubble
             continue
         inbound = m.direction == Direction.IN
         keyed.append((m.received_at, 0, m.id, MessageItem(
@@ -273,8 +274,10 @@ def _timeline(customer: CustomerInfo, messages: Iterable[Any],
             approver_id=r.approved_by_id, approver=person(r.approved_by_id),
             review_comment=r.review_comment, error=r.error, attempts=r.attempts,
             created_at=r.created_at, approved_at=r.approved_at, sent_at=r.sent_at,
-            delivered_at=r.delivered_at, message_id=sent_rows.get(r.id),
+            delivered_at=r.delivered_at,
+            message_id=sent_rows[r.id].id if r.id in sent_rows else None,
             history=steps.get(r.id, []),
+            sent=as_sent.pieces(r.channel, sent_rows[r.id].text) if r.id in sent_rows else [],
         )))
     keyed.sort(key=lambda k: k[:3])
     return [item for *_, item in keyed]

@@ -141,6 +141,9 @@ class ReplyItem:
     delivered_at: datetime | None
     message_id: int | None  # the outbound message row, once sent
     history: list[ReplyStep] = field(default_factory=list)
+    # What the customer received (the outbound row's rendered text, wrapper included), as
+    # its channel carried it: SMS parts, chat messages, one mail. Empty until sent.
+    sent: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

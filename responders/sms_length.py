@@ -38,3 +38,32 @@ def sms_length(text: str) -> SmsLength:
 def sms_parts(text: str) -> int:
     """The number of SMS parts ``text`` is sent in (0 for an empty text)."""
     return sms_length(text).parts
+
+
+def split_sms(text: str) -> list[str]:
+    """``text`` as the network carries it: one part when it fits (160 / 70), else parts of
+    153 septets (GSM 7-bit) or 67 UTF-16 units (UCS-2). A character is never cut in two: a
+    GSM extension character (two septets) or an emoji (a surrogate pair) that would straddle
+    a part boundary starts the next part, as phones and gateways do."""
+    length = sms_length(text)
+    if length.parts <= 1:
+        return [text] if text else []
+    per_part = 153 if length.encoding == "gsm7" else 67
+
+    def cost(c: str) -> int:
+        if length.encoding == "gsm7":
+            return 2 if c in _GSM_EXTENDED else 1
+        return len(c.encode("utf-16-le")) // 2
+
+    parts: list[str] = []
+    current: list[str] = []
+    used = 0
+    for c in text:
+        if used + cost(c) > per_part:
+            parts.append("".join(current))
+            current, used = [], 0
+        current.append(c)
+        used += cost(c)
+    if current:
+        parts.append("".join(current))
+    return parts
