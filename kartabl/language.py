@@ -5,8 +5,9 @@ Nothing a channel gives says it reliably (a mail has no language header worth tr
 SMS none at all), so it is read from what the customer wrote: the script of the letters of
 their latest messages in the conversation. Arabic-script letters (Persian) make it
 ``fa``; Latin letters without them make it ``en``; a message with neither (digits, emoji,
-only an attachment) says nothing, and the one before it is read. A conversation with no
-letters at all is Persian, the inbox's home language (:data:`DEFAULT_LANGUAGE`).
+only an attachment) says nothing, and the one before it is read; then the subjects. A
+conversation with no letters at all is Persian, the inbox's home language
+(:data:`DEFAULT_LANGUAGE`).
 
 A message mixing both counts letters: "سفارش ORD-123" is Persian (a Persian sentence around
 an order number), "Hi, my order سفارش 12 is late" English, as the customer wrote most.
@@ -52,8 +53,13 @@ def conversation_language(session: Session, conversation_id: int) -> str:
         .order_by(Message.received_at.desc(), Message.id.desc())
         .limit(_LOOK_BACK)
     )
-    for text, subject in rows:
-        found = text_language(text or "") or text_language(subject or "")
+    latest = list(rows)
+    # The texts first: a reply's subject is often the first message's ("Re: ..."), while
+    # its text is what the customer writes now.
+    for found in (text_language(t or "") for t, _ in latest):
+        if found is not None:
+            return found
+    for found in (text_language(s or "") for _, s in latest):
         if found is not None:
             return found
     return DEFAULT_LANGUAGE
