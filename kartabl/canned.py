@@ -222,7 +222,7 @@ def expand(session: Session, actor: Person, conversation_id: int, *,
         key = (shortcut or "").strip().lstrip("/").lower()
         found = session.scalar(select(CannedResponse).where(CannedResponse.shortcut == key))
         if found is None or not _sees(session, actor, found):
-            raise NotFound(f"no canned response /{key[:40]}")
+            raise NotFound("no such canned response")
         row = found
     if language is not None and language not in LANGUAGES:
         raise InputError(f"language must be one of {list(LANGUAGES)}")
