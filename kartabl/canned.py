@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from kartabl import audit
@@ -68,7 +68,7 @@ class Expansion:
 # -- scope -----------------------------------------------------------------------------------
 
 
-def _visible_clause(session: Session, actor: Person) -> list[object]:
+def _visible_clause(actor: Person) -> list[ColumnElement[bool]]:
     if actor.role in REVIEWERS:
         return []
     mine = team_ids(actor, actor)
@@ -81,7 +81,7 @@ def list_visible(session: Session, actor: Person, *, prefix: str = "",
     starts with it (what the composer offers after ``/``)."""
     if not actor.active:
         return []
-    q = select(CannedResponse).where(*_visible_clause(session, actor))
+    q = select(CannedResponse).where(*_visible_clause(actor))
     wanted = prefix.strip().lower()
     if wanted:
         if not SHORTCUT.match(wanted):

@@ -15,6 +15,7 @@ Every rule is :mod:`kartabl.canned`'s; scopes, in the order they are decided:
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -153,6 +154,5 @@ def expand(cid: PathId, body: ExpandIn, p: Act, db: Db) -> ExpansionOut:
     found = canned.expand(db, p.person, cid, shortcut=body.shortcut, canned_id=body.canned_id,
                           language=body.language)
     db.commit()
-    return ExpansionOut(canned_id=found.canned_id, shortcut=found.shortcut, text=found.text,
-                        language=found.language,  # type: ignore[arg-type]
-                        customer_language=found.customer_language)  # type: ignore[arg-type]
+    # validated, not constructed: the languages are checked against the Literal
+    return ExpansionOut.model_validate(dataclasses.asdict(found))

@@ -25,7 +25,7 @@ def _seed(server: LiveServer, locale: str) -> tuple[int, int]:
     with server.session() as s:
         support, sales = f.team(s, "support"), f.team(s, "sales")
         agent = f.person(s, "ali", teams=[support])
-        agent.password_hash, agent.locale, agent.display_name = f.quick_hash(PASSWORD), locale, "Ali"
+        agent.password_hash, agent.locale = f.quick_hash(PASSWORD), locale
         coord = f.person(s, "maryam", Role.COORDINATOR)
         fa = f.conversation(s, channel=Channel.SMS, team=support, assignee=agent,
                             text="سلام، سفارشم هنوز نرسیده")

@@ -31,8 +31,10 @@ def made(api, world: World) -> dict[str, int]:
     ids = {}
     for body in (
         {"name": "Hello", "shortcut": "hello",
-         "body_fa": "سلام {{ customer_name }}، {{ agent_name }} هستم (گفتگوی {{ conversation_number }}).",
-         "body_en": "Hello {{ customer_name }}, {{ agent_name }} here (#{{ conversation_number }})."},
+         "body_fa": "سلام {{ customer_name }}، {{ agent_name }} هستم "
+                    "(گفتگوی {{ conversation_number }}).",
+         "body_en": "Hello {{ customer_name }}, {{ agent_name }} here "
+                    "(#{{ conversation_number }})."},
         {"name": "Support", "shortcut": "support-only", "team_id": world.team_a,
          "body_fa": "پشتیبانی", "body_en": "Support"},
         {"name": "sales-secret-subject", "shortcut": "sales-only", "team_id": world.team_b,

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from console import auth
 from config.settings import get_settings
+from console import auth
 from kartabl import canned
 from kartabl.canned import CannedInput
 from kartabl.models import CannedResponse, Person
