@@ -49,7 +49,8 @@ def made(api, world: World) -> dict[str, int]:
 def test_a_coordinator_manages_the_library(api, world: World, db: Db, made) -> None:
     coord = api(world.coord, "review", "read")
     listed = coord.get("/api/v1/canned").json()
-    assert [r["shortcut"] for r in listed] == ["hello", "sales-only", "support-only"]
+    assert [r["shortcut"] for r in listed] == [
+        "hello", "sales-canned", "sales-only", "support-only"]  # the world has sales-canned
     r = coord.patch(f"/api/v1/canned/{made['support-only']}", {"body_en": "Support team"})
     assert r.status_code == 200 and r.json()["body_en"] == "Support team"
     assert r.json()["team_id"] == world.team_a  # left out: kept
