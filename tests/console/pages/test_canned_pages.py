@@ -152,3 +152,24 @@ def test_the_wrapper_is_named_in_english_for_an_english_reader(
     sign_in(client, "maryam")
     page = client.get(f"/conversations/{world.conv_support}").text
     assert '<option value="greeting">Greeting and signature</option>' in page
+
+
+def test_the_timeline_names_a_reply_s_wrapper_in_the_reader_s_language(
+    client: TestClient, other_client: TestClient, world: World, db: Db,
+) -> None:
+    from kartabl import workflow
+    from responders.preview import REPLY_CHECK
+
+    with db() as s:
+        ali = s.get(Person, world.ali)
+        workflow.draft(s, ali, world.conv_support, "بسته ارسال شد", template="greeting",
+                       check=REPLY_CHECK)
+        s.commit()
+    sign_in(client, "maryam")  # English
+    sign_in(other_client, "reza")  # Persian
+    english = client.get(f"/conversations/{world.conv_support}").text
+    persian = other_client.get(f"/conversations/{world.conv_support}").text
+    # the reply's badge in the timeline (the composer's select names it too)
+    assert '<span class="badge">template Greeting and signature</span>' in english
+    assert '<span class="badge">قالب سلام و امضا</span>' in persian
+    assert "template greeting" not in english and "قالب greeting" not in persian
