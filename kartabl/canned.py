@@ -86,7 +86,8 @@ def list_visible(session: Session, actor: Person, *, prefix: str = "",
     if wanted:
         if not SHORTCUT.match(wanted):
             return []  # no shortcut has other characters: nothing to escape for LIKE
-        q = q.where(CannedResponse.shortcut.startswith(wanted))
+        # "_" is a LIKE wildcard: escaped, "re_" does not match "red"
+        q = q.where(CannedResponse.shortcut.startswith(wanted, autoescape=True))
     q = q.order_by(CannedResponse.shortcut)
     if limit is not None:
         q = q.limit(limit)
@@ -228,7 +229,10 @@ def expand(session: Session, actor: Person, conversation_id: int, *,
         raise InputError(f"language must be one of {list(LANGUAGES)}")
     wanted = language or conversation_language(session, conv.id)
     bodies = {"fa": row.body_fa, "en": row.body_en}
-    used = wanted if bodies[wanted].strip() else next(k for k in LANGUAGES if bodies[k].strip())
+    filled = [k for k in LANGUAGES if bodies[k].strip()]
+    if not filled:  # saved through the service this cannot be; a row written by hand can
+        raise InputError(f"canned response /{row.shortcut} has no text")
+    used = wanted if wanted in filled else filled[0]
     values = {
         "customer_name": _value(_customer_name(session, conv)),
         "agent_name": _value(actor.display_name or actor.username),

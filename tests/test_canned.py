@@ -166,3 +166,9 @@ def test_render_fills_known_variables_once() -> None:
               "conversation_number": "7"}
     text = "{{customer_name}} / {{ agent_name }} / {{ conversation_number }} / {{ other }}"
     assert canned.render(text, values) == "{{ agent_name }} / Ali / 7 / {{ other }}"
+
+
+def test_an_underscore_in_a_prefix_is_no_wildcard(session: Session, lib: Lib) -> None:
+    canned.create(session, lib.coord, CannedInput("a", "re_x", "x", ""))
+    assert [r.shortcut for r in canned.list_visible(session, lib.coord, prefix="re_")] == [
+        "re_x"]  # not "refund": "_" matched any one character before
