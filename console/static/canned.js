@@ -43,6 +43,7 @@
     var active = -1;
 
     function close() {
+      seq++; // a suggestion still on its way must not open the list again
       box.hidden = true;
       box.textContent = "";
       items = [];

@@ -7,6 +7,9 @@ goes through the server (scope-checked, counted), and htmx's live preview follow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -56,7 +59,7 @@ def _sign_in(page: Page, server: LiveServer) -> None:
 
 @pytest.mark.parametrize("locale", ["fa", "en"])
 def test_a_shortcut_expands_in_the_customer_s_language(
-    live_server: LiveServer, page: Page, locale: str,
+    live_server: LiveServer, page: Page, locale: str, screenshot: Callable[..., Path],
 ) -> None:
     fa_conv, en_conv = _seed(live_server, locale)
     _sign_in(page, live_server)
@@ -80,6 +83,7 @@ def test_a_shortcut_expands_in_the_customer_s_language(
         expect(options.nth(0)).to_contain_text("/thanks")
         expect(options.nth(1)).to_contain_text("/track")
         expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+        screenshot(f"suggestions-{cid}")
         # and narrowing the shortcut narrows the list
         page.keyboard.type("ha")
         expect(options).to_have_count(1)
