@@ -42,6 +42,7 @@ from kartabl.errors import (
     NotFound,
     PermanentDeliveryError,
 )
+from kartabl.language import conversation_language
 from kartabl.models import (
     Channel,
     Conversation,
@@ -164,6 +165,7 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
         "history": view.history, "win": win, "mail_html": mail_html(win.items),
         "pending": pending, "drafts": drafts, "previews": previews,
         "templates": reply_templates(view.conversation.channel, request_locale(request)),
+        "customer_language": conversation_language(db, cid),  # wrappers' and canned texts
         "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
         "can_refer": reviewer or view.conversation.assignee_id == me.id,
         "done": request.query_params.get("done", "")[:40], "error": error,

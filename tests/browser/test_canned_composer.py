@@ -71,8 +71,11 @@ def test_a_shortcut_expands_in_the_customer_s_language(
         # Given the agent's reply composer, in the console's language
         page.goto(f"{live_server.url}/conversations/{cid}")
         assert page.evaluate("document.documentElement.dir") == DIRECTION[locale]
-        expect(page.locator(".canned-hint")).to_have_text(
+        expect(page.locator(".canned-hint")).to_contain_text(
             gettext(locale, "canned.composer_hint"))
+        # which says what the customer writes in: what will be inserted
+        language = "fa" if cid == fa_conv else "en"
+        expect(page.locator("#customer-language")).to_have_attribute("data-language", language)
         body = page.locator("#draft-body")
         body.click()
         # When they type a line, then "/t"

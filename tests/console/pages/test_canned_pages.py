@@ -126,6 +126,9 @@ def test_the_composer_offers_shortcuts_and_counts_uses(client: TestClient, world
     assert (f'data-canned-expand="/api/v1/conversations/{world.conv_support}/canned/expand"'
             in page)
     assert 'data-canned-list="/api/v1/canned"' in page
+    # the customer wrote "support-text": the page says English, in Persian for ali
+    assert ('<span id="customer-language" data-language="en">مشتری به انگلیسی می‌نویسد'
+            in page)
     # the wrapper is named in the reader's language (ali reads Persian)
     assert '<option value="greeting">سلام و امضا</option>' in page
     # the composer's calls, with the page's session and CSRF header
