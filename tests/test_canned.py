@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import canned
 from kartabl.canned import CannedInput
 from kartabl.errors import InputError, NotFound, PermissionDenied
-from kartabl.models import CannedResponse, Customer, Role
+from kartabl.models import CannedResponse, Customer, Person, Role
 from tests import factories as f
 
 
@@ -172,3 +172,39 @@ def test_an_underscore_in_a_prefix_is_no_wildcard(session: Session, lib: Lib) ->
     canned.create(session, lib.coord, CannedInput("a", "re_x", "x", ""))
     assert [r.shortcut for r in canned.list_visible(session, lib.coord, prefix="re_")] == [
         "re_x"]  # not "refund": "_" matched any one character before
+
+
+def test_simultaneous_expansions_all_count(db: sessionmaker[Session], lib: Lib) -> None:
+    """One UPDATE per use, not read-add-write: eight agents expanding at once count 8."""
+    import threading
+
+    with db() as probe:
+        if probe.get_bind().dialect.name == "sqlite":
+            # every SQLite transaction is BEGIN IMMEDIATE (kartabl.db): they run one after
+            # another, and the barrier below would wait for a lock held by a waiting thread
+            pytest.skip("SQLite serialises writers; the race exists on PostgreSQL")
+
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            with db() as s:
+                agent = s.get(Person, lib.agent_a.id)  # type: ignore[attr-defined]
+                assert agent is not None
+                s.get(CannedResponse, lib.glob)  # each read the count before anyone wrote
+                barrier.wait(timeout=10)
+                canned.expand(s, agent, lib.conv_a, canned_id=lib.glob)
+                s.commit()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    with db() as s:
+        assert s.scalar(select(CannedResponse.use_count).where(
+            CannedResponse.id == lib.glob)) == 8
