@@ -45,7 +45,8 @@ TOKEN_PREFIX: Final = "kt_"  # noqa: S105 - a marker, not a secret
 SCOPES: Final = {
     "read": "list and read conversations, customers and queues",
     "act": "take workflow steps: assign, refer, draft, submit, close, reopen, notes",
-    "review": "approve and reject replies (coordinators and admins only)",
+    "review": "approve and reject replies, manage canned responses (coordinators and admins "
+              "only)",
     "customers": "tag and link customers",
     "merge": "merge customers (needs the person's merge permission)",
     "reports": "read reports",

@@ -29,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from console.i18n import DIRECTION, LOCALE_COOKIE, digits, gettext, pick_locale
+from responders.render import template_title
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "console"
 
@@ -82,3 +83,5 @@ def bdi(value: Any) -> Markup:
 TEMPLATES = Jinja2Templates(directory=str(TEMPLATE_DIR), context_processors=[_context])
 TEMPLATES.env.finalize = strip_bidi_controls  # before any template is compiled: it is used then
 TEMPLATES.env.filters["bdi"] = bdi
+# A reply wrapper's name in the reader's language: ``wrapper_title(name, locale)``.
+TEMPLATES.env.globals["wrapper_title"] = template_title

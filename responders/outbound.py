@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kartabl.errors import PermanentDeliveryError
+from kartabl.language import conversation_language
 from kartabl.messages import OutboundMessage
 from kartabl.models import (
     Channel,
@@ -64,6 +65,8 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
             "subject": reply_subject(conv.subject or inbound.subject),
             "customer_name": inbound.sender_name,
         },
+        # the wrapper (greeting, signature) speaks the customer's language
+        language=conversation_language(session, conv.id),
     )
     references: tuple[str, ...] = ()
     answers = answered_id(inbound)

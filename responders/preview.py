@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kartabl.errors import PermanentDeliveryError, WorkflowError
+from kartabl.language import DEFAULT_LANGUAGE, conversation_language
 from kartabl.models import Channel, Conversation, Direction, Message, Reply
 from kartabl.outbound import ReplyCheck
 from responders.chat_length import split_text
@@ -61,12 +62,12 @@ class Preview:
 
 def preview(
     channel: Channel | str, body: str, *, template: str | None = None, subject: str = "",
-    customer_name: str = "",
+    customer_name: str = "", language: str = DEFAULT_LANGUAGE,
 ) -> Preview:
-    """Render ``body`` for ``channel`` and count it. Raises :class:`PermanentDeliveryError`
-    when the template fails."""
+    """Render ``body`` for ``channel`` (its wrapper in the customer's ``language``) and
+    count it. Raises :class:`PermanentDeliveryError` when the template fails."""
     ch = Channel(channel)
-    text = render_reply(ch, body, template=template, context={
+    text = render_reply(ch, body, template=template, language=language, context={
         "subject": reply_subject(subject), "customer_name": customer_name}).text
     if ch is Channel.SMS:
         length = sms_length(text)
@@ -78,7 +79,8 @@ def preview(
 
 def preview_reply(session: Session, reply: Reply, body: str | None = None) -> Preview:
     """:func:`preview` of ``reply`` (or of ``body``, an edit not saved yet) with the context
-    the outbox will use: the conversation's subject and the customer's name as they wrote."""
+    the outbox will use: the conversation's subject, the customer's name as they wrote, and
+    their language."""
     conv = session.get(Conversation, reply.conversation_id)
     assert conv is not None  # a reply belongs to a conversation (foreign key)
     name = session.scalar(
@@ -88,7 +90,8 @@ def preview_reply(session: Session, reply: Reply, body: str | None = None) -> Pr
         .order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
     )
     return preview(reply.channel, reply.body if body is None else body, template=reply.template,
-                   subject=conv.subject or "", customer_name=name or "")
+                   subject=conv.subject or "", customer_name=name or "",
+                   language=conversation_language(session, conv.id))
 
 
 def require_fits(session: Session, step: str, reply: Reply, body: str | None = None) -> Preview:

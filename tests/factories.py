@@ -162,3 +162,10 @@ def enqueued() -> Iterator[list[tuple[str, int]]]:
     tasks.set_enqueuer(lambda task, obj_id: calls.append((task, obj_id)))
     yield calls
     tasks.set_enqueuer(None)
+
+
+def conversation_customer(s: Session, conversation_id: int) -> int:
+    """The customer id of a conversation."""
+    conv = s.get(Conversation, conversation_id)
+    assert conv is not None
+    return conv.customer_id

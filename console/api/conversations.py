@@ -340,7 +340,7 @@ def _template(name: str | None, channel: Channel) -> str | None:
 def preview(body: PreviewIn, p: Read) -> PreviewOut:
     """The text through its template as the channel's sender will send it, counted as the
     sender counts it; stores nothing (a POST for the text's size)."""
-    return _preview_out(rp.preview(body.channel, body.body,
+    return _preview_out(rp.preview(body.channel, body.body, language=body.language,
                                    template=_template(body.template, body.channel)))
 
 

@@ -111,6 +111,8 @@ class RejectIn(BaseModel):
 
 class PreviewIn(DraftIn):
     channel: Channel
+    language: Literal["fa", "en"] = Field(
+        default="fa", description="The customer's language: the template's greeting in it.")
 
 
 class ConversationPreviewIn(DraftIn):

@@ -32,6 +32,7 @@ from console.deps import Approval, PathId, Principal, get_db, page_principal
 from console.http_errors import http_status
 from console.pages._ui import back, form_text, optional_id, render
 from console.pages.timeline import mail_html
+from console.templating import request_locale
 from console.timeline import ReplyItem, conversation_view
 from console.timeline_window import decode_cursor, item_key, timeline_window
 from kartabl import workflow
@@ -41,6 +42,7 @@ from kartabl.errors import (
     NotFound,
     PermanentDeliveryError,
 )
+from kartabl.language import conversation_language
 from kartabl.models import (
     Channel,
     Conversation,
@@ -81,14 +83,12 @@ class PreviewShown:
     error: str = ""
 
 
-def reply_templates(channel: Channel) -> list[str]:
-    """The canned reply templates for ``channel`` besides the default (folders of
-    ``templates/replies/`` with a file for the channel). They fill ``{{ customer_name }}``
-    and ``{{ subject }}`` from the conversation around the agent's ``{{ body }}``."""
-    root = reply_render.TEMPLATES_DIR
-    names = (d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else ()
-    return sorted(n for n in names
-                  if n != reply_render.DEFAULT_TEMPLATE and reply_render.has_template(n, channel))
+def reply_templates(channel: Channel, locale: str) -> list[tuple[str, str]]:
+    """The reply wrappers for ``channel`` besides the default, as (name, title in the
+    reader's language). They fill ``{{ customer_name }}`` and ``{{ subject }}`` around the
+    agent's ``{{ body }}``, in the customer's language (:mod:`responders.render`)."""
+    return [(n, reply_render.template_title(n, locale))
+            for n in reply_render.template_names(channel) if n != reply_render.DEFAULT_TEMPLATE]
 
 
 def _preview(db: Session, reply: Reply, body: str | None = None) -> PreviewShown:
@@ -164,7 +164,8 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
         "view": view, "c": view.conversation, "customer": view.customer,
         "history": view.history, "win": win, "mail_html": mail_html(win.items),
         "pending": pending, "drafts": drafts, "previews": previews,
-        "templates": reply_templates(view.conversation.channel),
+        "templates": reply_templates(view.conversation.channel, request_locale(request)),
+        "customer_language": conversation_language(db, cid),  # wrappers' and canned texts
         "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
         "can_refer": reviewer or view.conversation.assignee_id == me.id,
         "done": request.query_params.get("done", "")[:40], "error": error,

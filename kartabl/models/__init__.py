@@ -10,7 +10,8 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.conversations`: customers, conversations, messages, replies, events;
 - :mod:`~kartabl.models.channel_state`: pollers' positions, mailboxes, quarantined mail,
   the sandbox sender's deliveries;
-- :mod:`~kartabl.models.auth`: sessions, API tokens, login attempts, password resets.
+- :mod:`~kartabl.models.auth`: sessions, API tokens, login attempts, password resets;
+- :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``).
 """
 
 from kartabl.models.auth import (
@@ -31,6 +32,7 @@ from kartabl.models.base import (
     enum_column,
     utcnow,
 )
+from kartabl.models.canned import CannedResponse
 from kartabl.models.channel_state import (
     ChannelCursor,
     MailboxState,
@@ -51,6 +53,7 @@ from kartabl.models.people import Person, Team, TeamMember
 __all__ = [
     "ApiToken",
     "Base",
+    "CannedResponse",
     "Channel",
     "ChannelCursor",
     "Conversation",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 20:11:41.134041
+Create Date: 2026-12-03 23:32:00.550149
 """
 
 from __future__ import annotations
@@ -143,6 +143,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_token_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
+        "canned_response",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("shortcut", sa.String(length=40), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("body_fa", sa.Text(), nullable=False),
+        sa.Column("body_en", sa.Text(), nullable=False),
+        sa.Column("use_count", sa.Integer(), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["person.id"],
+            name=op.f("fk_canned_response_created_by_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["team.id"],
+            name=op.f("fk_canned_response_team_id_team"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_response")),
+        sa.UniqueConstraint("shortcut", name=op.f("uq_canned_response_shortcut")),
+    )
+    with op.batch_alter_table("canned_response", schema=None) as batch_op:
+        batch_op.create_index("ix_canned_response_team", ["team_id", "shortcut"], unique=False)
 
     op.create_table(
         "conversation",
@@ -570,6 +600,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_assignee_status")
 
     op.drop_table("conversation")
+    with op.batch_alter_table("canned_response", schema=None) as batch_op:
+        batch_op.drop_index("ix_canned_response_team")
+
+    op.drop_table("canned_response")
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_token_person_id"))
 

@@ -30,6 +30,7 @@ from config.settings import Settings, get_settings
 from console import auth
 from kartabl.models import (
     ApiToken,
+    CannedResponse,
     Channel,
     Conversation,
     Customer,
@@ -85,6 +86,7 @@ class World:
     customer_b2: int
     draft_b: int  # agent_b's draft on conv_b
     pending_b: int  # agent_b's reply on conv_b, awaiting approval
+    canned_b: int  # team B's canned response (/sales-canned)
 
 
 @pytest.fixture
@@ -117,10 +119,15 @@ def world(db: sessionmaker[Session], password_hash: str) -> World:
         # Both past the targets: the overdue queue would list them, in scope or not.
         conv_a.opened_at = conv_b.opened_at = utcnow() - timedelta(days=2)
         auth.create_api_token(s, agent_b, name="sales-secret-token", scopes=["read"])
+        canned_b = CannedResponse(name="sales-secret-subject", shortcut="sales-canned",
+                                  team_id=b.id, body_fa="sales-secret-text",
+                                  body_en="sales-secret-text")
+        s.add(canned_b)
         s.commit()
         return World(a.id, b.id, coord.id, coord2.id, agent_a.id, agent_a2.id, agent_b.id,
                       conv_a.id, conv_b.id, conv_b2.id, conv_triage.id, conv_a.customer_id,
-                      conv_b.customer_id, conv_b2.customer_id, draft.id, pending.id)
+                      conv_b.customer_id, conv_b2.customer_id, draft.id, pending.id,
+                      canned_b.id)
 
 
 class Api:

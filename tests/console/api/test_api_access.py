@@ -94,6 +94,20 @@ CASES: list[Case] = [
     Case("GET", "/api/v1/reports", "/api/v1/reports?" + RANGE, scope="reports", idor=200),
     Case("GET", "/api/v1/reports.csv", "/api/v1/reports.csv?" + RANGE, scope="reports",
          idor=200),
+    # canned responses: team B's is not there for team A's agent; managing them needs the
+    # coordinators' review scope (403 for an agent before any lookup)
+    Case("GET", "/api/v1/canned", "/api/v1/canned", scope="read", idor=200),
+    Case("GET", "/api/v1/canned/{canned_id}", "/api/v1/canned/{w.canned_b}", scope="read"),
+    Case("POST", "/api/v1/canned", "/api/v1/canned", {"name": "n", "shortcut": "n",
+         "body_en": "x", "team_id": "{w.team_b}"}, scope="review", idor=403),
+    Case("PATCH", "/api/v1/canned/{canned_id}", "/api/v1/canned/{w.canned_b}", {"name": "n"},
+         scope="review", idor=403),
+    Case("DELETE", "/api/v1/canned/{canned_id}", "/api/v1/canned/{w.canned_b}",
+         scope="review", idor=403),
+    Case("POST", C + "/{cid}/canned/expand", C + "/{w.conv_b}/canned/expand",
+         {"shortcut": "sales-canned"}, scope="act"),
+    Case("POST", C + "/{cid}/canned/expand", C + "/{w.conv_a}/canned/expand",
+         {"canned_id": "{w.canned_b}"}, scope="act"),
     # the account routes (console/api/account.py): one's own only
     Case("GET", "/api/v1/me", "/api/v1/me", idor=200),
     Case("GET", "/api/v1/tokens", "/api/v1/tokens", idor=200),

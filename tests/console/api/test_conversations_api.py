@@ -410,10 +410,14 @@ def test_a_canned_template_fills_the_customer_s_name_in_preview_and_draft(api, w
     agent = api(world.agent_a)
     body = {"body": "Your order has shipped", "template": "greeting"}
     pv = agent.post(f"{C}/{world.conv_a}/preview", body).json()
-    assert pv["text"].startswith("Sara ") and "Your order has shipped" in pv["text"]
-    assert pv["encoding"] == "ucs2"  # the template's Persian greeting
+    # the customer's latest words are English: the English greeting (issue 14)
+    assert pv["text"].startswith("Dear Sara,") and "Your order has shipped" in pv["text"]
+    assert pv["encoding"] == "gsm7"  # no Persian letter in it
     plain = agent.post("/api/v1/preview", {"channel": "sms", **body}).json()
     assert "Sara" not in plain["text"]  # no conversation, no name
+    assert plain["text"].startswith("سلام.")  # no conversation: Persian, unless asked
+    english = agent.post("/api/v1/preview", {"channel": "sms", "language": "en", **body})
+    assert english.json()["text"].startswith("Hello,")
     r = agent.post(f"{C}/{world.conv_a}/replies", body)
     assert r.status_code == 201 and r.json()["template"] == "greeting"
     assert _reply(db, r.json()["id"]).template == "greeting"

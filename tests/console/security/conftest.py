@@ -36,6 +36,7 @@ from console import auth
 from kartabl import audit, workflow
 from kartabl.models import (
     Base,
+    CannedResponse,
     Channel,
     Customer,
     Event,
@@ -82,7 +83,7 @@ MAIL_HTML = (
 # Team B's words: no answer to an agent of team A may contain any of them.
 SECRETS = ("sales-secret-subject", "sales-secret-text", "Secret Customer B",
            "secret.b@example.ir", "sales-secret-draft", "sales-secret-pending",
-           "sales-secret-token", "sales-secret-file.pdf")
+           "sales-secret-token", "sales-secret-file.pdf", "sales-secret-canned")
 ATTACHMENT = b"%PDF-1.4 an attachment\n"
 ATTACHMENT_KEY = hashlib.sha256(ATTACHMENT).hexdigest()
 ATTACHMENT_B = b"%PDF-1.4 team B's file\n"
@@ -104,6 +105,7 @@ class Ids:
     key: str  # that attachment's storage key
     token: int  # an API token of the team's agent
     person: int  # the team's agent
+    canned: int  # the team's own canned response
     bulk: int  # the result of a bulk action by the team's agent (a bulk.applied event)
 
 
@@ -207,6 +209,11 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     reply_id=edited.id, data={"reason": evil("failreason")}))
         pending_a, draft_a = _replies(s, conv.id, agent_a, evil("reply"))
         token_a = auth.create_api_token(s, agent_a, name="a-token", scopes=["read"]).row.id
+        # A canned response of team A, stored as it is (the service would refuse the
+        # payload's unknown {{ variables }}; pages must show stored rows safely anyway).
+        canned_a = CannedResponse(name=evil("canned"), shortcut="a-canned", team_id=team_a.id,
+                                  body_fa=evil("cannedfa"), body_en=evil("canneden"))
+        s.add(canned_a)
         # The account page lists one's tokens by name.
         auth.create_api_token(s, coord, name=evil("token", short=True), scopes=["read"])
 
@@ -231,6 +238,10 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         s.add_all([pending_b, draft_b])
         token_b = auth.create_api_token(s, agent_b, name="sales-secret-token",
                                         scopes=["read"]).row.id
+        canned_b = CannedResponse(name="sales-secret-canned", shortcut="sales-secret-canned",
+                                  team_id=team_b.id, body_fa="sales-secret-canned fa",
+                                  body_en="sales-secret-canned en")
+        s.add(canned_b)
         triage = f.conversation(s, channel=Channel.SMS, subject="triage-subject")
         conv.opened_at = conv_b.opened_at = utcnow() - timedelta(days=2)  # overdue
         reset = auth.create_password_reset(s, admin, agent_b, settings=get_settings())
@@ -239,9 +250,10 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                           for agent, c in ((agent_a, conv), (agent_b, conv_b)))
         s.flush()
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
-                ATTACHMENT_KEY, token_a, agent_a.id, bulk_a.id)
+                ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id)
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
-                conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id, bulk_b.id)
+                conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
+                canned_b.id, bulk_b.id)
         s.commit()
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,

@@ -98,8 +98,13 @@ GET_URLS: dict[str, list[str]] = {
     "/locale/{locale}": ["/locale/fa?next=/queues"],
     "/reset/{token}": ["/reset/{w.reset_token}"],
     "/account": ["/account"],
+    "/canned": ["/canned"],
+    "/canned/new": ["/canned/new"],
+    "/canned/{canned_id}": ["/canned/{t.canned}"],
+    "/api/v1/canned": ["/api/v1/canned", "/api/v1/canned?q=a-"],
+    "/api/v1/canned/{canned_id}": ["/api/v1/canned/{t.canned}"],
 }
-STATIC_URLS = ["/static/console.css", "/static/htmx.min.js"]
+STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
@@ -163,6 +168,17 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("POST", "/account/sessions/revoke"): Req("/account/sessions/revoke", {"scope": "others"}),
     ("POST", "/account/tokens"): Req("/account/tokens", {"name": "x", "scopes": "read"}),
     ("POST", "/account/tokens/{token_id}/revoke"): Req("/account/tokens/{t.token}/revoke"),
+    # canned responses
+    ("POST", "/canned"): Req("/canned", {"name": "n", "shortcut": "new-one", "body_en": "x"}),
+    ("POST", "/canned/{canned_id}"): Req("/canned/{t.canned}", {
+        "name": "n", "shortcut": "a-canned", "body_en": "x", "team_id": "{w.team_a}"}),
+    ("POST", "/canned/{canned_id}/delete"): Req("/canned/{t.canned}/delete"),
+    ("POST", "/api/v1/canned"): Req("/api/v1/canned", {"name": "n", "shortcut": "new-two",
+                                                       "body_en": "x"}),
+    ("PATCH", "/api/v1/canned/{canned_id}"): Req("/api/v1/canned/{t.canned}", {"name": "n"}),
+    ("DELETE", "/api/v1/canned/{canned_id}"): Req("/api/v1/canned/{t.canned}"),
+    ("POST", C + "/{cid}/canned/expand"): Req(C + "/{t.conv}/canned/expand",
+                                              {"canned_id": "{t.canned}"}),
     # the JSON API
     ("POST", "/api/v1/tokens"): Req("/api/v1/tokens", {"name": "x", "scopes": ["read"]}),
     ("DELETE", "/api/v1/tokens/{token_id}"): Req("/api/v1/tokens/{t.token}"),

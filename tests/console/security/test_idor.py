@@ -25,7 +25,7 @@ from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
 ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id",
-             "event_id"}
+             "canned_id", "event_id"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
 OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}
@@ -45,6 +45,12 @@ EXTRA: list[tuple[str, str, Req]] = [
      Req("/conversations/{w.a.conv}/preview", {"reply_id": "{t.pending}", "body": "x"})),
     ("GET", "/messages/{message_id}/attachments/{key}",
      Req("/messages/{w.a.message}/attachments/{t.key}")),
+    # team B's canned response into team A's own conversation, by id and by shortcut
+    ("POST", "/api/v1/conversations/{cid}/canned/expand",
+     Req("/api/v1/conversations/{w.a.conv}/canned/expand", {"canned_id": "{t.canned}"})),
+    ("POST", "/api/v1/conversations/{cid}/canned/expand",
+     Req("/api/v1/conversations/{w.a.conv}/canned/expand",
+         {"shortcut": "/sales-secret-canned"})),
     ("GET", "/api/v1/queues/{name}", Req("/api/v1/queues/team:{w.team_b}")),
     ("GET", "/queues", Req("/queues?queue=team:{w.team_b}")),
     ("GET", "/queues/live", Req("/queues/live?queue=team:{w.team_b}")),
@@ -64,7 +70,8 @@ FILTERS = ["/api/v1/queues/open?team_id={w.team_b}", "/queues?queue=open&team={w
            "/customers?q=secret.b", "/customers?q=tag:vip",
            "/customers/{w.a.customer}/merge?q=Secret%20Customer",
            "/api/v1/reports?start={w.day_from}&end={w.day_to}", "/reports", "/api/v1/tokens",
-           "/account", "/api/v1/queues/approval", "/queues?queue=overdue"]
+           "/account", "/api/v1/queues/approval", "/queues?queue=overdue",
+           "/canned", "/api/v1/canned", "/api/v1/canned?q=sales"]
 
 
 def _id_routes(app: FastAPI) -> set[tuple[str, str]]:

@@ -121,6 +121,8 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "/queues?queue=approval": ("name", "subject", "text2:60", "team", "person"),
     "/reports": ("team", "person"),
     "/account": ("token", "agent:60"),
+    "/canned": ("canned", "cannedfa:40", "canneden:40"),
+    "/canned/{t.canned}": ("canned", "cannedfa", "canneden"),
 }
 SHOWN_JSON: dict[str, tuple[str, ...]] = {
     "/api/v1/conversations/{t.conv}": _CONV,
@@ -132,6 +134,8 @@ SHOWN_JSON: dict[str, tuple[str, ...]] = {
     "/api/v1/customers/{t.customer}/merge-preview?into={t.customer2}": ("tag", "display"),
     "/api/v1/replies/{t.pending}": ("reply",),
     "/api/v1/reports?start={w.day_from}&end={w.day_to}": ("team", "person"),
+    "/api/v1/canned": ("canned", "cannedfa", "canneden"),
+    "/api/v1/canned/{t.canned}": ("canned", "cannedfa", "canneden"),
 }
 
 
