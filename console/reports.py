@@ -116,9 +116,11 @@ def report(
     the app's (``Targets.from_settings``)."""
     require_actor("see reports", actor)
     if end < start:
-        raise InputError(f"the range ends ({end}) before it starts ({start})")
+        raise InputError(f"the range ends ({end}) before it starts ({start})",
+                         code="range_backwards")
     if (end - start).days + 1 > MAX_DAYS:
-        raise InputError(f"a report covers at most {MAX_DAYS} days")
+        raise InputError(f"a report covers at most {MAX_DAYS} days", code="range_too_long",
+                         params={"days": MAX_DAYS})
     zone = display_tz(tz)
     lo, hi = day_bounds(start, end, zone)
     now = now or utcnow()

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from console import auth
 from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page_principal
+from console.flash import failed_id, recall, refused
 from console.i18n import LOCALE_COOKIE, LOCALES
-from console.templating import TEMPLATES
+from console.refusals import refusal_text
+from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
 from kartabl.models import ApiToken, WebSession, utcnow
 
@@ -154,6 +156,9 @@ def _account(
     request: Request, p: Principal, db: Session, message: str = "", *, error: str = "",
     new_token: str = "", status_code: int = 200,
 ) -> Response:
+    flash = recall(db, p, failed_id(request))  # a refused token form (post/redirect/get)
+    if flash is not None:
+        error = refusal_text(request_locale(request), flash.refusal)
     sessions = db.scalars(
         select(WebSession)
         .where(WebSession.person_id == p.person.id, WebSession.revoked_at.is_(None))
@@ -165,6 +170,7 @@ def _account(
     return TEMPLATES.TemplateResponse(request, "account.html", {
         "sessions": sessions, "tokens": tokens, "current_session_id": p.session_id,
         "message": message, "error": error, "new_token": new_token,
+        "kept": flash.kept if flash is not None else {},
         "scopes": sorted(auth.role_scopes(p.person)), "token_days": TOKEN_DAYS,
     }, status_code=status_code)
 
@@ -200,8 +206,7 @@ def create_token(
             expires_at=utcnow() + timedelta(days=TOKEN_DAYS),
         )
     except InputError as exc:
-        db.rollback()
-        return _account(request, p, db, error=str(exc), status_code=400)
+        return refused(db, p, exc, "/account", {"token_name": name})
     db.commit()
     return _account(request, p, db, new_token=new.token)
 
@@ -228,6 +233,5 @@ def revoke(
         response.delete_cookie(auth.SESSION_COOKIE, path="/")
         return response
     from console.i18n import gettext
-    from console.templating import request_locale
 
     return _account(request, p, db, gettext(request_locale(request), "app.revoked", count=n))

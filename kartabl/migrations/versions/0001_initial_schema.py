@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 20:11:41.134041
+Create Date: 2026-12-03 22:29:11.487830
 """
 
 from __future__ import annotations
@@ -306,6 +306,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=300), nullable=False),
+        sa.Column("flash", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["person_id"],
             ["person.id"],
