@@ -19,6 +19,7 @@ from console import auth
 from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page_principal
 from console.flash import failed_id, recall, refused
 from console.i18n import LOCALE_COOKIE, LOCALES
+from console.pages._ui import render
 from console.refusals import refusal_text
 from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
@@ -167,7 +168,7 @@ def _account(
     tokens = db.scalars(
         select(ApiToken).where(ApiToken.person_id == p.person.id).order_by(ApiToken.id.desc())
     ).all()
-    return TEMPLATES.TemplateResponse(request, "account.html", {
+    return render(request, "account.html", {
         "sessions": sessions, "tokens": tokens, "current_session_id": p.session_id,
         "message": message, "error": error, "new_token": new_token,
         "kept": flash.kept if flash is not None else {},
