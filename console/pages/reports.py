@@ -124,10 +124,11 @@ def reports_csv(
     request: Request, start: str = "", end: str = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    """The report as CSV, always a download. Dates in the file follow the reader's
-    language; a BOM lets spreadsheet programs read the Persian names as UTF-8."""
-    rep, locale = _report(request, db, p, start, end)
-    body = "\ufeff" + report_csv(rep, locale)
+    """The report as CSV, always a download: ISO dates and ASCII digits whatever the
+    reader's language, the Jalali date in a column of its own; a BOM lets spreadsheet
+    programs read the Persian names as UTF-8."""
+    rep, _ = _report(request, db, p, start, end)
+    body = "\ufeff" + report_csv(rep)
     name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"',

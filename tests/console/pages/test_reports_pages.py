@@ -3,6 +3,8 @@ bars, and the CSV download."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 from fastapi.testclient import TestClient
@@ -58,5 +60,21 @@ def test_csv_export_is_a_download(client: TestClient, world: World) -> None:
     assert r.headers["content-disposition"] == (
         f'attachment; filename="kartabl-report-{today}-{today}.csv"')
     lines = r.text.lstrip("\ufeff").splitlines()
-    assert lines[0] == "section,key,label,value"
-    assert "totals,opened,,3" in lines and "channel,telegram,telegram,1" in lines
+    assert lines[0] == "section,key,label,value,jalali"
+    assert "totals,opened,,3," in lines and "channel,telegram,telegram,1," in lines
+
+
+def test_persian_readers_csv_has_iso_dates_and_ascii_digits(client: TestClient,
+                                                             world: World) -> None:
+    # Given a Persian reader who typed the range as Jalali dates
+    sign_in(client, "reza")
+    today = local_date(utcnow())
+    shown = format_date(today, "fa")
+    r = client.get("/reports.csv", params={"start": shown, "end": shown})
+    assert r.status_code == 200
+    # Then the file has ISO dates and ASCII digits only, the Jalali date in its own column
+    assert re.search("[۰-۹٠-٩]", r.text) is None
+    rows = list(csv.reader(io.StringIO(r.text.lstrip("\ufeff"))))
+    ascii_jalali = shown.translate(str.maketrans("۰۱۲۳۴۵۶۷۸۹", "0123456789"))
+    assert ["period", "start", "", today.isoformat(), ascii_jalali] in rows
+    assert ["totals", "opened", "", "3", ""] in rows
