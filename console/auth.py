@@ -239,14 +239,17 @@ def create_api_token(
         raise PermissionDenied("create a token", actor.username, "only for themselves")
     name = name.strip()
     if not name or len(name) > 100:
-        raise InputError("a token needs a name of 1 to 100 characters")
+        raise InputError("a token needs a name of 1 to 100 characters", code="token_name")
     unknown = sorted(set(scopes) - SCOPES.keys())
     if unknown or not scopes:
-        raise InputError(f"scopes must be some of {sorted(SCOPES)}; got {unknown or 'none'}")
+        raise InputError(f"scopes must be some of {sorted(SCOPES)}; got {unknown or 'none'}",
+                         code="token_scopes")
     if "review" in scopes and owner.role == Role.AGENT:
-        raise InputError("the review scope needs a coordinator or an admin")
+        raise InputError("the review scope needs a coordinator or an admin",
+                         code="token_review")
     if "merge" in scopes and not owner.can_merge:
-        raise InputError("the merge scope needs a person with the merge permission")
+        raise InputError("the merge scope needs a person with the merge permission",
+                         code="token_merge")
     token = TOKEN_PREFIX + _new_token()
     row = ApiToken(
         token_hash=_digest(token), prefix=token[:10], name=name, person_id=owner.id,

@@ -223,7 +223,8 @@ def link(session: Session, actor: Person, customer_id: int, kind: str, address: 
     try:
         address = ident.normalize_address(kind, address)
     except ValueError as exc:
-        raise InputError(str(exc)) from exc
+        raise InputError(str(exc), code="bad_address",
+                         params={"kind": kind, "detail": str(exc)}) from exc
     customer = _load(session, actor, customer_id, follow=True, lock=True)
     _require_whole_scope(session, actor, "link an identity", [customer], lock=True)
     try:
