@@ -79,8 +79,8 @@ def _new_token() -> str:
 class LoginRefused(PermissionDenied):
     """Wrong credentials or too many attempts: one message for both, on purpose."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("sign in", "this client", reason)
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__("sign in", "this client", reason, code=code)
 
 
 def _failures_since(session: Session, since: datetime, **match: str) -> int:
@@ -130,7 +130,8 @@ def authenticate(session: Session, username: str, password: str, ip: str, *,
     )
     if throttled:
         session.add(LoginAttempt(username=username, ip=ip, ok=False))
-        raise LoginRefused("too many failed attempts; wait a few minutes and try again")
+        raise LoginRefused("too many failed attempts; wait a few minutes and try again",
+                           "login_limited")
     person = session.scalar(select(Person).where(Person.username == username))
     known = person is not None and person.active and bool(person.password_hash)
     # Always one argon2 verification, so the answer's time does not tell whether the
@@ -140,7 +141,7 @@ def authenticate(session: Session, username: str, password: str, ip: str, *,
     ok = known and matches
     session.add(LoginAttempt(username=username, ip=ip, ok=ok))
     if not ok or person is None:
-        raise LoginRefused("wrong username or password")
+        raise LoginRefused("wrong username or password", "login_wrong")
     return person
 
 

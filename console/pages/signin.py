@@ -18,9 +18,9 @@ from config.settings import Settings
 from console import auth
 from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page_principal
 from console.flash import failed_id, recall, refused
-from console.i18n import LOCALE_COOKIE, LOCALES
+from console.i18n import LOCALE_COOKIE, LOCALES, gettext
 from console.pages._ui import render
-from console.refusals import refusal_text
+from console.refusals import refusal, refusal_text
 from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
 from kartabl.models import ApiToken, WebSession, utcnow
@@ -84,16 +84,19 @@ def login(
     target = safe_next(next)
     if not _same_origin(request):
         return TEMPLATES.TemplateResponse(
-            request, "login.html", {"next": target, "error": "cross-site request",
-                                    "username": username}, status_code=403,
+            request, "login.html", {"next": target, "username": username,
+                                    "error": gettext(request_locale(request), "http.csrf")},
+            status_code=403,
         )
     try:
         person = auth.authenticate(db, username, password, client_ip(request),
                                    settings=settings)
     except auth.LoginRefused as exc:
         db.commit()  # the failed attempt counts towards the limit
-        reason = str(exc).split(": ", 1)[-1]
-        status = 429 if "too many" in reason else 400
+        # The reason in the reader's words (a refused sign-in is answered here, at /login:
+        # the rate limits count each POST, and a reload re-posting it counts once more).
+        status = 429 if exc.code == "login_limited" else 400
+        reason = refusal_text(request_locale(request), refusal(exc))
         return TEMPLATES.TemplateResponse(
             request, "login.html", {"next": target, "error": reason, "username": username},
             status_code=status,
@@ -233,6 +236,4 @@ def revoke(
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.SESSION_COOKIE, path="/")
         return response
-    from console.i18n import gettext
-
     return _account(request, p, db, gettext(request_locale(request), "app.revoked", count=n))
