@@ -176,3 +176,23 @@ def test_template_names_are_localised(client: TestClient, world: World) -> None:
     page = client.get(f"/conversations/{world.conv_support}").text
     assert '<option value="greeting">خوشامد و امضا</option>' in page
     assert ">greeting<" not in page
+
+
+def test_a_refusal_without_a_page_of_its_own_leads_to_refused(client: TestClient, world: World,
+                                                                db: Db) -> None:
+    # Given a merge form sent with an id that is not one (refused before any page is chosen)
+    csrf = sign_in(client, "maryam")  # English
+    r = client.post(f"/customers/{world.customer_support}/merge",
+                    data={"csrf_token": csrf, "into": "abc"}, follow_redirects=False)
+    # Then it is a 303 to /refused, whose GET says why: the general sentence in English
+    # words, the English detail isolated beside it; a reload shows it again
+    assert r.status_code == 303 and r.headers["location"].startswith("/refused?failed=")
+    for _ in range(2):
+        page = client.get(r.headers["location"])
+        assert page.status_code == 400
+        assert "The form was not accepted." in page.text
+        assert '<bdi class="detail" dir="ltr" lang="en">into must be an id' in page.text
+    # and someone else's browser is shown nothing of it
+    other = TestClient(client.app, base_url="https://testserver")
+    sign_in(other, "reza")
+    assert "into must be an id" not in other.get(r.headers["location"]).text
