@@ -196,3 +196,18 @@ def test_a_refusal_without_a_page_of_its_own_leads_to_refused(client: TestClient
     other = TestClient(client.app, base_url="https://testserver")
     sign_in(other, "reza")
     assert "into must be an id" not in other.get(r.headers["location"]).text
+
+
+def test_every_reason_the_router_writes_has_words() -> None:
+    """The router's reasons are audit data in English; the page words each (a new reason in
+    router/placement.py needs its catalog entry, else it shows in English, isolated)."""
+    from console.pages._ui import ROUTE_REASONS
+
+    source = (ROOT / "router" / "placement.py").read_text(encoding="utf-8")
+    written = set(re.findall(r'return (?:None|previous|slots\[0\]\[1\]), "([a-z ]+)"', source))
+    written |= set(re.findall(r'reason = "([a-z ]+)"', source))
+    written |= set(re.findall(r'team, rule = str\(default\), "([a-z ]+)"', source))
+    assert {"no available member", "least loaded", "no rule matched", "inbox default"} <= written
+    assert written <= set(ROUTE_REASONS), written - set(ROUTE_REASONS)
+    for key in ROUTE_REASONS.values():
+        assert f"route.{key}" in catalog("fa") and f"route.{key}" in catalog("en")
