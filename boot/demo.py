@@ -3,12 +3,19 @@ running ``make run`` watches messages flow through every state in the log and on
 overview page. Only the embedded mode runs it; it acts through the same workflow functions
 as the console, so every step is a real, audited transition. With the stand-in channels of
 :mod:`boot.demo_channels`, customers write by SMS, Telegram and Bale through the real
-adapters instead of being stored directly."""
+adapters instead of being stored directly.
+
+The driver's people are accounts of its own (:data:`BOTS`, "demo bot — coordinator", ...),
+which nobody can sign in as: it never acts as the visitor, whose name is on the steps they
+took and on no other. It works only on what its bots hold (conversations they were given,
+replies they wrote) and leaves the newest :data:`KEEP_IN_TRIAGE` conversations in triage,
+so the visitor always finds work to assign, answer and approve by hand."""
 
 from __future__ import annotations
 
 import logging
 import random
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Collection
@@ -55,6 +62,16 @@ PEOPLE = [  # username, role, teams, display name, locale
     ("sara", Role.AGENT, ["sales"], "سارا", "fa"),
     ("reza", Role.AGENT, ["billing"], "رضا", "fa"),
 ]
+# The demo's own accounts (username, role, team, display name): the driver acts only as
+# these. Their passwords are random and never printed: nobody signs in as a bot.
+BOT_COORDINATOR = "demo-coordinator"
+BOTS = [
+    (BOT_COORDINATOR, Role.COORDINATOR, None, "demo bot — coordinator"),
+    ("demo-support", Role.AGENT, "support", "demo bot — support agent"),
+    ("demo-sales", Role.AGENT, "sales", "demo bot — sales agent"),
+    ("demo-billing", Role.AGENT, "billing", "demo bot — billing agent"),
+]
+KEEP_IN_TRIAGE = 4  # the newest conversations in triage wait for the visitor
 CUSTOMERS = [  # name, {channel: address}: the first two write on several channels
     ("مینا احمدی", {"email": "mina@example.ir", "sms": "0912 345 6789"}),
     ("Daniel Brown", {"email": "daniel@example.com", "telegram": "5550001"}),
@@ -106,6 +123,15 @@ def seed(session: Session) -> None:
     sync_teams(session, get_routing())
     teams = {t.name: t for t in session.scalars(select(Team))}
     hashed = hash_password(DEMO_PASSWORD)
+    for username, role, team_name, name in BOTS:
+        if session.scalar(select(Person).where(Person.username == username)):
+            continue
+        bot = Person(username=username, role=role, display_name=name, locale="en",
+                     password_hash=hash_password(secrets.token_urlsafe(32)), capacity=50)
+        session.add(bot)
+        session.flush()
+        if team_name in teams:
+            session.add(TeamMember(team_id=teams[team_name].id, person_id=bot.id))
     for username, role, team_names, name, locale in PEOPLE:
         if session.scalar(select(Person).where(Person.username == username)):
             continue
@@ -122,23 +148,29 @@ def seed(session: Session) -> None:
         session.flush()
         for t in team_names:
             session.add(TeamMember(team_id=teams[t].id, person_id=person.id))
-    admin = session.scalar(select(Person).where(Person.username == "admin"))
-    assert admin is not None  # created just above
+    # The demo's history is the bots' too: the visitor's name is on no step they did not take.
+    linker = session.scalar(select(Person).where(Person.username == BOT_COORDINATOR))
+    assert linker is not None  # created just above
     for name, addresses in CUSTOMERS:
         (kind, addr), *others = [identity_for(ch, a) for ch, a in addresses.items()]
         [(customer, created)] = match_or_create_many(session, {(kind, addr): name}).values()
         if created:
             # Customers who write on several channels were linked by a person, explicitly.
             for k, a in others:
-                link_identity(session, admin, customer.id, k, a)
+                link_identity(session, linker, customer.id, k, a)
 
 
 def print_login(host: str, port: int) -> None:
-    print(f"\n  Kartabl is running: http://{host}:{port}\n")
-    print("  Demo accounts (password for all: " + DEMO_PASSWORD + "):")
+    """How to sign in, printed once the console answers: its last line is the sign-in URL
+    with the coordinator's credentials, what a newcomer copies."""
+    print("\n  Kartabl is running. Demo accounts (password for all: " + DEMO_PASSWORD + "):")
     for username, role, teams, _, _ in PEOPLE:
         print(f"    {username:<8} {role.value:<12} {', '.join(teams)}")
-    print("  The log below shows demo messages flowing through every state. Ctrl-C stops.\n")
+    print("  The demo's bots (" + ", ".join(b[0] for b in BOTS) + ") play the other people;"
+          " they never act as you, and leave the newest conversations in triage for you.")
+    print("  The log shows demo messages flowing through every state. Ctrl-C stops.\n")
+    print(f"  Sign in: http://{host}:{port}/login  (user maryam, password {DEMO_PASSWORD})\n",
+          flush=True)
 
 
 class DemoDriver(threading.Thread):
@@ -211,19 +243,32 @@ class DemoDriver(threading.Thread):
         assert person is not None
         return person
 
+    def _bot_agents(self, s: Session) -> list[Person]:
+        names = [b[0] for b in BOTS if b[1] is Role.AGENT]
+        return list(s.scalars(select(Person).where(Person.username.in_(names))
+                              .order_by(Person.username)))
+
+    def _bot_ids(self, s: Session) -> list[int]:
+        return list(s.scalars(select(Person.id).where(Person.username.in_([b[0] for b in BOTS]))))
+
     def coordinator_triages(self, s: Session) -> None:
-        maryam = self._person(s, "maryam")
-        for conv in s.scalars(
-            select(Conversation)
-            .where(
-                Conversation.status == ConversationStatus.OPEN, Conversation.assignee_id.is_(None)
-            )
-            .limit(3)
-        ):
-            agent = self.rnd.choice(
-                list(s.scalars(select(Person).where(Person.role == Role.AGENT)))
-            )
-            workflow.assign(s, maryam, conv.id, person_id=agent.id)
+        """The bot coordinator hands the oldest of triage to the bot agents, leaving the
+        newest KEEP_IN_TRIAGE for the visitor."""
+        coordinator = self._person(s, BOT_COORDINATOR)
+        bots = self._bot_agents(s)
+        waiting = (select(Conversation).where(Conversation.status == ConversationStatus.OPEN,
+                                              Conversation.assignee_id.is_(None)))
+        waiting_n = s.scalar(select(func.count()).select_from(waiting.subquery())) or 0
+        extra = waiting_n - KEEP_IN_TRIAGE
+        if extra <= 0 or not bots:
+            return
+        members = {(m.team_id, m.person_id) for m in s.scalars(select(TeamMember))}
+        for conv in s.scalars(waiting.order_by(Conversation.opened_at, Conversation.id)
+                              .limit(min(3, extra))):
+            # a bot of the conversation's team when there is one, so it stays in its team
+            agent = next((b for b in bots if (conv.team_id, b.id) in members),
+                         self.rnd.choice(bots))
+            workflow.assign(s, coordinator, conv.id, person_id=agent.id)
 
     def agents_work(self, s: Session) -> None:
         # A conversation needs an answer when no reply was written since its newest message.
@@ -239,7 +284,7 @@ class DemoDriver(threading.Thread):
             select(Conversation)
             .where(
                 Conversation.status == ConversationStatus.OPEN,
-                Conversation.assignee_id.is_not(None),
+                Conversation.assignee_id.in_(self._bot_ids(s)),  # what the bots hold
                 ~answered,
             )
             .limit(3)
@@ -272,6 +317,7 @@ class DemoDriver(threading.Thread):
                 # A conversation referred since belongs to someone else now: the author may
                 # no longer edit it, and its new assignee answers the customer's next message.
                 Conversation.assignee_id == Reply.author_id,
+                Reply.author_id.in_(self._bot_ids(s)),
             )
             .limit(3)
         ):
@@ -281,18 +327,20 @@ class DemoDriver(threading.Thread):
             workflow.submit(s, author, reply.id, check=REPLY_CHECK)
 
     def coordinator_reviews(self, s: Session) -> None:
-        maryam = self._person(s, "maryam")
+        """The bot coordinator reviews the bots' replies; the visitor's wait for a person."""
+        coordinator = self._person(s, BOT_COORDINATOR)
         for reply in s.scalars(
-            select(Reply).where(Reply.state == ReplyState.PENDING_APPROVAL).limit(5)
+            select(Reply).where(Reply.state == ReplyState.PENDING_APPROVAL,
+                                Reply.author_id.in_(self._bot_ids(s))).limit(5)
         ):
             roll = self.rnd.random()
             if roll < 0.15:
-                workflow.reject(s, maryam, reply.id, "لطفاً شماره پیگیری را هم بنویسید")
+                workflow.reject(s, coordinator, reply.id, "لطفاً شماره پیگیری را هم بنویسید")
             elif roll < 0.3:
-                workflow.approve(s, maryam, reply.id, check=REPLY_CHECK,
+                workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK,
                                  edited_body=reply.body + "\nپشتیبانی کارتابل")
             else:
-                workflow.approve(s, maryam, reply.id, check=REPLY_CHECK)
+                workflow.approve(s, coordinator, reply.id, check=REPLY_CHECK)
 
     def agents_close(self, s: Session) -> None:
         # Answered: a reply delivered, or sent on a messenger (Telegram and Bale never
@@ -309,6 +357,7 @@ class DemoDriver(threading.Thread):
                 Conversation.status == ConversationStatus.OPEN,
                 Conversation.id.in_(answered),
                 Conversation.id.not_in(in_progress),
+                Conversation.assignee_id.in_(self._bot_ids(s)),
             )
             .limit(2)
         ):

@@ -51,6 +51,7 @@ from config.settings import Settings, get_settings
 from console import auth
 from console.boundary import TokenBoundary
 from console.deps import (
+    SAFE_METHODS,
     LoginRequired,
     Principal,
     app_settings,
@@ -58,11 +59,14 @@ from console.deps import (
     page_principal,
     require_scope,
 )
+from console.flash import refused
 from console.http_errors import http_status
+from console.i18n import gettext
 from console.overview import overview_counts
-from console.templating import TEMPLATES
+from console.refusals import refusal, refusal_text
+from console.templating import TEMPLATES, request_locale
 from kartabl import db
-from kartabl.errors import KartablError
+from kartabl.errors import KartablError, NotFound, PermissionDenied
 from workers.broker import ping as broker_ping
 
 log = logging.getLogger(__name__)
@@ -85,10 +89,19 @@ def _install_error_pages(app: FastAPI) -> None:
     def workflow_error(request: Request, exc: KartablError) -> Response:
         status = http_status(exc)
         if _wants_json(request):
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-        return TEMPLATES.TemplateResponse(
-            request, "error.html", {"title": status, "detail": str(exc)}, status_code=status
-        )
+            return JSONResponse({"detail": str(exc)}, status_code=status)  # English
+        p = getattr(request.state, "principal", None)
+        if (request.method not in SAFE_METHODS and p is not None and p.via == "session"
+                and not isinstance(exc, NotFound | PermissionDenied)):
+            # A refused form: post/redirect/get, so a reload submits nothing. (Not a 404 or
+            # a 403: they answer for the address or the reader, as for an item outside the
+            # reader's scope, and store nothing, not even the refusal.)
+            with db.session_factory()() as session:
+                return refused(session, p, exc, "/refused")
+        return TEMPLATES.TemplateResponse(request, "error.html", {
+            "title": gettext(request_locale(request), f"http.{status}"),
+            "detail": refusal_text(request_locale(request), refusal(exc)),
+        }, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -96,8 +109,13 @@ def _install_error_pages(app: FastAPI) -> None:
             return JSONResponse(
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
+        # The page's own words for the status; the English detail stays for the API.
+        loc = request_locale(request)
+        detail = gettext(loc, "http.csrf") if exc.status_code == 403 and "CSRF" in str(
+            exc.detail) else gettext(loc, f"http.detail_{exc.status_code}")
         return TEMPLATES.TemplateResponse(
-            request, "error.html", {"title": exc.status_code, "detail": exc.detail},
+            request, "error.html", {"title": gettext(loc, f"http.{exc.status_code}"),
+                                    "detail": detail, "technical": str(exc.detail)},
             status_code=exc.status_code,
         )
 

@@ -80,8 +80,8 @@ def _new_token() -> str:
 class LoginRefused(PermissionDenied):
     """Wrong credentials or too many attempts: one message for both, on purpose."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("sign in", "this client", reason)
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__("sign in", "this client", reason, code=code)
 
 
 def _failures_since(session: Session, since: datetime, **match: str) -> int:
@@ -131,7 +131,8 @@ def authenticate(session: Session, username: str, password: str, ip: str, *,
     )
     if throttled:
         session.add(LoginAttempt(username=username, ip=ip, ok=False))
-        raise LoginRefused("too many failed attempts; wait a few minutes and try again")
+        raise LoginRefused("too many failed attempts; wait a few minutes and try again",
+                           "login_limited")
     person = session.scalar(select(Person).where(Person.username == username))
     known = person is not None and person.active and bool(person.password_hash)
     # Always one argon2 verification, so the answer's time does not tell whether the
@@ -141,7 +142,7 @@ def authenticate(session: Session, username: str, password: str, ip: str, *,
     ok = known and matches
     session.add(LoginAttempt(username=username, ip=ip, ok=ok))
     if not ok or person is None:
-        raise LoginRefused("wrong username or password")
+        raise LoginRefused("wrong username or password", "login_wrong")
     return person
 
 
@@ -240,14 +241,17 @@ def create_api_token(
         raise PermissionDenied("create a token", actor.username, "only for themselves")
     name = name.strip()
     if not name or len(name) > 100:
-        raise InputError("a token needs a name of 1 to 100 characters")
+        raise InputError("a token needs a name of 1 to 100 characters", code="token_name")
     unknown = sorted(set(scopes) - SCOPES.keys())
     if unknown or not scopes:
-        raise InputError(f"scopes must be some of {sorted(SCOPES)}; got {unknown or 'none'}")
+        raise InputError(f"scopes must be some of {sorted(SCOPES)}; got {unknown or 'none'}",
+                         code="token_scopes")
     if "review" in scopes and owner.role == Role.AGENT:
-        raise InputError("the review scope needs a coordinator or an admin")
+        raise InputError("the review scope needs a coordinator or an admin",
+                         code="token_review")
     if "merge" in scopes and not owner.can_merge:
-        raise InputError("the merge scope needs a person with the merge permission")
+        raise InputError("the merge scope needs a person with the merge permission",
+                         code="token_merge")
     token = TOKEN_PREFIX + _new_token()
     row = ApiToken(
         token_hash=_digest(token), prefix=token[:10], name=name, person_id=owner.id,

@@ -105,6 +105,7 @@ def _require_whole_scope(
                 step, actor_name(actor),
                 f"customer {c.id} has {total - ok} conversation(s) outside their teams; "
                 "merging never moves data out of a scope the actor cannot see",
+                code="merge_outside_scope", params={"id": c.id, "n": total - ok},
             )
 
 

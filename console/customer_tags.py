@@ -35,7 +35,9 @@ def normalize_tag(text: str) -> str:
     tag = normalize_text(text if isinstance(text, str) else "").lstrip("#").strip()
     if not tag or len(tag) > TAG_MAX_LENGTH or not _TAG_CHARS.fullmatch(tag):
         raise InputError(f"not a tag: {str(text)[:TAG_MAX_LENGTH + 5]!r}; a tag holds 1 to "
-                         f"{TAG_MAX_LENGTH} letters, digits, spaces, '-', '_' or '.'")
+                         f"{TAG_MAX_LENGTH} letters, digits, spaces, '-', '_' or '.'",
+                         code="bad_tag", params={"text": str(text)[:TAG_MAX_LENGTH + 5],
+                                                 "max": TAG_MAX_LENGTH})
     return tag
 
 
@@ -56,7 +58,8 @@ def _retag(session: Session, actor: Person, customer_id: int, tag: str, *, add: 
     present = [t for t in tags if isinstance(t, str) and _canonical_tag(t) == tag]
     if add and not present:
         if len(tags) >= MAX_TAGS:
-            raise InputError(f"customer {customer.id} already has {MAX_TAGS} tags")
+            raise InputError(f"customer {customer.id} already has {MAX_TAGS} tags",
+                             code="too_many_tags", params={"max": MAX_TAGS})
         customer.tags = [*tags, tag]  # a new list: the JSON column does not track mutation
     elif not add and present:
         customer.tags = [t for t in tags if t not in present]

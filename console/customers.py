@@ -153,14 +153,16 @@ def _merge_pair(
     team between this check and the merge."""
     step = "merge customers"
     if source_id == target_id:
-        raise IllegalTransition(step, "same customer", f"customer {source_id}")
+        raise IllegalTransition(step, "same customer", f"customer {source_id}",
+                                code="merge_same")
     customers = {}
     for cid in sorted((source_id, target_id)):
         customers[cid] = _load(session, actor, cid, follow=False, lock=lock)
     for c in customers.values():
         if c.merged_into_id is not None:
             raise IllegalTransition(step, "merged",
-                                    f"customer {c.id} was already merged into {c.merged_into_id}")
+                                    f"customer {c.id} was already merged into {c.merged_into_id}",
+                                    code="merge_merged", params={"id": c.id})
     source, target = customers[source_id], customers[target_id]
     _require_whole_scope(session, actor, step, [source, target], lock=lock)
     return source, target
@@ -203,7 +205,8 @@ def merge(session: Session, actor: Person, source_id: int, target_id: int) -> Cu
     skip them. Returns the target. Does not commit."""
     require_actor("merge customers", actor)
     if not may_merge(actor):  # before any lookup: the refusal says nothing about the data
-        raise PermissionDenied("merge customers", actor_name(actor), "needs the merge permission")
+        raise PermissionDenied("merge customers", actor_name(actor), "needs the merge permission",
+                               code="merge_permission")
     _merge_pair(session, actor, source_id, target_id, lock=True)
     return ident.merge_customers(session, actor, source_id, target_id)
 
@@ -215,11 +218,13 @@ def link(session: Session, actor: Person, customer_id: int, kind: str, address: 
     require_actor("link an identity", actor)
     if not may_link(actor):
         raise PermissionDenied("link an identity", actor_name(actor),
-                               "needs the coordinator or admin role, or the merge permission")
+                               "needs the coordinator or admin role, or the merge permission",
+                               code="link_permission")
     try:
         address = ident.normalize_address(kind, address)
     except ValueError as exc:
-        raise InputError(str(exc)) from exc
+        raise InputError(str(exc), code="bad_address",
+                         params={"kind": kind, "detail": str(exc)}) from exc
     customer = _load(session, actor, customer_id, follow=True, lock=True)
     _require_whole_scope(session, actor, "link an identity", [customer], lock=True)
     try:

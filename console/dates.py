@@ -95,19 +95,24 @@ def parse_date(text: str, locale: str = "fa") -> date:
     if locale == "fa":
         m = _JALALI.fullmatch(s)
         if m is None:
-            raise InputError(f"not a date: {shown!r}; expected a Jalali date like ۱۴۰۵/۰۹/۱۰")
+            raise InputError(f"not a date: {shown!r}; expected a Jalali date like ۱۴۰۵/۰۹/۱۰",
+                             code="bad_date_fa", params={"text": shown})
         year, month, day = (int(g) for g in m.groups())
         if year not in _JALALI_YEARS:
             raise InputError(f"not a Jalali date: {shown!r} (year {year}); "
-                             "expected a Jalali date like ۱۴۰۵/۰۹/۱۰")
+                             "expected a Jalali date like ۱۴۰۵/۰۹/۱۰", code="bad_date_fa",
+                             params={"text": shown})
         try:
             return jdatetime.date(year, month, day).togregorian()
         except ValueError as exc:  # month 13, Esfand 30 in a common year, ...
-            raise InputError(f"no such Jalali date: {shown!r} ({exc})") from exc
+            raise InputError(f"no such Jalali date: {shown!r} ({exc})", code="no_such_date",
+                             params={"text": shown}) from exc
     m = _ISO.fullmatch(s)
     if m is None:
-        raise InputError(f"not a date: {shown!r}; expected YYYY-MM-DD like 2026-12-01")
+        raise InputError(f"not a date: {shown!r}; expected YYYY-MM-DD like 2026-12-01",
+                         code="bad_date_en", params={"text": shown})
     try:
         return date(*(int(g) for g in m.groups()))
     except ValueError as exc:
-        raise InputError(f"no such date: {shown!r} ({exc})") from exc
+        raise InputError(f"no such date: {shown!r} ({exc})", code="no_such_date",
+                         params={"text": shown}) from exc

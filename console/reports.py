@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
+import jdatetime
 from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from console.customers import conversation_scope
-from console.dates import DEFAULT_TZ, day_bounds, display_tz, format_date
+from console.dates import DEFAULT_TZ, day_bounds, display_tz
 from console.queue_types import DEFAULT_TARGETS, Targets
 from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Team, utcnow
@@ -116,9 +117,11 @@ def report(
     the app's (``Targets.from_settings``)."""
     require_actor("see reports", actor)
     if end < start:
-        raise InputError(f"the range ends ({end}) before it starts ({start})")
+        raise InputError(f"the range ends ({end}) before it starts ({start})",
+                         code="range_backwards")
     if (end - start).days + 1 > MAX_DAYS:
-        raise InputError(f"a report covers at most {MAX_DAYS} days")
+        raise InputError(f"a report covers at most {MAX_DAYS} days", code="range_too_long",
+                         params={"days": MAX_DAYS})
     zone = display_tz(tz)
     lo, hi = day_bounds(start, end, zone)
     now = now or utcnow()
@@ -231,13 +234,22 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def report_rows(rep: Report, locale: str = "en") -> list[list[str]]:
-    """The report as (section, key, label, value) rows, header first, cells CSV-safe.
-    Dates follow ``locale`` (Jalali for 'fa'); numbers stay ASCII for spreadsheets."""
+def jalali_ascii(day: date) -> str:
+    """``day`` as a Jalali date with ASCII digits ("1405/09/10"): what a spreadsheet reads."""
+    j = jdatetime.date.fromgregorian(date=day)
+    return f"{j.year:04d}/{j.month:02d}/{j.day:02d}"
+
+
+def report_rows(rep: Report) -> list[list[str]]:
+    """The report as (section, key, label, value, jalali) rows, header first, cells
+    CSV-safe. The same file whatever the reader's language: ISO dates and ASCII digits,
+    which every spreadsheet reads (a Persian reader's Jalali dates in Persian digits were
+    text to them), and the Jalali date (ASCII digits) of each date row in the extra
+    ``jalali`` column."""
     rows: list[list[Any]] = [
-        ["section", "key", "label", "value"],
-        ["period", "start", "", format_date(rep.start, locale)],
-        ["period", "end", "", format_date(rep.end, locale)],
+        ["section", "key", "label", "value", "jalali"],
+        ["period", "start", "", rep.start.isoformat(), jalali_ascii(rep.start)],
+        ["period", "end", "", rep.end.isoformat(), jalali_ascii(rep.end)],
         ["period", "timezone", "", rep.tz],
         ["period", "scope", "", rep.scope],
         ["totals", "opened", "", rep.opened],
@@ -253,11 +265,12 @@ def report_rows(rep: Report, locale: str = "en") -> list[list[str]]:
     for section, volume in (("channel", rep.by_channel), ("team", rep.by_team),
                             ("person", rep.by_person)):
         rows += [[section, r.key, r.label, r.count] for r in volume]
-    return [[csv_cell(c) for c in row] for row in rows]
+    width = len(rows[0])  # every row as wide as the header: the jalali cell empty
+    return [[csv_cell(c) for c in row + [""] * (width - len(row))] for row in rows]
 
 
-def report_csv(rep: Report, locale: str = "en") -> str:
+def report_csv(rep: Report) -> str:
     """:func:`report_rows` as CSV text (RFC 4180, CRLF line ends)."""
     out = io.StringIO()
-    csv.writer(out).writerows(report_rows(rep, locale))
+    csv.writer(out).writerows(report_rows(rep))
     return out.getvalue()

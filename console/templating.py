@@ -20,6 +20,7 @@ from the text around them, with ``|bdi`` (``<bdi>...</bdi>``) or in an element w
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -74,6 +75,26 @@ def strip_bidi_controls(value: Any) -> Any:
     return cleaned
 
 
+# Leading words that say nothing of the text's language: @mentions, #tags, links, numbers.
+_NEUTRAL_LEAD: Final = re.compile(r"(?:\s*(?:[@#]\S+|https?://\S+|[\d\W_]+))*\s*")
+
+
+def text_dir(value: Any) -> str:
+    """The direction of a person's text for its element's ``dir``: that of its first strong
+    letter after any leading @mention, #tag, link or number, so "@ali لطفاً پیگیری کن" is
+    right to left (``dir="auto"`` would take the "a" of the mention and show it left to
+    right). "auto" when there is no letter at all."""
+    text = str(value or "")
+    rest = text[_NEUTRAL_LEAD.match(text).end():]  # type: ignore[union-attr]  # always matches
+    for ch in rest or text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "auto"
+
+
 def bdi(value: Any) -> Markup:
     """``value`` as text inside ``<bdi>``: its direction is its own and does not run into the
     text around it."""
@@ -85,3 +106,4 @@ TEMPLATES.env.finalize = strip_bidi_controls  # before any template is compiled:
 TEMPLATES.env.filters["bdi"] = bdi
 # A reply wrapper's name in the reader's language: ``wrapper_title(name, locale)``.
 TEMPLATES.env.globals["wrapper_title"] = template_title
+TEMPLATES.env.filters["textdir"] = text_dir

@@ -246,7 +246,7 @@ def _timeline(customer: CustomerInfo, messages: Iterable[Any],
             to_person=person(data.get("to_person", data.get("assignee_id"))),
             to_team=team(data.get("to_team", data.get("team_id"))),
             from_person=person(data.get("from_person")), from_team=team(data.get("from_team")),
-            reason=_reason(data), message_id=e.message_id,
+            reason=_reason(data), route=_route(data), message_id=e.message_id,
         )
         keyed.append((e.at, 2, e.id, item))
     sent_rows: dict[int, Message] = {}
@@ -288,10 +288,17 @@ def _text(value: object) -> str | None:
 
 
 def _reason(data: dict[str, Any]) -> str | None:
+    """The router's reason in English, for the API (the page words it in the reader's
+    language from :func:`_route`: console.pages._ui.route_reason)."""
     reason, rule = _text(data.get("reason")), _text(data.get("rule"))
     if reason and rule:
         return f"{reason} (rule {rule})"
     return reason or rule
+
+
+def _route(data: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    reason, rule = _text(data.get("reason")), _text(data.get("rule"))
+    return (reason, rule) if reason or rule else None
 
 
 def _step_note(kind: str, data: dict[str, Any]) -> str | None:

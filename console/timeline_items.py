@@ -157,7 +157,8 @@ class ActivityItem:
     to_team: str | None = None
     from_person: str | None = None
     from_team: str | None = None
-    reason: str | None = None  # the router's reason (and rule) for its placement
+    reason: str | None = None  # the router's reason (and rule) for its placement, English
+    route: tuple[str | None, str | None] | None = None  # the same as (reason, rule)
     message_id: int | None = None  # the customer's message that reopened it
 
 

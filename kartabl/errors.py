@@ -16,13 +16,27 @@ library errors are mapped onto this tree at the edge (``raise ... from exc``)::
                                    DeliveryError (neither "retry" nor "refused")
 
 Which provider error is which, channel by channel: :mod:`responders.outcomes`.
+
+``str(exc)`` is the English sentence for logs and the JSON API. What a person is told in the
+console comes from ``code`` and ``params`` instead: the console's catalogs have an
+``error.<code>`` sentence in each language, filled with the params (plain JSON values, so a
+refusal can be kept for the page a redirect leads to). An error without a code is shown with
+its class's general sentence and the English detail beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class KartablError(Exception):
-    pass
+    code: str = ""
+
+    def __init__(self, *args: object, code: str = "",
+                 params: Mapping[str, str | int | None] | None = None) -> None:
+        super().__init__(*args)
+        self.code = code or type(self).code
+        self.params: dict[str, str | int | None] = dict(params or {})
 
 
 class WorkflowError(KartablError):
@@ -30,16 +44,25 @@ class WorkflowError(KartablError):
 
 
 class IllegalTransition(WorkflowError):
-    def __init__(self, step: str, state: str, detail: str = "") -> None:
+    """``code`` "illegal" (the default) is told as "<step> is not possible: the <item> is
+    <state>"; ``params`` may name the ``item`` ("reply", "conversation") and its ``id``."""
+
+    def __init__(self, step: str, state: str, detail: str = "", *, code: str = "illegal",
+                 params: Mapping[str, str | int | None] | None = None) -> None:
         self.step, self.state = step, state
         msg = f"cannot {step}: the item is in state {state!r}"
-        super().__init__(f"{msg} ({detail})" if detail else msg)
+        super().__init__(f"{msg} ({detail})" if detail else msg, code=code,
+                         params={"step": step, "state": state, **(params or {})})
 
 
 class PermissionDenied(WorkflowError):
-    def __init__(self, step: str, actor: str, reason: str) -> None:
+    """``code`` names the reason (none: the general sentence, with the English reason)."""
+
+    def __init__(self, step: str, actor: str, reason: str, *, code: str = "",
+                 params: Mapping[str, str | int | None] | None = None) -> None:
         self.step, self.actor = step, actor
-        super().__init__(f"{actor} may not {step}: {reason}")
+        super().__init__(f"{actor} may not {step}: {reason}", code=code,
+                         params={"step": step, **(params or {})})
 
 
 class NotFound(WorkflowError):

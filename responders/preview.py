@@ -100,11 +100,15 @@ def require_fits(session: Session, step: str, reply: Reply, body: str | None = N
     try:
         p = preview_reply(session, reply, body)
     except PermanentDeliveryError as exc:
-        raise ReplyCannotRender(f"cannot {step}: {exc}") from None
+        raise ReplyCannotRender(f"cannot {step}: {exc}", code="cannot_render",
+                                params={"detail": str(exc)}) from None
     if not p.fits:
         what = "SMS" if p.channel is Channel.SMS else "messages"
         raise ReplyTooLong(f"cannot {step}: the reply is {p.describe()}, and {p.channel.value} "
-                           f"replies are at most {p.limit} {what}; shorten it")
+                           f"replies are at most {p.limit} {what}; shorten it",
+                           code="too_long_sms" if p.channel is Channel.SMS else "too_long_chat",
+                           params={"channel": p.channel.value, "parts": p.parts,
+                                   "limit": p.limit})
     return p
 
 

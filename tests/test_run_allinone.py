@@ -102,6 +102,10 @@ def test_run_serves_console_and_demo_reaches_delivered(tmp_path: Path) -> None:
     out = "".join(lines)
     # It printed how to log in, and stopped cleanly on Ctrl-C
     assert "Demo accounts" in out and f"http://127.0.0.1:{port}" in out
+    # the sign-in URL with the demo credentials, once the console answers (after uvicorn's
+    # start-up lines, so it is the last thing the terminal shows before the demo's log)
+    signin = f"Sign in: http://127.0.0.1:{port}/login  (user maryam, password kartabl-demo)"
+    assert signin in out and out.index(signin) > out.index("Uvicorn running on"), out[:3000]
     assert proc.returncode == 0, out[-3000:]
     assert "reply.delivered" in out
     # SMS or messenger replies left by the real senders to the local stand-ins

@@ -13,11 +13,29 @@ database, not the queue, says what is unrouted or unsent.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
+from collections.abc import Callable
 
 from config.settings import get_settings
 
 log = logging.getLogger("kartabl.run")
+
+
+def _when_serving(host: str, port: int, stop: threading.Event,
+                  then: Callable[[str, int], None], timeout_s: float = 60.0) -> None:
+    """Call ``then(host, port)`` once something accepts connections there."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                break
+        except OSError:
+            stop.wait(0.1)
+    else:
+        return
+    then(host, port)
 
 
 def run_all_in_one(*, demo: bool) -> None:
@@ -88,7 +106,10 @@ def run_all_in_one(*, demo: bool) -> None:
         driver = DemoDriver(stop, interval_s=s.demo_interval_s, channels=demo_channels,
                             only=None if demo_channels is not None else sandboxed)
         driver.start()
-        print_login(s.web_host, s.web_port)
+        # Printed once the console answers, so the sign-in URL is the last thing the
+        # terminal shows after uvicorn's start-up lines (until the demo's log goes on).
+        threading.Thread(target=_when_serving, args=(s.web_host, s.web_port, stop, print_login),
+                         name="sign-in-banner", daemon=True).start()
     try:
         # uvicorn handles SIGINT/SIGTERM itself and returns when it has drained requests.
         serve(s)

@@ -107,17 +107,19 @@ def report_json(p: Reader, db: Db, settings: AppSettings, start: Start, end: End
 @router.get(
     "/reports.csv", summary="The report as a CSV download", response_class=Response,
     responses={200: {"content": {"text/csv": {}},
-                     "description": "section,key,label,value rows (UTF-8 with a BOM)."},
+                     "description": "section,key,label,value,jalali rows (UTF-8 with a BOM)."},
                **errors(400, 401, 403)},
 )
 def report_download(
     p: Reader, db: Db, settings: AppSettings, start: Start, end: End, tz: Tz = DEFAULT_TZ,
     locale: Annotated[Literal["en", "fa"], Query(
-        description="Dates in the file: ISO (en) or Jalali with Persian digits (fa).")] = "en",
+        description="Accepted for compatibility; the file is the same in every language: "
+                    "ISO dates and ASCII digits, the Jalali date in the 'jalali' column.")] = "en",
 ) -> Response:
     """Always a download. Cells that a spreadsheet would run as a formula are quoted; the
     BOM lets spreadsheet programs read Persian names as UTF-8."""
     rep = _report(db, p, start, end, tz, settings)
     name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
-    return Response("\ufeff" + report_csv(rep, locale), media_type="text/csv; charset=utf-8",
+    del locale  # the same file whatever the language (see its description)
+    return Response("\ufeff" + report_csv(rep), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

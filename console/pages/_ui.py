@@ -7,17 +7,20 @@ harmless here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from console.dates import display_tz, format_date
 from console.deps import MAX_ID
-from console.i18n import digits, gettext
-from console.templating import TEMPLATES, request_locale
+from console.i18n import DIRECTION, digits, gettext
+from console.refusals import template_label
+from console.templating import TEMPLATES, bdi, request_locale
 from kartabl.errors import InputError
 from kartabl.models import utcnow
 
@@ -62,17 +65,61 @@ def duration(locale: str, minutes: float | None) -> str:
     return gettext(locale, "dur.m", m=mins)
 
 
+def time_tag(locale: str, value: datetime | None, text: str) -> Markup | str:
+    """``text`` (a moment as :func:`when` or a day as ``format_date`` writes it) in a
+    ``<time>`` of the reader's direction, isolated: beside a name of the other direction
+    ("Reply by علی · 2026-12-01 14:30") neither is reordered into the other."""
+    if value is None:
+        return ""
+    return Markup('<time datetime="%s" dir="%s">%s</time>') % (
+        value.isoformat(), DIRECTION[locale], text)
+
+
+# The router's reasons (audit data, English) -> their catalog keys (``route.<key>``).
+ROUTE_REASONS: Final = {
+    "previous assignee": "previous_assignee", "least loaded": "least_loaded",
+    "no available member": "no_available_member", "team at capacity": "team_at_capacity",
+    "team kept": "team_kept", "no rule matched": "no_rule_matched",
+    "inbox default": "inbox_default",
+}
+_NO_TEAM = re.compile(r"team '(.+)' does not exist")
+
+
+def route_reason(locale: str, reason: tuple[str | None, str | None]) -> Markup:
+    """Why the router placed a conversation, in the reader's words: "no available member
+    (rule billing words)" becomes "هیچ عضو آزادی نبود · قاعدهٔ <bdi>billing words</bdi>".
+    A rule's name (and a reason this version does not know) is isolated."""
+    said, rule = reason
+    parts: list[Markup | str] = []
+    if said:
+        missing = _NO_TEAM.fullmatch(said)
+        if said in ROUTE_REASONS:
+            parts.append(gettext(locale, f"route.{ROUTE_REASONS[said]}"))
+        elif missing:
+            parts.append(gettext(locale, "route.no_team", team=bdi(missing.group(1))))
+        else:
+            parts.append(bdi(said))
+    if rule:
+        named = (gettext(locale, "route.inbox_default") if rule == "inbox default"
+                 else gettext(locale, "route.rule", rule=bdi(rule)))
+        parts.append(named)
+    return Markup(" · ").join(parts)
+
+
 def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    """A console page: the template gets ``when``, ``age``, ``duration`` and ``day`` bound to
-    the reader's locale, on top of what every template gets (``t``, ``num``, ...)."""
+    """A console page: the template gets ``when``, ``age``, ``duration``, ``day``,
+    ``template_label`` and ``route_reason`` bound to the reader's locale, on top of what
+    every template gets (``t``, ``num``, ...). ``when`` and ``day`` give ``<time>`` markup."""
     loc = request_locale(request)
     helpers: dict[str, Any] = {
-        "when": lambda v: when(loc, v),
+        "when": lambda v: time_tag(loc, v, when(loc, v)),
         "age": lambda v: age(loc, v),
         "duration": lambda v: duration(loc, v),
-        "day": lambda v: format_date(v, loc),
+        "day": lambda v: time_tag(loc, v, format_date(v, loc)) if v is not None else "",
+        "template_label": lambda name: template_label(loc, name),
+        "route_reason": lambda reason: route_reason(loc, reason),
     }
     return TEMPLATES.TemplateResponse(
         request, template, {**helpers, **context}, status_code=status_code

@@ -5,8 +5,9 @@ scope, so an agent cannot tell another team's conversation from a missing one) p
 forms of :mod:`kartabl.workflow`. Every action is a POST form with the CSRF token; it runs
 one workflow step, commits, and answers 303 back to the page with ``?done=<action>`` (the
 page shows it as a message). A refused step (the workflow's IllegalTransition,
-PermissionDenied, InputError, a reply too long for its channel) rolls back and shows the
-page again with the reason and the text the person typed, with a 4xx status.
+PermissionDenied, InputError, a reply too long for its channel) rolls back and answers 303
+to the page with ``?failed=<id>`` (:mod:`console.flash`): the page shows the reason in the
+reader's language and the text the person typed, and a reload submits nothing.
 
 The timeline shows its newest window (:mod:`console.timeline_window`; ``?all=1``: all of
 it), earlier windows come from :mod:`console.pages.timeline`.
@@ -29,9 +30,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from console.deps import Approval, PathId, Principal, get_db, page_principal
-from console.http_errors import http_status
+from console.flash import failed_id, recall, refused
 from console.pages._ui import back, form_text, optional_id, render
 from console.pages.timeline import mail_html
+from console.refusals import refusal_text
 from console.templating import request_locale
 from console.timeline import ReplyItem, conversation_view
 from console.timeline_window import decode_cursor, item_key, timeline_window
@@ -135,9 +137,9 @@ def _known_reply(version: str) -> int:
     return int(last) if last.isascii() and last.isdigit() and len(last) < 19 else 0
 
 
-def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str = "",
-          kept: dict[str, str] | None = None, status: int = 200) -> Response:
+def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
     view = conversation_view(db, p.person, cid)
+    flash = recall(db, p, failed_id(request))  # a refused form's reason and text
     me = p.person
     replies = [i for i in view.timeline if isinstance(i, ReplyItem)]
     pending = [r for r in replies if r.state == ReplyState.PENDING_APPROVAL]
@@ -168,20 +170,20 @@ def _page(request: Request, db: Session, p: Principal, cid: int, *, error: str =
         "customer_language": conversation_language(db, cid),  # wrappers' and canned texts
         "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
         "can_refer": reviewer or view.conversation.assignee_id == me.id,
-        "done": request.query_params.get("done", "")[:40], "error": error,
-        "kept": kept or {}, "version": _version(db, cid),
-    }, status_code=status)
+        "done": request.query_params.get("done", "")[:40],
+        "error": refusal_text(request_locale(request), flash.refusal) if flash else "",
+        "kept": flash.kept if flash else {}, "version": _version(db, cid),
+    })
 
 
 def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
          step: Callable[[], object], kept: dict[str, str] | None = None) -> Response:
     """Run one workflow step on a conversation the reader can see; commit and 303 back, or
-    roll back and show the page with the reason."""
+    roll back and 303 to the page showing the reason (post/redirect/get)."""
     try:
         step()
     except KartablError as exc:
-        db.rollback()
-        return _page(request, db, p, cid, error=str(exc), kept=kept, status=http_status(exc))
+        return refused(db, p, exc, f"/conversations/{cid}", kept)
     db.commit()
     return back(f"/conversations/{cid}", done)
 

@@ -4,7 +4,8 @@
   form, a phone in any digit form, an email, a messenger id or @username, ``tag:vip``).
 - ``GET /customers/{id}``: identities on every channel, conversations in the reader's
   scope, tags; a merged customer redirects to the one it was merged into.
-- ``POST /customers/{id}/tags``, ``/tags/remove``, ``/link``: one change each, 303 back.
+- ``POST /customers/{id}/tags``, ``/tags/remove``, ``/link``: one change each, 303 back
+  (a refused one: 303 to the page with ``?failed=<id>``, :mod:`console.flash`).
 - ``GET /customers/{id}/merge?q=`` finds the customer to merge into; ``?into=<id>`` shows
   :func:`~console.customers.merge_preview` (what will move); ``POST /customers/{id}/merge``
   merges. Merging is its own permission, and the service refuses a merge that would move
@@ -24,9 +25,12 @@ from sqlalchemy.orm import Session
 
 from console import customers as svc
 from console.deps import PathId, Principal, get_db, page_principal
+from console.flash import failed_id, recall, refused
 from console.http_errors import http_status
 from console.pages._ui import back, optional_id, render
-from kartabl.errors import KartablError, NotFound
+from console.refusals import refusal, refusal_text
+from console.templating import request_locale
+from kartabl.errors import KartablError, NotFound, PermissionDenied
 from router.identity import KINDS
 
 router = APIRouter(include_in_schema=False)
@@ -44,18 +48,18 @@ def customers_page(
     return render(request, "customers.html", {"q": q, "hits": hits, "searched": bool(q.strip())})
 
 
-def _detail_page(request: Request, db: Session, p: Principal, customer_id: int, *,
-                 error: str = "", kept: dict[str, str] | None = None,
-                 status: int = 200) -> Response:
+def _detail_page(request: Request, db: Session, p: Principal, customer_id: int) -> Response:
     detail = svc.customer_detail(db, p.person, customer_id)
-    if detail.id != customer_id and status == 200:
+    flash = recall(db, p, failed_id(request))
+    if detail.id != customer_id:
         # Merged away: the survivor's page is the customer's page now.
         return RedirectResponse(f"/customers/{detail.id}", status_code=303)
     return render(request, "customer.html", {
         "d": detail, "kinds": KINDS, "may_merge": svc.may_merge(p.person),
-        "may_link": svc.may_link(p.person), "error": error, "kept": kept or {},
-        "done": request.query_params.get("done", "")[:40],
-    }, status_code=status)
+        "may_link": svc.may_link(p.person),
+        "error": refusal_text(request_locale(request), flash.refusal) if flash else "",
+        "kept": flash.kept if flash else {}, "done": request.query_params.get("done", "")[:40],
+    })
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
@@ -68,15 +72,19 @@ def customer_page(
 
 def _change(request: Request, db: Session, p: Principal, customer_id: int, done: str,
             kept: dict[str, str], step: Callable[[], object]) -> Response:
-    """Run one service change; commit and 303 back, or show the page with the reason."""
+    """Run one service change; commit and 303 back, or 303 to the page with the reason."""
     try:
         step()
     except NotFound:
         raise  # the customer is not there for this reader: the app's 404 page
-    except KartablError as exc:
+    except PermissionDenied:
+        # Who the reader is, not what they typed: the app's 403 page, nothing kept; a 404
+        # when the customer is outside their scope (they learn nothing of it).
         db.rollback()
-        return _detail_page(request, db, p, customer_id, error=str(exc), kept=kept,
-                            status=http_status(exc))
+        svc.customer_detail(db, p.person, customer_id)
+        raise
+    except KartablError as exc:
+        return refused(db, p, exc, f"/customers/{customer_id}", kept)
     db.commit()
     return back(f"/customers/{customer_id}", done)
 
@@ -125,7 +133,11 @@ def merge_page(
         except NotFound:
             raise
         except KartablError as exc:  # out of scope, already merged, the same customer
-            error, status = str(exc), http_status(exc)
+            error = refusal_text(request_locale(request), refusal(exc))
+            status = http_status(exc)
+    flash = recall(db, p, failed_id(request))  # a refused merge, redirected here
+    if flash is not None:
+        error = refusal_text(request_locale(request), flash.refusal)
     q = q[: svc.MAX_QUERY]
     hits = [h for h in svc.search_customers(db, p.person, q, SEARCH_LIMIT) if h.id != source.id] \
         if q.strip() and target_id is None else []
@@ -147,12 +159,11 @@ def merge(
         svc.merge(db, p.person, customer_id, target_id)
     except NotFound:
         raise
-    except KartablError as exc:
+    except PermissionDenied:
         db.rollback()
-        source = svc.customer_detail(db, p.person, customer_id)
-        return render(request, "customer_merge.html", {
-            "source": source, "target": None, "preview": None, "q": "", "hits": [],
-            "error": str(exc), "may_merge": svc.may_merge(p.person),
-        }, status_code=http_status(exc))
+        svc.customer_detail(db, p.person, customer_id)  # outside the scope: 404, as before
+        raise  # the app's 403 page: nothing is written for a refused merge
+    except KartablError as exc:
+        return refused(db, p, exc, f"/customers/{customer_id}/merge")
     db.commit()
     return back(f"/customers/{target_id}", "merged")

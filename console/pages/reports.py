@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Final
 
+import jdatetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
@@ -93,9 +95,41 @@ def _range(start: str, end: str, locale: str) -> tuple[date, date]:
     return first, last
 
 
+# The Jalali months, for the Persian date picker's month list.
+JALALI_MONTHS: Final = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان",
+                        "آذر", "دی", "بهمن", "اسفند")
+PICKER_YEARS: Final = 10  # the picker's years: this one and the nine before
+
+
+def _picked(request: Request, name: str) -> str:
+    """A date from the Persian picker's three lists (``<name>_y``, ``_m``, ``_d``) as the
+    text "1405/9/1", or "" when the form did not send them (the text fields then count)."""
+    parts = [request.query_params.get(f"{name}_{p}", "").strip()[:6] for p in "ymd"]
+    return "/".join(parts) if all(parts) else ""
+
+
+@dataclass(frozen=True)
+class Picker:
+    """What the Persian picker of one date shows: its Jalali year, month and day, and the
+    years to choose from."""
+
+    year: int
+    month: int
+    day: int
+    years: tuple[int, ...]
+
+
+def picker(day: date) -> Picker:
+    j = jdatetime.date.fromgregorian(date=day)
+    this_year = jdatetime.date.fromgregorian(date=local_date(utcnow())).year
+    years = sorted({*range(this_year - PICKER_YEARS + 1, this_year + 1), j.year})
+    return Picker(j.year, j.month, j.day, tuple(years))
+
+
 def _report(request: Request, db: Session, p: Principal, start: str,
             end: str) -> tuple[Report, str]:
     locale = request_locale(request)
+    start, end = _picked(request, "start") or start, _picked(request, "end") or end
     first, last = _range(start, end, locale)
     targets = Targets.from_settings(app_settings(request))
     return report(db, p.person, first, last, targets=targets), locale
@@ -116,6 +150,8 @@ def reports_page(
                    "team": bars("team", rep.by_team, locale),
                    "person": bars("person", rep.by_person, locale)},
         "csv_query": {"start": rep.start.isoformat(), "end": rep.end.isoformat()},
+        "pick": {"start": picker(rep.start), "end": picker(rep.end)},
+        "months": JALALI_MONTHS,
     })
 
 
@@ -124,10 +160,11 @@ def reports_csv(
     request: Request, start: str = "", end: str = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    """The report as CSV, always a download. Dates in the file follow the reader's
-    language; a BOM lets spreadsheet programs read the Persian names as UTF-8."""
-    rep, locale = _report(request, db, p, start, end)
-    body = "\ufeff" + report_csv(rep, locale)
+    """The report as CSV, always a download: ISO dates and ASCII digits whatever the
+    reader's language, the Jalali date in a column of its own; a BOM lets spreadsheet
+    programs read the Persian names as UTF-8."""
+    rep, _ = _report(request, db, p, start, end)
+    body = "\ufeff" + report_csv(rep)
     name = f"kartabl-report-{rep.start.isoformat()}-{rep.end.isoformat()}.csv"
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{name}"',

@@ -17,8 +17,11 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from console import auth
 from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page_principal
-from console.i18n import LOCALE_COOKIE, LOCALES
-from console.templating import TEMPLATES
+from console.flash import failed_id, recall, refused
+from console.i18n import LOCALE_COOKIE, LOCALES, gettext
+from console.pages._ui import render
+from console.refusals import refusal, refusal_text
+from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
 from kartabl.models import ApiToken, WebSession, utcnow
 
@@ -81,16 +84,19 @@ def login(
     target = safe_next(next)
     if not _same_origin(request):
         return TEMPLATES.TemplateResponse(
-            request, "login.html", {"next": target, "error": "cross-site request",
-                                    "username": username}, status_code=403,
+            request, "login.html", {"next": target, "username": username,
+                                    "error": gettext(request_locale(request), "http.csrf")},
+            status_code=403,
         )
     try:
         person = auth.authenticate(db, username, password, client_ip(request),
                                    settings=settings)
     except auth.LoginRefused as exc:
         db.commit()  # the failed attempt counts towards the limit
-        reason = str(exc).split(": ", 1)[-1]
-        status = 429 if "too many" in reason else 400
+        # The reason in the reader's words (a refused sign-in is answered here, at /login:
+        # the rate limits count each POST, and a reload re-posting it counts once more).
+        status = 429 if exc.code == "login_limited" else 400
+        reason = refusal_text(request_locale(request), refusal(exc))
         return TEMPLATES.TemplateResponse(
             request, "login.html", {"next": target, "error": reason, "username": username},
             status_code=status,
@@ -154,6 +160,9 @@ def _account(
     request: Request, p: Principal, db: Session, message: str = "", *, error: str = "",
     new_token: str = "", status_code: int = 200,
 ) -> Response:
+    flash = recall(db, p, failed_id(request))  # a refused token form (post/redirect/get)
+    if flash is not None:
+        error = refusal_text(request_locale(request), flash.refusal)
     sessions = db.scalars(
         select(WebSession)
         .where(WebSession.person_id == p.person.id, WebSession.revoked_at.is_(None))
@@ -162,9 +171,10 @@ def _account(
     tokens = db.scalars(
         select(ApiToken).where(ApiToken.person_id == p.person.id).order_by(ApiToken.id.desc())
     ).all()
-    return TEMPLATES.TemplateResponse(request, "account.html", {
+    return render(request, "account.html", {
         "sessions": sessions, "tokens": tokens, "current_session_id": p.session_id,
         "message": message, "error": error, "new_token": new_token,
+        "kept": flash.kept if flash is not None else {},
         "scopes": sorted(auth.role_scopes(p.person)), "token_days": TOKEN_DAYS,
     }, status_code=status_code)
 
@@ -200,8 +210,7 @@ def create_token(
             expires_at=utcnow() + timedelta(days=TOKEN_DAYS),
         )
     except InputError as exc:
-        db.rollback()
-        return _account(request, p, db, error=str(exc), status_code=400)
+        return refused(db, p, exc, "/account", {"token_name": name})
     db.commit()
     return _account(request, p, db, new_token=new.token)
 
@@ -227,7 +236,4 @@ def revoke(
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.SESSION_COOKIE, path="/")
         return response
-    from console.i18n import gettext
-    from console.templating import request_locale
-
     return _account(request, p, db, gettext(request_locale(request), "app.revoked", count=n))

@@ -32,6 +32,9 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    # The last refused form of this browser (post/redirect/get: console/flash.py): its id,
+    # the reason and what the person typed, shown by the page the refusal redirects to.
+    flash: Mapped[dict[str, Any] | None]
     person: Mapped[Person] = relationship()
 
 

@@ -42,28 +42,33 @@ def can_access(actor: Person, conversation: Conversation) -> bool:
 def require_actor(step: str, actor: Person | None, *, system_ok: bool = False) -> None:
     if actor is None:
         if not system_ok:
-            raise PermissionDenied(step, actor_name(actor), "a person must take this step")
+            raise PermissionDenied(step, actor_name(actor), "a person must take this step",
+                                   code="person_required")
     elif not actor.active:
-        raise PermissionDenied(step, actor_name(actor), "the account is deactivated")
+        raise PermissionDenied(step, actor_name(actor), "the account is deactivated",
+                               code="deactivated")
 
 
 def require_reviewer(step: str, actor: Person | None, *, system_ok: bool = False) -> None:
     require_actor(step, actor, system_ok=system_ok)
     if actor is not None and actor.role not in REVIEWERS:
-        raise PermissionDenied(step, actor_name(actor), "only a coordinator or an admin may")
+        raise PermissionDenied(step, actor_name(actor), "only a coordinator or an admin may",
+                               code="reviewers_only")
 
 
 def require_access(step: str, actor: Person | None, conv: Conversation) -> None:
     if actor is not None and not can_access(actor, conv):
         reason = f"conversation {conv.id} is outside their teams"
-        raise PermissionDenied(step, actor_name(actor), reason)
+        raise PermissionDenied(step, actor_name(actor), reason, code="outside_teams",
+                               params={"id": conv.id})
 
 
 def require_author(step: str, actor: Person | None, reply: Reply) -> Person:
     require_actor(step, actor)
     assert actor is not None
     if reply.author_id != actor.id:
-        raise PermissionDenied(step, actor_name(actor), f"only the author of reply {reply.id} may")
+        raise PermissionDenied(step, actor_name(actor), f"only the author of reply {reply.id} may",
+                               code="author_only", params={"id": reply.id})
     return actor
 
 
@@ -73,37 +78,49 @@ def require_author(step: str, actor: Person | None, reply: Reply) -> Person:
 def load_conversation(session: Session, conversation_id: int) -> Conversation:
     conv = session.get(Conversation, conversation_id, with_for_update=True, populate_existing=True)
     if conv is None:
-        raise NotFound(f"conversation {conversation_id} does not exist")
+        raise NotFound(f"conversation {conversation_id} does not exist", code="missing",
+                       params={"item": "conversation", "id": conversation_id})
     return conv
 
 
 def load_reply(session: Session, reply_id: int) -> tuple[Reply, Conversation]:
     reply = session.get(Reply, reply_id, with_for_update=True, populate_existing=True)
     if reply is None:
-        raise NotFound(f"reply {reply_id} does not exist")
+        raise NotFound(f"reply {reply_id} does not exist", code="missing",
+                       params={"item": "reply", "id": reply_id})
     return reply, load_conversation(session, reply.conversation_id)
 
 
 def active_person(session: Session, person_id: int) -> Person:
     person = session.get(Person, person_id)
     if person is None:
-        raise NotFound(f"person {person_id} does not exist")
+        raise NotFound(f"person {person_id} does not exist", code="missing",
+                       params={"item": "person", "id": person_id})
     if not person.active:
-        raise InputError(f"person {person.username!r} is not active")
+        raise InputError(f"person {person.username!r} is not active", code="inactive_person",
+                         params={"name": person.display_name or person.username})
     return person
 
 
 def load_team(session: Session, team_id: int) -> Team:
     team = session.get(Team, team_id)
     if team is None:
-        raise NotFound(f"team {team_id} does not exist")
+        raise NotFound(f"team {team_id} does not exist", code="missing",
+                       params={"item": "team", "id": team_id})
     return team
+
+
+# What ``nonempty`` checks -> the field's name in the console's catalogs (``field.<key>``).
+FIELDS: Final = {"a referral note": "referral_note", "a note": "note",
+                 "a reply body": "reply_body", "the edited body": "edited_body",
+                 "a rejection comment": "rejection_comment"}
 
 
 def nonempty(value: str | None, what: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise InputError(f"{what} must not be empty")
+        raise InputError(f"{what} must not be empty", code="empty",
+                         params={"field": FIELDS.get(what, what)})
     return text
 
 
@@ -111,7 +128,7 @@ def load_target(
     session: Session, person_id: int | None, team_id: int | None, step: str
 ) -> tuple[Person | None, Team | None]:
     if person_id is None and team_id is None:
-        raise InputError(f"{step} needs a person or a team")
+        raise InputError(f"{step} needs a person or a team", code="no_target")
     person = active_person(session, person_id) if person_id is not None else None
     team = load_team(session, team_id) if team_id is not None else None
     return person, team

@@ -50,7 +50,8 @@ def check_reply_transition(step: str, reply: Reply) -> None:
     """Raise :class:`IllegalTransition` unless ``step`` may start from the reply's state."""
     sources, _ = REPLY_TRANSITIONS[step]
     if reply.state not in sources:
-        raise IllegalTransition(step, ReplyState(reply.state).value, f"reply {reply.id}")
+        raise IllegalTransition(step, ReplyState(reply.state).value, f"reply {reply.id}",
+                                params={"item": "reply", "id": reply.id})
 
 
 def move_reply(reply: Reply, step: str, to: ReplyState) -> ReplyState:
@@ -66,4 +67,5 @@ def move_reply(reply: Reply, step: str, to: ReplyState) -> ReplyState:
 def check_conversation(step: str, conv: Conversation) -> None:
     if conv.status not in CONVERSATION_STEPS[step]:
         detail = f"conversation {conv.id}"
-        raise IllegalTransition(step, ConversationStatus(conv.status).value, detail)
+        raise IllegalTransition(step, ConversationStatus(conv.status).value, detail,
+                                params={"item": "conversation", "id": conv.id})

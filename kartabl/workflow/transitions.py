@@ -121,7 +121,8 @@ def refer(
     conv = load_conversation(session, conversation_id)
     require_access("refer", actor, conv)
     if actor.role not in REVIEWERS and conv.assignee_id != actor.id:
-        raise PermissionDenied("refer", actor_name(actor), "only the assignee may refer it")
+        raise PermissionDenied("refer", actor_name(actor), "only the assignee may refer it",
+                               code="assignee_only")
     check_conversation("refer", conv)
     text = nonempty(note, "a referral note")
     person, team = load_target(session, person_id, team_id, "refer")
@@ -152,6 +153,8 @@ def close(session: Session, actor: Person | None, conversation_id: int) -> Conve
         raise IllegalTransition(
             "close", RS.PENDING_APPROVAL.value,
             f"reply {pending} awaits approval; approve or reject it first",
+            code="close_pending", params={"item": "conversation", "id": conv.id,
+                                          "reply": pending},
         )
     conv.status = CLOSED
     conv.resolved_at = utcnow()
@@ -204,7 +207,9 @@ def draft(
     check_conversation("draft", conv)
     text = nonempty(body, "a reply body")
     if template is not None and not check.has_template(template, conv.channel):
-        raise InputError(f"no reply template {template!r} for {conv.channel.value}")
+        raise InputError(f"no reply template {template!r} for {conv.channel.value}",
+                         code="no_template",
+                         params={"template": template, "channel": conv.channel.value})
     reply = Reply(
         conversation_id=conv.id, author_id=actor.id, state=RS.DRAFT, channel=conv.channel,
         body=text, template=template,
@@ -291,7 +296,8 @@ def approve(
     reply, conv = load_reply(session, reply_id)
     require_access("approve", actor, conv)
     if reply.author_id == actor.id:
-        raise PermissionDenied("approve", actor_name(actor), "nobody approves their own reply")
+        raise PermissionDenied("approve", actor_name(actor), "nobody approves their own reply",
+                               code="own_reply")
     check_reply_transition("approve", reply)
     edit: dict[str, Any] = {}
     new = nonempty(edited_body, "the edited body") if edited_body is not None else None

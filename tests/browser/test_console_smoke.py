@@ -46,8 +46,8 @@ def test_overview_is_rtl_and_refreshes_live(
     assert page.evaluate("document.documentElement.dir") == "rtl"
     assert page.evaluate("document.documentElement.lang") == "fa"
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
-    expect(page.locator("h1")).to_have_text("کارتابل · Kartabl")
-    assert _card(page, "messages in") == "1"
+    expect(page.locator("h1")).to_have_text("نمای کلی")  # every word in Persian
+    assert _card(page, "پیام‌های ورودی") == "۱"
     # and htmx (served by the console) polls the counts: a new message shows without a reload
     assert page.evaluate("typeof window.htmx") == "object"
     expect(page.locator('#counts[hx-get="/"][hx-trigger^="every"]')).to_have_count(1)
@@ -56,8 +56,8 @@ def test_overview_is_rtl_and_refreshes_live(
         ingest.store(
             s, InboundMessage(channel="sms", external_id="2", sender="+989121112233", text="؟")
         )
-    expect(page.locator("#counts .card", has_text="messages in").locator("b")).to_have_text(
-        "2", timeout=5_000
+    expect(page.locator("#counts .card", has_text="پیام‌های ورودی").locator("b")).to_have_text(
+        "۲", timeout=5_000
     )
     assert page.evaluate("window.kartablMarker") == 1
     shot = screenshot("overview")

@@ -77,7 +77,7 @@ def test_wrong_password_and_unknown_user_look_alike(app_client, db):
     unknown = app_client.post("/login", data={"username": "bob", "password": "nope-nope"})
     assert wrong.status_code == unknown.status_code == 400
     for r in (wrong, unknown):
-        assert "wrong username or password" in r.text
+        assert "نام کاربری یا گذرواژه نادرست است." in r.text  # the sign-in page reads Persian
 
 
 def test_login_is_rate_limited_per_username_and_address_even_with_the_right_password(
@@ -95,7 +95,7 @@ def test_login_is_rate_limited_per_username_and_address_even_with_the_right_pass
         assert r.status_code == 400
     r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
                         follow_redirects=False)
-    assert r.status_code == 429 and "too many" in r.text
+    assert r.status_code == 429 and "تلاش‌های ناموفق بیش از اندازه بوده است" in r.text
     assert auth.SESSION_COOKIE not in app_client.cookies
     # The window passes: the failures no longer count.
     with db() as s:

@@ -188,5 +188,8 @@ def test_account_page_creates_a_token_shown_once_and_revokes_it(app_client, db):
     assert r.status_code == 303
     assert app_client.get("/api/v1/me", headers=bearer).status_code == 401
     bad = app_client.post("/account/tokens", data={"name": "x", "scopes": ["review"],
-                                                   "csrf_token": csrf})
-    assert bad.status_code == 400 and "coordinator" in bad.text
+                                                   "csrf_token": csrf}, follow_redirects=False)
+    # post/redirect/get: the refusal is shown by the page the 303 leads to
+    assert bad.status_code == 303 and bad.headers["location"].startswith("/account?failed=")
+    shown = app_client.get(bad.headers["location"])
+    assert 'id="token-error"' in shown.text and "coordinator" in shown.text

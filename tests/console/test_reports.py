@@ -159,14 +159,15 @@ def test_csv_export_neutralises_formulas(session, floor) -> None:
         conv(session, utc(1, 6), team=floor["a"], assignee=p, first=15)
     session.flush()
 
-    out = report_csv(report(session, floor["coord"], DEC1, DEC1, now=NOW), "fa")
+    out = report_csv(report(session, floor["coord"], DEC1, DEC1, now=NOW))
     cells = list(csv.reader(io.StringIO(out)))
-    assert cells[0] == ["section", "key", "label", "value"]
+    assert cells[0] == ["section", "key", "label", "value", "jalali"]
     labels = {row[2] for row in cells if row[0] in ("team", "person")}
     assert labels == {"'=HYPERLINK(\"http://evil\")", "'+98 سارا", "'@SUM(A1)", "'\t-1"}
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for row in cells for c in row)
-    assert ["period", "start", "", "۱۴۰۵/۰۹/۱۰"] in cells
-    assert ["first_response", "median_minutes", "", "15.0"] in cells
+    # ISO and ASCII digits for spreadsheets, the Jalali date in its own column
+    assert ["period", "start", "", DEC1.isoformat(), "1405/09/10"] in cells
+    assert ["first_response", "median_minutes", "", "15.0", ""] in cells
     assert out.endswith("\r\n")
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 23:32:00.550149
+Create Date: 2026-12-03 23:38:29.765930
 """
 
 from __future__ import annotations
@@ -336,6 +336,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("ip", sa.String(length=64), nullable=False),
         sa.Column("user_agent", sa.String(length=300), nullable=False),
+        sa.Column("flash", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["person_id"],
             ["person.id"],

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 from console.dates import local_date
+from console.reports import jalali_ascii
 from kartabl.models import Conversation, utcnow
 
 
@@ -53,12 +55,15 @@ def test_the_csv_is_a_download_with_the_same_figures(api, world) -> None:
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.headers["content-disposition"] == (
         f'attachment; filename="kartabl-report-{period["start"]}-{period["end"]}.csv"')
-    assert r.text.startswith("\ufeffsection,key,label,value\r\n")
+    assert r.text.startswith("\ufeffsection,key,label,value,jalali\r\n")
     rows = list(csv.reader(io.StringIO(r.text.removeprefix("\ufeff"))))
-    assert ["totals", "opened", "", "4"] in rows
-    assert ["period", "start", "", period["start"]] in rows
+    assert ["totals", "opened", "", "4", ""] in rows
+    start = [row for row in rows if row[:2] == ["period", "start"]]
+    assert start == [["period", "start", "", period["start"], jalali_ascii(
+        date.fromisoformat(period["start"]))]]
+    # The same file for a Persian reader: ISO dates, ASCII digits (spreadsheets read them)
     fa = api(world.coord, "reports").get("/api/v1/reports.csv", params={**period, "locale": "fa"})
-    assert "۱۴" in fa.text  # Jalali dates with Persian digits
+    assert fa.text == r.text and re.search("[۰-۹]", fa.text) is None
 
 
 def test_bad_ranges_are_a_clear_4xx(api, world) -> None:

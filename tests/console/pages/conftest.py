@@ -94,3 +94,16 @@ def sign_in(client: TestClient, username: str) -> str:
     match = _CSRF.search(page.text)
     assert match, page.text
     return match.group(1)
+
+
+def post_refused(client: TestClient, url: str, data: dict[str, str], page: str) -> str:
+    """POST a form the console refuses: post/redirect/get. The answer is a 303 to ``page``
+    with ``?failed=<id>`` (never the error at the form's URL); the GET there shows the
+    refusal (``id="action-error"``) and is what a reload repeats. Returns that page's text."""
+    r = client.post(url, data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text[-1500:]
+    location = r.headers["location"]
+    assert location.startswith(page + ("&" if "?" in page else "?") + "failed="), location
+    shown = client.get(location)
+    assert 'id="action-error"' in shown.text, shown.text[-1500:]
+    return shown.text

@@ -18,7 +18,7 @@ from kartabl import workflow
 from kartabl.models import Conversation, Event, Message, Person, Reply, ReplyState
 from responders import render as reply_render
 from responders.preview import REPLY_CHECK
-from tests.console.pages.conftest import World, sign_in
+from tests.console.pages.conftest import World, post_refused, sign_in
 
 Db = sessionmaker[Session]
 
@@ -100,10 +100,10 @@ def test_agent_refers_to_a_team_with_a_note(client: TestClient, world: World, db
 def test_referral_without_a_note_is_refused_on_the_page(client: TestClient, world: World,
                                                         db: Db) -> None:
     csrf = sign_in(client, "ali")
-    r = client.post(f"/conversations/{world.conv_support}/refer", data={
-        "csrf_token": csrf, "team_id": str(world.sales), "note": "  "})
-    assert r.status_code == 400 and 'id="action-error"' in r.text
-    assert "a referral note must not be empty" in r.text
+    cid = world.conv_support
+    text = post_refused(client, f"/conversations/{cid}/refer", {
+        "csrf_token": csrf, "team_id": str(world.sales), "note": "  "}, f"/conversations/{cid}")
+    assert "یادداشت ارجاع نباید خالی باشد." in text  # ali reads Persian
     assert conv(db, world.conv_support).team_id == world.support
 
 
@@ -229,11 +229,11 @@ def test_workflow_refusals_are_shown_and_change_nothing(client: TestClient, worl
     csrf = sign_in(client, "maryam")
     page = client.get(f"/conversations/{world.conv_triage}").text
     assert f'id="approve-button-{rid}"' not in page  # nobody approves their own reply
-    r = client.post(f"/replies/{rid}/approve", data={"csrf_token": csrf})
-    assert r.status_code == 403 and 'id="action-error"' in r.text
-    assert "nobody approves their own reply" in r.text
-    r = client.post(f"/conversations/{world.conv_triage}/close", data={"csrf_token": csrf})
-    assert r.status_code == 409 and "awaits approval" in r.text
+    here = f"/conversations/{world.conv_triage}"
+    text = post_refused(client, f"/replies/{rid}/approve", {"csrf_token": csrf}, here)
+    assert "Nobody approves their own reply" in text
+    text = post_refused(client, f"{here}/close", {"csrf_token": csrf}, here)
+    assert f"cannot be closed while reply {rid} awaits approval" in text
     assert reply(db, rid).state == ReplyState.PENDING_APPROVAL
     assert conv(db, world.conv_triage).status == "open"
 
@@ -241,9 +241,10 @@ def test_workflow_refusals_are_shown_and_change_nothing(client: TestClient, worl
 def test_agent_cannot_assign(client: TestClient, world: World, db: Db) -> None:
     csrf = sign_in(client, "ali")
     assert 'id="assign-form"' not in client.get(f"/conversations/{world.conv_support}").text
-    r = client.post(f"/conversations/{world.conv_support}/assign",
-                    data={"csrf_token": csrf, "person_id": str(world.bob)})
-    assert r.status_code == 403
+    here = f"/conversations/{world.conv_support}"
+    text = post_refused(client, f"{here}/assign",
+                        {"csrf_token": csrf, "person_id": str(world.bob)}, here)
+    assert "«واگذاری» فقط کار هماهنگ‌کننده یا مدیر است." in text  # ali reads Persian
     assert conv(db, world.conv_support).assignee_id == world.ali
 
 
@@ -251,10 +252,11 @@ def test_too_long_sms_is_refused_at_submit_with_its_count(client: TestClient, wo
                                                           db: Db) -> None:
     csrf = sign_in(client, "ali")
     body = "س" * 600  # 9 UCS-2 parts; the SMS sender takes at most 8
-    r = client.post(f"/conversations/{world.conv_support}/replies",
-                    data={"csrf_token": csrf, "body": body, "then": "submit"})
-    assert r.status_code == 400 and "9 SMS" in r.text and "shorten it" in r.text
-    assert body in r.text  # the text typed is kept in the form
+    here = f"/conversations/{world.conv_support}"
+    text = post_refused(client, f"{here}/replies",
+                        {"csrf_token": csrf, "body": body, "then": "submit"}, here)
+    assert "این پاسخ ۹ پیامک است" in text and "کوتاهش کنید" in text  # ali reads Persian
+    assert body in text  # the text typed is kept in the form
     with db() as s:
         assert s.scalars(select(Reply)).all() == []
 
@@ -299,7 +301,7 @@ def test_canned_template_with_variables(client: TestClient, world: World, db: Db
         s.commit()
     csrf = sign_in(client, "ali")
     page = client.get(f"/conversations/{world.conv_support}").text
-    assert '<option value="greeting">greeting</option>' in page
+    assert '<option value="greeting">خوشامد و امضا</option>' in page  # named in Persian
     shown = client.post(f"/conversations/{world.conv_support}/preview", data={
         "csrf_token": csrf, "body": "بسته فردا می‌رسد.", "template": "greeting"}).text
     assert "نرگس عزیز، سلام." in shown

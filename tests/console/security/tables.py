@@ -76,7 +76,8 @@ GET_URLS: dict[str, list[str]] = {
     "/api/v1/reports": ["/api/v1/reports?" + _RANGE],
     "/api/v1/reports.csv": ["/api/v1/reports.csv?" + _RANGE],
     "/messages/{message_id}/attachments/{key}": ["/messages/{t.message}/attachments/{t.key}"],
-    "/conversations/{cid}": ["/conversations/{t.conv}", "/conversations/{t.conv2}"],
+    "/conversations/{cid}": ["/conversations/{t.conv}", "/conversations/{t.conv2}",
+                             "/conversations/{t.conv}?failed=x"],
     "/conversations/{cid}/status": ["/conversations/{t.conv}/status?v=0.0.0",
                                     "/conversations/{t.conv}/status?v=0.0.99999999",
                                     "/conversations/{t.conv}/status?v=0.0.99999999&from=1.0.1"],
@@ -97,12 +98,13 @@ GET_URLS: dict[str, list[str]] = {
     "/login": ["/login", "/login?next=/queues"],
     "/locale/{locale}": ["/locale/fa?next=/queues"],
     "/reset/{token}": ["/reset/{w.reset_token}"],
-    "/account": ["/account"],
+    "/account": ["/account", "/account?failed=x"],
     "/canned": ["/canned"],
     "/canned/new": ["/canned/new"],
     "/canned/{canned_id}": ["/canned/{t.canned}"],
     "/api/v1/canned": ["/api/v1/canned", "/api/v1/canned?q=a-"],
     "/api/v1/canned/{canned_id}": ["/api/v1/canned/{t.canned}"],
+    "/refused": ["/refused", "/refused?failed=x"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js"]
 
