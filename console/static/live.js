@@ -1,0 +1,91 @@
+// Live updates (console/live.py): one EventSource on /live per page. The server pushes only
+// ids and kinds; the page then asks for what changed, in place:
+// - every element with data-live gets htmx's "live" event (its hx-trigger), or only those
+//   whose data-live-conversation is one of the conversations the events are about;
+// - on a conversation page ([data-live-panels] containers), the page is fetched again and
+//   each child section whose markup changed since it was rendered is swapped for the new one
+//   (an unchanged one is kept, with whatever the reader typed in it); children marked
+//   data-live-keep stay as they are (the timeline: its reply states and the "something new"
+//   notice come from its own live element, #live-status).
+// The browser reconnects by itself and sends the last event's id: nothing is missed.
+(function () {
+  "use strict";
+  var body = document.body;
+  if (!body || body.dataset.liveSince === undefined || !window.EventSource) {
+    return;
+  }
+  var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
+  var containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
+  containers.forEach(function (c) {
+    Array.prototype.forEach.call(c.children, function (el) { rendered.set(el, el.outerHTML); });
+  });
+  var pending = [];
+  var timer = null;
+  var refreshing = false;
+  var again = false;
+
+  var since = body.dataset.liveSince;
+  var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
+  source.addEventListener("kartabl", function (msg) {
+    var e;
+    try { e = JSON.parse(msg.data); } catch (err) { return; }
+    pending.push(e);
+    body.dataset.liveLast = msg.lastEventId; // for the tests: what arrived
+    // A burst (a router batch) becomes one refresh.
+    if (timer === null) { timer = window.setTimeout(flush, 100); }
+  });
+  source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
+
+  function flush() {
+    var events = pending;
+    pending = [];
+    timer = null;
+    var about = {};
+    events.forEach(function (e) { if (e.conversation) { about[e.conversation] = true; } });
+    document.querySelectorAll("[data-live]").forEach(function (el) {
+      var only = el.dataset.liveConversation;
+      if (only && !about[only]) { return; }
+      if (window.htmx) { window.htmx.trigger(el, "live"); }
+    });
+    var page = document.getElementById("conversation");
+    if (page && about[page.dataset.conversationId] && containers.length) { refreshPanels(); }
+    document.dispatchEvent(new CustomEvent("kartabl:live", { detail: events }));
+  }
+
+  function refreshPanels() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    fetch(window.location.pathname + window.location.search.replace(/([?&])done=[^&]*&?/, "$1"),
+          { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) { swapPanels(html); } })
+      .catch(function () { /* the next event tries again */ })
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; refreshPanels(); }
+      });
+  }
+
+  function swapPanels(html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    containers.forEach(function (c) {
+      var fresh = c.id ? doc.getElementById(c.id) : null;
+      if (!fresh) { return; }
+      var old = {};
+      Array.prototype.forEach.call(c.children, function (el) { if (el.id) { old[el.id] = el; } });
+      var next = Array.prototype.map.call(fresh.children, function (el) {
+        var mine = el.id ? old[el.id] : null;
+        var markup = el.outerHTML;
+        if (mine && (mine.hasAttribute("data-live-keep") || rendered.get(mine) === markup)) {
+          return mine;
+        }
+        var node = document.importNode(el, true);
+        rendered.set(node, markup);
+        return node;
+      });
+      var changed = next.filter(function (n) { return n.parentNode !== c; });
+      c.replaceChildren.apply(c, next);
+      changed.forEach(function (n) { if (window.htmx) { window.htmx.process(n); } });
+    });
+  }
+}());
