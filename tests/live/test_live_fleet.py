@@ -147,7 +147,7 @@ def test_an_agent_never_receives_another_teams_events(fleet):
 
 
 def test_a_stream_needs_a_session(fleet):
-    one, _, world = fleet
+    one, _, _ = fleet
     assert httpx.get(one.url + "/live", timeout=5).status_code == 401
     r = httpx.get(one.url + "/live", headers={"Authorization": "Bearer anything"}, timeout=5)
     assert r.status_code == 401
