@@ -55,8 +55,8 @@
   function refreshPanels() {
     if (refreshing) { again = true; return; }
     refreshing = true;
-    fetch(window.location.pathname + window.location.search.replace(/([?&])done=[^&]*&?/, "$1"),
-          { credentials: "same-origin" })
+    // The page's own address: its ?done= message stays (it was the reader's own step).
+    fetch(window.location.pathname + window.location.search, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) { if (html) { swapPanels(html); } })
       .catch(function () { /* the next event tries again */ })
