@@ -171,6 +171,8 @@ class Hub:
                  idle_s: float = 5.0) -> None:
         self._sessions = sessions
         self.idle_s = idle_s
+        # A stream's life: then the browser reconnects, and is signed in again.
+        self.stream_s = 300.0
         self.clients: set[Client] = set()
         self.cursor = Cursor(0)
         self._wake: asyncio.Event | None = None
@@ -178,10 +180,12 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._stop_listening: live.Stop | None = None
         self.reads = 0  # database reads, for the tests and the bench
+        self._placed = False  # the cursor is at the newest event as of start
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        """Reading, from a known cursor (what a page may be rendered with)."""
+        return self._task is not None and self._placed
 
     def session(self) -> Session:
         return (self._sessions or kdb.session_factory())()
@@ -189,7 +193,12 @@ class Hub:
     async def start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
-        self.cursor = Cursor(await asyncio.to_thread(self._newest))
+        try:
+            self.cursor = Cursor(await asyncio.to_thread(self._newest))
+            self._placed = True
+        except Exception:  # the database is away: serve anyway (/readyz says so), place later
+            log.warning("live events: the database did not answer; will place the cursor "
+                        "when it does", exc_info=True)
 
         def on_wake() -> None:  # from the transport's thread
             loop.call_soon_threadsafe(wake.set)
@@ -249,6 +258,10 @@ class Hub:
 
     async def pump(self) -> None:
         """Read what is new and hand each event to the clients who may see it."""
+        if not self._placed:
+            self.cursor = Cursor(await asyncio.to_thread(self._newest))
+            self._placed = True
+            return
         while True:
             self.cursor.expire(time.monotonic())
             rows = await asyncio.to_thread(self._read, self.cursor.copy())

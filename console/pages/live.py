@@ -3,7 +3,7 @@
 
 Signed in by the session cookie, like the pages (a bearer token is refused before any route
 runs: :mod:`console.boundary`), and checked without touching the session: an open tab must
-not keep an idle session alive. A stream ends after :data:`STREAM_S` seconds and the browser
+not keep an idle session alive. A stream ends after ``Hub.stream_s`` (5 minutes); the browser
 reconnects with its ``Last-Event-ID`` (nothing is missed), signed in again: a revoked session,
 a deactivated person or a change of team takes effect within that time. Signed out, the
 answer is 401, on which the browser's EventSource stops for good.
@@ -28,7 +28,6 @@ from console.live import Client, Cursor, Hub, LiveEvent, Viewer, sse
 
 router = APIRouter(include_in_schema=False)
 
-STREAM_S = 300.0  # a stream's life; then the browser reconnects and is signed in again
 HEARTBEAT_S = 15.0  # a comment line this often: proxies keep the stream, dead peers show
 RETRY_MS = 1000  # how long the browser waits before reconnecting
 
@@ -69,7 +68,7 @@ async def live_stream(request: Request, since: str = "") -> Response:
 async def _stream(hub: Hub, client: Client, replayed: list[tuple[str, LiveEvent]],
                   seen: Cursor | None) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
-    ends = loop.time() + STREAM_S
+    ends = loop.time() + hub.stream_s
     try:
         yield f"retry: {RETRY_MS}\n: {len(replayed)} replayed\n\n"
         for sse_id, e in replayed:

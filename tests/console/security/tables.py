@@ -89,6 +89,7 @@ GET_URLS: dict[str, list[str]] = {
     "/queues": ["/queues", *(f"/queues?queue={q}" for q in _Q),
                 "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
     "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
+    "/live": ["/live", "/live?since=0", "/live?since=junk"],  # conftest: streams end at once
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
     "/login": ["/login", "/login?next=/queues"],
@@ -96,7 +97,7 @@ GET_URLS: dict[str, list[str]] = {
     "/reset/{token}": ["/reset/{w.reset_token}"],
     "/account": ["/account"],
 }
-STATIC_URLS = ["/static/console.css", "/static/htmx.min.js"]
+STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/live.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
