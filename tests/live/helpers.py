@@ -32,9 +32,7 @@ class Web:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@contextmanager
-def web_process(tmp_path: Path, name: str, env: dict[str, str]) -> Iterator[Web]:
-    """``kartabl web`` with ``env`` over the test's settings, until the block ends."""
+def _start(tmp_path: Path, name: str, env: dict[str, str]) -> Web:
     port = _free_port()
     full = {**{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
             "KARTABL_SECRET_KEY": SECRET, "KARTABL_WEB_HOST": "127.0.0.1",
@@ -43,26 +41,50 @@ def web_process(tmp_path: Path, name: str, env: dict[str, str]) -> Iterator[Web]
     with log.open("wb") as out:
         proc = subprocess.Popen([str(Path(sys.executable).with_name("kartabl")), "web"],
                                 env=full, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    web = Web(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(web.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, web.logs()
-            time.sleep(0.1)
-        yield web
-    finally:
-        proc.terminate()  # also proves the streams end on SIGTERM: wait() would time out
+    return Web(f"http://127.0.0.1:{port}", proc, log)
+
+
+def _wait_healthy(web: Web) -> None:
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("kartabl web did not stop on SIGTERM\n" + web.logs()) from None
+            if httpx.get(web.url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert web.proc.poll() is None and time.monotonic() < deadline, web.logs()
+        time.sleep(0.1)
+
+
+def _stop(web: Web) -> None:
+    web.proc.terminate()  # also proves the streams end on SIGTERM: wait() would time out
+    try:
+        web.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        web.proc.kill()
+        web.proc.wait()
+        raise AssertionError("kartabl web did not stop on SIGTERM\n" + web.logs()) from None
+
+
+@contextmanager
+def web_processes(tmp_path: Path, names: list[str], env: dict[str, str]) -> Iterator[list[Web]]:
+    """``kartabl web`` per name with ``env`` over the test's settings, started together,
+    until the block ends."""
+    webs = [_start(tmp_path, name, env) for name in names]
+    try:
+        for web in webs:
+            _wait_healthy(web)
+        yield webs
+    finally:
+        for web in webs:
+            if web.proc.returncode is None:
+                _stop(web)
+
+
+@contextmanager
+def web_process(tmp_path: Path, name: str, env: dict[str, str]) -> Iterator[Web]:
+    with web_processes(tmp_path, [name], env) as (web,):
+        yield web
 
 
 @dataclass

@@ -28,7 +28,7 @@ from kartabl.db import make_engine
 from kartabl.models import Person, Role
 from tests import factories as f
 from tests.conftest import REDIS_URL, _truncate_pg
-from tests.live.helpers import SECRET, Web, sse, web_process
+from tests.live.helpers import SECRET, Web, sse, web_process, web_processes
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(120)]
 
@@ -87,7 +87,7 @@ def fleet(tmp_path: Path, pg_db: str) -> Iterator[tuple[Web, Web, World]]:
            "KARTABL_REDIS_NAMESPACE": f"kt-live-{uuid.uuid4().hex[:8]}",
            "KARTABL_LIVE_POLL_S": "600"}
     world = seed(pg_db)
-    with web_process(tmp_path, "web1", env) as one, web_process(tmp_path, "web2", env) as two:
+    with web_processes(tmp_path, ["web1", "web2"], env) as (one, two):
         yield one, two, world
 
 
@@ -168,3 +168,18 @@ def test_the_embedded_mode_pushes_in_process(tmp_path: Path, sqlite_template: Pa
         pushed = stream.next()
         assert time.monotonic() - started < 3
     assert pushed.data["kind"] == "conversation.note"
+
+
+def test_a_web_process_with_open_streams_stops_promptly(tmp_path: Path, sqlite_template: Path):
+    # uvicorn drains every response before it exits, and a stream never ends on its own:
+    # the server ends the streams when told to stop (boot/web.py).
+    db = tmp_path / "k.db"
+    shutil.copy(sqlite_template, db)
+    world = seed(f"sqlite:///{db}")
+    env = {"KARTABL_DATABASE_URL": f"sqlite:///{db}", "KARTABL_BROKER": "stub"}
+    with web_process(tmp_path, "web", env) as web, sse(web.url, world.agent_a) as stream:
+        assert stream.status == 200
+        started = time.monotonic()
+        web.proc.terminate()
+        web.proc.wait(timeout=10)
+        assert time.monotonic() - started < 5, web.logs()
