@@ -43,6 +43,9 @@ GAP_GRACE_S = 30.0  # how long an id below the cursor may still turn up (a slow 
 MAX_GAP_RUN = 1000  # a longer run of missing ids is a sequence jump, not commits in flight
 MAX_GAPS = 200  # in a cursor sent back by a browser (the header is the browser's to send)
 BATCH = 500  # rows per read
+# At most one read per this long, however many commits wake the hub: at a busy fleet's
+# commit rate a read per commit would be hundreds a second per web process.
+MIN_GAP_S = 0.02
 QUEUE_SIZE = 2000  # events waiting for one slow client before it is dropped (it resumes)
 
 
@@ -255,6 +258,7 @@ class Hub:
                 await self.pump()
             except Exception:  # the database blinked: the next wake or tick reads again
                 log.warning("could not read new events", exc_info=True)
+            await asyncio.sleep(MIN_GAP_S)  # the wakes meanwhile make one read
 
     async def pump(self) -> None:
         """Read what is new and hand each event to the clients who may see it."""

@@ -7,6 +7,8 @@
 //   (an unchanged one is kept, with whatever the reader typed in it); children marked
 //   data-live-keep stay as they are (the timeline: its reply states and the "something new"
 //   notice come from its own live element, #live-status).
+// A busy fleet routes many messages a second: one element fetches at most once a second
+// (and once more after the last event), whatever the rate of events.
 // The browser reconnects by itself and sends the last event's id: nothing is missed.
 (function () {
   "use strict";
@@ -23,6 +25,9 @@
   var timer = null;
   var refreshing = false;
   var again = false;
+  var EVERY_MS = 1000;
+  var last = new WeakMap(); // element -> when it was last told to fetch
+  var later = new WeakMap(); // element -> its trailing timer
 
   var since = body.dataset.liveSince;
   var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
@@ -45,11 +50,24 @@
     document.querySelectorAll("[data-live]").forEach(function (el) {
       var only = el.dataset.liveConversation;
       if (only && !about[only]) { return; }
-      if (window.htmx) { window.htmx.trigger(el, "live"); }
+      throttled(el);
     });
     var page = document.getElementById("conversation");
     if (page && about[page.dataset.conversationId] && containers.length) { refreshPanels(); }
     document.dispatchEvent(new CustomEvent("kartabl:live", { detail: events }));
+  }
+
+  function throttled(el) {
+    var wait = (last.get(el) || 0) + EVERY_MS - Date.now();
+    if (wait <= 0) {
+      last.set(el, Date.now());
+      if (window.htmx) { window.htmx.trigger(el, "live"); }
+    } else if (!later.get(el)) {
+      later.set(el, window.setTimeout(function () {
+        later.delete(el);
+        throttled(el);
+      }, wait));
+    }
   }
 
   function refreshPanels() {
