@@ -15,8 +15,9 @@ id (``"105"``, or ``"105:100,103"`` with gaps): a browser that reconnects sends 
 
 **Who sees what.** The rule of the pages (:func:`kartabl.workflow.can_access`): admins and
 coordinators every event; an agent the events of conversations assigned to them or held by
-one of their teams (as the conversation stands when the event is read), never an event
-without a conversation. A payload carries ids and the event's kind only.
+one of their teams (as the conversation stands when the event is read), and the assignment
+or referral that took one away from them or their team (their queue must drop it); never an
+event without a conversation. A payload carries ids and the event's kind only.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class LiveEvent:
     team_id: int | None  # the conversation's, when read
     assignee_id: int | None
     reply_author_id: int | None
+    from_team: int | None = None  # an assignment's or a referral's: who held it before
+    from_person: int | None = None
 
     def payload(self) -> str:
         return json.dumps({
@@ -87,8 +90,8 @@ class Viewer:
             return True
         if e.conversation_id is None:
             return False
-        return e.assignee_id == self.person_id or (
-            e.team_id is not None and e.team_id in self.team_ids)
+        return self.person_id in (e.assignee_id, e.from_person) or bool(
+            {e.team_id, e.from_team} & self.team_ids)
 
 
 @dataclass
@@ -145,7 +148,8 @@ def read_after(session: Session, cursor: Cursor, limit: int = BATCH) -> list[Liv
     where = or_(after, Event.id.in_(sorted(cursor.gaps))) if cursor.gaps else after
     rows = session.execute(
         select(Event.id, Event.kind, Event.conversation_id, Event.reply_id, Event.actor_id,
-               Conversation.team_id, Conversation.assignee_id, Reply.author_id)
+               Conversation.team_id, Conversation.assignee_id, Reply.author_id,
+               Event.data["from_team"].as_integer(), Event.data["from_person"].as_integer())
         .outerjoin(Conversation, Conversation.id == Event.conversation_id)
         .outerjoin(Reply, Reply.id == Event.reply_id)
         .where(where).order_by(Event.id).limit(limit))

@@ -87,11 +87,15 @@ def test_a_cursor_not_of_ours_is_refused(text):
 
 def test_the_filter_of_an_agent():
     agent = Viewer(person_id=7, reviewer=False, team_ids=frozenset({1}))
-    def ev(team: int | None, assignee: int | None, conv: int | None = 5) -> LiveEvent:
-        return LiveEvent(1, "k", conv, None, None, team, assignee, None)
+    def ev(team: int | None, assignee: int | None, conv: int | None = 5,
+           from_team: int | None = None, from_person: int | None = None) -> LiveEvent:
+        return LiveEvent(1, "k", conv, None, None, team, assignee, None, from_team, from_person)
     assert agent.may_see(ev(1, None))
     assert agent.may_see(ev(2, 7))  # assigned to them in another team
     assert not agent.may_see(ev(2, None))
     assert not agent.may_see(ev(None, None))
     assert not agent.may_see(ev(None, None, conv=None))  # no conversation: reviewers only
     assert Viewer(1, True, frozenset()).may_see(ev(None, None, conv=None))
+    assert agent.may_see(ev(2, None, from_team=1))  # referred away from their team
+    assert agent.may_see(ev(2, 8, from_person=7))  # taken from them
+    assert not agent.may_see(ev(2, 8, from_team=3, from_person=9))

@@ -41,6 +41,7 @@ class World:
     agent_a_id: int
     conv_a: int  # team A's
     conv_b: int  # team B's, the agent is not in it
+    team_b: int
 
     def session(self) -> Session:
         return Session(make_engine(self.db_url), expire_on_commit=False)
@@ -61,7 +62,7 @@ def seed(db_url: str) -> World:
         conv_a = f.conversation(s, team=team_a)
         conv_b = f.conversation(s, team=team_b)
         world = World(db_url, _cookie(s, coord.id, settings), _cookie(s, agent.id, settings),
-                      agent.id, conv_a.id, conv_b.id)
+                      agent.id, conv_a.id, conv_b.id, team_b.id)
         s.commit()
     return world
 
@@ -144,6 +145,24 @@ def test_an_agent_never_receives_another_teams_events(fleet):
     with sse(one.url, world.agent_a, last_event_id="1") as again:
         replayed = again.quiet(2.0)
     assert replayed and {e.data["conversation"] for e in replayed} == {world.conv_a}
+
+
+def test_an_agent_sees_a_conversation_leave_their_team_and_nothing_after(fleet):
+    one, two, world = fleet
+    csrf = auth.csrf_token(world.coordinator, settings=Settings(secret_key=SECRET))
+    with sse(two.url, world.agent_a) as agent:
+        time.sleep(1.0)
+        # The coordinator refers team A's conversation to team B: the agent's queue must
+        # drop it, so the referral reaches them
+        r = httpx.post(f"{one.url}/conversations/{world.conv_a}/refer",
+                       cookies={"kartabl_session": world.coordinator}, timeout=10,
+                       data={"team_id": str(world.team_b), "note": "billing's",
+                             "csrf_token": csrf}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        assert agent.next().data["kind"] == "conversation.referred"
+        # and what happens to it in team B afterwards does not
+        note_via(one, world.coordinator, world.conv_a, "team B's business now")
+        assert agent.quiet(1.5) == []
 
 
 def test_a_stream_needs_a_session(fleet):
