@@ -47,6 +47,7 @@ BATCH = 500  # rows per read
 # At most one read per this long, however many commits wake the hub: at a busy fleet's
 # commit rate a read per commit would be hundreds a second per web process.
 MIN_GAP_S = 0.02
+REPLAY_ROWS = 5 * BATCH  # at most this many rows read for a reconnecting browser
 QUEUE_SIZE = 2000  # events waiting for one slow client before it is dropped (it resumes)
 
 
@@ -252,11 +253,8 @@ class Hub:
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):  # then a look of its own (a lost wake)
                 await asyncio.wait_for(self._wake.wait(), self.idle_s)
-            except TimeoutError:
-                if not self.clients:
-                    continue  # nobody to tell; a wake still moves the cursor on
             self._wake.clear()
             try:
                 await self.pump()
@@ -296,26 +294,43 @@ class Hub:
         with contextlib.suppress(asyncio.QueueFull):  # full: it sees ``dropped`` next
             client.queue.put_nowait(None)
 
-    def replay(self, viewer: Viewer, since: Cursor) -> tuple[list[tuple[str, LiveEvent]],
-                                                                Cursor]:
+    def replay(self, viewer: Viewer, since: Cursor) -> Replay:
         """What ``viewer`` may see after ``since`` (a browser's ``Last-Event-ID``), with
-        the cursor after each, and where that leaves it. Blocking: run it in a thread."""
+        the cursor after each, and where that leaves it; at most :data:`REPLAY_ROWS` rows
+        read (a browser back after hours need not be told each step: it is told to fetch
+        everything again, :attr:`Replay.complete` false). Blocking: run it in a thread."""
         cursor = since.copy()
         shown: list[tuple[str, LiveEvent]] = []
+        read = 0
         with self.session() as s:
             while True:
                 cursor.expire(time.monotonic())
                 rows = read_after(s, cursor.copy())
+                read += len(rows)
                 now = time.monotonic()
                 for e in rows:
                     cursor.advance(e.id, now)
                     if viewer.may_see(e):
                         shown.append((cursor.text(), e))
                 if len(rows) < BATCH:
-                    return shown, cursor
+                    return Replay(shown, cursor, complete=True)
+                if read >= REPLAY_ROWS:
+                    return Replay([], cursor, complete=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    events: list[tuple[str, LiveEvent]]  # (SSE id, event), oldest first
+    cursor: Cursor  # after the last row read
+    complete: bool  # false: too much was missed, the page should fetch everything again
 
 
 def sse(sse_id: str, e: LiveEvent) -> str:
     """One event in the text/event-stream format (the payload is one line of JSON)."""
     return f"id: {sse_id}\nevent: kartabl\ndata: {e.payload()}\n\n"
+
+
+def reset(sse_id: str) -> str:
+    """"Fetch everything again": a replay was too long to send (:meth:`Hub.replay`)."""
+    return f"id: {sse_id}\nevent: reset\ndata: {{}}\n\n"
 

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from config.settings import Settings
 from console import auth
 from console.deps import app_settings
-from console.live import Client, Cursor, Hub, LiveEvent, Viewer, sse
+from console.live import Client, Cursor, Hub, Replay, Viewer, reset, sse
 
 router = APIRouter(include_in_schema=False)
 
@@ -55,23 +55,25 @@ async def live_stream(request: Request, since: str = "") -> Response:
     start = Cursor.parse(request.headers.get("last-event-id") or since)
     client = hub.subscribe(viewer)  # before the replay: nothing falls between the two
     try:
-        replayed, seen = (await run_in_threadpool(hub.replay, viewer, start)
-                          if start is not None else ([], None))
+        replay = await run_in_threadpool(hub.replay, viewer, start) if start else None
     except BaseException:
         hub.unsubscribe(client)
         raise
     return StreamingResponse(
-        _stream(hub, client, replayed, seen), media_type="text/event-stream",
+        _stream(hub, client, replay), media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def _stream(hub: Hub, client: Client, replayed: list[tuple[str, LiveEvent]],
-                  seen: Cursor | None) -> AsyncIterator[str]:
+async def _stream(hub: Hub, client: Client, replay: Replay | None) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     ends = loop.time() + hub.stream_s
+    seen = replay.cursor if replay is not None and replay.complete else None
     try:
-        yield f"retry: {RETRY_MS}\n: {len(replayed)} replayed\n\n"
-        for sse_id, e in replayed:
+        yield f"retry: {RETRY_MS}\n\n"
+        if replay is not None and not replay.complete:
+            # From the hub's cursor: what came after it reaches this stream (subscribed).
+            yield reset(hub.cursor.text())
+        for sse_id, e in replay.events if replay is not None else ():
             yield sse(sse_id, e)
         while not client.dropped:
             left = ends - loop.time()

@@ -40,20 +40,31 @@
     if (timer === null) { timer = window.setTimeout(flush, 100); }
   });
   source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
+  // Too much was missed (a laptop back after hours): everything on the page is fetched again.
+  source.addEventListener("reset", function () {
+    pending.push({ reset: true });
+    if (timer === null) { timer = window.setTimeout(flush, 100); }
+  });
 
   function flush() {
     var events = pending;
     pending = [];
     timer = null;
     var about = {};
-    events.forEach(function (e) { if (e.conversation) { about[e.conversation] = true; } });
+    var all = false;
+    events.forEach(function (e) {
+      if (e.reset) { all = true; }
+      if (e.conversation) { about[e.conversation] = true; }
+    });
     document.querySelectorAll("[data-live]").forEach(function (el) {
       var only = el.dataset.liveConversation;
-      if (only && !about[only]) { return; }
+      if (only && !about[only] && !all) { return; }
       throttled(el);
     });
     var page = document.getElementById("conversation");
-    if (page && about[page.dataset.conversationId] && containers.length) { refreshPanels(); }
+    if (page && (all || about[page.dataset.conversationId]) && containers.length) {
+      refreshPanels();
+    }
     document.dispatchEvent(new CustomEvent("kartabl:live", { detail: events }));
   }
 

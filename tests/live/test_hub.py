@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from console import live as live_mod
 from console.live import GAP_GRACE_S, Cursor, Hub, LiveEvent, Viewer
 from kartabl import audit
 from kartabl.models import Role
@@ -62,11 +63,29 @@ def test_an_event_committed_after_a_later_one_is_still_pushed_and_replayed(pg):
     quick.close()
 
     # A browser that had only the second resumes from its id and gets the first
-    replayed, _ = hub.replay(viewer, Cursor.parse(f"{second.id}:{first.id}"))  # type: ignore[arg-type]
-    assert [e.id for _, e in replayed] == [first.id]
+    resumed = Cursor.parse(f"{second.id}:{first.id}")
+    assert resumed is not None
+    replayed = hub.replay(viewer, resumed)
+    assert [e.id for _, e in replayed.events] == [first.id]
     # (without the gap in its cursor it would not have)
-    replayed, _ = hub.replay(viewer, Cursor.parse(str(second.id)))  # type: ignore[arg-type]
-    assert replayed == []
+    assert hub.replay(viewer, Cursor(second.id)).events == []
+
+
+def test_a_replay_too_long_tells_the_page_to_fetch_everything(db, monkeypatch):
+    with db() as s:
+        coord = f.person(s, "coord", Role.COORDINATOR)
+        conv = f.conversation(s)
+        s.commit()
+        viewer = Viewer.of(s, coord)
+        start = Cursor(live_mod.newest_id(s))
+        audit.record_many(s, [audit.Entry("conversation.note", conversation_id=conv.id)] * 600)
+        s.commit()
+    hub = Hub(db)
+    whole = hub.replay(viewer, start)
+    assert whole.complete and len(whole.events) == 600
+    monkeypatch.setattr(live_mod, "REPLAY_ROWS", live_mod.BATCH)
+    cut = hub.replay(viewer, start)
+    assert not cut.complete and cut.events == []
 
 
 def test_a_gap_that_never_fills_is_forgotten():
