@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from types import FrameType
 
 from config.settings import Settings
@@ -11,6 +13,7 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
     """Run uvicorn with the console until SIGTERM or SIGINT (it drains requests first);
     with ``KARTABL_METRICS_ADDRESS``, /metrics on a listener of its own beside it."""
     import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
 
     class Server(uvicorn.Server):
         """uvicorn, ending the live streams first when told to stop: it drains every
@@ -36,7 +39,12 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
-    Server(config).run()
+    server = Server(config)
+    # As uvicorn.run: it re-raises the SIGINT it caught once it has stopped.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def serve_metrics(address: str) -> None:
