@@ -4,9 +4,10 @@
 //   whose data-live-conversation is one of the conversations the events are about;
 // - on a conversation page ([data-live-panels] containers), the page is fetched again and
 //   each child section whose markup changed since it was rendered is swapped for the new one
-//   (an unchanged one is kept, with whatever the reader typed in it); children marked
-//   data-live-keep stay as they are (the timeline: its reply states and the "something new"
-//   notice come from its own live element, #live-status).
+//   (an unchanged one is kept, with whatever the reader typed in it), down into its parts
+//   with an id (a new reply awaiting approval does not wipe the edit of another); children
+//   marked data-live-keep stay as they are (the timeline: its reply states and the
+//   "something new" notice come from its own live element, #live-status).
 // A busy fleet routes many messages a second: one element fetches at most once a second
 // (and once more after the last event), whatever the rate of events.
 // The browser reconnects by itself and sends the last event's id: nothing is missed.
@@ -18,8 +19,14 @@
   }
   var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
   var containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
+  function remember(el, depth) {
+    rendered.set(el, el.outerHTML);
+    if (depth < 4) {
+      Array.prototype.forEach.call(el.children, function (child) { remember(child, depth + 1); });
+    }
+  }
   containers.forEach(function (c) {
-    Array.prototype.forEach.call(c.children, function (el) { rendered.set(el, el.outerHTML); });
+    Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
   });
   var pending = [];
   var timer = null;
@@ -100,21 +107,37 @@
     containers.forEach(function (c) {
       var fresh = c.id ? doc.getElementById(c.id) : null;
       if (!fresh) { return; }
-      var old = {};
-      Array.prototype.forEach.call(c.children, function (el) { if (el.id) { old[el.id] = el; } });
-      var next = Array.prototype.map.call(fresh.children, function (el) {
-        var mine = el.id ? old[el.id] : null;
-        var markup = el.outerHTML;
-        if (mine && (mine.hasAttribute("data-live-keep") || rendered.get(mine) === markup)) {
-          return mine;
-        }
-        var node = document.importNode(el, true);
-        rendered.set(node, markup);
-        return node;
-      });
+      var next = merged(c, fresh, 0);
       var changed = next.filter(function (n) { return n.parentNode !== c; });
       c.replaceChildren.apply(c, next);
       changed.forEach(function (n) { if (window.htmx) { window.htmx.process(n); } });
+    });
+  }
+
+  // The children ``fresh`` (the new markup) should have inside ``current`` (on the page):
+  // a child unchanged since it was rendered is the one on the page; a changed one that has
+  // parts with an id is rebuilt around those parts, each kept the same way (3 levels deep).
+  function merged(current, fresh, depth) {
+    var old = {};
+    Array.prototype.forEach.call(current.children, function (el) {
+      if (el.id) { old[el.id] = el; }
+    });
+    return Array.prototype.map.call(fresh.children, function (el) {
+      var mine = el.id ? old[el.id] : null;
+      var markup = el.outerHTML;
+      if (mine && (mine.hasAttribute("data-live-keep") || rendered.get(mine) === markup)) {
+        return mine;
+      }
+      var node;
+      if (mine && depth < 3 && el.querySelector(":scope > [id]")) {
+        node = document.importNode(el, false);
+        node.replaceChildren.apply(node, merged(mine, el, depth + 1));
+        rendered.set(node, markup);
+      } else {
+        node = document.importNode(el, true);
+        remember(node, depth + 1); // as the server sent it, parts included
+      }
+      return node;
     });
   }
 }());

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, e
 
 from console.i18n import gettext
 from kartabl import workflow
-from kartabl.models import Reply, ReplyState, Role
+from kartabl.models import Person, Reply, ReplyState, Role
 from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.browser.conftest import LiveServer
@@ -156,3 +156,29 @@ def test_a_rejection_shows_the_edit_form_at_once(
         reply = s.get(Reply, rid)
         assert reply is not None
         assert (reply.state, reply.body) == (ReplyState.PENDING_APPROVAL, "Hello, order 12")
+
+
+@pytest.mark.parametrize("locale", ["fa", "en"])
+def test_a_new_reply_for_approval_keeps_the_edit_of_another(
+    locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+) -> None:
+    ids = seed(live_server, locale)
+    first = ids["reply"]
+    coord = new_page(locale)
+    sign_in(coord, live_server, "maryam")
+    coord.goto(f"{live_server.url}/conversations/{ids['mine']}")
+    coord.locator(f"#approve-body-{first}").fill("Hello, edited by the coordinator")
+    mark(coord)
+    # The agent submits a second reply (committed by this test's process: the server finds
+    # it by its own look, every 5 s)
+    with live_server.session() as s:
+        agent = s.get(Person, ids["agent"])
+        second = workflow.draft(s, agent, ids["mine"], "Second", check=REPLY_CHECK)
+        workflow.submit(s, agent, second.id, check=REPLY_CHECK)
+        s.flush()
+        second_id = second.id
+    expect(coord.locator(f"#pending-{second_id}")).to_be_visible(timeout=10_000)
+    expect(coord.locator(f"#approve-body-{second_id}")).to_have_value("Second")
+    expect(coord.locator(f"#approve-body-{first}")).to_have_value(
+        "Hello, edited by the coordinator")
+    assert not_reloaded(coord)
