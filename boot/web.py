@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from types import FrameType
+
 from config.settings import Settings
 
 
@@ -9,11 +13,23 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
     """Run uvicorn with the console until SIGTERM or SIGINT (it drains requests first);
     with ``KARTABL_METRICS_ADDRESS``, /metrics on a listener of its own beside it."""
     import uvicorn
+    from uvicorn.main import STARTUP_FAILURE
+
+    class Server(uvicorn.Server):
+        """uvicorn, ending the live streams first when told to stop: it drains every
+        response before it exits, and a server-sent stream never ends on its own (the
+        browsers reconnect to another process and resume from their last event)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            from console.app import app  # the app uvicorn serves, imported by then
+
+            app.state.live.close_soon()
+            super().handle_exit(sig, frame)
 
     if settings.metrics_address:
         serve_metrics(settings.metrics_address)
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "console.app:app",
         host=host or settings.web_host,
         port=port or settings.web_port,
@@ -23,6 +39,12 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
+    server = Server(config)
+    # As uvicorn.run: it re-raises the SIGINT it caught once it has stopped.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def serve_metrics(address: str) -> None:

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         "404. Unset: /metrics is on the console's port.",
     )
 
+    live_poll_s: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Each web process reads new events this often even when no commit woke "
+        "it (a wake is lost when Redis is briefly away); wakes push them at once.",
+    )
+
     # -- console sign-in --------------------------------------------------------
     session_hours: float = Field(
         default=12.0, gt=0, description="A console session ends this long after sign-in."

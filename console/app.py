@@ -11,6 +11,8 @@
   a signed-in person or a token with the ``read`` scope.
 - ``/``: an overview of the cartable by state, refreshed live with htmx (counts only),
   behind sign-in.
+- ``/live``: the signed-in person's live events, server-sent (:mod:`console.live`); the
+  pages update in place on them, with no polling.
 - the console's pages (:mod:`console.pages`) and the JSON API (:mod:`console.api`), both
   behind sign-in (:mod:`console.deps`).
 
@@ -62,6 +64,7 @@ from console.deps import (
 from console.flash import refused
 from console.http_errors import http_status
 from console.i18n import gettext
+from console.live import Hub
 from console.overview import overview_counts
 from console.refusals import refusal, refusal_text
 from console.templating import TEMPLATES, request_locale
@@ -215,7 +218,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collector stops walking it on every full collection: measured on a long conversation
     # page, a full collection went from 125-160 ms to 13-17 ms, the whole p95 tail.
     gc.freeze()
-    yield
+    hub: Hub = app.state.live
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
 
 
 def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | None = None,
@@ -233,6 +241,7 @@ def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | N
     app.state.settings = s
     app.state.channels = channels if channels is not None else channels_of(s)
     app.state.routing = routing if routing is not None else load_routing(s.routing_file)
+    app.state.live = Hub(idle_s=s.live_poll_s)  # started by the lifespan (console.live)
 
     from channels import health
     from channels.webhooks import routers

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from kartabl.live import wake_after_commit
 from kartabl.models import Event, Person, utcnow
 
 log = logging.getLogger("kartabl.audit")
@@ -73,6 +74,7 @@ def record(
     event = Event(**entry.row())
     session.add(event)
     entry.log()
+    wake_after_commit(session)  # the console pushes it once it is committed (kartabl.live)
     return event
 
 
@@ -87,3 +89,4 @@ def record_many(session: Session, entries: Sequence[Entry], *, at: datetime | No
         rows.append({"at": when, **entry.row()})
         entry.log()
     session.connection().execute(insert(cast(Table, Event.__table__)), rows)
+    wake_after_commit(session)

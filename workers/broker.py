@@ -9,7 +9,7 @@
 3. binds Kartabl's actors to it (re-binding them when a process, typically a test, builds a
    second broker);
 4. installs the enqueuer of :mod:`kartabl.tasks`, so that ``enqueue_after_commit`` reaches
-   the queue.
+   the queue, and the live transport of :mod:`kartabl.live` (:mod:`workers.live`).
 
 The rest of the queue's knowledge that other layers need is here too, so they never import
 dramatiq: :func:`ping` (the console's ``/readyz``) and :func:`rate_limiter` (the SMS
@@ -31,10 +31,11 @@ from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from config.settings import Settings
 from kartabl import db as kdb
-from kartabl import tasks
+from kartabl import live, tasks
 from workers import queues
 from workers.coalesce import Coalescer, coalescing
 from workers.deadletters import DeadLetterErrors
+from workers.live import RedisTransport
 
 if TYPE_CHECKING:
     from dramatiq import Actor
@@ -130,6 +131,9 @@ def setup_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Br
         senders[task](obj_id)
 
     tasks.set_enqueuer(enqueue)
+    # Live wakes: across processes on the broker's Redis, in this process on the stub.
+    live.set_transport(RedisTransport(s.redis_url, s.redis_namespace)
+                       if s.broker == "redis" else None)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})
     return broker
 

@@ -1,19 +1,27 @@
 // The queue page's bulk selection (no inline script: the CSP allows only our own files).
 // - the header checkbox selects every row of the page;
-// - the live refresh of the rows pauses while anything is selected, so a selection is
-//   never wiped by a refresh in the middle of choosing.
+// - the live refresh of the rows (static/live.js fires "live" on #queue-live) waits while
+//   anything is selected, so a selection is never wiped in the middle of choosing; once
+//   nothing is selected any more, the refresh it skipped runs.
 (function () {
   "use strict";
-  function picks() { return document.querySelectorAll(".bulk-pick"); }
+  var skipped = false;
+  function live() { return document.getElementById("queue-live"); }
+  function anySelected() { return !!document.querySelector(".bulk-pick:checked"); }
   document.addEventListener("change", function (e) {
     var t = e.target;
     if (t && t.id === "bulk-pick-all") {
-      picks().forEach(function (b) { b.checked = t.checked; });
+      document.querySelectorAll(".bulk-pick").forEach(function (b) { b.checked = t.checked; });
+    }
+    if (t && (t.id === "bulk-pick-all" || t.classList.contains("bulk-pick"))
+        && skipped && !anySelected() && live() && window.htmx) {
+      skipped = false;
+      window.htmx.trigger(live(), "live");
     }
   });
   document.addEventListener("htmx:beforeRequest", function (e) {
-    var live = document.getElementById("queue-live");
-    if (live && e.target === live && document.querySelector(".bulk-pick:checked")) {
+    if (e.target === live() && anySelected()) {
+      skipped = true;
       e.preventDefault();
     }
   });

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 23:38:29.765930
+Create Date: 2026-12-03 23:45:08.225106
 """
 
 from __future__ import annotations

@@ -318,7 +318,7 @@ def test_reply_status_refreshes_out_of_band(client: TestClient, world: World, db
     sign_in(client, "maryam")
     page = client.get(f"/conversations/{world.conv_support}").text
     poll = re.search(r'hx-get="(/conversations/\d+/status\?v=[0-9.]+&amp;from=[0-9.]+)" '
-                     r'hx-trigger="every 5s"', page)
+                     r'hx-trigger="live"', page)
     assert poll
     url = poll.group(1).replace("&amp;", "&")
     with db() as s:  # the outbox sends it meanwhile

@@ -74,7 +74,8 @@ def items(html: str) -> list[str]:
 
 
 def timeline_of(page: str) -> str:
-    return page[page.index('<ol class="timeline" id="timeline">'):page.index('id="live-status"')]
+    start = page.index('<ol class="timeline" id="timeline" data-live-keep>')
+    return page[start:page.index('id="live-status"')]
 
 
 def test_the_page_shows_the_newest_window_then_earlier_ones_once_each(

@@ -131,7 +131,9 @@ def app() -> FastAPI:
     the current test's session factory)."""
     from console.app import create_app
 
-    return create_app()
+    app = create_app()
+    app.state.live.stream_s = 0.0  # a live stream answers what it has and ends: walkable
+    return app
 
 
 def _replies(s: Session, conv: int, author: Person, text: str) -> tuple[int, int]:

@@ -93,6 +93,7 @@ GET_URLS: dict[str, list[str]] = {
                 "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
     "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
     "/queues/bulk/{event_id}": ["/queues/bulk/{t.bulk}"],
+    "/live": ["/live", "/live?since=0", "/live?since=junk"],  # conftest: streams end at once
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
     "/login": ["/login", "/login?next=/queues"],
@@ -106,7 +107,8 @@ GET_URLS: dict[str, list[str]] = {
     "/api/v1/canned/{canned_id}": ["/api/v1/canned/{t.canned}"],
     "/refused": ["/refused", "/refused?failed=x"],
 }
-STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js"]
+STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
+               "/static/live.js", "/static/bulk.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:

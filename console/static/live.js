@@ -1,0 +1,143 @@
+// Live updates (console/live.py): one EventSource on /live per page. The server pushes only
+// ids and kinds; the page then asks for what changed, in place:
+// - every element with data-live gets htmx's "live" event (its hx-trigger), or only those
+//   whose data-live-conversation is one of the conversations the events are about;
+// - on a conversation page ([data-live-panels] containers), the page is fetched again and
+//   each child section whose markup changed since it was rendered is swapped for the new one
+//   (an unchanged one is kept, with whatever the reader typed in it), down into its parts
+//   with an id (a new reply awaiting approval does not wipe the edit of another); children
+//   marked data-live-keep stay as they are (the timeline: its reply states and the
+//   "something new" notice come from its own live element, #live-status).
+// A busy fleet routes many messages a second: one element fetches at most once a second
+// (and once more after the last event), whatever the rate of events.
+// The browser reconnects by itself and sends the last event's id: nothing is missed.
+(function () {
+  "use strict";
+  var body = document.body;
+  if (!body || body.dataset.liveSince === undefined || !window.EventSource) {
+    return;
+  }
+  var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
+  var containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
+  function remember(el, depth) {
+    rendered.set(el, el.outerHTML);
+    if (depth < 4) {
+      Array.prototype.forEach.call(el.children, function (child) { remember(child, depth + 1); });
+    }
+  }
+  containers.forEach(function (c) {
+    Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
+  });
+  var pending = [];
+  var timer = null;
+  var refreshing = false;
+  var again = false;
+  var EVERY_MS = 1000;
+  var last = new WeakMap(); // element -> when it was last told to fetch
+  var later = new WeakMap(); // element -> its trailing timer
+
+  var since = body.dataset.liveSince;
+  var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
+  source.addEventListener("kartabl", function (msg) {
+    var e;
+    try { e = JSON.parse(msg.data); } catch (err) { return; }
+    pending.push(e);
+    body.dataset.liveLast = msg.lastEventId; // for the tests: what arrived
+    // A burst (a router batch) becomes one refresh.
+    if (timer === null) { timer = window.setTimeout(flush, 100); }
+  });
+  source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
+  // Too much was missed (a laptop back after hours): everything on the page is fetched again.
+  source.addEventListener("reset", function () {
+    pending.push({ reset: true });
+    if (timer === null) { timer = window.setTimeout(flush, 100); }
+  });
+
+  function flush() {
+    var events = pending;
+    pending = [];
+    timer = null;
+    var about = {};
+    var all = false;
+    events.forEach(function (e) {
+      if (e.reset) { all = true; }
+      if (e.conversation) { about[e.conversation] = true; }
+    });
+    document.querySelectorAll("[data-live]").forEach(function (el) {
+      var only = el.dataset.liveConversation;
+      if (only && !about[only] && !all) { return; }
+      throttled(el);
+    });
+    var page = document.getElementById("conversation");
+    if (page && (all || about[page.dataset.conversationId]) && containers.length) {
+      refreshPanels();
+    }
+    document.dispatchEvent(new CustomEvent("kartabl:live", { detail: events }));
+  }
+
+  function throttled(el) {
+    var wait = (last.get(el) || 0) + EVERY_MS - Date.now();
+    if (wait <= 0) {
+      last.set(el, Date.now());
+      if (window.htmx) { window.htmx.trigger(el, "live"); }
+    } else if (!later.get(el)) {
+      later.set(el, window.setTimeout(function () {
+        later.delete(el);
+        throttled(el);
+      }, wait));
+    }
+  }
+
+  function refreshPanels() {
+    if (refreshing) { again = true; return; }
+    refreshing = true;
+    // The page's own address: its ?done= message stays (it was the reader's own step).
+    fetch(window.location.pathname + window.location.search, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) { swapPanels(html); } })
+      .catch(function () { /* the next event tries again */ })
+      .then(function () {
+        refreshing = false;
+        if (again) { again = false; refreshPanels(); }
+      });
+  }
+
+  function swapPanels(html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    containers.forEach(function (c) {
+      var fresh = c.id ? doc.getElementById(c.id) : null;
+      if (!fresh) { return; }
+      var next = merged(c, fresh, 0);
+      var changed = next.filter(function (n) { return n.parentNode !== c; });
+      c.replaceChildren.apply(c, next);
+      changed.forEach(function (n) { if (window.htmx) { window.htmx.process(n); } });
+    });
+  }
+
+  // The children ``fresh`` (the new markup) should have inside ``current`` (on the page):
+  // a child unchanged since it was rendered is the one on the page; a changed one that has
+  // parts with an id is rebuilt around those parts, each kept the same way (3 levels deep).
+  function merged(current, fresh, depth) {
+    var old = {};
+    Array.prototype.forEach.call(current.children, function (el) {
+      if (el.id) { old[el.id] = el; }
+    });
+    return Array.prototype.map.call(fresh.children, function (el) {
+      var mine = el.id ? old[el.id] : null;
+      var markup = el.outerHTML;
+      if (mine && (mine.hasAttribute("data-live-keep") || rendered.get(mine) === markup)) {
+        return mine;
+      }
+      var node;
+      if (mine && depth < 3 && el.querySelector(":scope > [id]")) {
+        node = document.importNode(el, false);
+        node.replaceChildren.apply(node, merged(mine, el, depth + 1));
+        rendered.set(node, markup);
+      } else {
+        node = document.importNode(el, true);
+        remember(node, depth + 1); // as the server sent it, parts included
+      }
+      return node;
+    });
+  }
+}());
