@@ -95,7 +95,7 @@ def test_queue_at_390px_has_no_horizontal_scroll(
     first = page.locator("#queue-rows .queue-row").first
     box = first.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390 + 0.5, box
-    label = first.locator("td").nth(1).evaluate(
+    label = first.locator("td").nth(2).evaluate(  # after the bulk checkbox and the customer
         "td => getComputedStyle(td, '::before').content")
     assert label.strip('"') in ("موضوع", "Subject")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from tests.browser.conftest import _free_port
+from bench.ports import free_port
 
 SECRET = "live-tests-secret-key-not-for-production"
 
@@ -33,7 +33,7 @@ class Web:
 
 
 def _start(tmp_path: Path, name: str, env: dict[str, str]) -> Web:
-    port = _free_port()
+    port = free_port()
     full = {**{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
             "KARTABL_SECRET_KEY": SECRET, "KARTABL_WEB_HOST": "127.0.0.1",
             "KARTABL_WEB_PORT": str(port), **env}
