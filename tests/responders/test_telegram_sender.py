@@ -43,7 +43,9 @@ def bot_config(base_url: str, *, token: str = TOKEN, timeout_s: float = 2.0) -> 
 @pytest.fixture
 def telegram(standin: BotApiStandin) -> Iterator[TelegramSender]:
     before = outbound.registered()
-    sender = TelegramSender(Channel.TELEGRAM, [bot_config(standin.base_url, timeout_s=0.5)])
+    # 2 s: a shorter timeout also bounds the connect, which a busy CI machine (three xdist
+    # workers on two cores) has exceeded at 0.5 s; the "slow" faults answer after 3 s.
+    sender = TelegramSender(Channel.TELEGRAM, [bot_config(standin.base_url, timeout_s=2.0)])
     outbound.register(sender)
     yield sender
     outbound.unregister(Channel.TELEGRAM)
@@ -126,7 +128,7 @@ def test_a_bale_bots_reasons_name_bale(standin) -> None:
     # Given a Bale bot (the same sender class, the bale channel) on the Bot API stand-in
     bale = TelegramSender(Channel.BALE, [BotConfig(name="bale-shop", kind="bale", token=TOKEN,
                                                    mode="polling", base_url=standin.base_url,
-                                                   timeout_s=0.5)])
+                                                   timeout_s=2.0)])
     # When Bale refuses the message, or answers a 5xx after taking it
     standin.fail_next("sendMessage", "chat_not_found")
     with pytest.raises(PermanentDeliveryError, match="Bale refused the message") as refused:
@@ -174,9 +176,9 @@ def test_a_later_part_failing_is_permanent_and_names_what_went_out(standin,
 
 def test_a_timeout_after_the_send_follows_at_most_once(standin, telegram, approved_reply,
                                                        db) -> None:
-    # Given the stand-in records the message but answers after the client's 0.5 s timeout
+    # Given the stand-in records the message but answers after the client's 2 s timeout
     rid = approved_reply(Channel.TELEGRAM)
-    standin.fail_next("sendMessage", "slow", 1.5)
+    standin.fail_next("sendMessage", "slow", 3.0)
     # Then Telegram cannot be asked, and the policy (at most once) fails the reply at once,
     # with the reason: the customer may have it
     assert telegram.unknown_outcome == "at_most_once" and not telegram.can_look_up
@@ -196,7 +198,7 @@ def test_the_token_never_appears_in_logs_errors_or_reprs(
     caplog.set_level(logging.DEBUG)
     errors: list[str] = []
     for fault, value in [("retry_after", 2), ("blocked", 0), ("server_error", 500),
-                         ("drop", 0), ("slow", 1.0), ("chat_not_found", 0)]:
+                         ("drop", 0), ("slow", 3.0), ("chat_not_found", 0)]:
         standin.fail_next("sendMessage", fault, value)
         try:
             telegram.send(out("سلام"))
