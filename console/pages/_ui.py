@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from console.dates import display_tz, format_date
 from console.deps import MAX_ID
@@ -22,7 +24,7 @@ from console.i18n import DIRECTION, digits, gettext
 from console.refusals import template_label
 from console.templating import TEMPLATES, bdi, request_locale
 from kartabl.errors import InputError
-from kartabl.models import utcnow
+from kartabl.models import Person, Team, utcnow
 
 
 def when(locale: str, value: datetime | None) -> str:
@@ -158,3 +160,11 @@ AGES: dict[str, tuple[timedelta | None, timedelta | None]] = {
     "gt3d": (timedelta(days=3), None),
     "gt7d": (timedelta(days=7), None),
 }
+
+
+def handover_choices(db: Session) -> tuple[list[Person], list[Team]]:
+    """Whom a conversation can be handed to (assign, refer, the queues' bulk bar): the
+    active people and the teams, by name."""
+    people = list(db.scalars(select(Person).where(Person.active.is_(True))
+                             .order_by(Person.username)))
+    return people, list(db.scalars(select(Team).order_by(Team.name)))

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from console.bulk import BulkAction, matching_ids, run
 from console.deps import PathId, Principal, get_db, page_principal
-from console.http_errors import http_status
-from console.pages._ui import optional_id, render
+from console.flash import refused
+from console.pages._ui import form_text, optional_id, render
 from console.pages.queues import QueueQuery, _query, _targets
 from kartabl.errors import InputError, KartablError, NotFound
 from kartabl.models import Conversation, Event
@@ -56,15 +56,15 @@ def bulk(
             chosen = _ids(ids or [])
         result = run(db, p.person, BulkAction(
             action, optional_id(person_id, "person"), optional_id(team_id, "team"),
-            note.replace("\r\n", "\n"), tag), chosen)
-    except KartablError as exc:
-        db.rollback()
-        return render(request, "bulk_result.html", {"error": str(exc), "q": q},
-                      status_code=http_status(exc))
+            form_text(note), tag), chosen)
+    except NotFound:
+        raise  # nothing the reader can see: the same 404 as a missing id (nothing committed)
+    except KartablError as exc:  # wrong as a whole: the reason on a GET page, in their words
+        return refused(db, p, exc, "/refused")
     db.commit()
     if not result.event_id:  # nothing changed (so nothing recorded): the reasons, at once
         return render(request, "bulk_result.html", {
-            "action": result.action, "done": [], "subjects": {}, "error": None,
+            "action": result.action, "done": [], "subjects": {},
             "refused": result.summary()["refused"]}, status_code=409)
     return RedirectResponse(f"/queues/bulk/{result.event_id}", status_code=303)
 
@@ -84,6 +84,6 @@ def bulk_result(
                     .filter(Conversation.id.in_(done)).all()) if done else {}
     return render(request, "bulk_result.html", {
         "action": data.get("action", ""), "done": done, "refused": data.get("refused", []),
-        "subjects": subjects, "at": event.at, "error": None,
+        "subjects": subjects, "at": event.at,
     })
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from console.deps import Approval, PathId, Principal, get_db, page_principal
 from console.flash import failed_id, recall, refused
-from console.pages._ui import back, form_text, optional_id, render
+from console.pages._ui import back, form_text, handover_choices, optional_id, render
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.templating import request_locale
@@ -51,10 +51,8 @@ from kartabl.models import (
     ConversationStatus,
     Event,
     Message,
-    Person,
     Reply,
     ReplyState,
-    Team,
 )
 from kartabl.workflow.access import REVIEWERS
 from responders import render as reply_render
@@ -156,12 +154,7 @@ def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
     win = timeline_window(view.timeline, size=0 if everything else None)
     is_open = view.conversation.status == ConversationStatus.OPEN
     reviewer = me.role in REVIEWERS
-    people: list[Person] = []
-    teams: list[Team] = []
-    if is_open:
-        people = list(db.scalars(select(Person).where(Person.active.is_(True))
-                                 .order_by(Person.username)))
-        teams = list(db.scalars(select(Team).order_by(Team.name)))
+    people, teams = handover_choices(db) if is_open else ([], [])
     return render(request, "conversation.html", {
         "view": view, "c": view.conversation, "customer": view.customer,
         "history": view.history, "win": win, "mail_html": mail_html(win.items),

@@ -16,15 +16,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console.deps import Principal, app_settings, get_db, page_principal
-from console.pages._ui import AGES, optional_id, render
+from console.pages._ui import AGES, handover_choices, optional_id, render
 from console.queue_types import Targets
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
 from kartabl.errors import InputError
-from kartabl.models import Channel, ConversationStatus, Person, Team
+from kartabl.models import Channel, ConversationStatus
 from kartabl.workflow.access import REVIEWERS
 
 router = APIRouter(include_in_schema=False)
@@ -94,22 +93,14 @@ def _context(db: Session, p: Principal, q: QueueQuery, targets: Targets) -> dict
     }
 
 
-def bulk_choices(db: Session) -> dict[str, list[Person] | list[Team]]:
-    """Whom the bulk bar can hand items to: the active people and the teams."""
-    return {
-        "bulk_people": list(db.scalars(select(Person).where(Person.active.is_(True))
-                                       .order_by(Person.username))),
-        "bulk_teams": list(db.scalars(select(Team).order_by(Team.name))),
-    }
-
-
 @router.get("/queues", response_class=HTMLResponse)
 def queues_page(
     request: Request, q: QueueQuery = Depends(_query), p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
     return render(request, "queues.html",
-                  _context(db, p, q, _targets(request)) | bulk_choices(db))
+                  _context(db, p, q, _targets(request)) | dict(zip(
+                      ("bulk_people", "bulk_teams"), handover_choices(db), strict=True)))
 
 
 @router.get("/queues/live", response_class=HTMLResponse)
