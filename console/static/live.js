@@ -37,7 +37,13 @@
   var later = new WeakMap(); // element -> its trailing timer
 
   var since = body.dataset.liveSince;
-  var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
+  var query = since ? ["since=" + encodeURIComponent(since)] : [];
+  // A conversation page also hears who comes and goes on it (presence.js).
+  var open = document.getElementById("conversation");
+  if (open && open.dataset.conversationId) {
+    query.push("conversation=" + encodeURIComponent(open.dataset.conversationId));
+  }
+  var source = new EventSource("/live" + (query.length ? "?" + query.join("&") : ""));
   source.addEventListener("kartabl", function (msg) {
     var e;
     try { e = JSON.parse(msg.data); } catch (err) { return; }
@@ -47,6 +53,12 @@
     if (timer === null) { timer = window.setTimeout(flush, 100); }
   });
   source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
+  // Who is on this conversation changed (console/live.py presence_note): presence.js asks.
+  source.addEventListener("presence", function (msg) {
+    var e;
+    try { e = JSON.parse(msg.data); } catch (err) { return; }
+    document.dispatchEvent(new CustomEvent("kartabl:presence", { detail: e }));
+  });
   // Too much was missed (a laptop back after hours): everything on the page is fetched again.
   source.addEventListener("reset", function () {
     pending.push({ reset: true });
