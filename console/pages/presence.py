@@ -75,7 +75,8 @@ def _name(person: Person) -> str:
     return person.display_name or person.username
 
 
-def _partial(request: Request, db: Session, person: Person, cid: int) -> Response:
+def _partial(request: Request, db: Session, person: Person, conv: Conversation) -> Response:
+    cid = conv.id
     settings = app_settings(request)
     entries = presence.store().present(cid, now=time.time(),
                                        expiry_s=settings.presence_expiry_s)
@@ -83,7 +84,8 @@ def _partial(request: Request, db: Session, person: Person, cid: int) -> Respons
         select(Person).where(Person.id.in_([e.person_id for e in entries])))}
     others = [Other(_name(people[e.person_id]), e.state.value) for e in entries
               if e.person_id != person.id and e.person_id in people
-              and people[e.person_id].active]
+              # one who lost access meanwhile (a referral) is not shown until expiry
+              and workflow.can_access(people[e.person_id], conv)]
     mine = next((e for e in entries if e.person_id == person.id), None)
     news: list[News] = []
     if mine is not None and mine.drafting_since is not None:
@@ -110,8 +112,7 @@ def presence_partial(
     request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    _visible(db, p.person, cid)
-    return _partial(request, db, p.person, cid)
+    return _partial(request, db, p.person, _visible(db, p.person, cid))
 
 
 @router.post("/conversations/{cid}/presence", response_class=HTMLResponse,
@@ -120,7 +121,7 @@ def presence_beat(
     request: Request, cid: PathId, state: Annotated[str, Form(max_length=20)] = "viewing",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
-    _visible(db, p.person, cid)
+    conv = _visible(db, p.person, cid)
     store = presence.store()
     pid = p.person.id
     if state == "left":
@@ -135,4 +136,4 @@ def presence_beat(
     settings = app_settings(request)
     if store.beat(cid, pid, shown, now=time.time(), expiry_s=settings.presence_expiry_s):
         presence.publish(cid, pid)
-    return _partial(request, db, p.person, cid)
+    return _partial(request, db, p.person, conv)

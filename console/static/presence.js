@@ -11,7 +11,8 @@
 (function () {
   "use strict";
   var box = document.getElementById("presence");
-  if (!box || !window.fetch) { return; }
+  if (!box || !window.fetch || box.dataset.started) { return; } // once per page
+  box.dataset.started = "1";
   var url = "/conversations/" + box.dataset.conversationId + "/presence";
   var csrf = box.dataset.csrf || "";
   var FIELDS = "#draft-body, .edit-form textarea, .approve-form textarea";

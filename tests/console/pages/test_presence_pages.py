@@ -142,3 +142,16 @@ def test_the_conversation_page_carries_the_presence_box(client: TestClient,
     page = client.get(f"/conversations/{world.conv_support}").text
     assert 'id="presence"' in page and 'src="/static/presence.js"' in page
     assert f'data-conversation-id="{world.conv_support}" data-csrf="' in page
+
+
+def test_one_who_lost_access_is_not_shown(client: TestClient, other_client: TestClient,
+                                          db, world: World) -> None:
+    cid = world.conv_support
+    beat(client, sign_in(client, "ali"), cid)
+    maryam = sign_in(other_client, "maryam")
+    assert "<bdi>ali</bdi>" in beat(other_client, maryam, cid)
+    # Given the conversation handed to sales (bob): ali may no longer see it
+    r = other_client.post(f"/conversations/{cid}/assign", follow_redirects=False, data={
+        "csrf_token": maryam, "person_id": str(world.bob), "team_id": str(world.sales)})
+    assert r.status_code == 303
+    assert "<bdi>ali</bdi>" not in beat(other_client, maryam, cid)
