@@ -134,6 +134,16 @@ class Settings(BaseSettings):
         description="Each web process reads new events this often even when no commit woke "
         "it (a wake is lost when Redis is briefly away); wakes push them at once.",
     )
+    presence_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300,
+        description="An open conversation page tells who is on it (viewing or drafting) this "
+        "often while it is visible (collision notices).",
+    )
+    presence_expiry_s: float = Field(
+        default=45.0, gt=0, le=3600,
+        description="Someone whose page has not beaten for this long is no longer shown on "
+        "a conversation (a closed laptop); keep it above the heartbeat.",
+    )
 
     # -- console sign-in --------------------------------------------------------
     session_hours: float = Field(

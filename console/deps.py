@@ -109,12 +109,22 @@ def _token_signed_in(db: Session, token: str) -> tuple[ApiToken, Person] | None:
     return found
 
 
-def _session_signed_in(db: Session, cookie: str | None,
-                       settings: Settings) -> tuple[WebSession, Person] | None:
+def _session_signed_in(db: Session, cookie: str | None, settings: Settings,
+                       quiet: bool = False) -> tuple[WebSession, Person] | None:
     found = auth.session_person(db, cookie, settings=settings)
     if found is not None and db.dirty:
-        db.commit()  # last_seen_at, at most once a minute
+        if quiet:  # a background request (a presence beat) is not activity
+            db.rollback()
+        else:
+            db.commit()  # last_seen_at, at most once a minute
     return found
+
+
+def quiet_session(request: Request) -> None:
+    """A route dependency, listed before the principal: signing in through this request
+    leaves the session's ``last_seen_at`` alone (an open tab must not keep an idle session
+    alive)."""
+    request.state.quiet_session = True
 
 
 async def optional_principal(
@@ -148,7 +158,8 @@ async def optional_principal(
         return request.state.principal
     cookie = request.cookies.get(auth.SESSION_COOKIE)
     settings = app_settings(request)
-    found = await run_in_threadpool(_session_signed_in, db, cookie, settings)
+    quiet = bool(getattr(request.state, "quiet_session", False))
+    found = await run_in_threadpool(_session_signed_in, db, cookie, settings, quiet)
     if found is None or cookie is None:
         return None
     web_session, person = found

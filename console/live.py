@@ -18,6 +18,11 @@ coordinators every event; an agent the events of conversations assigned to them 
 one of their teams (as the conversation stands when the event is read), and the assignment
 or referral that took one away from them or their team (their queue must drop it); never an
 event without a conversation. A payload carries ids and the event's kind only.
+
+**Presence** (:mod:`kartabl.presence`) travels beside the events: a change on a conversation
+is pushed, as ``event: presence`` with the conversation's id only and no SSE id (it is not
+part of the log, nothing to resume), to the streams opened by that conversation's page
+(``/live?conversation=``, allowed when the stream opened), never to the person who changed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from kartabl import db as kdb
 from kartabl import live
+from kartabl import presence as kpresence
 from kartabl.models import Conversation, Event, Person, Reply, TeamMember
 from kartabl.workflow.access import REVIEWERS
 
@@ -161,8 +167,9 @@ def newest_id(session: Session) -> int:
     return int(session.scalar(select(func.max(Event.id))) or 0)
 
 
-# One pushed event: (SSE id, event), or None to end the stream.
-Item = tuple[str, LiveEvent] | None
+# One pushed event: (SSE id, event), a presence change (the conversation's id), or None to
+# end the stream.
+Item = tuple[str, LiveEvent] | int | None
 
 
 @dataclass(eq=False)
@@ -170,6 +177,7 @@ class Client:
     viewer: Viewer
     queue: asyncio.Queue[Item] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False  # fell behind by QUEUE_SIZE: the stream ends, the browser resumes
+    conversation: int | None = None  # the page's, when its reader may see it (presence)
 
 
 class Hub:
@@ -187,6 +195,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop_listening: live.Stop | None = None
+        self._stop_presence: kpresence.Stop | None = None
         self.reads = 0  # database reads, for the tests and the bench
         self._placed = False  # the cursor is at the newest event as of start
 
@@ -212,6 +221,11 @@ class Hub:
             loop.call_soon_threadsafe(wake.set)
 
         self._stop_listening = live.listen(on_wake)
+
+        def on_presence(conversation_id: int, person_id: int) -> None:  # any thread
+            loop.call_soon_threadsafe(self.presence_changed, conversation_id, person_id)
+
+        self._stop_presence = kpresence.store().listen(on_presence)
         self._task = asyncio.create_task(self._run(), name="live-hub")
 
     async def stop(self) -> None:
@@ -219,6 +233,9 @@ class Hub:
         if self._stop_listening is not None:
             await asyncio.to_thread(self._stop_listening)
             self._stop_listening = None
+        if self._stop_presence is not None:
+            await asyncio.to_thread(self._stop_presence)
+            self._stop_presence = None
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -233,8 +250,8 @@ class Hub:
         for client in list(self.clients):
             self._end(client)
 
-    def subscribe(self, viewer: Viewer) -> Client:
-        client = Client(viewer)
+    def subscribe(self, viewer: Viewer, conversation: int | None = None) -> Client:
+        client = Client(viewer, conversation=conversation)
         self.clients.add(client)
         return client
 
@@ -288,6 +305,15 @@ class Hub:
                 client.dropped = True
                 log.info("a live client fell behind; it will resume from its last event")
 
+    def presence_changed(self, conversation_id: int, person_id: int) -> None:
+        """Tell the pages of ``conversation_id`` (but the changer's own) to look who is there.
+        A full queue skips it: the page sees the state at its next beat anyway."""
+        for client in list(self.clients):
+            if (client.conversation == conversation_id and not client.dropped
+                    and client.viewer.person_id != person_id):
+                with contextlib.suppress(asyncio.QueueFull):
+                    client.queue.put_nowait(conversation_id)
+
     def _end(self, client: Client) -> None:
         client.dropped = True
         self.clients.discard(client)
@@ -328,6 +354,11 @@ class Replay:
 def sse(sse_id: str, e: LiveEvent) -> str:
     """One event in the text/event-stream format (the payload is one line of JSON)."""
     return f"id: {sse_id}\nevent: kartabl\ndata: {e.payload()}\n\n"
+
+
+def presence_note(conversation_id: int) -> str:
+    """"Who is on this conversation changed": no SSE id (nothing to resume), the id only."""
+    return f"event: presence\ndata: {{\"conversation\":{conversation_id}}}\n\n"
 
 
 def reset(sse_id: str) -> str:

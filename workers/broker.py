@@ -31,11 +31,12 @@ from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from config.settings import Settings
 from kartabl import db as kdb
-from kartabl import live, tasks
+from kartabl import live, presence, tasks
 from workers import queues
 from workers.coalesce import Coalescer, coalescing
 from workers.deadletters import DeadLetterErrors
 from workers.live import RedisTransport
+from workers.presence import RedisPresence
 
 if TYPE_CHECKING:
     from dramatiq import Actor
@@ -133,6 +134,9 @@ def setup_broker(settings: Settings, *, prometheus: bool = False) -> dramatiq.Br
     tasks.set_enqueuer(enqueue)
     # Live wakes: across processes on the broker's Redis, in this process on the stub.
     live.set_transport(RedisTransport(s.redis_url, s.redis_namespace)
+                       if s.broker == "redis" else None)
+    # Who has a conversation open: shared on the same Redis, in this process on the stub.
+    presence.set_store(RedisPresence(s.redis_url, s.redis_namespace)
                        if s.broker == "redis" else None)
     log.info("broker ready", extra={"broker": s.broker, "queues": sorted(_canonical(broker))})
     return broker

@@ -36,6 +36,7 @@ from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.templating import request_locale
 from console.timeline import ReplyItem, conversation_view
+from console.timeline_news import new_items
 from console.timeline_window import decode_cursor, item_key, timeline_window
 from kartabl import workflow
 from kartabl.errors import (
@@ -197,7 +198,10 @@ def conversation_status(
     request: Request, cid: PathId, v: str = "", start: str = Query("", alias="from"),
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
-    """Each reply's status block out of band, and a reload notice when ``v`` is stale.
+    """Each reply's status block out of band, and what is new since ``v``: its timeline
+    items appended to the page's timeline out of band, with the version they bring the page
+    to (``#live-version``, static/conversation_live.js asks with it next); a reload notice
+    only when appending will not do (a version not ours, more than a window of news).
 
     Only replies the page has: known when it was rendered (``v``) and in its window (item
     key at or after ``from``, the window's first; no ``from``: all). A key only grows (a
@@ -210,8 +214,12 @@ def conversation_status(
     first = decode_cursor(start) if start else (0, 0, 0)
     replies = [i for i in view.timeline if isinstance(i, ReplyItem) and i.reply_id <= known
                and item_key(i) >= first]
+    version = _version(db, cid)
+    news = new_items(view.timeline, v) if v != version else None
     response = render(request, "_conversation_status.html", {
-        "c": view.conversation, "replies": replies, "stale": v != _version(db, cid)})
+        "c": view.conversation, "replies": replies, "version": version,
+        "stale": v != version and news is None, "news": news,
+        "mail_html": mail_html(news.items) if news is not None else {}})
     response.headers["Cache-Control"] = "no-store"
     return response
 

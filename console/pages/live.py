@@ -10,6 +10,8 @@ answer is 401, on which the browser's EventSource stops for good.
 
 A new stream starts after ``Last-Event-ID`` (a reconnect), else after ``?since=`` (the cursor
 the page was rendered with: what happened while it loaded is not lost), else from now.
+A conversation page adds ``?conversation=<id>``: its stream also carries the presence
+changes of that conversation (``event: presence``), when the reader may see it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from starlette.concurrency import run_in_threadpool
 from config.settings import Settings
 from console import auth
 from console.deps import app_settings
-from console.live import Client, Cursor, Hub, Replay, Viewer, reset, sse
+from console.live import Client, Cursor, Hub, Replay, Viewer, presence_note, reset, sse
+from kartabl.models import Conversation
+from kartabl.workflow import can_access
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,12 +36,20 @@ HEARTBEAT_S = 15.0  # a comment line this often: proxies keep the stream, dead p
 RETRY_MS = 1000  # how long the browser waits before reconnecting
 
 
-def _viewer(hub: Hub, cookie: str | None, settings: Settings) -> Viewer | None:
+def _viewer(hub: Hub, cookie: str | None, settings: Settings,
+            conversation: int | None = None) -> tuple[Viewer, int | None] | None:
+    """Who the stream is for, and the page's conversation when they may see it."""
     with hub.session() as s:
         found = auth.session_person(s, cookie, settings=settings)
-        viewer = Viewer.of(s, found[1]) if found is not None else None
+        if found is None:
+            s.rollback()
+            return None
+        person = found[1]
+        viewer = Viewer.of(s, person)
+        conv = s.get(Conversation, conversation) if conversation is not None else None
+        shown = conv.id if conv is not None and can_access(person, conv) else None
         s.rollback()  # never commit last_seen_at: streaming is not activity
-        return viewer
+        return viewer, shown
 
 
 def hub_of(request: Request) -> Hub:
@@ -46,14 +58,17 @@ def hub_of(request: Request) -> Hub:
 
 
 @router.get("/live")
-async def live_stream(request: Request, since: str = "") -> Response:
+async def live_stream(request: Request, since: str = "", conversation: str = "") -> Response:
     hub = hub_of(request)
-    viewer = await run_in_threadpool(_viewer, hub, request.cookies.get(auth.SESSION_COOKIE),
-                                     app_settings(request))
-    if viewer is None:
+    page = int(conversation) if conversation.isascii() and conversation.isdigit() \
+        and len(conversation) < 19 else None
+    found = await run_in_threadpool(_viewer, hub, request.cookies.get(auth.SESSION_COOKIE),
+                                    app_settings(request), page)
+    if found is None:
         return JSONResponse({"detail": "sign in first"}, status_code=401)
+    viewer, shown = found
     start = Cursor.parse(request.headers.get("last-event-id") or since)
-    client = hub.subscribe(viewer)  # before the replay: nothing falls between the two
+    client = hub.subscribe(viewer, shown)  # before the replay: nothing falls between the two
     try:
         replay = await run_in_threadpool(hub.replay, viewer, start) if start else None
     except BaseException:
@@ -86,6 +101,9 @@ async def _stream(hub: Hub, client: Client, replay: Replay | None) -> AsyncItera
                 continue
             if item is None:
                 return
+            if isinstance(item, int):
+                yield presence_note(item)
+                continue
             sse_id, e = item
             if seen is not None and seen.covers(e.id):
                 continue  # already in the replay

@@ -1,12 +1,26 @@
 """Sign-in pages: login, logout, the language switch, password reset links, the account
-page (sessions, language). The rules live in :mod:`console.auth`."""
+page (sessions, language). The rules live in :mod:`console.auth`.
+
+A refused sign-in (wrong credentials, too many attempts, a form from another site) answers
+303 to ``/login`` (post/redirect/get: a reload submits nothing and counts no attempt). There
+is no session yet to keep the reason in (:mod:`console.flash`), so it waits in a short-lived
+cookie signed with the secret key (:data:`NOTICE_COOKIE`, path ``/login``): a code from a
+fixed list, told in the reader's language, and the username as typed (never the password;
+not for a form from another site, whose username is the other site's). A forged or stale
+cookie is ignored, and no query parameter can make the page say anything.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
 from datetime import timedelta
-from typing import Annotated
-from urllib.parse import urlsplit
+from typing import Annotated, Final
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,7 +34,7 @@ from console.deps import AppSettings, PathId, Principal, client_ip, get_db, page
 from console.flash import failed_id, recall, refused
 from console.i18n import LOCALE_COOKIE, LOCALES, gettext
 from console.pages._ui import render
-from console.refusals import refusal, refusal_text
+from console.refusals import refusal_text
 from console.templating import TEMPLATES, request_locale
 from kartabl.errors import InputError
 from kartabl.models import ApiToken, WebSession, utcnow
@@ -28,6 +42,51 @@ from kartabl.models import ApiToken, WebSession, utcnow
 router = APIRouter(include_in_schema=False)
 HOME = "/queues"
 TOKEN_DAYS = 90  # as the API's default: tokens expire
+NOTICE_COOKIE: Final = "kartabl_signin"
+NOTICE_S: Final = 300  # how long a refused sign-in's notice is shown (a reload included)
+_NOTICE_PURPOSE: Final = b"kartabl sign-in notice v1"
+# What the page says for each code (its catalog key).
+NOTICES: Final = {"login_wrong": "error.login_wrong", "login_limited": "error.login_limited",
+                  "csrf": "http.csrf"}
+
+
+def _notice_mac(settings: Settings, body: bytes) -> str:
+    key = hmac.new(settings.secret_key.get_secret_value().encode(), _NOTICE_PURPOSE,
+                   hashlib.sha256).digest()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _notice_cookie(settings: Settings, code: str, username: str) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(
+        {"c": code, "u": username[:200], "t": int(time.time())},
+        separators=(",", ":")).encode()).decode()
+    return f"{body}.{_notice_mac(settings, body.encode())}"
+
+
+def _read_notice(settings: Settings, value: str | None) -> tuple[str, str] | None:
+    """(code, username) from a notice cookie this server signed lately, else None."""
+    if not value or len(value) > 2000:
+        return None
+    body, _, mac = value.rpartition(".")
+    if not hmac.compare_digest(_notice_mac(settings, body.encode()), mac):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body.encode()))
+        code, username, at = str(data["c"]), str(data["u"]), int(data["t"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if code not in NOTICES or not 0 <= time.time() - at <= NOTICE_S:
+        return None
+    return code, username
+
+
+def _refused(request: Request, settings: Settings, code: str, username: str,
+             target: str) -> Response:
+    response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+    response.set_cookie(NOTICE_COOKIE, _notice_cookie(settings, code, username),
+                        max_age=NOTICE_S, httponly=True, secure=settings.cookie_secure,
+                        samesite="lax", path="/login")
+    return response
 
 
 def safe_next(value: str | None) -> str:
@@ -48,9 +107,15 @@ def _same_origin(request: Request) -> bool:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = HOME) -> Response:
+def login_form(request: Request, settings: AppSettings, next: str = HOME) -> Response:
+    notice = _read_notice(settings, request.cookies.get(NOTICE_COOKIE))
+    error, username = None, ""
+    if notice is not None:
+        code, username = notice
+        error = gettext(request_locale(request), NOTICES[code])  # a fixed sentence
     return TEMPLATES.TemplateResponse(
-        request, "login.html", {"next": safe_next(next), "error": None, "username": ""}
+        request, "login.html", {"next": safe_next(next), "error": error, "username": username,
+                                "refused": notice[0] if notice else ""}
     )
 
 
@@ -82,31 +147,22 @@ def login(
     db: Session = Depends(get_db),
 ) -> Response:
     target = safe_next(next)
-    if not _same_origin(request):
-        return TEMPLATES.TemplateResponse(
-            request, "login.html", {"next": target, "username": username,
-                                    "error": gettext(request_locale(request), "http.csrf")},
-            status_code=403,
-        )
+    if not _same_origin(request):  # login CSRF: its username is the other site's, not kept
+        return _refused(request, settings, "csrf", "", target)
     try:
         person = auth.authenticate(db, username, password, client_ip(request),
                                    settings=settings)
     except auth.LoginRefused as exc:
         db.commit()  # the failed attempt counts towards the limit
-        # The reason in the reader's words (a refused sign-in is answered here, at /login:
-        # the rate limits count each POST, and a reload re-posting it counts once more).
-        status = 429 if exc.code == "login_limited" else 400
-        reason = refusal_text(request_locale(request), refusal(exc))
-        return TEMPLATES.TemplateResponse(
-            request, "login.html", {"next": target, "error": reason, "username": username},
-            status_code=status,
-        )
+        code = "login_limited" if exc.code == "login_limited" else "login_wrong"
+        return _refused(request, settings, code, username, target)
     token = auth.start_session(
         db, person, settings=settings, ip=client_ip(request),
         user_agent=request.headers.get("user-agent", ""),
     )
     db.commit()
     response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(NOTICE_COOKIE, path="/login")
     s = settings
     response.set_cookie(
         auth.SESSION_COOKIE, token, max_age=int(s.session_hours * 3600), httponly=True,

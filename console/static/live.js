@@ -6,8 +6,9 @@
 //   each child section whose markup changed since it was rendered is swapped for the new one
 //   (an unchanged one is kept, with whatever the reader typed in it), down into its parts
 //   with an id (a new reply awaiting approval does not wipe the edit of another); children
-//   marked data-live-keep stay as they are (the timeline: its reply states and the
-//   "something new" notice come from its own live element, #live-status).
+//   marked data-live-keep stay as they are (the timeline: its reply states and its new
+//   items come from its own live element, #live-status, which asks with the version the
+//   page is at: each answer appends what is new and says the version it brings).
 // A busy fleet routes many messages a second: one element fetches at most once a second
 // (and once more after the last event), whatever the rate of events.
 // The browser reconnects by itself and sends the last event's id: nothing is missed.
@@ -37,7 +38,13 @@
   var later = new WeakMap(); // element -> its trailing timer
 
   var since = body.dataset.liveSince;
-  var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
+  var query = since ? ["since=" + encodeURIComponent(since)] : [];
+  // A conversation page also hears who comes and goes on it (presence.js).
+  var open = document.getElementById("conversation");
+  if (open && open.dataset.conversationId) {
+    query.push("conversation=" + encodeURIComponent(open.dataset.conversationId));
+  }
+  var source = new EventSource("/live" + (query.length ? "?" + query.join("&") : ""));
   source.addEventListener("kartabl", function (msg) {
     var e;
     try { e = JSON.parse(msg.data); } catch (err) { return; }
@@ -47,10 +54,30 @@
     if (timer === null) { timer = window.setTimeout(flush, 100); }
   });
   source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
+  // Who is on this conversation changed (console/live.py presence_note): presence.js asks.
+  source.addEventListener("presence", function (msg) {
+    var e;
+    try { e = JSON.parse(msg.data); } catch (err) { return; }
+    document.dispatchEvent(new CustomEvent("kartabl:presence", { detail: e }));
+  });
   // Too much was missed (a laptop back after hours): everything on the page is fetched again.
   source.addEventListener("reset", function () {
     pending.push({ reset: true });
     if (timer === null) { timer = window.setTimeout(flush, 100); }
+  });
+
+  // #live-status (console/pages/conversation.py status): ask with the version the last
+  // answer brought (its #live-version), so what it appended is not appended again.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var el = e.target;
+    if (!el || el.id !== "live-status" || !el.dataset.version) { return; }
+    e.detail.path = e.detail.path.replace(/([?&]v=)[^&]*/,
+      "$1" + encodeURIComponent(el.dataset.version));
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var el = document.getElementById("live-status");
+    var mark = document.getElementById("live-version");
+    if (el && mark && el.contains(mark)) { el.dataset.version = mark.dataset.version; }
   });
 
   function flush() {

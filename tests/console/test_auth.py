@@ -5,6 +5,7 @@ password resets: test_auth_credentials.py."""
 from __future__ import annotations
 
 import hashlib
+import re
 import statistics
 import time
 from datetime import timedelta
@@ -50,7 +51,20 @@ def test_login_from_another_site_is_refused(app_client, db):
     add_person(db, "ava")
     r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
                         headers={"Origin": "https://evil.example"}, follow_redirects=False)
-    assert r.status_code == 403 and auth.SESSION_COOKIE not in app_client.cookies
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?")
+    assert auth.SESSION_COOKIE not in app_client.cookies
+    # The sign-in page says why, and keeps no username the other site chose.
+    page = app_client.get(r.headers["location"])
+    assert 'data-refused="csrf"' in page.text and 'value="ava"' not in page.text
+
+
+def refused_code(r) -> str:
+    """A refused sign-in answers 303 back to /login (post/redirect/get), which says why:
+    the code of the notice it shows, "" for none."""
+    assert r.history and r.history[0].status_code == 303, (r.status_code, r.text[:200])
+    assert r.url.path == "/login" and r.status_code == 200
+    found = re.search(r'data-refused="([a-z_]*)"', r.text)
+    return found[1] if found else ""
 
 
 def test_an_unknown_username_costs_what_a_known_one_costs(app_client, db):
@@ -63,7 +77,7 @@ def test_an_unknown_username_costs_what_a_known_one_costs(app_client, db):
             started = time.perf_counter()
             r = app_client.post("/login", data={"username": username, "password": "x" * 9})
             times.append(time.perf_counter() - started)
-            assert r.status_code == 400
+            assert refused_code(r) == "login_wrong"
         return statistics.median(times)
 
     median_s("nobody-here")  # the dummy hash is made once per process: not measured
@@ -75,9 +89,23 @@ def test_wrong_password_and_unknown_user_look_alike(app_client, db):
     add_person(db, "ava")
     wrong = app_client.post("/login", data={"username": "ava", "password": "nope-nope"})
     unknown = app_client.post("/login", data={"username": "bob", "password": "nope-nope"})
-    assert wrong.status_code == unknown.status_code == 400
-    for r in (wrong, unknown):
+    assert refused_code(wrong) == refused_code(unknown) == "login_wrong"
+    for r, name in ((wrong, "ava"), (unknown, "bob")):
         assert "نام کاربری یا گذرواژه نادرست است." in r.text  # the sign-in page reads Persian
+        # the username as typed is kept, the password never
+        assert f'value="{name}"' in r.text and "nope-nope" not in r.text
+        # a reload shows the same page and submits nothing
+        again = app_client.get(r.url)
+        assert 'data-refused="login_wrong"' in again.text
+
+
+def test_a_forged_or_foreign_sign_in_notice_shows_nothing(app_client, db):
+    from console.pages.signin import NOTICE_COOKIE
+
+    app_client.cookies.set(NOTICE_COOKIE, "eyJjIjoibG9naW5fd3JvbmciLCJ1IjoieCJ9.00",
+                           path="/login")
+    page = app_client.get("/login", params={"refused": "login_limited"})
+    assert "data-refused" not in page.text and 'id="login-error"' not in page.text
 
 
 def test_login_is_rate_limited_per_username_and_address_even_with_the_right_password(
@@ -92,10 +120,10 @@ def test_login_is_rate_limited_per_username_and_address_even_with_the_right_pass
     add_person(db, "ava")
     for _ in range(settings.login_max_failures):
         r = app_client.post("/login", data={"username": "ava", "password": "x" * 9})
-        assert r.status_code == 400
-    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD},
-                        follow_redirects=False)
-    assert r.status_code == 429 and "تلاش‌های ناموفق بیش از اندازه بوده است" in r.text
+        assert refused_code(r) == "login_wrong"
+    r = app_client.post("/login", data={"username": "ava", "password": PASSWORD})
+    assert refused_code(r) == "login_limited"
+    assert "تلاش‌های ناموفق بیش از اندازه بوده است" in r.text
     assert auth.SESSION_COOKIE not in app_client.cookies
     # The window passes: the failures no longer count.
     with db() as s:
@@ -123,7 +151,7 @@ def test_failures_from_many_addresses_slow_the_owner_down_but_never_lock_them_ou
     # Given five failures, each from an address of its own
     for i in range(settings.login_max_failures):
         r = _from(f"10.0.0.{i}").post("/login", data={"username": "ava", "password": "x" * 9})
-        assert r.status_code == 400, r.text
+        assert refused_code(r) == "login_wrong"
     # When the owner signs in from a sixth address with the right password
     owner = _from("10.0.0.200")
     started = time.monotonic()
@@ -152,7 +180,7 @@ def test_login_is_rate_limited_per_client_address(app_client, db, monkeypatch):
     for name in ("x1", "x2", "x3"):
         app_client.post("/login", data={"username": name, "password": "x" * 9})
     r = app_client.post("/login", data={"username": "ava", "password": PASSWORD})
-    assert r.status_code == 429
+    assert refused_code(r) == "login_limited"
     with db() as s:
         assert s.scalar(select(LoginAttempt).where(LoginAttempt.ok.is_(True))) is None
 

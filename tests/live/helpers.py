@@ -138,10 +138,11 @@ def _read(url: str, cookie: str, headers: dict[str, str], stream: Stream) -> Non
 
 
 @contextmanager
-def sse(url: str, cookie: str, *, last_event_id: str = "") -> Iterator[Stream]:
+def sse(url: str, cookie: str, *, last_event_id: str = "", query: str = "") -> Iterator[Stream]:
     stream = Stream()
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    thread = threading.Thread(target=_read, args=(url + "/live", cookie, headers, stream),
+    path = url + "/live" + (f"?{query}" if query else "")
+    thread = threading.Thread(target=_read, args=(path, cookie, headers, stream),
                               daemon=True)
     thread.start()
     assert stream.opened.wait(10), "no answer from /live"

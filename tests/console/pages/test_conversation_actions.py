@@ -330,6 +330,18 @@ def test_reply_status_refreshes_out_of_band(client: TestClient, world: World, db
     assert f'id="reply-status-{rid}" data-reply-state="sent" hx-swap-oob="true"' in status
     assert 'id="news"' not in status  # a reply's step is no news
     with db() as s:
-        workflow.note(s, s.get(Person, world.coord), world.conv_support, "later")
+        event = workflow.note(s, s.get(Person, world.coord), world.conv_support, "later")
         s.commit()
-    assert 'id="news-reload"' in client.get(url).text
+        event_id = event.id
+    # Something new is appended to the timeline in place (no reload), with the version the
+    # page is at then; asked with that version, nothing is appended again.
+    status = client.get(url).text
+    assert 'id="news-reload"' not in status
+    appended = status.split('<div hx-swap-oob="beforeend:#timeline">', 1)[1]
+    assert f'id="event-{event_id}"' in appended and "later" in appended
+    version = re.search(r'id="live-version" data-version="([0-9.]+)"', status)
+    assert version and version[1] != re.search(r"v=([0-9.]+)", url)[1]
+    again = client.get(re.sub(r"v=[0-9.]+", f"v={version[1]}", url)).text
+    assert "beforeend:#timeline" not in again and f'id="event-{event_id}"' not in again
+    # A version this server did not give out: the page is offered a reload instead.
+    assert 'id="news-reload"' in client.get(re.sub(r"v=[0-9.]+", "v=x", url)).text

@@ -93,7 +93,9 @@ GET_URLS: dict[str, list[str]] = {
                 "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
     "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
     "/queues/bulk/{event_id}": ["/queues/bulk/{t.bulk}"],
-    "/live": ["/live", "/live?since=0", "/live?since=junk"],  # conftest: streams end at once
+    "/live": ["/live", "/live?since=0", "/live?since=junk",  # conftest: streams end at once
+              "/live?conversation={t.conv}", "/live?conversation=junk"],
+    "/conversations/{cid}/presence": ["/conversations/{t.conv}/presence"],
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
     "/login": ["/login", "/login?next=/queues"],
@@ -108,7 +110,7 @@ GET_URLS: dict[str, list[str]] = {
     "/refused": ["/refused", "/refused?failed=x"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
-               "/static/live.js", "/static/bulk.js"]
+               "/static/live.js", "/static/bulk.js", "/static/presence.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
@@ -145,6 +147,8 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                                    "ids": "{t.conv}"}),
     ("POST", "/api/v1/conversations/bulk"): Req("/api/v1/conversations/bulk", {
         "action": "tag", "tag": "bulk", "ids": ["{t.conv}"]}),
+    ("POST", "/conversations/{cid}/presence"): Req("/conversations/{t.conv}/presence",
+                                                   {"state": "drafting"}),
     ("POST", "/conversations/{cid}/refer"): Req("/conversations/{t.conv}/refer",
                                                 {"team_id": "{w.team_a}", "note": "n"}),
     ("POST", "/conversations/{cid}/close"): Req("/conversations/{t.conv2}/close"),

@@ -318,6 +318,7 @@ def test_login_form_keeps_the_typed_username_as_text(app, db) -> None:
     with TestClient(app, base_url="https://testserver") as c:
         r = c.post("/login", data={"username": evil("user"), "password": "x",
                                    "next": "/" + PAYLOAD})
-    assert r.status_code == 400
+    # refused: 303 back to the sign-in page, which keeps the username as typed
+    assert r.history[0].status_code == 303 and 'data-refused="login_wrong"' in r.text
     assert unsafe_markup(r.text) == []
     assert str(escape(evil("user")[:64])) in r.text or str(escape(evil("user"))) in r.text

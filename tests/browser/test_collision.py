@@ -1,0 +1,213 @@
+"""Collision and news in an open conversation, in Persian and in English, against the
+embedded mode (``kartabl run --no-demo``: one process, stub broker, SQLite):
+
+- A coordinator and an agent, each in a browser of their own, open the same conversation:
+  each sees the other's notice appear live; when the agent types in the composer the
+  coordinator sees "drafting"; when the coordinator saves a reply meanwhile, the agent is
+  told; when the agent leaves, the notice goes at once (the leave beacon; the expiry is
+  set far longer, so nothing else could explain it).
+- A customer's message, ingested and routed for real, appears in the open conversation's
+  timeline without a reload, and the text in the composer stays.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from sqlalchemy import select
+
+from console.i18n import gettext
+from kartabl import ingest, workflow
+from kartabl.messages import InboundMessage
+from kartabl.models import Channel, Message, Person, Role, Team, TeamMember
+from tests.browser.conftest import LiveServer
+from tests.factories import quick_hash
+
+PASSWORD = "a long browser-test password"
+BROWSER_LOCALE = {"fa": "fa-IR", "en": "en-US"}
+T = 5_000  # ms: a push brings a change well within this
+NAMES = {"fa": ("مریم", "علی"), "en": ("Maryam", "Ali")}  # coordinator, agent
+TYPED = {"fa": "سلام، در حال بررسی هستیم", "en": "Hello, we are looking into it"}
+CUSTOMER = {"fa": ("سفارشم نرسیده است.", "هنوز منتظرم، لطفاً خبر بدهید."),
+            "en": ("My order has not arrived.", "Still waiting, please let me know.")}
+
+
+@pytest.fixture
+def kartabl_command() -> list[str]:
+    return ["run", "--no-demo"]  # the worker routes the customer's messages in-process
+
+
+@pytest.fixture
+def kartabl_env() -> dict[str, str]:
+    # The messages are stored by this test process: the server's quick sweep routes them.
+    # An expiry far above the test's waits: a notice that goes went by the leave beacon.
+    return {"KARTABL_SWEEP_INTERVAL_S": "0.25", "KARTABL_SWEEP_GRACE_S": "0.5",
+            "KARTABL_PRESENCE_EXPIRY_S": "120"}
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def make(locale: str) -> Page:
+        context = browser.new_context(locale=BROWSER_LOCALE[locale],
+                                      viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        p = context.new_page()
+        p.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        def on_console(msg: ConsoleMessage) -> None:
+            if msg.type == "error":
+                errors.append(msg.text)
+
+        p.on("console", on_console)
+        return p
+
+    yield make
+    for c in contexts:
+        c.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def seed(server: LiveServer, locale: str) -> tuple[int, int]:
+    """A coordinator and an agent of a team no routing rule names; a customer's SMS routed
+    for real, then assigned to the agent. (conversation id, agent id)."""
+    coord_name, agent_name = NAMES[locale]
+    with server.session() as s:
+        team = Team(name="frontdesk")
+        coord = Person(username="maryam", display_name=coord_name, role=Role.COORDINATOR,
+                       password_hash=quick_hash(PASSWORD), locale=locale)
+        agent = Person(username="ali", display_name=agent_name, role=Role.AGENT,
+                       password_hash=quick_hash(PASSWORD), locale=locale)
+        s.add_all([team, coord, agent])
+        s.flush()
+        s.add(TeamMember(team_id=team.id, person_id=agent.id))
+        agent_id, team_id = agent.id, team.id
+    customer_says(server, f"first-{locale}", CUSTOMER[locale][0])
+    cid = wait_routed(server, f"first-{locale}")
+    with server.session() as s:
+        workflow.assign(s, s.scalar(select(Person).where(Person.username == "maryam")), cid,
+                        person_id=agent_id, team_id=team_id)
+    return cid, agent_id
+
+
+def customer_says(server: LiveServer, external_id: str, text: str) -> None:
+    with server.session() as s:
+        ingest.store(s, InboundMessage(
+            channel=Channel.SMS, external_id=external_id, sender="+989121234567",
+            sender_name="Sara", recipient="+9810004000", text=text))
+
+
+def wait_routed(server: LiveServer, external_id: str) -> int:
+    deadline = time.monotonic() + 15
+    while True:
+        with server.session() as s:
+            msg = s.scalar(select(Message).where(Message.external_id == external_id))
+            if msg is not None and msg.routed_at is not None and msg.conversation_id:
+                return msg.conversation_id
+        if time.monotonic() > deadline:
+            tail = server.log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"message {external_id} not routed:\n{tail}")
+        time.sleep(0.1)
+
+
+def sign_in(p: Page, server: LiveServer, username: str) -> None:
+    p.goto(server.url + "/login")
+    p.locator('input[name="username"]').fill(username)
+    p.locator('input[name="password"]').fill(PASSWORD)
+    p.locator("form button[type=submit]").click()
+    p.wait_for_url(re.compile(r"/queues"))
+
+
+def open_conversation(p: Page, server: LiveServer, cid: int) -> None:
+    p.goto(f"{server.url}/conversations/{cid}")
+    expect(p.locator("body")).to_have_attribute("data-live-open", "1")  # the stream is up
+    p.evaluate("window.__notReloaded = true")  # gone if the page reloads
+
+
+def not_reloaded(p: Page) -> bool:
+    return bool(p.evaluate("window.__notReloaded === true"))
+
+
+def notice(locale: str, state: str, name: str) -> str:
+    return gettext(locale, f"presence.{state}", name=name)
+
+
+@pytest.mark.parametrize("locale", ["fa", "en"])
+def test_each_sees_the_other_and_who_is_drafting(
+    locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+) -> None:
+    cid, _ = seed(live_server, locale)
+    coord_name, agent_name = NAMES[locale]
+    coord = new_page(locale)
+    sign_in(coord, live_server, "maryam")
+    open_conversation(coord, live_server, cid)
+    expect(coord.locator("#presence-others")).to_have_count(0)  # alone so far
+
+    # The agent opens it: each sees the other, the coordinator without a reload
+    agent = new_page(locale)
+    sign_in(agent, live_server, "ali")
+    open_conversation(agent, live_server, cid)
+    theirs = coord.locator("#presence-others .presence-person")
+    expect(theirs).to_have_text(notice(locale, "viewing", agent_name), timeout=T)
+    expect(theirs).to_have_attribute("data-state", "viewing")
+    expect(agent.locator("#presence-others .presence-person")).to_have_text(
+        notice(locale, "viewing", coord_name), timeout=T)
+
+    # The agent types a reply: the coordinator sees "drafting"
+    agent.locator("#draft-body").fill(TYPED[locale])
+    expect(theirs).to_have_attribute("data-state", "drafting", timeout=T)
+    expect(theirs).to_have_text(notice(locale, "drafting", agent_name))
+
+    # The coordinator saves a reply meanwhile: the drafting agent is told who did
+    coord.locator("#draft-body").fill("—" + TYPED[locale])
+    coord.locator("#draft-save-button").click()
+    expect(coord.locator("#flash")).to_have_attribute("data-done", "drafted")
+    news = agent.locator("#presence-news li")
+    expect(news).to_have_attribute("data-step", "drafted", timeout=T)
+    expect(news).to_contain_text(coord_name)
+    expect(agent.locator("#draft-body")).to_have_value(TYPED[locale])  # still there
+    assert not_reloaded(agent)
+    open_conversation(coord, live_server, cid)  # (the save reloaded the coordinator's page)
+    expect(coord.locator("#presence-others .presence-person")).to_have_attribute(
+        "data-state", "drafting", timeout=T)
+
+    # The agent leaves: the notice goes at once (the beacon), long before the expiry
+    agent.goto(f"{live_server.url}/queues")
+    expect(coord.locator("#presence-others")).to_have_count(0, timeout=T)
+    assert not_reloaded(coord)
+
+
+@pytest.mark.parametrize("locale", ["fa", "en"])
+def test_a_customer_message_appears_in_place_and_the_composer_keeps_its_text(
+    locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+) -> None:
+    cid, _ = seed(live_server, locale)
+    agent = new_page(locale)
+    sign_in(agent, live_server, "ali")
+    open_conversation(agent, live_server, cid)
+    messages = agent.locator("#timeline .item.message.in")
+    expect(messages).to_have_count(1)
+    agent.locator("#draft-body").fill(TYPED[locale])
+
+    customer_says(live_server, f"second-{locale}", CUSTOMER[locale][1])
+    assert wait_routed(live_server, f"second-{locale}") == cid
+
+    expect(messages).to_have_count(2, timeout=T)
+    expect(messages.last.locator(".text")).to_have_text(CUSTOMER[locale][1])
+    expect(agent.locator("#news-reload")).to_have_count(0)  # appended, no reload offered
+    expect(agent.locator("#draft-body")).to_have_value(TYPED[locale])
+    assert not_reloaded(agent)
+    # and once more: the page asks with the version the last answer brought, nothing twice
+    customer_says(live_server, f"third-{locale}", "3")
+    expect(messages).to_have_count(3, timeout=T)
+    ids = agent.locator("#timeline > li").evaluate_all("els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids)), ids
+    expect(agent.locator("#draft-body")).to_have_value(TYPED[locale])
+    assert not_reloaded(agent)
