@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from config.routing import RoutingConfig
-from kartabl import audit, metrics
+from kartabl import audit, metrics, notifications
 from kartabl.models import (
     Conversation,
     Direction,
@@ -180,6 +180,10 @@ def _route(
     placement.lock(session)
     _place(placement, routed, pending)
     _insert_events(session, routed)
+    # Automatic mail is nobody's news; a customer's message is its holder's.
+    notifications.answered(session, [
+        (r.conv, any(kind == "conversation.assigned" for kind, _ in r.announced))
+        for r in routed if r.message.kind is MessageKind.MESSAGE])
     fail_bounced_replies(
         session, [r.message for r in routed if r.message.kind is MessageKind.BOUNCE])
     by_id = {r.message.id: r for r in routed}
