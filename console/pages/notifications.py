@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from console.deps import PathId, Principal, get_db, page_principal
+from console.deps import MAX_ID, PathId, Principal, get_db, page_principal
 from console.i18n import digits, gettext
 from console.pages._ui import back, render
 from console.templating import request_locale
@@ -46,7 +46,9 @@ def sentence(locale: str, item: FeedItem, *, isolate: str = "") -> str:
 
 def _before(value: str | None) -> int | None:
     text = (value or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) < 12 else None
+    # beyond the database's integers is no id (a 500 from the driver otherwise): page one
+    ok = text.isascii() and text.isdigit() and 0 < len(text) <= 10 and int(text) <= MAX_ID
+    return int(text) if ok else None
 
 
 @router.get("/notifications", response_class=HTMLResponse)
