@@ -56,11 +56,14 @@
   }
 
   function announce(items) {
-    var last = parseInt(stored(KEY_LAST) || "0", 10) || 0;
+    var known = stored(KEY_LAST);
+    var last = parseInt(known || "0", 10) || 0;
     var fresh = items.filter(function (n) { return n.id > last; });
-    if (!fresh.length) { return; }
-    store(KEY_LAST, String(Math.max.apply(null, fresh.map(function (n) { return n.id; }))));
-    if (last === 0) { return; } // the first look only sets where "new" starts
+    store(KEY_LAST, String(Math.max.apply(null, [last].concat(items.map(function (n) {
+      return n.id;
+    })))));
+    // The first look in this browser only sets where "new" starts: no burst of old ones.
+    if (known === null || !fresh.length) { return; }
     if (soundOn()) { beep(); }
     if (!desktopOn()) { return; }
     fresh.slice(0, 3).forEach(function (n) {
