@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session, aliased, object_session
 
 from kartabl import audit
@@ -153,24 +153,29 @@ def mentioned(session: Session, actor: Person, conv: Conversation, note: str) ->
     notify(session, "mentioned", list(ids), actor=actor, conversation=conv, text=note)
 
 
-def answered(session: Session, routed: Sequence[tuple[Conversation, bool]]) -> None:
+def answered(session: Session,
+             routed: Sequence[tuple[Conversation, bool]]) -> list[audit.Entry]:
     """After routing: ``(conversation, assigned by the router now)`` per customer message
     routed. A message the router placed with someone tells them ``assigned``; one that
-    continued a conversation someone held already tells them ``answered``. One query and one
-    insert for the whole batch: the router's cost per message must stay flat."""
+    continued a conversation someone held already tells them ``answered``.
+
+    The router's cost per message must stay flat: the rows go in one executemany, and their
+    live events are returned for the router to write with its own (one executemany,
+    :func:`kartabl.audit.record_many`). The holder is not looked up: the router placed or
+    kept them (and a deactivated person signs in to read nothing)."""
     by_conv: dict[int, tuple[Conversation, bool]] = {}
     for conv, placed in routed:  # several messages of one conversation: one notification
         if conv.assignee_id is not None and not by_conv.get(id(conv), (conv, False))[1]:
             by_conv[id(conv)] = (conv, placed)
     if not by_conv:
-        return
-    holders = {c.assignee_id for c, _ in by_conv.values()}
-    active = set(session.scalars(
-        select(Person.id).where(Person.id.in_(holders), Person.active.is_(True))))
-    _write(session, [
-        Notification(person_id=conv.assignee_id, conversation_id=conv.id,
-                     kind="assigned" if placed else "answered")
-        for conv, placed in by_conv.values() if conv.assignee_id in active], None)
+        return []
+    now = utcnow()
+    rows = [{"person_id": conv.assignee_id, "conversation_id": conv.id, "created_at": now,
+             "kind": "assigned" if placed else "answered", "text": ""}
+            for conv, placed in by_conv.values()]
+    session.execute(insert(Notification), rows)
+    return [audit.Entry(EVENT, data={"for_person": r["person_id"], "notice": r["kind"],
+                                     "about": r["conversation_id"]}) for r in rows]
 
 
 def warn_breaches(
@@ -206,10 +211,10 @@ def warn_breaches(
             person = session.get(Person, pid)
             if conv is None or person is None or not can_access(person, conv):
                 continue
-            insert = dialect_insert(session)
             new_id = session.scalar(
-                insert(Notification).values(person_id=pid, kind="breach", conversation_id=cid,
-                                            text=target, key=key, created_at=now)
+                dialect_insert(session)(Notification)
+                .values(person_id=pid, kind="breach", conversation_id=cid, text=target,
+                        key=key, created_at=now)
                 .on_conflict_do_nothing(index_elements=["key"]).returning(Notification.id))
             if new_id is not None:
                 audit.record(session, EVENT, for_person=pid, notification=new_id,
@@ -255,9 +260,8 @@ def mark_seen(session: Session, person_id: int, conversation_id: int) -> None:
     if last is None:
         return
     now = utcnow()
-    insert = dialect_insert(session)
     session.execute(
-        insert(ConversationSeen)
+        dialect_insert(session)(ConversationSeen)
         .values(person_id=person_id, conversation_id=conversation_id, last_message_at=last,
                 seen_at=now)
         .on_conflict_do_update(index_elements=["person_id", "conversation_id"],
