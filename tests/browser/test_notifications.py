@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
@@ -181,6 +182,7 @@ def test_a_referral_notifies_the_agent_live_with_the_count_in_the_title(
 @pytest.mark.parametrize("locale", ["fa", "en"])
 def test_a_rejection_reaches_the_author_with_its_comment(
     locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+    screenshot: Callable[..., Path],
 ) -> None:
     ids = seed(live_server, locale)
     rid = ids["reply"]
@@ -211,6 +213,7 @@ def test_a_rejection_reaches_the_author_with_its_comment(
     expect(notice.locator(".notice-comment")).to_have_text(COMMENT[locale])
     expect(notice.locator("a.notice-link")).to_have_attribute(
         "href", f"/conversations/{ids['mine']}")
+    screenshot("feed", of=agent)
     notice.locator("button.mark-read").click()
     expect(agent.locator("#flash")).to_have_attribute("data-done", "notify_read")
     expect(agent.locator("#notify-count")).to_be_hidden()
