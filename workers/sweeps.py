@@ -146,6 +146,6 @@ def sweep_once(
     step("polled", poll)
     step("warned", warn)
     report = SweepReport(**counts, errors=tuple(errors))
-    if report.messages or report.replies or report.reconciled or errors:
+    if report.messages or report.replies or report.reconciled or report.warned or errors:
         log.info("sweep", extra={"report": report})
     return report

@@ -29,6 +29,7 @@ from kartabl.models import (
 from responders.preview import REPLY_CHECK
 from router.route import route_message
 from tests.factories import conversation, events, person, routing_args
+from workers.sweeps import sweep_once
 
 
 def feed(session: Session, who: Person) -> list[tuple[str, int | None, int | None, str]]:
@@ -212,6 +213,19 @@ def test_a_breach_warning_is_written_once_per_conversation(session: Session, org
     assert notifications.warn_breaches(session, **args) == 1
     session.commit()
     assert feed(session, org.ali)[-1] == ("breach", None, near.id, "first_response")
+
+
+def test_the_schedulers_sweep_writes_the_warnings(db, settings, session: Session,
+                                                  org) -> None:
+    near = conversation(session, team=org.support, assignee=org.sara)
+    near.opened_at = utcnow() - timedelta(minutes=settings.first_response_target_minutes * 0.9)
+    session.commit()
+    near_id = near.id
+    session.close()  # SQLite: the sweep's sessions write; this one must hold no transaction
+    report = sweep_once(db, settings, enqueue=lambda task, obj_id: None)
+    assert report.warned == 1, report
+    assert sweep_once(db, settings, enqueue=lambda task, obj_id: None).warned == 0
+    assert feed(session, org.sara) == [("breach", None, near_id, "first_response")]
 
 
 # -- reading, marking, and the live push -----------------------------------------------------
