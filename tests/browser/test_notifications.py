@@ -137,6 +137,7 @@ def count_of(locale: str, n: int) -> str:
 @pytest.mark.parametrize("locale", ["fa", "en"])
 def test_a_referral_notifies_the_agent_live_with_the_count_in_the_title(
     locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+    screenshot: Callable[..., Path],
 ) -> None:
     ids = seed(live_server, locale)
     agent = new_page(locale)
@@ -174,6 +175,11 @@ def test_a_referral_notifies_the_agent_live_with_the_count_in_the_title(
         "Maryam" if locale == "en" else "مریم") + "\u2069")
     assert [n["title"] for n in shown] == [sentence]
     assert "referred" in shown[0]["body"]  # the conversation's subject
+    # the referred conversation is in the agent's queue, marked new to them
+    row = agent.locator(f"#row-{ids['referred']}")
+    expect(row).to_have_class(re.compile(r"\bunread\b"), timeout=T)
+    expect(row.locator(".new-mark")).to_have_text(gettext(locale, "notify.new"))
+    screenshot("queue", of=agent)
     # the coordinator, who acted, is told nothing
     expect(coord.locator("#notify-count")).to_be_hidden()
     assert not coord.title().startswith("(")
