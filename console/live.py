@@ -17,7 +17,9 @@ id (``"105"``, or ``"105:100,103"`` with gaps): a browser that reconnects sends 
 coordinators every event; an agent the events of conversations assigned to them or held by
 one of their teams (as the conversation stands when the event is read), and the assignment
 or referral that took one away from them or their team (their queue must drop it); never an
-event without a conversation. A payload carries ids and the event's kind only.
+event without a conversation. A notification's event (``notification.created``,
+:mod:`kartabl.notifications`) reaches its one recipient and nobody else, reviewers included.
+A payload carries ids and the event's kind only.
 
 **Presence** (:mod:`kartabl.presence`) travels beside the events: a change on a conversation
 is pushed, as ``event: presence`` with the conversation's id only and no SSE id (it is not
@@ -42,6 +44,7 @@ from kartabl import db as kdb
 from kartabl import live
 from kartabl import presence as kpresence
 from kartabl.models import Conversation, Event, Person, Reply, TeamMember
+from kartabl.notifications import EVENT as NOTIFICATION
 from kartabl.workflow.access import REVIEWERS
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class LiveEvent:
     reply_author_id: int | None
     from_team: int | None = None  # an assignment's or a referral's: who held it before
     from_person: int | None = None
+    for_person: int | None = None  # a notification's recipient: theirs alone
 
     def payload(self) -> str:
         return json.dumps({
@@ -93,6 +97,8 @@ class Viewer:
         return cls(person.id, person.role in REVIEWERS, frozenset(teams))
 
     def may_see(self, e: LiveEvent) -> bool:
+        if e.kind == NOTIFICATION:
+            return e.for_person == self.person_id
         if self.reviewer:
             return True
         if e.conversation_id is None:
@@ -156,7 +162,8 @@ def read_after(session: Session, cursor: Cursor, limit: int = BATCH) -> list[Liv
     rows = session.execute(
         select(Event.id, Event.kind, Event.conversation_id, Event.reply_id, Event.actor_id,
                Conversation.team_id, Conversation.assignee_id, Reply.author_id,
-               Event.data["from_team"].as_integer(), Event.data["from_person"].as_integer())
+               Event.data["from_team"].as_integer(), Event.data["from_person"].as_integer(),
+               Event.data["for_person"].as_integer())
         .outerjoin(Conversation, Conversation.id == Event.conversation_id)
         .outerjoin(Reply, Reply.id == Event.reply_id)
         .where(where).order_by(Event.id).limit(limit))

@@ -1,6 +1,8 @@
 """A queue page's rows, completed for display by one query each for the whole page (never
 per row): the preview of the last inbound message (:func:`preview_line`), the oldest
-pending reply, an address for customers without a name, and the overdue flag.
+pending reply, an address for customers without a name, the overdue flag, and the "new"
+marker (a customer message the reader has not seen: one primary-key lookup per row of the
+page in ``conversation_seen``, :func:`kartabl.notifications.unseen`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from console.queue_types import PENDING, PendingReply, QueueKind, QueueRow, _Cutoffs
 from kartabl.models import Channel, ConversationStatus, Direction, Identity, Message, Person, Reply
+from kartabl.notifications import unseen
 
 PREVIEW_CHARS: Final = 140  # the one-line preview of the last inbound message
 _PREVIEW_READ: Final = 600  # characters read from the database to find that line
@@ -20,10 +23,13 @@ def _name(display: str | None, username: str | None) -> str | None:
     return (display or username) if username is not None else None
 
 
-def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs) -> list[QueueRow]:
+def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs,
+          reader_id: int) -> list[QueueRow]:
     """The page's rows, completed by one query each for the whole page (never per row):
-    previews, oldest pending replies, addresses for customers without a name."""
+    previews, oldest pending replies, addresses for customers without a name, and which
+    rows are new to ``reader_id``."""
     ids = list({r.id for r in rows})
+    new = unseen(session, reader_id, {r.id: r.last_message_at for r in rows})
     previews = _previews(session, ids)
     pending = _pending(session, ids) if kind != "approval" else {}
     labels = _identity_labels(session, {r.customer_id for r in rows if not r.customer_name})
@@ -46,6 +52,7 @@ def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs) -> 
             first_response_at=r.first_response_at,
             overdue=cut.flag(status, r.opened_at, r.first_response_at),
             pending_reply_id=reply.id if reply else None, pending_reply=reply,
+            unread=r.id in new,
         ))
     return out
 

@@ -124,6 +124,7 @@ class QueueRow:
     overdue: bool
     pending_reply_id: int | None  # approval: this row's reply; else the oldest pending one
     pending_reply: PendingReply | None = None
+    unread: bool = False  # a customer message the reader has not seen (kartabl.notifications)
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,7 +160,7 @@ def list_queue(session: Session, actor: Person, name: str, filters: Filters | No
         last = rows[-1]
         cursor = (encode_cursor(last.reply_updated_at, last.reply_id) if kind == "approval"
                   else encode_cursor(last.last_message_at, last.id))
-    return QueuePage(name, _rows(session, kind, rows, cut), cursor, f.limit)
+    return QueuePage(name, _rows(session, kind, rows, cut, actor.id), cursor, f.limit)
 
 
 def queue_counts(session: Session, actor: Person, filters: Filters | None = None, *,

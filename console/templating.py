@@ -30,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from console.i18n import DIRECTION, LOCALE_COOKIE, digits, gettext, pick_locale
+from kartabl import notifications
 from responders.render import template_title
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "console"
@@ -107,3 +108,5 @@ TEMPLATES.env.filters["bdi"] = bdi
 # A reply wrapper's name in the reader's language: ``wrapper_title(name, locale)``.
 TEMPLATES.env.globals["wrapper_title"] = template_title
 TEMPLATES.env.filters["textdir"] = text_dir
+# The header's and the title's unread count: ``unread_count(me)`` (kartabl.notifications).
+TEMPLATES.env.globals["unread_count"] = notifications.unread_of

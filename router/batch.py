@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from config.routing import RoutingConfig
-from kartabl import audit, metrics
+from kartabl import audit, metrics, notifications
 from kartabl.models import (
     Conversation,
     Direction,
@@ -179,7 +179,11 @@ def _route(
     # Last: the team locks are held until the commit, so as little as possible follows.
     placement.lock(session)
     _place(placement, routed, pending)
-    _insert_events(session, routed)
+    # Automatic mail is nobody's news; a customer's message is its holder's.
+    told = notifications.answered(session, [
+        (r.conv, any(kind == "conversation.assigned" for kind, _ in r.announced))
+        for r in routed if r.message.kind is MessageKind.MESSAGE])
+    _insert_events(session, routed, told)
     fail_bounced_replies(
         session, [r.message for r in routed if r.message.kind is MessageKind.BOUNCE])
     by_id = {r.message.id: r for r in routed}
@@ -207,9 +211,10 @@ def _update_messages(session: Session, routed: list[_Routed]) -> None:
         set_committed_value(r.message, "routed_at", now)
 
 
-def _insert_events(session: Session, routed: list[_Routed]) -> None:
-    """The audit events of the batch, in the order single routes would write them, in one
-    executemany (:func:`kartabl.audit.record_many`)."""
+def _insert_events(session: Session, routed: list[_Routed],
+                   notified: list[audit.Entry]) -> None:
+    """The audit events of the batch, in the order single routes would write them, then
+    the notifications' live events, in one executemany (:func:`kartabl.audit.record_many`)."""
     entries: list[audit.Entry] = []
     for r in routed:
         conv, customer = r.conv.id, r.conv.customer_id
@@ -218,7 +223,7 @@ def _insert_events(session: Session, routed: list[_Routed]) -> None:
         entries.append(audit.Entry("message.routed", conversation_id=conv, customer_id=customer,
                                    message_id=r.message.id,
                                    data={"how": r.how, "customer_created": r.created}))
-    audit.record_many(session, entries)
+    audit.record_many(session, entries + notified)
 
 
 def _place(placement: Placement, routed: list[_Routed], pending: set[int]) -> None:

@@ -11,7 +11,9 @@ One pass:
 2. replies approved but untouched for longer than ``sweep_grace_s`` → dispatch_reply;
 3. replies left in ``sending`` for ``sending_stale_s`` → reconciled with the provider,
    never blindly resent (responders.dispatch.reconcile_stale_sending);
-4. delivery statuses polled from providers that do not call back (responders.dispatch).
+4. delivery statuses polled from providers that do not call back (responders.dispatch);
+5. breach warnings: the holders of open conversations about to pass a service target are
+   notified, once per conversation, person and target (kartabl.notifications.warn_breaches).
 
 Re-enqueueing is safe because route_messages and dispatch_reply are idempotent: a message
 routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
@@ -30,7 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from kartabl import metrics, tasks
+from kartabl import metrics, notifications, tasks
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class SweepReport:
     replies: int = 0  # approved-but-unsent replies re-enqueued
     reconciled: int = 0  # replies stuck in 'sending' resolved
     polled: int = 0  # delivery statuses updated
+    warned: int = 0  # breach warnings written
     errors: tuple[str, ...] = field(default=())  # one line per step that failed
 
 
@@ -131,11 +134,18 @@ def sweep_once(
         # Each poll is a provider call: keep a tick short whatever the batch size.
         return poll_delivery(session_factory, limit=min(batch, 100))
 
+    def warn() -> int:
+        with session_factory() as session, session.begin():
+            return notifications.warn_breaches(
+                session, first_response_minutes=settings.first_response_target_minutes,
+                resolution_hours=settings.resolution_target_hours)
+
     step("messages", requeue_messages)
     step("replies", requeue_replies)
     step("reconciled", reconcile)
     step("polled", poll)
+    step("warned", warn)
     report = SweepReport(**counts, errors=tuple(errors))
-    if report.messages or report.replies or report.reconciled or errors:
+    if report.messages or report.replies or report.reconciled or report.warned or errors:
         log.info("sweep", extra={"report": report})
     return report

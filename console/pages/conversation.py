@@ -55,6 +55,7 @@ from kartabl.models import (
     Reply,
     ReplyState,
 )
+from kartabl.notifications import mark_seen
 from kartabl.workflow.access import REVIEWERS
 from responders import render as reply_render
 from responders.preview import REPLY_CHECK, preview_reply
@@ -190,7 +191,10 @@ def conversation_page(
     request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    return _page(request, db, p, cid)
+    page = _page(request, db, p, cid)
+    mark_seen(db, p.person.id, cid)  # the queues' "new" marker goes (kartabl.notifications)
+    db.commit()
+    return page
 
 
 @router.get("/conversations/{cid}/status", response_class=HTMLResponse)

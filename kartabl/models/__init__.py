@@ -11,7 +11,9 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.channel_state`: pollers' positions, mailboxes, quarantined mail,
   the sandbox sender's deliveries;
 - :mod:`~kartabl.models.auth`: sessions, API tokens, login attempts, password resets;
-- :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``).
+- :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``);
+- :mod:`~kartabl.models.notifications`: the per-person notification feed and what each
+  person has seen of each conversation.
 """
 
 from kartabl.models.auth import (
@@ -48,6 +50,7 @@ from kartabl.models.conversations import (
     Message,
     Reply,
 )
+from kartabl.models.notifications import ConversationSeen, Notification
 from kartabl.models.people import Person, Team, TeamMember
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "Channel",
     "ChannelCursor",
     "Conversation",
+    "ConversationSeen",
     "ConversationStatus",
     "Customer",
     "Direction",
@@ -66,6 +70,7 @@ __all__ = [
     "MailboxState",
     "Message",
     "MessageKind",
+    "Notification",
     "PasswordReset",
     "Person",
     "PollerState",

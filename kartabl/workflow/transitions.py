@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.routing import ApprovalPolicy
-from kartabl import audit, reply_tokens
+from kartabl import audit, notifications, reply_tokens
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import (
     Channel,
@@ -108,6 +108,8 @@ def assign(
         session, "conversation.assigned", actor=actor, conversation_id=conv.id,
         customer_id=conv.customer_id, to_person=conv.assignee_id, to_team=conv.team_id, **before,
     )
+    if person is not None:
+        notifications.assigned(session, actor, conv)
     return conv
 
 
@@ -135,6 +137,7 @@ def refer(
         customer_id=conv.customer_id, to_person=conv.assignee_id, to_team=conv.team_id,
         note=text, **before,
     )
+    notifications.referred(session, actor, conv, text)
     return conv
 
 
@@ -185,10 +188,13 @@ def note(session: Session, actor: Person | None, conversation_id: int, text: str
     conv = load_conversation(session, conversation_id)
     require_access("note", actor, conv)
     check_conversation("note", conv)
-    return audit.record(
+    event = audit.record(
         session, "conversation.note", actor=actor, conversation_id=conv.id,
         customer_id=conv.customer_id, text=nonempty(text, "a note"),
     )
+    assert actor is not None
+    notifications.mentioned(session, actor, conv, event.data["text"])
+    return event
 
 
 # -- reply transitions ---------------------------------------------------------------------
@@ -312,6 +318,7 @@ def approve(
         session, "reply.approved", actor=actor, conversation_id=conv.id, reply_id=reply.id,
         edited=bool(edit), **edit,
     )
+    notifications.reviewed(session, actor, reply, conv)
     return reply
 
 
@@ -327,6 +334,7 @@ def reject(session: Session, actor: Person | None, reply_id: int, comment: str) 
         session, "reply.rejected", actor=actor, conversation_id=conv.id, reply_id=reply.id,
         comment=reply.review_comment,
     )
+    notifications.reviewed(session, actor, reply, conv)
     return reply
 
 

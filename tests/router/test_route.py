@@ -84,10 +84,11 @@ def test_queries_per_message_stay_small(session, inbound, route, routing, make_p
         known_customer = len(statements)
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # new customer, new conversation, assigned (PostgreSQL, with the team and person locks)
-    assert new_customer <= 13, new_customer
-    # known customer continuing an assigned conversation
-    assert known_customer <= 8, known_customer
+    # new customer, new conversation, assigned (PostgreSQL, with the team and person locks),
+    # and its new holder notified (one insert per batch: kartabl.notifications.answered)
+    assert new_customer <= 14, new_customer
+    # known customer continuing an assigned conversation, its holder told "answered"
+    assert known_customer <= 9, known_customer
 
 
 # -- concurrency -------------------------------------------------------------------------------

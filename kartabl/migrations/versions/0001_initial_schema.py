@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 23:45:08.225106
+Create Date: 2026-12-04 02:58:01.152708
 """
 
 from __future__ import annotations
@@ -350,6 +350,26 @@ def upgrade() -> None:
         batch_op.create_index("ix_web_session_person", ["person_id", "revoked_at"], unique=False)
 
     op.create_table(
+        "conversation_seen",
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("seen_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_seen_conversation_id_conversation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_conversation_seen_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("person_id", "conversation_id", name=op.f("pk_conversation_seen")),
+    )
+    op.create_table(
         "message",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column(
@@ -529,6 +549,55 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_event_kind"), ["kind"], unique=False)
 
     op.create_table(
+        "notification",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("conversation_id", sa.Integer(), nullable=True),
+        sa.Column("reply_id", sa.Integer(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("key", sa.String(length=120), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("read_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["actor_id"],
+            ["person.id"],
+            name=op.f("fk_notification_actor_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_notification_conversation_id_conversation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_notification_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["reply_id"],
+            ["reply.id"],
+            name=op.f("fk_notification_reply_id_reply"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification")),
+        sa.UniqueConstraint("key", name=op.f("uq_notification_key")),
+    )
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.create_index("ix_notification_person", ["person_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_notification_unread",
+            ["person_id"],
+            unique=False,
+            postgresql_where=sa.text("read_at IS NULL"),
+            sqlite_where=sa.text("read_at IS NULL"),
+        )
+
+    op.create_table(
         "quarantined_mail",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("mailbox", sa.String(length=64), nullable=False),
@@ -557,6 +626,15 @@ def downgrade() -> None:
         batch_op.drop_index("ix_quarantined_mail_open")
 
     op.drop_table("quarantined_mail")
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_notification_unread",
+            postgresql_where=sa.text("read_at IS NULL"),
+            sqlite_where=sa.text("read_at IS NULL"),
+        )
+        batch_op.drop_index("ix_notification_person")
+
+    op.drop_table("notification")
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_event_kind"))
         batch_op.drop_index("ix_event_conversation")
@@ -573,6 +651,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
 
     op.drop_table("message")
+    op.drop_table("conversation_seen")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_person")
 

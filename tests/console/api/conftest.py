@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, get_settings
 from console import auth
+from kartabl import notifications
 from kartabl.models import (
     ApiToken,
     CannedResponse,
@@ -87,6 +88,7 @@ class World:
     draft_b: int  # agent_b's draft on conv_b
     pending_b: int  # agent_b's reply on conv_b, awaiting approval
     canned_b: int  # team B's canned response (/sales-canned)
+    notice_b: int  # agent_b's notification (a referral to them, its note team B's words)
 
 
 @pytest.fixture
@@ -123,11 +125,15 @@ def world(db: sessionmaker[Session], password_hash: str) -> World:
                                   team_id=b.id, body_fa="sales-secret-text",
                                   body_en="sales-secret-text")
         s.add(canned_b)
+        s.flush()
+        (notice_b,) = notifications.notify(
+            s, "referred", [agent_b.id], actor=s.get(Person, coord.id), conversation=conv_b,
+            text="sales-secret-text")
         s.commit()
         return World(a.id, b.id, coord.id, coord2.id, agent_a.id, agent_a2.id, agent_b.id,
                       conv_a.id, conv_b.id, conv_b2.id, conv_triage.id, conv_a.customer_id,
                       conv_b.customer_id, conv_b2.customer_id, draft.id, pending.id,
-                      canned_b.id)
+                      canned_b.id, notice_b.id)
 
 
 class Api:

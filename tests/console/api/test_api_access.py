@@ -108,6 +108,12 @@ CASES: list[Case] = [
          {"shortcut": "sales-canned"}, scope="act"),
     Case("POST", C + "/{cid}/canned/expand", C + "/{w.conv_a}/canned/expand",
          {"canned_id": "{w.canned_b}"}, scope="act"),
+    # notifications: one's own only (another's is a 404 like a missing one)
+    Case("GET", "/api/v1/notifications", "/api/v1/notifications", scope="read", idor=200),
+    Case("POST", "/api/v1/notifications/{nid}/read", "/api/v1/notifications/{w.notice_b}/read",
+         scope="read"),
+    Case("POST", "/api/v1/notifications/read-all", "/api/v1/notifications/read-all",
+         scope="read", idor=200),
     # the account routes (console/api/account.py): one's own only
     Case("GET", "/api/v1/me", "/api/v1/me", idor=200),
     Case("GET", "/api/v1/tokens", "/api/v1/tokens", idor=200),

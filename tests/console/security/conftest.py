@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.email.attachments import store_payloads
 from config.settings import get_settings
 from console import auth
-from kartabl import audit, workflow
+from kartabl import audit, notifications, workflow
 from kartabl.models import (
     Base,
     CannedResponse,
@@ -42,6 +42,7 @@ from kartabl.models import (
     Event,
     Identity,
     Message,
+    Notification,
     Person,
     Reply,
     ReplyState,
@@ -83,7 +84,8 @@ MAIL_HTML = (
 # Team B's words: no answer to an agent of team A may contain any of them.
 SECRETS = ("sales-secret-subject", "sales-secret-text", "Secret Customer B",
            "secret.b@example.ir", "sales-secret-draft", "sales-secret-pending",
-           "sales-secret-token", "sales-secret-file.pdf", "sales-secret-canned")
+           "sales-secret-token", "sales-secret-file.pdf", "sales-secret-canned",
+           "sales-secret-notice")
 ATTACHMENT = b"%PDF-1.4 an attachment\n"
 ATTACHMENT_KEY = hashlib.sha256(ATTACHMENT).hexdigest()
 ATTACHMENT_B = b"%PDF-1.4 team B's file\n"
@@ -107,6 +109,7 @@ class Ids:
     person: int  # the team's agent
     canned: int  # the team's own canned response
     bulk: int  # the result of a bulk action by the team's agent (a bulk.applied event)
+    notice: int  # a notification of the team's agent
 
 
 @dataclass(frozen=True)
@@ -251,11 +254,17 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                        done=[c.id], refused=[])
                           for agent, c in ((agent_a, conv), (agent_b, conv_b)))
         s.flush()
+        # agent A's were written by the steps above (the referral, the rejection)
+        notice_a = s.scalars(select(Notification.id).where(
+            Notification.person_id == agent_a.id).order_by(Notification.id)).first()
+        (notice_b,) = notifications.notify(s, "referred", [agent_b.id], actor=coord,
+                                           conversation=conv_b, text="sales-secret-notice")
+        s.flush()
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
-                ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id)
+                ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id, notice_a)
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
                 conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
-                canned_b.id, bulk_b.id)
+                canned_b.id, bulk_b.id, notice_b.id)
         s.commit()
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,
@@ -318,8 +327,10 @@ def sign_in(app: FastAPI, db: Db) -> Iterator[Callable[..., Caller]]:
 
 # -- the database, whole ---------------------------------------------------------------------
 
-# Bookkeeping a read must update: when a session or an API token was last used.
+# Bookkeeping a read must update: when a session or an API token was last used, and what
+# of a conversation its reader has seen (the queues' "new" marker, kartabl.notifications).
 BOOKKEEPING = {("web_session", "last_seen_at"), ("api_token", "last_used_at")}
+BOOKKEEPING_TABLES = {"conversation_seen"}
 
 
 def snapshot(db: Db) -> dict[str, tuple[int, str]]:
@@ -327,6 +338,8 @@ def snapshot(db: Db) -> dict[str, tuple[int, str]]:
     out: dict[str, tuple[int, str]] = {}
     with db() as s:
         for table in Base.metadata.sorted_tables:
+            if table.name in BOOKKEEPING_TABLES:
+                continue
             cols = [c for c in table.columns if (table.name, c.name) not in BOOKKEEPING]
             rows = s.execute(select(*cols).order_by(*table.primary_key.columns)).all()
             digest = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()

@@ -108,9 +108,15 @@ GET_URLS: dict[str, list[str]] = {
     "/api/v1/canned": ["/api/v1/canned", "/api/v1/canned?q=a-"],
     "/api/v1/canned/{canned_id}": ["/api/v1/canned/{t.canned}"],
     "/refused": ["/refused", "/refused?failed=x"],
+    "/notifications": ["/notifications", "/notifications?before=99999999",
+                       "/notifications?before=junk"],
+    "/notifications/unread": ["/notifications/unread"],
+    "/api/v1/notifications": ["/api/v1/notifications",
+                              "/api/v1/notifications?unread=true&before=99999999&limit=5"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
-               "/static/live.js", "/static/bulk.js", "/static/presence.js"]
+               "/static/live.js", "/static/bulk.js", "/static/presence.js",
+               "/static/notify.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
@@ -187,6 +193,11 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("DELETE", "/api/v1/canned/{canned_id}"): Req("/api/v1/canned/{t.canned}"),
     ("POST", C + "/{cid}/canned/expand"): Req(C + "/{t.conv}/canned/expand",
                                               {"canned_id": "{t.canned}"}),
+    # notifications (one's own: another's is a 404, test_idor.py)
+    ("POST", "/notifications/{nid}/read"): Req("/notifications/{t.notice}/read"),
+    ("POST", "/notifications/read-all"): Req("/notifications/read-all"),
+    ("POST", "/api/v1/notifications/{nid}/read"): Req("/api/v1/notifications/{t.notice}/read"),
+    ("POST", "/api/v1/notifications/read-all"): Req("/api/v1/notifications/read-all"),
     # the JSON API
     ("POST", "/api/v1/tokens"): Req("/api/v1/tokens", {"name": "x", "scopes": ["read"]}),
     ("DELETE", "/api/v1/tokens/{token_id}"): Req("/api/v1/tokens/{t.token}"),

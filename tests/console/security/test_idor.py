@@ -25,7 +25,7 @@ from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
 ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id",
-             "canned_id", "event_id"}
+             "canned_id", "event_id", "nid"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
 OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}

@@ -36,10 +36,13 @@ def test_ids_beyond_the_database_integers_are_refused(
              ("GET", "/queues", Req("/queues?queue=open&team={t.person}")),
              ("GET", "/queues", Req("/queues?queue=team:{t.person}")),
              ("GET", "/api/v1/queues/{name}", Req("/api/v1/queues/team:{t.person}")),
-             ("GET", "/api/v1/queues", Req("/api/v1/queues?team_id={t.person}"))]
+             ("GET", "/api/v1/queues", Req("/api/v1/queues?team_id={t.person}")),
+             ("GET", "/notifications", Req("/notifications?before={t.person}")),
+             ("GET", "/api/v1/notifications", Req("/api/v1/notifications?before={t.person}"))]
     server_errors = set()
     for huge in HUGE:
-        ids = Ids(huge, huge, huge, huge, huge, huge, huge, "a" * 64, huge, huge, huge, huge)
+        ids = Ids(huge, huge, huge, huge, huge, huge, huge, "a" * 64, huge, huge, huge, huge,
+                  huge)
         for method, _path, req in [*_requests(app), *extra]:
             url = req.fill(world, ids)[0]
             try:
