@@ -11,7 +11,8 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.channel_state`: pollers' positions, mailboxes, quarantined mail,
   the sandbox sender's deliveries;
 - :mod:`~kartabl.models.auth`: sessions, API tokens, login attempts, password resets;
-- :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``).
+- :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``);
+- :mod:`~kartabl.models.reply_files`: the files attached to replies.
 """
 
 from kartabl.models.auth import (
@@ -49,6 +50,7 @@ from kartabl.models.conversations import (
     Reply,
 )
 from kartabl.models.people import Person, Team, TeamMember
+from kartabl.models.reply_files import ReplyAttachment
 
 __all__ = [
     "ApiToken",
@@ -71,6 +73,7 @@ __all__ = [
     "PollerState",
     "QuarantinedMail",
     "Reply",
+    "ReplyAttachment",
     "ReplyState",
     "Role",
     "SandboxDelivery",
