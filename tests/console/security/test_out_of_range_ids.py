@@ -39,7 +39,8 @@ def test_ids_beyond_the_database_integers_are_refused(
              ("GET", "/api/v1/queues", Req("/api/v1/queues?team_id={t.person}"))]
     server_errors = set()
     for huge in HUGE:
-        ids = Ids(huge, huge, huge, huge, huge, huge, huge, "a" * 64, huge, huge, huge, huge)
+        ids = Ids(huge, huge, huge, huge, huge, huge, huge, "a" * 64, huge, huge, huge, huge,
+                  huge)
         for method, _path, req in [*_requests(app), *extra]:
             url = req.fill(world, ids)[0]
             try:
