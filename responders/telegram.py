@@ -82,7 +82,7 @@ from responders.chat_files import ChatStep, as_photo, chat_plan
 from responders.chat_length import split_text
 from responders.outcomes import request_leaves
 from responders.preview import MAX_CHAT_MESSAGES
-from responders.reply_files import MAX_FILES, read_all
+from responders.reply_files import read_all
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class TelegramSender(Sender):
                 if worst_case_s(b) >= sending_stale_s:
                     raise ValueError(
                         f"bot {b.name}: one send may take {worst_case_s(b):.0f} s "
-                        f"({MAX_PARTS + MAX_FILES} messages x 4 x timeout_s), not less than "
+                        f"({MAX_PARTS} messages x 4 x timeout_s), not less than "
                         f"KARTABL_SENDING_STALE_S={sending_stale_s:.0f}: raise the setting or "
                         "lower timeout_s")
 
@@ -137,10 +137,11 @@ class TelegramSender(Sender):
             raise PermanentDeliveryError(
                 f"the reply is too long for a chat: {len(parts)} messages of 4096 characters "
                 f"(at most {MAX_PARTS}); shorten it")
-        if len(msg.attachments) > MAX_FILES:
-            raise PermanentDeliveryError(f"the reply has {len(msg.attachments)} files; at most "
-                                         f"{MAX_FILES}")
         steps = chat_plan(msg.text, msg.attachments)
+        if len(steps) > MAX_PARTS:  # refused at submit and approval (responders.preview)
+            raise PermanentDeliveryError(
+                f"the reply is {len(steps)} chat messages with its files (at most "
+                f"{MAX_PARTS}); shorten it or attach fewer files")
         data = self._files(msg)  # read first: a missing file fails with nothing sent
         request_leaves()  # from here on, an unmapped error may follow a sent message
         ids = asyncio.run(_send_steps(bot, chat_id, steps, data))
@@ -165,10 +166,10 @@ class TelegramSender(Sender):
 
 
 def worst_case_s(bot: BotConfig) -> float:
-    """The longest one send can take: per message (the text's parts and the files), the
+    """The longest one send can take: per message (a part of the text, or a file), the
     pool, connect, write and read timeouts (httpx's write timeout bounds each chunk of an
     upload, so a large file on a slow line may take longer)."""
-    return (MAX_PARTS + MAX_FILES) * 4 * bot.timeout_s
+    return MAX_PARTS * 4 * bot.timeout_s
 
 
 async def _send_one(client: Bot, chat_id: str, step: ChatStep, files: dict[str, bytes]

@@ -288,3 +288,21 @@ def test_the_kavenegar_sender_refuses_a_reply_with_files() -> None:
     sender = object.__new__(KavenegarSender)  # the check comes before any of its state
     with pytest.raises(PermanentDeliveryError, match="cannot carry files"):
         KavenegarSender.send(sender, msg)
+
+
+def test_files_count_as_chat_messages_at_submit(db, files_dir) -> None:
+    # 10 files and a text longer than a caption: 11 chat messages, refused at submit
+    from responders.preview import ReplyTooLong
+
+    with db() as s:
+        support = team(s)
+        agent = person(s, teams=[support])
+        conv = conversation(s, channel=Channel.TELEGRAM, team=support, assignee=agent)
+        reply = workflow.draft(s, agent, conv.id, "x" * (CAPTION_MAX + 1), check=REPLY_CHECK)
+        add(s, agent, reply.id, [up(f"{n}.txt", f"file {n}".encode()) for n in range(10)],
+            limits=Limits(), directory=files_dir)
+        with pytest.raises(ReplyTooLong) as caught:
+            workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        assert caught.value.params["parts"] == 11
+        workflow.update_draft(s, agent, reply.id, "short enough for a caption")
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)  # 10 messages: fits
