@@ -8,6 +8,7 @@ import hashlib
 import struct
 import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.telegram.standin import BotApiStandin
 from config.telegram import BotConfig
 from kartabl import outbound, workflow
-from kartabl.errors import InputError, PermanentDeliveryError
+from kartabl.errors import InputError, OutcomeUnknown, PermanentDeliveryError
 from kartabl.messages import OutboundAttachment, OutboundMessage
 from kartabl.models import Channel, Message, Reply, ReplyAttachment, ReplyState, Role
 from responders import as_sent
 from responders.chat_files import CAPTION_MAX, chat_plan, image_size
-from responders.dispatch import dispatch_reply
+from responders.dispatch import dispatch_reply, reconcile_stale_sending
 from responders.email import SmtpSender
 from responders.preview import REPLY_CHECK
 from responders.reply_files import Limits, Upload, add, remove, sniff
@@ -306,3 +307,30 @@ def test_files_count_as_chat_messages_at_submit(db, files_dir) -> None:
         assert caught.value.params["parts"] == 11
         workflow.update_draft(s, agent, reply.id, "short enough for a caption")
         workflow.submit(s, agent, reply.id, check=REPLY_CHECK)  # 10 messages: fits
+
+
+def test_an_email_resent_after_an_unknown_outcome_carries_the_same_files(
+        db, smtp_server, files_dir, enqueued) -> None:
+    # Given an SMTP server whose answer after the data never comes in time
+    before = outbound.registered()
+    sender = SmtpSender(smtp_server.email_config(timeout_s=0.5, data_timeout_s=0.5),
+                        attachments_dir=files_dir)
+    outbound.register(sender)
+    try:
+        rid = drafted(db, Channel.EMAIL, [up(PERSIAN_NAME, PDF)], files_dir)
+        smtp_server.recorder.fail("DATA", "stall:1.5")
+        with pytest.raises(OutcomeUnknown):
+            dispatch_reply(db, rid)
+        # When the sweep reconciles it (SMTP cannot be asked: at least once) and it goes again
+        assert reconcile_stale_sending(db, older_than=timedelta(0)) == 1
+        assert ("dispatch_reply", rid) in enqueued
+        assert dispatch_reply(db, rid) == "sent"
+    finally:
+        outbound.unregister(Channel.EMAIL)
+        if "email" in before:
+            outbound.register(before["email"])
+    # Then both copies are the same mail: one Message-ID, the same file
+    first, second = smtp_server.messages()
+    assert first["Message-ID"] == second["Message-ID"]
+    assert [[p.get_content() for p in m.iter_attachments()] for m in (first, second)] == [
+        [PDF], [PDF]]
