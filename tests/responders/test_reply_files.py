@@ -334,3 +334,34 @@ def test_an_email_resent_after_an_unknown_outcome_carries_the_same_files(
     assert first["Message-ID"] == second["Message-ID"]
     assert [[p.get_content() for p in m.iter_attachments()] for m in (first, second)] == [
         [PDF], [PDF]]
+
+
+def test_what_was_sent_lists_the_files_and_which_carried_the_text() -> None:
+    listed = [{"filename": "a.png", "content_type": "image/png", "size": 3,
+               "storage_key": "a" * 64, "content_id": None},
+              {"filename": "b.pdf", "content_type": "application/pdf", "size": 4,
+               "storage_key": "b" * 64, "content_id": None},
+              {"filename": "not stored", "storage_key": None}]
+    short = as_sent.files(Channel.TELEGRAM, "short text", listed)
+    assert [(f.filename, f.captioned) for f in short] == [("a.png", True), ("b.pdf", False)]
+    long = as_sent.files(Channel.BALE, "x" * (CAPTION_MAX + 1), listed)
+    assert [f.captioned for f in long] == [False, False]
+    assert [f.captioned for f in as_sent.files(Channel.EMAIL, "short", listed)] == [False, False]
+
+
+def test_a_bale_reply_sends_its_file_through_bales_bot_api(db, standin, files_dir) -> None:
+    # Bale's Bot API is Telegram's: the same sender, its own channel and bots
+    before = outbound.registered()
+    cfg = BotConfig(name="bale_shop", kind="bale", token=TOKEN, mode="polling",
+                    base_url=standin.base_url, timeout_s=2.0)
+    outbound.register(TelegramSender(Channel.BALE, [cfg], attachments_dir=files_dir))
+    try:
+        rid = drafted(db, Channel.BALE, [up("report.pdf", PDF)], files_dir, body="گزارش")
+        assert dispatch_reply(db, rid) == "sent"
+    finally:
+        outbound.unregister(Channel.BALE)
+        if "bale" in before:
+            outbound.register(before["bale"])
+    [doc] = standin.sent
+    assert (doc.method, doc.text) == ("sendDocument", "گزارش")
+    assert doc.file is not None and doc.file.data == PDF
