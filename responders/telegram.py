@@ -1,6 +1,11 @@
 """The Telegram and Bale sender: an approved reply leaves as one or more ``sendMessage``
 calls of python-telegram-bot's ``Bot`` (:mod:`channels.telegram.bot`), to the bot the
 customer wrote to (``msg.meta["from"]``, the bot's name; else the channel's first bot).
+Its files go as ``sendDocument`` or ``sendPhoto`` uploads (multipart/form-data), in the
+order and with the captions :func:`responders.chat_files.chat_plan` decides; their bytes
+are read from the attachment store before the first request, so a missing file fails the
+reply with nothing sent. Every message (a part of the text, or a file) counts towards
+:data:`MAX_PARTS`, and a file refused after earlier messages went out is "partly sent".
 
 Which chat: the customer's user id (``msg.recipient``). Only private chats are ingested
 (:mod:`channels.telegram.updates` ignores groups), and in a private chat the chat id is the
@@ -188,7 +193,6 @@ async def _send_one(client: Bot, chat_id: str, step: ChatStep, files: dict[str, 
 async def _send_steps(bot: BotConfig, chat_id: str, steps: list[ChatStep],
                       files: dict[str, bytes]) -> list[int]:
     ids: list[int] = []
-    parts = steps
     async with open_bot(bot) as client:
         for n, step in enumerate(steps, 1):
             try:
@@ -198,7 +202,7 @@ async def _send_steps(bot: BotConfig, chat_id: str, steps: list[ChatStep],
                 if ids:
                     # Parts already went out: a retry would repeat them, so stop here and
                     # say exactly what the customer got.
-                    got = (f"parts 1-{n - 1} of {len(parts)} went out (message ids "
+                    got = (f"parts 1-{n - 1} of {len(steps)} went out (message ids "
                            f"{', '.join(map(str, ids))}); part {n}: {mapped}")
                     if isinstance(mapped, OutcomeUnknown):
                         raise OutcomeUnknown(f"partly sent: {got}") from exc
