@@ -365,3 +365,20 @@ def test_a_bale_reply_sends_its_file_through_bales_bot_api(db, standin, files_di
     [doc] = standin.sent
     assert (doc.method, doc.text) == ("sendDocument", "گزارش")
     assert doc.file is not None and doc.file.data == PDF
+
+
+def test_which_images_go_as_photos() -> None:
+    from responders.chat_files import as_photo
+
+    jpeg = (b"\xff\xd8" + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+            + b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 300, 400) + b"\x03" + b"\x00" * 9)
+    assert image_size(jpeg) == (400, 300)
+
+    def att(kind: str, data: bytes) -> OutboundAttachment:
+        return OutboundAttachment("x", kind, len(data), hashlib.sha256(data).hexdigest())
+
+    assert as_photo(att("image/jpeg", jpeg), jpeg)
+    assert as_photo(att("image/png", png(100, 50)), png(100, 50))
+    assert not as_photo(att("image/png", png(420, 20)), png(420, 20))  # sides over 20:1
+    assert not as_photo(att("image/png", png(6000, 5000)), png(6000, 5000))  # over 10000
+    assert not as_photo(att("image/gif", b"GIF89a..."), b"GIF89a...")  # a document
