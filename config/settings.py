@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         "bytes are not stored.",
     )
 
+    # Files an agent attaches to a reply (console composer). Telegram's Bot API takes
+    # documents up to 50 MB and photos up to 10 MB by multipart upload; base64 makes a mail
+    # about 4/3 of its attachments, and many mail servers refuse mail over 25 MB.
+    reply_file_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, le=50 * 1024 * 1024,
+        description="One file attached to a reply may be at most this large (at most "
+        "50 MB, Telegram's limit for a bot's document).",
+    )
+    reply_files_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, le=200 * 1024 * 1024,
+        description="All the files of one reply together may be at most this large.",
+    )
+
     # -- sweeps ----------------------------------------------------------------
     sweep_interval_s: float = Field(default=15.0, gt=0, description="Scheduler tick.")
     sweep_grace_s: float = Field(

@@ -278,6 +278,8 @@ def _timeline(customer: CustomerInfo, messages: Iterable[Any],
             message_id=sent_rows[r.id].id if r.id in sent_rows else None,
             history=steps.get(r.id, []),
             sent=as_sent.pieces(r.channel, sent_rows[r.id].text) if r.id in sent_rows else [],
+            sent_files=as_sent.files(r.channel, sent_rows[r.id].text, sent_rows[r.id].attachments)
+            if r.id in sent_rows else [],
         )))
     keyed.sort(key=lambda k: k[:3])
     return [item for *_, item in keyed]

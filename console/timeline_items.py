@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from kartabl.models import Channel, ConversationStatus, Direction, MessageKind, ReplyState
+from responders import as_sent
 
 ActivityKind = Literal["assigned", "triaged", "referred", "note", "closed", "reopened"]
 
@@ -144,6 +145,8 @@ class ReplyItem:
     # What the customer received (the outbound row's rendered text, wrapper included), as
     # its channel carried it: SMS parts, chat messages, one mail. Empty until sent.
     sent: list[str] = field(default_factory=list)
+    # The files that went with it (the outbound row's list), in the order they went.
+    sent_files: list[as_sent.SentFile] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

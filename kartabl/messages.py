@@ -64,6 +64,21 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundAttachment:
+    """A file that goes out with a reply: its bytes are read from the attachment store by
+    the sender (``<attachments dir>/<key[:2]>/<key>``), never carried through the queue."""
+
+    filename: str  # sanitised at upload: display only, never a path
+    content_type: str  # sniffed from the bytes at upload
+    size: int
+    storage_key: str  # the SHA-256 of the bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"filename": self.filename, "content_type": self.content_type,
+                "size": self.size, "storage_key": self.storage_key, "content_id": None}
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One approved reply, rendered for its channel, as a sender receives it."""
 
@@ -78,3 +93,5 @@ class OutboundMessage:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    # the files of the reply, in the order they were added (sent after or with the text)
+    attachments: tuple[OutboundAttachment, ...] = ()

@@ -14,6 +14,9 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+units = _units  # the length Telegram counts (captions too: responders.chat_files)
+
+
 def split_text(text: str, limit: int = MAX_UNITS) -> list[str]:
     """``text`` in parts of at most ``limit`` UTF-16 units, cut at the last paragraph break,
     else line break, else space in the second half of a part; else (one long word) hard."""

@@ -283,7 +283,7 @@ def _mark_sent(
     audit.record(
         session, "reply.sent", conversation_id=conv.id, reply_id=reply.id, message_id=out.id,
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,
-        text=msg.text,
+        text=msg.text, files=[a.filename for a in msg.attachments],
     )
     _count(session, "sent")
 

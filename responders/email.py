@@ -41,6 +41,7 @@ import logging
 import re
 import smtplib
 import ssl
+from pathlib import Path
 from typing import Final
 
 from config.channels import EmailConfig, Mailbox, SmtpAccount
@@ -50,10 +51,11 @@ from kartabl.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from kartabl.messages import OutboundMessage
+from kartabl.messages import OutboundAttachment, OutboundMessage
 from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
 from responders.email_mime import SMTP_POLICY, build_email, plain_address
 from responders.outcomes import request_leaves
+from responders.reply_files import read_all
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +75,10 @@ class SmtpSender(Sender):
 
     def __init__(
         self, email: EmailConfig, *, ssl_context: ssl.SSLContext | None = None,
-        sending_stale_s: float | None = None,
+        sending_stale_s: float | None = None, attachments_dir: Path | None = None,
     ) -> None:
         self._email = email
+        self._files_dir = attachments_dir  # where a reply's attached files are stored
         self._mailboxes = [m for m in email.mailboxes if m.smtp is not None]
         if not self._mailboxes:
             raise ValueError("no mailbox in the channels file has an smtp account")
@@ -105,7 +108,8 @@ class SmtpSender(Sender):
     def send(self, msg: OutboundMessage) -> str:
         mailbox = self.mailbox_for(msg)
         assert mailbox.smtp is not None  # mailbox_for only returns mailboxes that can send
-        em = build_email(msg, from_address=mailbox.address, display_name=mailbox.display_name)
+        em = build_email(msg, from_address=mailbox.address, display_name=mailbox.display_name,
+                         files=self._files(msg))
         envelope_from = plain_address(mailbox.address, "sender address").addr_spec
         rcpt = plain_address(msg.recipient).addr_spec
         payload = em.as_bytes(policy=SMTP_POLICY)
@@ -117,6 +121,16 @@ class SmtpSender(Sender):
         log.info("reply %s sent by SMTP via mailbox %s as %s", msg.reply_id, mailbox.name,
                  provider_id)
         return provider_id
+
+    def _files(self, msg: OutboundMessage) -> list[tuple[OutboundAttachment, bytes]]:
+        """The reply's files with their bytes; read before anything is sent, so a missing
+        file fails the reply permanently with nothing sent."""
+        if not msg.attachments:
+            return []
+        if self._files_dir is None:
+            raise PermanentDeliveryError("this process has no attachments directory to read "
+                                         "the reply's files from")
+        return read_all(self._files_dir, msg.attachments)
 
     def lookup(self, msg: OutboundMessage) -> str | None:
         raise NotImplementedError("SMTP cannot tell whether a server accepted a message")

@@ -19,7 +19,7 @@ package would otherwise RFC 2047-encode a long one, and no mail client would rec
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -30,7 +30,7 @@ from typing import Any, Final
 import idna
 
 from kartabl.errors import PermanentDeliveryError
-from kartabl.messages import OutboundMessage
+from kartabl.messages import OutboundAttachment, OutboundMessage
 
 # policy.SMTP: policy.default with CRLF line ends, as the wire wants them.
 SMTP_POLICY: Final = policy.SMTP
@@ -100,8 +100,13 @@ class _MessageIds(str):
         return f"{self.name}: {sep.join(self.ids)}{policy.linesep}"
 
 
-def build_email(msg: OutboundMessage, *, from_address: str, display_name: str = "") -> EmailMessage:
-    """The reply as a MIME message: text, plus HTML as an alternative when there is some."""
+def build_email(msg: OutboundMessage, *, from_address: str, display_name: str = "",
+                files: Sequence[tuple[OutboundAttachment, bytes]] = ()) -> EmailMessage:
+    """The reply as a MIME message: text, plus HTML as an alternative when there is some;
+    with ``files`` (the reply's attachments and their bytes), ``multipart/mixed``: the text
+    first, then one ``attachment`` part per file, base64, its name in the
+    Content-Disposition's ``filename`` (RFC 2231 ``filename*=utf-8''...`` when it is not
+    ASCII, as a Persian name is; the email package writes it)."""
     key = message_id(msg.idempotency_key)
     if key is None:  # ours, fixed at approval: a bug or tampered data, never to be sent
         raise PermanentDeliveryError(
@@ -123,6 +128,12 @@ def build_email(msg: OutboundMessage, *, from_address: str, display_name: str = 
     em.set_content(msg.text, subtype="plain", charset="utf-8", cte=_cte(msg.text))
     if msg.html:
         em.add_alternative(msg.html, subtype="html", charset="utf-8", cte=_cte(msg.html))
+    for att, data in files:
+        maintype, _, subtype = att.content_type.partition("/")
+        if not maintype or not subtype or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"  # never a container part
+        em.add_attachment(data, maintype=maintype, subtype=subtype, cte="base64",
+                          filename=one_line(att.filename, MAX_NAME_CHARS) or "attachment")
     return em
 
 

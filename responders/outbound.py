@@ -20,6 +20,7 @@ from kartabl.models import (
 )
 from kartabl.workflow import idempotency_key_for
 from responders.render import render_reply, reply_subject
+from responders.reply_files import outbound as outbound_files
 
 MAX_REFERENCES = 20  # long threads: keep the root's neighbours, as mail clients do
 
@@ -80,6 +81,7 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
         references=references,
         # answer from the address / line / bot the customer wrote to
         meta={"from": inbound.recipient, "inbound_message_id": inbound.id},
+        attachments=outbound_files(session, reply.id),
     )
 
 
@@ -102,6 +104,9 @@ def record_outbound(session: Session, msg: OutboundMessage, provider_id: str) ->
         sender=str(msg.meta.get("from") or ""), recipient=msg.recipient, subject=msg.subject,
         text=msg.text, html=msg.html, in_reply_to=msg.in_reply_to,
         references=list(msg.references),
+        # the files that went with it: the timeline lists them, and the message's access-
+        # checked download route (console.pages.attachments) serves them
+        attachments=[a.to_json() for a in msg.attachments],
         meta={"reply_id": msg.reply_id, "provider_id": provider_id},
         # outbound rows are never routed: mark them so the unrouted sweep skips them
         received_at=now, routed_at=now,

@@ -11,6 +11,7 @@ too-long SMS is caught by its author, not by a failed send.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from kartabl.errors import PermanentDeliveryError, WorkflowError
 from kartabl.language import DEFAULT_LANGUAGE, conversation_language
+from kartabl.messages import OutboundAttachment
 from kartabl.models import Channel, Conversation, Direction, Message, Reply
 from kartabl.outbound import ReplyCheck
-from responders.chat_length import split_text
+from responders.chat_files import chat_plan
 from responders.render import has_template, render_reply, reply_subject
+from responders.reply_files import outbound as outbound_files
 from responders.sms_length import sms_length
 
 # The most parts each channel's sender accepts (responders.sms / responders.telegram).
@@ -63,9 +66,12 @@ class Preview:
 def preview(
     channel: Channel | str, body: str, *, template: str | None = None, subject: str = "",
     customer_name: str = "", language: str = DEFAULT_LANGUAGE,
+    files: Sequence[OutboundAttachment] = (),
 ) -> Preview:
     """Render ``body`` for ``channel`` (its wrapper in the customer's ``language``) and
-    count it. Raises :class:`PermanentDeliveryError` when the template fails."""
+    count it; on a chat, each of ``files`` is a message too (a short text rides as the
+    first file's caption: :func:`responders.chat_files.chat_plan`). Raises
+    :class:`PermanentDeliveryError` when the template fails."""
     ch = Channel(channel)
     text = render_reply(ch, body, template=template, language=language, context={
         "subject": reply_subject(subject), "customer_name": customer_name}).text
@@ -73,7 +79,7 @@ def preview(
         length = sms_length(text)
         return Preview(ch, text, length.parts, MAX_SMS_PARTS, length.encoding)
     if ch in (Channel.TELEGRAM, Channel.BALE):
-        return Preview(ch, text, len(split_text(text)), MAX_CHAT_MESSAGES)
+        return Preview(ch, text, len(chat_plan(text, files)), MAX_CHAT_MESSAGES)
     return Preview(ch, text, 1, 1)
 
 
@@ -91,7 +97,8 @@ def preview_reply(session: Session, reply: Reply, body: str | None = None) -> Pr
     )
     return preview(reply.channel, reply.body if body is None else body, template=reply.template,
                    subject=conv.subject or "", customer_name=name or "",
-                   language=conversation_language(session, conv.id))
+                   language=conversation_language(session, conv.id),
+                   files=outbound_files(session, reply.id) if reply.id is not None else ())
 
 
 def require_fits(session: Session, step: str, reply: Reply, body: str | None = None) -> Preview:

@@ -67,14 +67,16 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
         from responders.email import SmtpSender
 
         makers.append(("email", "SMTP", partial(SmtpSender, channels.email,
-                                                 sending_stale_s=stale)))
+                                                 sending_stale_s=stale,
+                                                 attachments_dir=settings.attachments_dir)))
     if channels.telegram.bots:  # Telegram and Bale bots: one sender per channel with bots
         from responders.telegram import TelegramSender
 
         bots = channels.telegram.bots
         for channel in sorted({b.channel for b in bots}):
-            makers.append((channel, "the Bot API", partial(TelegramSender, channel, bots,
-                                                           sending_stale_s=stale)))
+            makers.append((channel, "the Bot API", partial(
+                TelegramSender, channel, bots, sending_stale_s=stale,
+                attachments_dir=settings.attachments_dir)))
     if (sms := channels.sms) is not None:  # SMS through Kavenegar
         from responders.sms import KavenegarSender
 

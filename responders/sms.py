@@ -114,6 +114,9 @@ class KavenegarSender(Sender):
         text = msg.text.strip()
         if not text:
             raise PermanentDeliveryError("the reply is empty")
+        if msg.attachments:  # refused at draft time (responders.reply_files); never dropped
+            raise PermanentDeliveryError(
+                f"an SMS cannot carry files; the reply has {len(msg.attachments)}")
         if sms_parts(text) > MAX_PARTS:
             raise PermanentDeliveryError(
                 f"the reply is too long for SMS: {sms_parts(text)} parts (at most {MAX_PARTS})")

@@ -1,6 +1,11 @@
 """The Telegram and Bale sender: an approved reply leaves as one or more ``sendMessage``
 calls of python-telegram-bot's ``Bot`` (:mod:`channels.telegram.bot`), to the bot the
 customer wrote to (``msg.meta["from"]``, the bot's name; else the channel's first bot).
+Its files go as ``sendDocument`` or ``sendPhoto`` uploads (multipart/form-data), in the
+order and with the captions :func:`responders.chat_files.chat_plan` decides; their bytes
+are read from the attachment store before the first request, so a missing file fails the
+reply with nothing sent. Every message (a part of the text, or a file) counts towards
+:data:`MAX_PARTS`, and a file refused after earlier messages went out is "partly sent".
 
 Which chat: the customer's user id (``msg.recipient``). Only private chats are ingested
 (:mod:`channels.telegram.updates` ignores groups), and in a private chat the chat id is the
@@ -56,9 +61,11 @@ import asyncio
 import logging
 import warnings
 from datetime import timedelta
+from pathlib import Path
 from typing import Final
 
 import httpx
+from telegram import Bot, Message
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -76,9 +83,11 @@ from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeli
 from kartabl.messages import OutboundMessage
 from kartabl.models import Channel
 from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
+from responders.chat_files import ChatStep, as_photo, chat_plan
 from responders.chat_length import split_text
 from responders.outcomes import request_leaves
 from responders.preview import MAX_CHAT_MESSAGES
+from responders.reply_files import read_all
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +106,10 @@ class TelegramSender(Sender):
     can_look_up = False
 
     def __init__(self, channel: Channel | str, bots: list[BotConfig], *,
-                 sending_stale_s: float | None = None) -> None:
+                 sending_stale_s: float | None = None,
+                 attachments_dir: Path | None = None) -> None:
         self.channel: str = Channel(channel).value
+        self._files_dir = attachments_dir  # where a reply's attached files are stored
         self._bots = [b for b in bots if b.channel == Channel(channel)]
         if not self._bots:
             raise ValueError(f"no {self.channel} bot in the channels file")
@@ -110,7 +121,7 @@ class TelegramSender(Sender):
                 if worst_case_s(b) >= sending_stale_s:
                     raise ValueError(
                         f"bot {b.name}: one send may take {worst_case_s(b):.0f} s "
-                        f"({MAX_PARTS} parts x 4 x timeout_s), not less than "
+                        f"({MAX_PARTS} messages x 4 x timeout_s), not less than "
                         f"KARTABL_SENDING_STALE_S={sending_stale_s:.0f}: raise the setting or "
                         "lower timeout_s")
 
@@ -131,12 +142,26 @@ class TelegramSender(Sender):
             raise PermanentDeliveryError(
                 f"the reply is too long for a chat: {len(parts)} messages of 4096 characters "
                 f"(at most {MAX_PARTS}); shorten it")
+        steps = chat_plan(msg.text, msg.attachments)
+        if len(steps) > MAX_PARTS:  # refused at submit and approval (responders.preview)
+            raise PermanentDeliveryError(
+                f"the reply is {len(steps)} chat messages with its files (at most "
+                f"{MAX_PARTS}); shorten it or attach fewer files")
+        data = self._files(msg)  # read first: a missing file fails with nothing sent
         request_leaves()  # from here on, an unmapped error may follow a sent message
-        ids = asyncio.run(_send_parts(bot, chat_id, parts))
+        ids = asyncio.run(_send_steps(bot, chat_id, steps, data))
         provider_id = f"{bot.name}:{chat_id}:{','.join(str(i) for i in ids)}"
-        log.info("reply %s sent by %s bot %s in %d part(s) as %s", msg.reply_id,
-                 self.channel, bot.name, len(parts), provider_id)
+        log.info("reply %s sent by %s bot %s in %d message(s) as %s", msg.reply_id,
+                 self.channel, bot.name, len(steps), provider_id)
         return provider_id
+
+    def _files(self, msg: OutboundMessage) -> dict[str, bytes]:
+        if not msg.attachments:
+            return {}
+        if self._files_dir is None:
+            raise PermanentDeliveryError("this process has no attachments directory to read "
+                                         "the reply's files from")
+        return {a.storage_key: data for a, data in read_all(self._files_dir, msg.attachments)}
 
     def lookup(self, msg: OutboundMessage) -> str | None:
         raise NotImplementedError("the Bot API cannot tell whether a message was sent")
@@ -146,22 +171,38 @@ class TelegramSender(Sender):
 
 
 def worst_case_s(bot: BotConfig) -> float:
-    """The longest one send can take: per part, the pool, connect, write and read timeouts."""
+    """The longest one send can take: per message (a part of the text, or a file), the
+    pool, connect, write and read timeouts (httpx's write timeout bounds each chunk of an
+    upload, so a large file on a slow line may take longer)."""
     return MAX_PARTS * 4 * bot.timeout_s
 
 
-async def _send_parts(bot: BotConfig, chat_id: str, parts: list[str]) -> list[int]:
+async def _send_one(client: Bot, chat_id: str, step: ChatStep, files: dict[str, bytes]
+                    ) -> Message:
+    if step.file is None:
+        return await client.send_message(chat_id=chat_id, text=step.text)
+    data = files[step.file.storage_key]
+    caption = step.text or None
+    if as_photo(step.file, data):
+        return await client.send_photo(chat_id=chat_id, photo=data, caption=caption,
+                                       filename=step.file.filename)
+    return await client.send_document(chat_id=chat_id, document=data, caption=caption,
+                                      filename=step.file.filename)
+
+
+async def _send_steps(bot: BotConfig, chat_id: str, steps: list[ChatStep],
+                      files: dict[str, bytes]) -> list[int]:
     ids: list[int] = []
     async with open_bot(bot) as client:
-        for n, part in enumerate(parts, 1):
+        for n, step in enumerate(steps, 1):
             try:
-                sent = await client.send_message(chat_id=chat_id, text=part)
+                sent = await _send_one(client, chat_id, step, files)
             except TelegramError as exc:
                 mapped = map_error(exc, bot.name, bot.provider)
                 if ids:
                     # Parts already went out: a retry would repeat them, so stop here and
                     # say exactly what the customer got.
-                    got = (f"parts 1-{n - 1} of {len(parts)} went out (message ids "
+                    got = (f"parts 1-{n - 1} of {len(steps)} went out (message ids "
                            f"{', '.join(map(str, ids))}); part {n}: {mapped}")
                     if isinstance(mapped, OutcomeUnknown):
                         raise OutcomeUnknown(f"partly sent: {got}") from exc

@@ -7,7 +7,11 @@ drive the real python-telegram-bot over real HTTP, without an account::
     server.add_bot("123:TOKEN", username="shop_bot")
     Bot("123:TOKEN", base_url=server.base_url)   # "http://127.0.0.1:<port>/bot"
 
-Methods: getMe, sendMessage (recorded, answered with a Message), getUpdates (offset, limit,
+Methods: getMe, sendMessage (recorded, answered with a Message), sendDocument and sendPhoto
+(a new file uploaded as ``multipart/form-data``, with ``chat_id`` and ``caption``; recorded
+with the bytes, answered with a Message carrying ``document`` or ``photo``; as documented:
+400 "file must be non-empty", 400 "message caption is too long" over 1024 characters, 413
+over 50 MB for a document or 10 MB for a photo), getUpdates (offset, limit,
 timeout: a short long-poll; allowed_updates), setWebhook (url, secret_token,
 allowed_updates, drop_pending_updates), deleteWebhook, getWebhookInfo. Bodies may be
 form-encoded (what python-telegram-bot sends; a list is a JSON array in the field) or JSON.
@@ -59,11 +63,13 @@ from channels.standin_http import LoopbackServer
 from channels.telegram.standin_wire import (
     Answer,
     Fault,
+    UploadedFile,
     error,
     fault_answer,
     list_param,
     ok,
     parse_params,
+    png_size,
 )
 
 log = logging.getLogger(__name__)
@@ -101,9 +107,18 @@ class StandinBot:
 class Sent:
     bot: str  # the bot's username: never its token
     chat_id: str
-    text: str
+    text: str  # the message's text, or a document's or photo's caption
     message_id: int
     params: dict[str, Any]
+    method: str = "sendMessage"  # or sendDocument, sendPhoto
+    file: UploadedFile | None = None  # what sendDocument / sendPhoto uploaded
+
+
+# The Bot API's limits for a bot's multipart upload (core.telegram.org/bots/api#sending-files)
+# and for a caption.
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+CAPTION_MAX = 1024
 
 
 class BotApiStandin:
@@ -117,6 +132,9 @@ class BotApiStandin:
         self.sent: list[Sent] = []
         self.calls: list[str] = []  # method names, in order
         self.blocked_users: set[str] = set()
+        # a test may lower them to see the 413 without uploading 50 MB
+        self.document_max_bytes = DOCUMENT_MAX_BYTES
+        self.photo_max_bytes = PHOTO_MAX_BYTES
         self._http = LoopbackServer("bot-api-standin")
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -239,6 +257,63 @@ class BotApiStandin:
         return 200, ok({"message_id": message_id, "date": int(time.time()), "text": text,
                          "chat": {"id": int(chat_id), "type": "private"},
                          "from": {"id": bot.id, "is_bot": True, "first_name": bot.username}})
+
+    def _api_sendDocument(self, bot: StandinBot, params: dict[str, Any]
+                          ) -> tuple[int, dict[str, Any]]:
+        return self._send_file(bot, params, "document", self.document_max_bytes)
+
+    def _api_sendPhoto(self, bot: StandinBot, params: dict[str, Any]
+                       ) -> tuple[int, dict[str, Any]]:
+        return self._send_file(bot, params, "photo", self.photo_max_bytes)
+
+    def _send_file(self, bot: StandinBot, params: dict[str, Any], field_name: str,
+                   max_bytes: int) -> tuple[int, dict[str, Any]]:
+        """sendDocument / sendPhoto with a new file uploaded as multipart/form-data (a
+        file_id or URL string is not a file this stand-in knows: 400, as for an unknown
+        file_id)."""
+        chat_id, caption = str(params.get("chat_id", "")), str(params.get("caption") or "")
+        upload = params.get(field_name)
+        if not chat_id.lstrip("-").isdigit():
+            return 400, error(400, "Bad Request: chat not found")
+        if not isinstance(upload, UploadedFile):
+            if upload:
+                return 400, error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            return 400, error(400, f"Bad Request: there is no {field_name} in the request")
+        if not upload.data:
+            return 400, error(400, "Bad Request: file must be non-empty")
+        if len(upload.data) > max_bytes:
+            return 413, error(413, "Request Entity Too Large")
+        if len(caption.encode("utf-16-le")) // 2 > CAPTION_MAX:
+            return 400, error(400, "Bad Request: message caption is too long")
+        if chat_id in self.blocked_users:
+            return 403, error(403, "Forbidden: bot was blocked by the user")
+        method = "sendPhoto" if field_name == "photo" else "sendDocument"
+        with self._cond:
+            message_id = next(self._message_ids)
+            self.sent.append(Sent(bot.username, chat_id, caption, message_id,
+                                  {k: v for k, v in params.items() if k != field_name},
+                                  method, upload))
+        if self.announce:
+            log.info("Bot API stand-in: @%s to chat %s (message %s): %s %s (%d bytes)",
+                     bot.username, chat_id, message_id, field_name, upload.filename,
+                     len(upload.data))
+        file_id = f"{field_name}-{message_id}"
+        result: dict[str, Any] = {
+            "message_id": message_id, "date": int(time.time()),
+            "chat": {"id": int(chat_id), "type": "private"},
+            "from": {"id": bot.id, "is_bot": True, "first_name": bot.username}}
+        if caption:
+            result["caption"] = caption
+        if field_name == "photo":
+            w, h = png_size(upload.data)
+            result["photo"] = [{"file_id": file_id, "file_unique_id": file_id, "width": w,
+                                "height": h, "file_size": len(upload.data)}]
+        else:
+            result["document"] = {"file_id": file_id, "file_unique_id": file_id,
+                                  "file_name": upload.filename,
+                                  "mime_type": upload.content_type,
+                                  "file_size": len(upload.data)}
+        return 200, ok(result)
 
     def _api_getUpdates(self, bot: StandinBot, params: dict[str, Any]
                         ) -> tuple[int, dict[str, Any]]:

@@ -1,14 +1,18 @@
 """What the Bot API stand-in (:mod:`channels.telegram.standin`) reads and writes on the
 wire: its JSON answers (``ok``/``error`` bodies), the answers of the faults a test queues
-(:class:`Fault`, :func:`fault_answer`), the request bodies it parses (form-encoded or JSON),
+(:class:`Fault`, :func:`fault_answer`), the request bodies it parses (form-encoded, JSON,
+or ``multipart/form-data`` with uploaded files: :class:`UploadedFile`),
 and :func:`text_update`, the update a customer's message arrives as.
 """
 
 from __future__ import annotations
 
+import email.policy
 import json
 import time
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -72,9 +76,44 @@ def fault_answer(fault: Fault) -> Answer:
 
 
 
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file a client uploaded (``multipart/form-data``), as the Bot API receives it."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """``multipart/form-data`` (RFC 7578, what the Bot API takes for uploads): a part with
+    a filename is an :class:`UploadedFile`, any other part a string field."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    mail = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not mail.is_multipart():
+        raise ValueError("not a multipart body")
+    params: dict[str, Any] = {}
+    for part in mail.iter_parts():
+        if not isinstance(part, EmailMessage):
+            raise ValueError("bad part")
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a part without a name")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            params[name] = UploadedFile(filename, part.get_content_type(), data)
+        else:
+            params[name] = data.decode(part.get_content_charset() or "utf-8")
+    return params
+
+
 def parse_params(content_type: str, body: bytes) -> dict[str, Any]:
     if not body:
         return {}
+    if content_type.startswith("multipart/form-data"):
+        return _multipart(content_type, body)
     if content_type.startswith("application/json"):
         data = json.loads(body)
         if not isinstance(data, dict):
@@ -101,3 +140,11 @@ def text_update(user_id: int, text: str, *, first_name: str = "Sara", last_name:
         msg["text"] = text
     msg.update(message)
     return {"message": msg}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """A PNG's width and height (its IHDR); 1 x 1 for anything else (Telegram would
+    recompress the photo and report its own sizes: a test does not read them)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return 1, 1

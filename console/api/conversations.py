@@ -33,6 +33,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 from sqlalchemy.orm import Session
 
+from console.api.reply_files import add_api_files, with_files
 from console.api.schemas import (
     MAX_ID,
     ActivityOut,
@@ -257,12 +258,16 @@ def add_note(cid: PathId, body: NoteIn, p: Act, db: Db) -> NoteOut:
 
 @router.post("/conversations/{cid}/replies", status_code=201, summary="Draft a reply",
              responses=errors(400, 401, 403, 404, 409))
-def draft(cid: PathId, body: DraftIn, p: Act, db: Db) -> ReplyOut:
-    """A draft on an open conversation, optionally through a canned template; submit it
-    with ``POST /api/v1/replies/{id}/submit``."""
+def draft(cid: PathId, body: DraftIn, p: Act, db: Db, settings: AppSettings) -> ReplyOut:
+    """A draft on an open conversation, optionally through a canned template, with its
+    files (base64; refused with 400 when too large, too many, empty, not base64, or on
+    SMS); submit it with ``POST /api/v1/replies/{id}/submit``."""
     _visible(db, p.person, cid)
-    return _reply(db, workflow.draft(db, p.person, cid, body.body, template=body.template,
-                                     check=REPLY_CHECK))
+    reply = workflow.draft(db, p.person, cid, body.body, template=body.template,
+                           check=REPLY_CHECK)
+    add_api_files(db, p.person, reply.id, [(f.filename, f.content_base64) for f in body.files],
+                  settings)
+    return _reply(db, reply)
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -271,14 +276,15 @@ def draft(cid: PathId, body: DraftIn, p: Act, db: Db) -> ReplyOut:
 def _reply(db: Session, reply: Reply) -> ReplyOut:
     db.commit()
     db.refresh(reply)  # updated_at and the approval stamps as stored
-    return ReplyOut.model_validate(reply, from_attributes=True)
+    return with_files(db, ReplyOut.model_validate(reply, from_attributes=True))
 
 
 @router.get("/replies/{rid}", summary="A reply and its state",
             responses=errors(401, 403, 404))
 def get_reply(rid: PathId, p: Read, db: Db) -> ReplyOut:
     """Poll this for the delivery status (sent, delivered, failed with ``error``)."""
-    return ReplyOut.model_validate(_visible_reply(db, p.person, rid), from_attributes=True)
+    return with_files(db, ReplyOut.model_validate(_visible_reply(db, p.person, rid),
+                                                  from_attributes=True))
 
 
 @router.patch("/replies/{rid}", summary="Edit a draft (or a rejected reply)",

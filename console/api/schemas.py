@@ -87,11 +87,24 @@ class NoteIn(BaseModel):
     text: Text = Field(description="A private note for staff; never sent to the customer.")
 
 
+class FileIn(BaseModel):
+    """A file attached to a draft: its name and its bytes in base64 (RFC 4648)."""
+
+    filename: str = Field(min_length=1, max_length=200)
+    # 50 MB (the most a setting allows per file) in base64
+    content_base64: str = Field(max_length=70_000_000)
+
+
 class DraftIn(BaseModel):
     body: Text
     template: Annotated[str, Field(max_length=100), AfterValidator(clean_text)] | None = Field(
         default=None, description="A canned reply template (default: 'default')."
     )
+    files: list[FileIn] = Field(
+        default_factory=list, max_length=10,
+        description="Files to send with the reply (email, Telegram, Bale; refused for SMS), "
+        "within the same limits as the console's (KARTABL_REPLY_FILE_MAX_BYTES each, "
+        "KARTABL_REPLY_FILES_MAX_BYTES together).")
 
 
 class EditIn(BaseModel):
@@ -312,6 +325,13 @@ class NoteOut(BaseModel):
     text: str
 
 
+class ReplyFileOut(_Out):
+    id: int
+    filename: str
+    content_type: str  # sniffed from the bytes
+    size: int
+
+
 class ReplyOut(_Out):
     id: int
     conversation_id: int
@@ -329,6 +349,9 @@ class ReplyOut(_Out):
     approved_at: datetime | None
     sent_at: datetime | None
     delivered_at: datetime | None
+    files: list[ReplyFileOut] = Field(
+        default_factory=list, description="The files that go with the reply (their bytes: "
+        "in the console, /replies/{id}/attachments/{file id}).")
 
 
 class PreviewOut(BaseModel):

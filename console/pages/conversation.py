@@ -29,9 +29,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.deps import Approval, PathId, Principal, get_db, page_principal
+from console.deps import Approval, PathId, Principal, app_settings, get_db, page_principal
 from console.flash import failed_id, recall, refused
 from console.pages._ui import back, form_text, handover_choices, optional_id, render
+from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.templating import request_locale
@@ -59,6 +60,7 @@ from kartabl.notifications import mark_seen
 from kartabl.workflow.access import REVIEWERS
 from responders import render as reply_render
 from responders.preview import REPLY_CHECK, preview_reply
+from responders.reply_files import Limits, files_of
 from responders.sms_length import sms_length
 
 router = APIRouter(include_in_schema=False)
@@ -168,6 +170,8 @@ def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
         "done": request.query_params.get("done", "")[:40],
         "error": refusal_text(request_locale(request), flash.refusal) if flash else "",
         "kept": flash.kept if flash else {}, "version": _version(db, cid),
+        "reply_files": files_of(db, previews),  # the approver sees them before approving
+        "file_limits": Limits.of(app_settings(request)),
     })
 
 
@@ -308,16 +312,18 @@ def add_note(
 
 @router.post("/conversations/{cid}/replies")
 def new_draft(
-    request: Request, cid: PathId, policy: Approval, body: Text = "", template: Short = "",
-    then: Short = "save", p: Principal = Depends(page_principal),
+    request: Request, cid: PathId, policy: Approval, files: ReplyFiles, body: Text = "",
+    template: Short = "", then: Short = "save", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    """Draft a reply; with ``then=submit`` (the second button) submit it at once."""
+    """Draft a reply (with its files); with ``then=submit`` (the second button) submit it
+    at once."""
     _visible(db, p, cid)
 
     def step() -> None:
         reply = workflow.draft(db, p.person, cid, form_text(body),
                                template=template.strip() or None, check=REPLY_CHECK)
+        files.apply(db, p.person, reply.id)
         if then == "submit":
             workflow.submit(db, p.person, reply.id, policy=policy, check=REPLY_CHECK)
 
@@ -330,19 +336,23 @@ def new_draft(
 
 @router.post("/replies/{rid}/edit")
 def edit_draft(
-    request: Request, rid: PathId, body: Text = "", p: Principal = Depends(page_principal),
-    db: Session = Depends(get_db),
+    request: Request, rid: PathId, files: ReplyFiles, body: Text = "",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     cid = _visible_reply(db, p, rid).conversation_id
-    return _act(request, db, p, cid, "edited",
-                lambda: workflow.update_draft(db, p.person, rid, form_text(body)),
-                {f"edit_{rid}": body})
+
+    def step() -> None:
+        workflow.update_draft(db, p.person, rid, form_text(body))
+        files.apply(db, p.person, rid)
+
+    return _act(request, db, p, cid, "edited", step, {f"edit_{rid}": body})
 
 
 @router.post("/replies/{rid}/submit")
 def submit(
-    request: Request, rid: PathId, policy: Approval, body: MaybeText = None,
-    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+    request: Request, rid: PathId, policy: Approval, files: ReplyFiles,
+    body: MaybeText = None, p: Principal = Depends(page_principal),
+    db: Session = Depends(get_db),
 ) -> Response:
     """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
     reply = _visible_reply(db, p, rid)
@@ -352,6 +362,7 @@ def submit(
         text = form_text(body) if body is not None else None
         if state == ReplyState.REJECTED or (text is not None and text != stored):
             workflow.update_draft(db, p.person, rid, text if text is not None else stored)
+        files.apply(db, p.person, rid)
         workflow.submit(db, p.person, rid, policy=policy, check=REPLY_CHECK)
 
     return _act(request, db, p, cid, "submitted", step, {f"edit_{rid}": body or ""})

@@ -14,6 +14,7 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.canned`: canned responses (saved replies inserted by ``/shortcut``);
 - :mod:`~kartabl.models.notifications`: the per-person notification feed and what each
   person has seen of each conversation.
+- :mod:`~kartabl.models.reply_files`: the files attached to replies.
 """
 
 from kartabl.models.auth import (
@@ -52,6 +53,7 @@ from kartabl.models.conversations import (
 )
 from kartabl.models.notifications import ConversationSeen, Notification
 from kartabl.models.people import Person, Team, TeamMember
+from kartabl.models.reply_files import ReplyAttachment
 
 __all__ = [
     "ApiToken",
@@ -76,6 +78,7 @@ __all__ = [
     "PollerState",
     "QuarantinedMail",
     "Reply",
+    "ReplyAttachment",
     "ReplyState",
     "Role",
     "SandboxDelivery",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 02:58:01.152708
+Create Date: 2026-12-04 03:46:12.401351
 """
 
 from __future__ import annotations
@@ -620,8 +620,42 @@ def upgrade() -> None:
     with op.batch_alter_table("quarantined_mail", schema=None) as batch_op:
         batch_op.create_index("ix_quarantined_mail_open", ["reimported_at", "id"], unique=False)
 
+    op.create_table(
+        "reply_attachment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("reply_id", sa.Integer(), nullable=False),
+        sa.Column("filename", sa.String(length=200), nullable=False),
+        sa.Column("content_type", sa.String(length=255), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("storage_key", sa.String(length=64), nullable=False),
+        sa.Column("added_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["added_by_id"],
+            ["person.id"],
+            name=op.f("fk_reply_attachment_added_by_id_person"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["reply_id"],
+            ["reply.id"],
+            name=op.f("fk_reply_attachment_reply_id_reply"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reply_attachment")),
+        sa.UniqueConstraint("reply_id", "storage_key", name="uq_reply_attachment_reply_key"),
+    )
+    with op.batch_alter_table("reply_attachment", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_reply_attachment_reply_id"), ["reply_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("reply_attachment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reply_attachment_reply_id"))
+
+    op.drop_table("reply_attachment")
     with op.batch_alter_table("quarantined_mail", schema=None) as batch_op:
         batch_op.drop_index("ix_quarantined_mail_open")
 

@@ -45,6 +45,7 @@ from kartabl.models import (
     Notification,
     Person,
     Reply,
+    ReplyAttachment,
     ReplyState,
     Role,
     utcnow,
@@ -85,7 +86,7 @@ MAIL_HTML = (
 SECRETS = ("sales-secret-subject", "sales-secret-text", "Secret Customer B",
            "secret.b@example.ir", "sales-secret-draft", "sales-secret-pending",
            "sales-secret-token", "sales-secret-file.pdf", "sales-secret-canned",
-           "sales-secret-notice")
+           "sales-secret-notice", "sales-secret-reply-file")
 ATTACHMENT = b"%PDF-1.4 an attachment\n"
 ATTACHMENT_KEY = hashlib.sha256(ATTACHMENT).hexdigest()
 ATTACHMENT_B = b"%PDF-1.4 team B's file\n"
@@ -110,6 +111,7 @@ class Ids:
     canned: int  # the team's own canned response
     bulk: int  # the result of a bulk action by the team's agent (a bulk.applied event)
     notice: int  # a notification of the team's agent
+    reply_file: int  # a file attached to the pending reply
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,10 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         s.add(Event(kind="reply.failed", actor_id=None, conversation_id=conv.id,
                     reply_id=edited.id, data={"reason": evil("failreason")}))
         pending_a, draft_a = _replies(s, conv.id, agent_a, evil("reply"))
+        file_a = ReplyAttachment(reply_id=pending_a, filename=evil("replyfile"),
+                                 content_type="application/pdf", size=len(ATTACHMENT),
+                                 storage_key=ATTACHMENT_KEY)
+        s.add(file_a)
         token_a = auth.create_api_token(s, agent_a, name="a-token", scopes=["read"]).row.id
         # A canned response of team A, stored as it is (the service would refuse the
         # payload's unknown {{ variables }}; pages must show stored rows safely anyway).
@@ -241,6 +247,11 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         draft_b = Reply(conversation_id=conv_b.id, author_id=agent_b.id,
                         state=ReplyState.DRAFT, channel=Channel.EMAIL, body="sales-secret-draft")
         s.add_all([pending_b, draft_b])
+        s.flush()
+        file_b = ReplyAttachment(reply_id=pending_b.id, filename="sales-secret-reply-file.pdf",
+                                 content_type="application/pdf", size=len(ATTACHMENT_B),
+                                 storage_key=ATTACHMENT_KEY_B)
+        s.add(file_b)
         token_b = auth.create_api_token(s, agent_b, name="sales-secret-token",
                                         scopes=["read"]).row.id
         canned_b = CannedResponse(name="sales-secret-canned", shortcut="sales-secret-canned",
@@ -261,10 +272,11 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            conversation=conv_b, text="sales-secret-notice")
         s.flush()
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
-                ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id, notice_a)
+                ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id, notice_a,
+                file_a.id)
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
                 conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
-                canned_b.id, bulk_b.id, notice_b.id)
+                canned_b.id, bulk_b.id, notice_b.id, file_b.id)
         s.commit()
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,

@@ -76,6 +76,7 @@ GET_URLS: dict[str, list[str]] = {
     "/api/v1/reports": ["/api/v1/reports?" + _RANGE],
     "/api/v1/reports.csv": ["/api/v1/reports.csv?" + _RANGE],
     "/messages/{message_id}/attachments/{key}": ["/messages/{t.message}/attachments/{t.key}"],
+    "/replies/{rid}/attachments/{aid}": ["/replies/{t.pending}/attachments/{t.reply_file}"],
     "/conversations/{cid}": ["/conversations/{t.conv}", "/conversations/{t.conv2}",
                              "/conversations/{t.conv}?failed=x"],
     "/conversations/{cid}/status": ["/conversations/{t.conv}/status?v=0.0.0",

@@ -25,7 +25,7 @@ from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
 ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id",
-             "canned_id", "event_id", "nid"}
+             "canned_id", "event_id", "nid", "aid"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
 OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}
@@ -45,6 +45,9 @@ EXTRA: list[tuple[str, str, Req]] = [
      Req("/conversations/{w.a.conv}/preview", {"reply_id": "{t.pending}", "body": "x"})),
     ("GET", "/messages/{message_id}/attachments/{key}",
      Req("/messages/{w.a.message}/attachments/{t.key}")),
+    # team B's reply file through team A's own reply
+    ("GET", "/replies/{rid}/attachments/{aid}",
+     Req("/replies/{w.a.pending}/attachments/{t.reply_file}")),
     # team B's canned response into team A's own conversation, by id and by shortcut
     ("POST", "/api/v1/conversations/{cid}/canned/expand",
      Req("/api/v1/conversations/{w.a.conv}/canned/expand", {"canned_id": "{t.canned}"})),
