@@ -278,7 +278,9 @@ def refer(
     _visible(db, p, cid)
     return _act(request, db, p, cid, "referred", lambda: workflow.refer(
         db, p.person, cid, person_id=optional_id(person_id, "person"),
-        team_id=optional_id(team_id, "team"), note=form_text(note)), {"refer_note": note})
+        team_id=optional_id(team_id, "team"), note=form_text(note)),
+        # kept for the page's one hand-over panel (_handover.html)
+        {"handover_note": note, "handover_person": person_id, "handover_team": team_id})
 
 
 @router.post("/conversations/{cid}/close")
