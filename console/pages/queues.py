@@ -1,12 +1,14 @@
-"""The coordinator's main screen: ``GET /queues``.
+"""The inbox, everyone's main screen: ``GET /queues``.
 
 Tabs for each queue the reader sees (:func:`console.queues.queue_names`: triage, awaiting
 approval, mine, each of their teams, all open, overdue), each with its count; filters by
 channel, team, status and age in a GET form, so a filtered view is a URL one can share or
 reload. ``GET /queues/live`` is the same tabs and rows without the page around them: the
-page polls it with htmx every few seconds, so the list follows the cartable without a
-reload. Scope is the service's: an agent's queries only ever return their own and their
-teams' conversations.
+page asks for it on each live event (static/live.js), so the list follows the cartable
+without a reload. With ``open=<id>`` the conversation is shown in a pane beside the list
+(:func:`console.pages.conversation.pane`); a row opens there by htmx and pushes that URL.
+Scope is the service's: an agent's queries only ever return their own and their teams'
+conversations.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@
   }
   // The panels to follow; again when the inbox's pane shows another conversation
   // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them.
+  var generation = 0; // counts the pane's changes: an answer asked for before one is stale
   function scan() {
+    generation++;
     containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
     containers.forEach(function (c) {
       Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
@@ -104,9 +106,10 @@
     var holder = page && page.closest("[data-panels-url]");
     var url = holder ? holder.dataset.panelsUrl : window.location.pathname + window.location.search;
     var id = page ? page.dataset.conversationId : "";
+    var asked = generation;
     fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html) { swapPanels(html, id); } })
+      .then(function (html) { if (html && asked === generation) { swapPanels(html, id); } })
       .catch(function () { /* the next event tries again */ })
       .then(function () {
         refreshing = false;

@@ -73,7 +73,8 @@ def _seed(server: LiveServer, locale: str) -> dict[str, int]:
                                 subject=(f"سفارش {n}" if locale == "fa" else f"Order {n}"),
                                 text=f"message {n}") for n in range(4)]
         ids = {f"c{n}": c.id for n, c in enumerate(convs)}
-        return ids | {"support": support.id, "sales": sales.id, "ali": ali.id, "bob": bob.id}
+        return ids | {"support": support.id, "sales": sales.id, "ali": ali.id, "bob": bob.id,
+                      "maryam": maryam.id}
 
 
 def _sign_in(page: Page, url: str) -> None:
@@ -163,6 +164,12 @@ def test_keyboard_through_a_queue_opens_in_the_pane_and_keeps_the_list(
     expect(pane.locator("#timeline")).to_contain_text(note)
     assert _kept(page)
     expect(page).to_have_url(re.compile(rf"open={order[2]}$"))
+    # a assigns it to me: the one-click form, posted from the pane
+    page.locator("#inbox-list h1").click()  # the focus out of the note's form
+    page.keyboard.press("a")
+    expect(pane.locator("#flash")).to_have_attribute("data-done", "assigned")
+    expect(pane.locator("#conv-assignee")).to_have_attribute("data-assignee-id",
+                                                             str(ids["maryam"]))
     # c closes it through the close form, after a confirmation in the reader's language
     asked: list[str] = []
 
