@@ -45,6 +45,10 @@
     if (!p) { return; }
     if (e.target === p) {
       changed(null);
+      // A row of "awaiting approval" links to the reply (#reply-<id>): shown as on its page.
+      var link = e.detail && e.detail.requestConfig ? e.detail.requestConfig.elt : null;
+      var to = link && link.hash ? document.getElementById(link.hash.slice(1)) : null;
+      if (to) { to.scrollIntoView({ block: "start" }); }
     } else if (e.target && e.target.id === "queue-live") {
       markOpen(); // the rows came again from the server, which does not know the pane
     }

@@ -85,7 +85,11 @@
   }
 
   function throttled(el) {
+    if (!el.isConnected) { return; } // swapped away meanwhile (the inbox's pane)
     var wait = (last.get(el) || 0) + EVERY_MS - Date.now();
+    // Still fetching (a slow answer on a busy server): its hx-sync would abort that request
+    // for a new one; ask again once it is done instead.
+    if (el.classList.contains("htmx-request")) { wait = Math.max(wait, 250); }
     if (wait <= 0) {
       last.set(el, Date.now());
       if (window.htmx) { window.htmx.trigger(el, "live"); }
