@@ -6,9 +6,9 @@
   keys typed in the composer stay the composer's; c closes through the real form after a
   confirmation;
 - the "?" help is a modal dialog in the reader's language; Escape closes it and the focus
-  goes back where it was;
-- the hand-over panel refers, with a note, to a person of another team: the conversation
-  moves to that person's team, the referral is audited with its note;
+  goes back where it was; / goes to the queue's filter, g then t to triage;
+- h goes to the hand-over panel, which refers, with a note, to a person of another team:
+  the conversation moves to that person's team, the referral is audited with its note;
 - the inbox at 390 px wide with a conversation open has no horizontal scroll.
 """
 
@@ -222,6 +222,16 @@ def test_the_help_overlay_opens_and_closes(
     expect(help_).to_be_visible()
     page.locator("#keys-close").click()
     expect(help_).not_to_be_visible()
+    # / goes to the queue's filter; keys in a field are the field's
+    page.keyboard.press("/")
+    expect(page.locator("#filter-channel")).to_be_focused()
+    page.keyboard.press("j")
+    expect(page.locator("#filter-channel")).to_be_focused()
+    # g then t: to triage
+    page.locator("#inbox-list h1").click()
+    page.keyboard.press("g")
+    page.keyboard.press("t")
+    page.wait_for_url(re.compile(r"/queues\?queue=triage$"))
 
 
 @pytest.mark.parametrize("locale", ["fa", "en"])
@@ -240,6 +250,8 @@ def test_handover_with_a_note_to_another_teams_person_moves_the_conversation(
                                                             str(ids["c0"]))
     panel = pane.locator("#handover")
     expect(panel.locator("h2")).to_have_text(gettext(locale, "handover.title"))
+    page.keyboard.press("h")  # the focus was on the row: h goes to the panel
+    expect(panel.locator("#handover-person")).to_be_focused()
     expect(pane.locator("#assign, #refer")).to_have_count(0)  # one panel, not two
     panel.locator("#handover-person").select_option(str(ids["bob"]))
     note = "فاکتور فروش را بررسی کن" if locale == "fa" else "Please check the sales invoice"
