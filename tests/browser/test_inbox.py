@@ -123,6 +123,11 @@ def test_keyboard_through_a_queue_opens_in_the_pane_and_keeps_the_list(
     assert _focused_row(page) == f"row-{order[2]}"
     page.keyboard.press("k")
     assert _focused_row(page) == f"row-{order[1]}"
+    # with the Persian layout on, the key of "k" types "ن": still "previous", then "j" ("ت")
+    for key, code in (("ن", "KeyK"), ("ت", "KeyJ")):
+        page.evaluate("([key, code]) => document.activeElement.dispatchEvent("
+                      "new KeyboardEvent('keydown', {key, code, bubbles: true}))", [key, code])
+        assert _focused_row(page) == f"row-{order[0] if code == 'KeyK' else order[1]}"
     # Enter opens it in the pane; the list (its filter, its rows) stays, the URL says both
     page.keyboard.press("Enter")
     pane = page.locator("#inbox-pane")
