@@ -149,11 +149,15 @@
 
   document.addEventListener("close", function (e) {
     // The dialog closed (Escape, its button): the focus goes back where it was.
+    // (The event comes a moment after; a focus already moved on since is left alone.)
     var help = e.target;
-    if (help && help.id === "keys-help" && help.returnFocus && help.returnFocus.focus) {
+    if (!help || help.id !== "keys-help") { return; }
+    var now = document.activeElement;
+    var lost = !now || now === document.body || help.contains(now);
+    if (lost && help.returnFocus && help.returnFocus.focus) {
       help.returnFocus.focus({ preventScroll: true });
-      help.returnFocus = null;
     }
+    help.returnFocus = null;
   }, true);
 
   // The list comes again on a live event: the row that had the focus gets it back.
