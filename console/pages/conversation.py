@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -139,7 +140,9 @@ def _known_reply(version: str) -> int:
     return int(last) if last.isascii() and last.isdigit() and len(last) < 19 else 0
 
 
-def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
+def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[str, Any]:
+    """What conversation.html needs: for its own page, and for the inbox's pane
+    (:func:`pane`). NotFound outside the reader's scope."""
     view = conversation_view(db, p.person, cid)
     flash = recall(db, p, failed_id(request))  # a refused form's reason and text
     me = p.person
@@ -159,7 +162,7 @@ def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
     is_open = view.conversation.status == ConversationStatus.OPEN
     reviewer = me.role in REVIEWERS
     people, teams = handover_choices(db) if is_open else ([], [])
-    return render(request, "conversation.html", {
+    return {
         "view": view, "c": view.conversation, "customer": view.customer,
         "history": view.history, "win": win, "mail_html": mail_html(win.items),
         "pending": pending, "drafts": drafts, "previews": previews,
@@ -172,7 +175,19 @@ def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
         "kept": flash.kept if flash else {}, "version": _version(db, cid),
         "reply_files": files_of(db, previews),  # the approver sees them before approving
         "file_limits": Limits.of(app_settings(request)),
-    })
+    }
+
+
+def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
+    return render(request, "conversation.html", page_context(request, db, p, cid))
+
+
+def pane(request: Request, db: Session, p: Principal, cid: int) -> Markup:
+    """The conversation without the page around it (``_pane.html`` for a layout), for the
+    inbox's pane (``/queues?open=<id>``): the same markup, ids and forms as its page."""
+    response = render(request, "conversation.html",
+                      page_context(request, db, p, cid) | {"layout": "_pane.html"})
+    return Markup(bytes(response.body).decode())  # noqa: S704 - rendered by autoescaping Jinja
 
 
 def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
@@ -279,7 +294,9 @@ def refer(
     _visible(db, p, cid)
     return _act(request, db, p, cid, "referred", lambda: workflow.refer(
         db, p.person, cid, person_id=optional_id(person_id, "person"),
-        team_id=optional_id(team_id, "team"), note=form_text(note)), {"refer_note": note})
+        team_id=optional_id(team_id, "team"), note=form_text(note)),
+        # kept for the page's one hand-over panel (_handover.html)
+        {"handover_note": note, "handover_person": person_id, "handover_team": team_id})
 
 
 @router.post("/conversations/{cid}/close")
@@ -393,3 +410,30 @@ def reject(
     return _act(request, db, p, cid, "rejected",
                 lambda: workflow.reject(db, p.person, rid, form_text(comment)),
                 {f"reject_{rid}": comment})
+
+
+# -- the hand-over panel ---------------------------------------------------------------------
+
+
+@router.post("/conversations/{cid}/handover")
+def handover(
+    request: Request, cid: PathId, note: Text = "", person_id: Short = "", team_id: Short = "",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+) -> Response:
+    """The one "hand over" panel: to a person and/or a team, with an optional note.
+
+    With a note it is a referral (``conversation.referred``, the note in the event); without
+    one an assignment (``conversation.assigned``), which the workflow leaves to coordinators
+    and admins: an agent's hand-over is always a referral, so it needs its note (refused with
+    the workflow's own reason, the form kept). A person of another team takes the
+    conversation into their team (:func:`kartabl.workflow.access.handover_team`)."""
+    _visible(db, p, cid)
+    text = form_text(note)
+    kept = {"handover_note": note, "handover_person": person_id, "handover_team": team_id}
+    if text.strip() or p.person.role not in REVIEWERS:
+        return _act(request, db, p, cid, "referred", lambda: workflow.refer(
+            db, p.person, cid, person_id=optional_id(person_id, "person"),
+            team_id=optional_id(team_id, "team"), note=text), kept)
+    return _act(request, db, p, cid, "assigned", lambda: workflow.assign(
+        db, p.person, cid, person_id=optional_id(person_id, "person"),
+        team_id=optional_id(team_id, "team")), kept)

@@ -1,12 +1,14 @@
-"""The coordinator's main screen: ``GET /queues``.
+"""The inbox, everyone's main screen: ``GET /queues``.
 
 Tabs for each queue the reader sees (:func:`console.queues.queue_names`: triage, awaiting
 approval, mine, each of their teams, all open, overdue), each with its count; filters by
 channel, team, status and age in a GET form, so a filtered view is a URL one can share or
 reload. ``GET /queues/live`` is the same tabs and rows without the page around them: the
-page polls it with htmx every few seconds, so the list follows the cartable without a
-reload. Scope is the service's: an agent's queries only ever return their own and their
-teams' conversations.
+page asks for it on each live event (static/live.js), so the list follows the cartable
+without a reload. With ``open=<id>`` the conversation is shown in a pane beside the list
+(:func:`console.pages.conversation.pane`); a row opens there by htmx and pushes that URL.
+Scope is the service's: an agent's queries only ever return their own and their teams'
+conversations.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from console.deps import Principal, app_settings, get_db, page_principal
 from console.pages._ui import AGES, handover_choices, optional_id, render
+from console.pages.conversation import pane as conversation_pane
 from console.queue_types import Targets
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
-from kartabl.errors import InputError
+from kartabl.errors import InputError, NotFound
 from kartabl.models import Channel, ConversationStatus
 from kartabl.workflow.access import REVIEWERS
 
@@ -93,14 +96,32 @@ def _context(db: Session, p: Principal, q: QueueQuery, targets: Targets) -> dict
     }
 
 
+def _pane(request: Request, db: Session, p: Principal, open_id: int | None) -> dict[str, Any]:
+    """The inbox's pane: the conversation ``?open=<id>`` as its page shows it (its forms
+    included), or a notice when it is not there for the reader (closed to them since the
+    link was made: the list stays usable rather than the whole page answering 404)."""
+    if open_id is None:
+        return {"open_id": None, "pane": None, "pane_missing": False}
+    try:
+        return {"open_id": open_id, "pane": conversation_pane(request, db, p, open_id),
+                "pane_missing": False}
+    except NotFound:
+        return {"open_id": open_id, "pane": None, "pane_missing": True}
+
+
 @router.get("/queues", response_class=HTMLResponse)
 def queues_page(
-    request: Request, q: QueueQuery = Depends(_query), p: Principal = Depends(page_principal),
-    db: Session = Depends(get_db),
+    request: Request, q: QueueQuery = Depends(_query), open: str = Query("", max_length=20),
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
+    """The inbox: the queue list, and with ``open=<id>`` that conversation in a pane beside
+    it (rows open there by htmx and push this URL, so a reload or a shared link shows the
+    same list and conversation)."""
+    open_id = optional_id(open, "conversation")
     return render(request, "queues.html",
                   _context(db, p, q, _targets(request)) | dict(zip(
-                      ("bulk_people", "bulk_teams"), handover_choices(db), strict=True)))
+                      ("bulk_people", "bulk_teams"), handover_choices(db), strict=True))
+                  | _pane(request, db, p, open_id))
 
 
 @router.get("/queues/live", response_class=HTMLResponse)

@@ -19,16 +19,25 @@
     return;
   }
   var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
-  var containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
+  var containers = [];
   function remember(el, depth) {
     rendered.set(el, el.outerHTML);
     if (depth < 4) {
       Array.prototype.forEach.call(el.children, function (child) { remember(child, depth + 1); });
     }
   }
-  containers.forEach(function (c) {
-    Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
-  });
+  // The panels to follow; again when the inbox's pane shows another conversation
+  // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them.
+  var generation = 0; // counts the pane's changes: an answer asked for before one is stale
+  function scan() {
+    generation++;
+    containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
+    containers.forEach(function (c) {
+      Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
+    });
+  }
+  scan();
+  document.addEventListener("kartabl:pane", scan);
   var pending = [];
   var timer = null;
   var refreshing = false;
@@ -103,7 +112,11 @@
   }
 
   function throttled(el) {
+    if (!el.isConnected) { return; } // swapped away meanwhile (the inbox's pane)
     var wait = (last.get(el) || 0) + EVERY_MS - Date.now();
+    // Still fetching (a slow answer on a busy server): its hx-sync would abort that request
+    // for a new one; ask again once it is done instead.
+    if (el.classList.contains("htmx-request")) { wait = Math.max(wait, 250); }
     if (wait <= 0) {
       last.set(el, Date.now());
       if (window.htmx) { window.htmx.trigger(el, "live"); }
@@ -118,10 +131,16 @@
   function refreshPanels() {
     if (refreshing) { again = true; return; }
     refreshing = true;
-    // The page's own address: its ?done= message stays (it was the reader's own step).
-    fetch(window.location.pathname + window.location.search, { credentials: "same-origin" })
+    // The page's own address: its ?done= message stays (it was the reader's own step). In
+    // the inbox, the pane's conversation page (data-panels-url, static/inbox.js).
+    var page = document.getElementById("conversation");
+    var holder = page && page.closest("[data-panels-url]");
+    var url = holder ? holder.dataset.panelsUrl : window.location.pathname + window.location.search;
+    var id = page ? page.dataset.conversationId : "";
+    var asked = generation;
+    fetch(url, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html) { swapPanels(html); } })
+      .then(function (html) { if (html && asked === generation) { swapPanels(html, id); } })
       .catch(function () { /* the next event tries again */ })
       .then(function () {
         refreshing = false;
@@ -129,8 +148,13 @@
       });
   }
 
-  function swapPanels(html) {
+  function swapPanels(html, id) {
     var doc = new DOMParser().parseFromString(html, "text/html");
+    var page = document.getElementById("conversation");
+    var fresh = doc.getElementById("conversation");
+    // The pane moved to another conversation meanwhile: this answer is not about it.
+    if (!page || !fresh || page.dataset.conversationId !== id
+        || fresh.dataset.conversationId !== id) { return; }
     containers.forEach(function (c) {
       var fresh = c.id ? doc.getElementById(c.id) : null;
       if (!fresh) { return; }

@@ -153,6 +153,12 @@ def handover_team(session: Session, conv: Conversation, person: Person | None,
         return conv.team_id
     if len(theirs) == 1:
         return next(iter(theirs))
-    names = sorted(session.scalars(select(Team.name).where(Team.id.in_(theirs))))
+    rows = session.execute(select(Team.name, Team.title).where(Team.id.in_(theirs))).all()
+    names = sorted(name for name, _ in rows)
+    # The code and params let the console say it in the reader's language (the team
+    # titles, as its team select shows them), and keep the person's choice on the form.
     raise InputError(f"{step}: {person.username!r} is in several teams ({', '.join(names)}) "
-                     "and not in this conversation's: choose the team too")
+                     "and not in this conversation's: choose the team too",
+                     code="handover.several_teams",
+                     params={"name": person.display_name or person.username,
+                             "teams": " · ".join(sorted(title or name for name, title in rows))})

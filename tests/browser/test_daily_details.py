@@ -121,16 +121,16 @@ def test_refused_form_and_reload_submit_nothing(
             return s.scalar(select(func.count()).select_from(Event)) or 0
 
     before = events()
-    # When they refer it with a note but neither a person nor a team
-    page.locator("#refer-note").fill(note)
+    # When they hand it over with a note but to neither a person nor a team
+    page.locator("#handover-note").fill(note)
     with page.expect_navigation():
-        page.locator("#refer-button").click()
+        page.locator("#handover-button").click()
     # Then they land on a GET page that says why, in their language, the note kept
     assert "?failed=" in page.url
     reason = "یک نفر یا یک تیم را انتخاب کنید." if locale == "fa" else \
         "Choose a person or a team."
     expect(page.locator("#action-error")).to_contain_text(reason)
-    expect(page.locator("#refer-note")).to_have_value(note)
+    expect(page.locator("#handover-note")).to_have_value(note)
     screenshot(f"refused-{locale}", of=page)
     # When the page is reloaded: the browser repeats a GET, not the POST
     methods: list[str] = []

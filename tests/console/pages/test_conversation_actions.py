@@ -59,9 +59,11 @@ def test_coordinator_assigns_from_triage(client: TestClient, world: World, db: D
     csrf = sign_in(client, "maryam")
     cid = world.conv_triage
     page = client.get(f"/conversations/{cid}").text
-    assert 'id="assign-form"' in page and 'id="assign-person"' in page
-    r = client.post(f"/conversations/{cid}/assign", follow_redirects=False, data={
-        "csrf_token": csrf, "person_id": str(world.ali), "team_id": str(world.support)})
+    assert 'id="handover-form"' in page and 'id="handover-person"' in page
+    # The hand-over panel without a note: an assignment
+    r = client.post(f"/conversations/{cid}/handover", follow_redirects=False, data={
+        "csrf_token": csrf, "person_id": str(world.ali), "team_id": str(world.support),
+        "note": ""})
     done(r, cid, "assigned")
     stored = conv(db, cid)
     assert (stored.assignee_id, stored.team_id) == (world.ali, world.support)
@@ -240,7 +242,10 @@ def test_workflow_refusals_are_shown_and_change_nothing(client: TestClient, worl
 
 def test_agent_cannot_assign(client: TestClient, world: World, db: Db) -> None:
     csrf = sign_in(client, "ali")
-    assert 'id="assign-form"' not in client.get(f"/conversations/{world.conv_support}").text
+    page = client.get(f"/conversations/{world.conv_support}").text
+    # no "assign to me"; the hand-over panel is a referral for them: its note is required
+    assert 'id="assign-me-form"' not in page
+    assert re.search(r'<textarea name="note" id="handover-note"[^>]* required', page)
     here = f"/conversations/{world.conv_support}"
     text = post_refused(client, f"{here}/assign",
                         {"csrf_token": csrf, "person_id": str(world.bob)}, here)

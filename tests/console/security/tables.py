@@ -91,7 +91,8 @@ GET_URLS: dict[str, list[str]] = {
     "/customers/{customer_id}/merge": ["/customers/{t.customer}/merge?into={t.customer2}",
                                        "/customers/{t.customer2}/merge?q=x-name-x"],
     "/queues": ["/queues", *(f"/queues?queue={q}" for q in _Q),
-                "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}"],
+                "/queues?queue=open&channel=email&status=open&age=gt1d&team={w.team_a}",
+                "/queues?queue=open&open={t.conv}", "/queues?queue=mine&open={t.conv2}"],
     "/queues/live": [f"/queues/live?queue={q}" for q in _Q],
     "/queues/bulk/{event_id}": ["/queues/bulk/{t.bulk}"],
     "/live": ["/live", "/live?since=0", "/live?since=junk",  # conftest: streams end at once
@@ -117,7 +118,7 @@ GET_URLS: dict[str, list[str]] = {
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
-               "/static/notify.js"]
+               "/static/notify.js", "/static/keys.js", "/static/inbox.js"]
 
 
 def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
@@ -158,6 +159,8 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                                    {"state": "drafting"}),
     ("POST", "/conversations/{cid}/refer"): Req("/conversations/{t.conv}/refer",
                                                 {"team_id": "{w.team_a}", "note": "n"}),
+    ("POST", "/conversations/{cid}/handover"): Req("/conversations/{t.conv}/handover",
+                                                   {"team_id": "{w.team_a}", "note": "n"}),
     ("POST", "/conversations/{cid}/close"): Req("/conversations/{t.conv2}/close"),
     ("POST", "/conversations/{cid}/reopen"): Req("/conversations/{t.conv}/reopen"),
     ("POST", "/conversations/{cid}/notes"): Req("/conversations/{t.conv}/notes", {"text": "n"}),

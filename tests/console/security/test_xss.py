@@ -266,6 +266,7 @@ def test_form_errors_and_previews_show_typed_text_as_text(world: World, sign_in)
     a, typed = world.a, evil("typed")
     posts = [
         (f"/conversations/{a.conv}/refer", {"person_id": "999999", "note": typed}),
+        (f"/conversations/{a.conv}/handover", {"person_id": "999999", "note": typed}),
         (f"/conversations/{a.conv}/assign", {"person_id": PAYLOAD}),
         (f"/customers/{a.customer}/link", {"kind": "email", "address": typed}),
         (f"/customers/{a.customer}/tags", {"tag": "x" * 500}),
@@ -293,6 +294,10 @@ def test_form_errors_and_previews_show_typed_text_as_text(world: World, sign_in)
                             data={"person_id": "999999", "note": typed, "csrf_token": coord.csrf})
     refused = coord.request("GET", refused.headers["location"])
     assert str(escape(typed)) in refused.text  # kept in the textarea, as text
+    refused = coord.request("POST", f"/conversations/{a.conv}/handover",
+                            data={"person_id": "999999", "note": typed, "csrf_token": coord.csrf})
+    refused = coord.request("GET", refused.headers["location"])
+    assert str(escape(typed)) in refused.text  # the hand-over panel's note, as text
 
     for form in ({"body": typed}, {"body": typed, "template": "default"},
                  {"edited_body": typed, "reply_id": str(a.pending)}):
