@@ -160,9 +160,9 @@ def test_a_referral_notifies_the_agent_live_with_the_count_in_the_title(
     coord = new_page(locale)
     sign_in(coord, live_server, "maryam")
     coord.goto(f"{live_server.url}/conversations/{ids['referred']}")
-    coord.locator("#refer-person").select_option(str(ids["agent"]))
-    coord.locator("#refer-note").fill("برای شما" if locale == "fa" else "For you")
-    coord.locator("#refer-button").click()
+    coord.locator("#handover-person").select_option(str(ids["agent"]))
+    coord.locator("#handover-note").fill("برای شما" if locale == "fa" else "For you")
+    coord.locator("#handover-button").click()
     expect(coord.locator("#flash")).to_have_attribute("data-done", "referred")
 
     one = count_of(locale, 1)
