@@ -226,22 +226,28 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.stop()
 
 
+def attach(app: FastAPI, settings: Settings, *, channels: ChannelsConfig | None = None,
+           routing: RoutingConfig | None = None) -> None:
+    """Everything of ``app`` that depends on the settings: its ``state``, which the routes
+    read (never a closure over the settings: an app can be pointed at other ones)."""
+    app.state.settings = settings
+    app.state.channels = channels if channels is not None else channels_of(settings)
+    app.state.routing = routing if routing is not None else load_routing(settings.routing_file)
+    app.state.live = Hub(idle_s=settings.live_poll_s)  # started by the lifespan (console.live)
+
+
 def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | None = None,
                routing: RoutingConfig | None = None) -> FastAPI:
     """The console. ``settings``, ``channels`` and ``routing``: by default the process's, as
     the files its settings name (read here, once: the app factory is the web process's
     edge); the routes take them from ``app.state``."""
-    s = settings or get_settings()
     app = FastAPI(
         title="Kartabl",
         version="0.1.0",
         description="Omnichannel support inbox. JSON API for integrations and probes.",
         lifespan=_lifespan,
     )
-    app.state.settings = s
-    app.state.channels = channels if channels is not None else channels_of(s)
-    app.state.routing = routing if routing is not None else load_routing(s.routing_file)
-    app.state.live = Hub(idle_s=s.live_poll_s)  # started by the lifespan (console.live)
+    attach(app, settings or get_settings(), channels=channels, routing=routing)
 
     from channels import health
     from channels.webhooks import routers
@@ -284,7 +290,7 @@ def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | N
     @app.get("/metrics", tags=["probes"], response_class=Response,
              responses={401: {"description": "KARTABL_METRICS_TOKEN is set: send it"}})
     def metrics(request: Request) -> Response:
-        if s.metrics_address:  # served on a listener of its own (boot/web.py)
+        if app_settings(request).metrics_address:  # on a listener of its own (boot/web.py)
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if not _metrics_allowed(request):
             return JSONResponse({"detail": "send the metrics token (KARTABL_METRICS_TOKEN) as "

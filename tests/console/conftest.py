@@ -13,15 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from kartabl.models import Role
 from kartabl.passwords import hash_password
 from tests import factories as f
+from tests.console.app_cache import shared_app
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def app_client(db: sessionmaker[Session]) -> Iterator[TestClient]:
-    from console.app import create_app
-
-    with TestClient(create_app(), base_url="https://testserver") as c:
+    with TestClient(shared_app(), base_url="https://testserver") as c:
         yield c
 
 

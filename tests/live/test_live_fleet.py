@@ -17,17 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
-from sqlalchemy import select
+import redis
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from console import auth
 from kartabl import workflow
 from kartabl.db import make_engine
-from kartabl.models import Person, Role
+from kartabl.migrate import upgrade
+from kartabl.models import Event, Person, Role
 from tests import factories as f
-from tests.conftest import REDIS_URL, _truncate_pg
+from tests.conftest import PG_ADMIN, REDIS_URL
 from tests.live.helpers import SECRET, Web, sse, web_process, web_processes
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(120)]
@@ -42,6 +45,8 @@ class World:
     conv_a: int  # team A's
     conv_b: int  # team B's, the agent is not in it
     team_b: int
+    coordinator_id: int
+    since: str  # the newest event once seeded: a stream resumed from it sees this test's only
 
     def session(self) -> Session:
         return Session(make_engine(self.db_url), expire_on_commit=False)
@@ -53,16 +58,21 @@ def _cookie(s: Session, person_id: int, settings: Settings) -> str:
     return auth.start_session(s, person, settings=settings)
 
 
-def seed(db_url: str) -> World:
+def seed(db_url: str, tag: str = "") -> World:
+    """Two teams, a coordinator, an agent of team A and a conversation of each team; names
+    end in ``tag`` so that several worlds share a database (one per test of a module)."""
     settings = Settings(secret_key=SECRET, database_url=db_url)
     with Session(make_engine(db_url), expire_on_commit=False) as s:
-        team_a, team_b = f.team(s, "team-a"), f.team(s, "team-b")
-        coord = f.person(s, "coord", Role.COORDINATOR)
-        agent = f.person(s, "agent-a", Role.AGENT, teams=[team_a])
+        team_a, team_b = f.team(s, f"team-a{tag}"), f.team(s, f"team-b{tag}")
+        coord = f.person(s, f"coord{tag}", Role.COORDINATOR)
+        agent = f.person(s, f"agent-a{tag}", Role.AGENT, teams=[team_a])
         conv_a = f.conversation(s, team=team_a)
         conv_b = f.conversation(s, team=team_b)
-        world = World(db_url, _cookie(s, coord.id, settings), _cookie(s, agent.id, settings),
-                      agent.id, conv_a.id, conv_b.id, team_b.id)
+        cookies = _cookie(s, coord.id, settings), _cookie(s, agent.id, settings)
+        s.flush()
+        since = str(s.scalar(select(func.max(Event.id))) or 0)
+        world = World(db_url, *cookies, agent.id, conv_a.id, conv_b.id, team_b.id, coord.id,
+                      since)
         s.commit()
     return world
 
@@ -75,26 +85,43 @@ def note_via(web: Web, cookie: str, conv: int, text: str) -> None:
     assert r.status_code == 303, r.text
 
 
-@pytest.fixture
-def pg_db(pg_url: str, redis_client: object) -> str:
-    _truncate_pg(pg_url)
-    return pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+@pytest.fixture(scope="module")
+def web_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, Web, str]]:
+    """Two ``kartabl web`` processes on a PostgreSQL database of their own and Redis, for
+    the whole module: starting them is most of a test's time (5-10 s), and nothing of one
+    test stays in them but rows, which the next test's world does not see (its own people
+    and teams). Each process's live cursor only moves forward, as in a fleet."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not available: {exc}")
+    name = f"kartabl_live_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        db_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        env = {"KARTABL_DATABASE_URL": db_url, "KARTABL_BROKER": "redis",
+               "KARTABL_REDIS_URL": REDIS_URL,
+               "KARTABL_REDIS_NAMESPACE": f"kt-live-{uuid.uuid4().hex[:8]}",
+               "KARTABL_LIVE_POLL_S": "600"}
+        with web_processes(tmp_path_factory.mktemp("live"), ["web1", "web2"], env) as (one, two):
+            yield one, two, db_url
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, pg_db: str) -> Iterator[tuple[Web, Web, World]]:
-    env = {"KARTABL_DATABASE_URL": pg_db, "KARTABL_BROKER": "redis",
-           "KARTABL_REDIS_URL": REDIS_URL,
-           "KARTABL_REDIS_NAMESPACE": f"kt-live-{uuid.uuid4().hex[:8]}",
-           "KARTABL_LIVE_POLL_S": "600"}
-    world = seed(pg_db)
-    with web_processes(tmp_path, ["web1", "web2"], env) as (one, two):
-        yield one, two, world
+def fleet(web_pair: tuple[Web, Web, str]) -> tuple[Web, Web, World]:
+    one, two, db_url = web_pair
+    return one, two, seed(db_url, tag=f"-{uuid.uuid4().hex[:6]}")
 
 
 def test_a_step_through_one_web_process_reaches_a_stream_on_the_other(fleet):
     one, two, world = fleet
-    with sse(two.url, world.coordinator) as stream:
+    with sse(two.url, world.coordinator, last_event_id=world.since) as stream:
         assert stream.status == 200
         time.sleep(1.0)  # the second process's subscription to Redis is up (it says so once)
         started = time.monotonic()
@@ -109,14 +136,14 @@ def test_a_step_through_one_web_process_reaches_a_stream_on_the_other(fleet):
 
 def test_a_reconnect_with_last_event_id_misses_nothing(fleet):
     one, two, world = fleet
-    with sse(two.url, world.agent_a) as stream:
+    with sse(two.url, world.agent_a, last_event_id=world.since) as stream:
         note_via(one, world.coordinator, world.conv_a, "first")
         first = stream.next()
     # Gone: meanwhile three more steps, through both processes and the core directly.
     note_via(one, world.coordinator, world.conv_a, "second")
     note_via(two, world.coordinator, world.conv_a, "third")
     with world.session() as s:
-        coord = s.scalar(select(Person).where(Person.username == "coord"))
+        coord = s.get(Person, world.coordinator_id)
         workflow.assign(s, coord, world.conv_a, person_id=world.agent_a_id)
         s.commit()
     with sse(one.url, world.agent_a, last_event_id=first.id) as stream:
@@ -132,7 +159,8 @@ def test_a_reconnect_with_last_event_id_misses_nothing(fleet):
 
 def test_an_agent_never_receives_another_teams_events(fleet):
     one, two, world = fleet
-    with sse(two.url, world.agent_a) as agent, sse(one.url, world.coordinator) as coord:
+    with sse(two.url, world.agent_a, last_event_id=world.since) as agent, \
+            sse(one.url, world.coordinator, last_event_id=world.since) as coord:
         time.sleep(1.0)
         note_via(one, world.coordinator, world.conv_b, "team B only")
         note_via(one, world.coordinator, world.conv_a, "team A")
@@ -152,7 +180,7 @@ def test_an_agent_never_receives_another_teams_events(fleet):
 def test_an_agent_sees_a_conversation_leave_their_team_and_nothing_after(fleet):
     one, two, world = fleet
     csrf = auth.csrf_token(world.coordinator, settings=Settings(secret_key=SECRET))
-    with sse(two.url, world.agent_a) as agent:
+    with sse(two.url, world.agent_a, last_event_id=world.since) as agent:
         time.sleep(1.0)
         # The coordinator refers team A's conversation to team B: the agent's queue must
         # drop it, so the referral reaches them

@@ -15,7 +15,7 @@ import pytest
 from config.settings import Settings
 from console import auth
 from tests.live.helpers import SECRET, Web, sse
-from tests.live.test_live_fleet import fleet, pg_db  # noqa: F401  (fixtures)
+from tests.live.test_live_fleet import fleet, web_pair  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(120)]
 
@@ -45,7 +45,7 @@ def test_a_beat_on_one_process_is_pushed_and_shown_on_the_other(fleet):  # noqa:
         # The other process shows who is there: the entry is in Redis, not in process one.
         shown = httpx.get(f"{two.url}/conversations/{world.conv_a}/presence",
                           cookies={"kartabl_session": world.coordinator}, timeout=10)
-        assert 'data-state="drafting"' in shown.text and "agent-a" in shown.text
+        assert 'data-state="drafting"' in shown.text and "agent-a-" in shown.text
         # The same state again changes nothing for the others: nothing pushed.
         assert beat_via(one, world.agent_a, world.conv_a, "drafting").status_code == 200
         assert coord.quiet(1.0) == []
@@ -55,7 +55,7 @@ def test_a_beat_on_one_process_is_pushed_and_shown_on_the_other(fleet):  # noqa:
         # Nothing reached the agent's own stream, nor the stream of a page they may not see
         # (team B's conversation: its stream carries no presence at all).
         assert own.quiet(0.5) == [] and outsider.quiet(0.5) == []
-    assert "agent-a" not in httpx.get(
+    assert "agent-a-" not in httpx.get(
         f"{one.url}/conversations/{world.conv_a}/presence",
         cookies={"kartabl_session": world.coordinator}, timeout=10).text
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl.models import Channel, Role
 from tests import factories as f
+from tests.console.app_cache import shared_app
 from tests.factories import enqueued  # noqa: F401  (a fixture, used by the flow tests)
 
 PASSWORD = "correct horse battery"
@@ -30,15 +31,14 @@ def password_hash() -> str:
 
 @pytest.fixture
 def client(db: sessionmaker[Session]) -> Iterator[TestClient]:
-    from console.app import create_app
-
-    with TestClient(create_app(), base_url="https://testserver") as c:
+    with TestClient(shared_app(), base_url="https://testserver") as c:
         yield c
 
 
 @pytest.fixture
 def other_client(db: sessionmaker[Session]) -> Iterator[TestClient]:
-    """A second browser, for a second person at the same time."""
+    """A second browser, for a second person at the same time: an app of its own, as its
+    lifespan's live hub belongs to its client's event loop."""
     from console.app import create_app
 
     with TestClient(create_app(), base_url="https://testserver") as c:
