@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-03 23:45:08.225106
+Create Date: 2026-12-04 03:03:53.953533
 """
 
 from __future__ import annotations
@@ -416,7 +416,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_message_conversation_id"), ["conversation_id"], unique=False
+            "ix_message_conversation_time", ["conversation_id", "received_at", "id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_message_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index("ix_message_unrouted", ["routed_at", "id"], unique=False)
@@ -489,7 +489,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("reply", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_reply_conversation_id"), ["conversation_id"], unique=False
+            "ix_reply_conversation_sent", ["conversation_id", "sent_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_reply_conversation_unsent",
+            ["conversation_id", "created_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_reply_panel",
+            ["conversation_id", "id"],
+            unique=False,
+            postgresql_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
+            sqlite_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
         )
         batch_op.create_index(
             "ix_reply_state",
@@ -525,8 +539,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event")),
     )
     with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_event_activity",
+            ["conversation_id", "at", "id"],
+            unique=False,
+            postgresql_where=sa.text("kind LIKE 'conversation.%'"),
+            postgresql_include=["kind"],
+            sqlite_where=sa.text("kind LIKE 'conversation.%'"),
+        )
         batch_op.create_index("ix_event_conversation", ["conversation_id", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_event_kind"), ["kind"], unique=False)
+        batch_op.create_index(
+            "ix_event_reply",
+            ["reply_id", "id"],
+            unique=False,
+            postgresql_where=sa.text("reply_id IS NOT NULL"),
+            sqlite_where=sa.text("reply_id IS NOT NULL"),
+        )
 
     op.create_table(
         "quarantined_mail",
@@ -558,19 +587,40 @@ def downgrade() -> None:
 
     op.drop_table("quarantined_mail")
     with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_event_reply",
+            postgresql_where=sa.text("reply_id IS NOT NULL"),
+            sqlite_where=sa.text("reply_id IS NOT NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_event_kind"))
         batch_op.drop_index("ix_event_conversation")
+        batch_op.drop_index(
+            "ix_event_activity",
+            postgresql_where=sa.text("kind LIKE 'conversation.%'"),
+            postgresql_include=["kind"],
+            sqlite_where=sa.text("kind LIKE 'conversation.%'"),
+        )
 
     op.drop_table("event")
     with op.batch_alter_table("reply", schema=None) as batch_op:
         batch_op.drop_index("ix_reply_state", postgresql_include=["conversation_id"])
-        batch_op.drop_index(batch_op.f("ix_reply_conversation_id"))
+        batch_op.drop_index(
+            "ix_reply_panel",
+            postgresql_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
+            sqlite_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
+        )
+        batch_op.drop_index(
+            "ix_reply_conversation_unsent",
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        )
+        batch_op.drop_index("ix_reply_conversation_sent")
 
     op.drop_table("reply")
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index("ix_message_unrouted")
         batch_op.drop_index(batch_op.f("ix_message_customer_id"))
-        batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
+        batch_op.drop_index("ix_message_conversation_time")
 
     op.drop_table("message")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
