@@ -11,8 +11,11 @@ other conversations, and one timeline of what happened, ordered by ``at`` (then 
 - :class:`ActivityItem`: ``assigned``/``triaged`` (a coordinator or the router), ``referred``
   with its note, private ``note``, ``closed``, ``reopened``.
 
-``actor`` is a display name; None is the system (router, outbox). The view costs a fixed
-number of queries whatever the conversation's length: names are fetched once for all.
+``actor`` is a display name; None is the system (router, outbox). :func:`load_window` reads
+a window of the timeline (the newest items before a cursor) and nothing more of it, from
+the indexes of :mod:`console.timeline_rows`: the conversation page, however long the
+conversation (:mod:`console.timeline_page`). :func:`conversation_view` reads it all (the
+JSON API). Either costs a fixed number of queries: names are fetched once for all.
 
 The view's types are in :mod:`console.timeline_items`, re-exported here, so callers import
 from this module.
@@ -98,7 +101,7 @@ REPLY_EVENT_KINDS: Final = rows.REPLY_EVENT_KINDS
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """A window of the timeline and what was read with it: the page's panel replies, and
-    the names of the conversation's assignee and team."""
+    the conversation as shown (its assignee's and team's names)."""
 
     window: TimelineWindow
     panel: list[ReplyItem]

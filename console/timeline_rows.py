@@ -42,7 +42,7 @@ REPLY_EVENT_KINDS: Final = frozenset({
 # literal, not a parameter: the planner proves the index applies from the same text).
 ACTIVITY_INDEX_WHERE: Final = "kind LIKE 'conversation.%'"
 _ACTIVITY = text("event.kind LIKE 'conversation.%'")
-_PANEL = text(f"reply.{PANEL_STATES}")  # as ix_reply_panel has it, literally
+_PANEL = text(f"({PANEL_STATES})")  # as ix_reply_panel has it, literally
 
 # What the timeline reads of each row (attribute access as on the models).
 MESSAGE_COLUMNS: Final = (

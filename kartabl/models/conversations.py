@@ -141,8 +141,10 @@ class Message(Base):
     routed_at: Mapped[datetime | None]
 
 
-# The reply states the conversation page's panels show (console.timeline_rows).
-PANEL_STATES = "state IN ('pending_approval', 'draft', 'rejected')"
+# The reply states the conversation page's panels show (console.timeline_rows). Written as
+# ORs, not IN: PostgreSQL prints an IN list back in a form that reads back differently, and
+# bench.console_seed recreates indexes from their printed definitions and compares them.
+PANEL_STATES = "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
 
 
 class Reply(Base):

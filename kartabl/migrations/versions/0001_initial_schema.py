@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 03:03:53.953533
+Create Date: 2026-12-04 03:11:05.908645
 """
 
 from __future__ import annotations
@@ -502,8 +502,12 @@ def upgrade() -> None:
             "ix_reply_panel",
             ["conversation_id", "id"],
             unique=False,
-            postgresql_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
-            sqlite_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
+            postgresql_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
+            sqlite_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
         )
         batch_op.create_index(
             "ix_reply_state",
@@ -606,8 +610,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reply_state", postgresql_include=["conversation_id"])
         batch_op.drop_index(
             "ix_reply_panel",
-            postgresql_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
-            sqlite_where=sa.text("state IN ('pending_approval', 'draft', 'rejected')"),
+            postgresql_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
+            sqlite_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
         )
         batch_op.drop_index(
             "ix_reply_conversation_unsent",
