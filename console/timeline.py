@@ -162,7 +162,7 @@ def load_window(session: Session, conv: Conversation, customer: CustomerInfo,
     found.sort(key=lambda k: k[0])
     shown = found[-limit:] if limit else found
     earlier = 0
-    if limit and len(found) > limit:  # more than a window before the cursor: count them
+    if limit and len(shown) == limit:  # a full window: there may be more before it
         earlier = rows.count_before(session, conv.id, shown[0][0])
     panel = rows.panel_replies(session, conv.id, panel_author) if panel_author else []
     items, panel_items, info = _build(session, conv, customer, shown, panel)

@@ -16,7 +16,7 @@ from console.timeline_page import conversation_page, earlier_window, poll_replie
 from kartabl.errors import InputError
 from kartabl.models import Channel, Direction, Message, Person, ReplyState, Role
 from tests.console.long_timeline import Long, build, expected_keys
-from tests.factories import conversation, person, team
+from tests.factories import conversation, inbound, person, team
 
 SIZE = 17  # a window; 121 items make 7 full ones and a partial one
 
@@ -99,6 +99,24 @@ def test_a_short_conversation_is_one_window(session: Session) -> None:
     assert (page.window.earlier, page.window.next) == (0, 0)
     assert page.window.first == tw.encode_cursor(tw.item_key(whole[0]))
     assert earlier_window(session, ali, conv.id, page.window.first)[1].items == []
+
+
+def test_a_window_of_one_source_still_counts_what_comes_before(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    # messages only: the newest window is all messages, and the ones before it are too
+    support = team(session, "support")
+    ali = person(session, "ali", teams=[support])
+    conv = conversation(session, team=support, assignee=ali)
+    for i in range(SIZE + 2):
+        inbound(session, conv, text=f"m{i}")
+    session.commit()
+    monkeypatch.setattr(tw, "TIMELINE_PAGE", SIZE)
+    whole = conversation_view(session, ali, conv.id).timeline
+    win = conversation_page(session, ali, conv.id).window
+    assert win.items == whole[-SIZE:] and (win.earlier, win.next) == (3, 3)
+    monkeypatch.setattr(tw, "TIMELINE_PAGE", SIZE + 3)  # exactly full: none before
+    win = conversation_page(session, ali, conv.id).window
+    assert win.items == whole and (win.earlier, win.next) == (0, 0)
 
 
 def test_the_status_poll_reads_the_windows_replies_and_newer(
