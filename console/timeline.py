@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from console import timeline_rows as rows
@@ -235,7 +235,7 @@ def _ints(values: Iterable[object]) -> set[int]:
 
 def _names(session: Session, conv: Conversation, replies: Iterable[Any],
            events: Iterable[Any]) -> tuple[dict[int, str], dict[int, str]]:
-    """Display names of every person and team the page mentions: one query each."""
+    """Display names of every person and team the page mentions: one query for both."""
     person_ids = {conv.assignee_id}
     team_ids = {conv.team_id}
     for r in replies:
@@ -247,13 +247,14 @@ def _names(session: Session, conv: Conversation, replies: Iterable[Any],
         team_ids |= _ints(data.get(k) for k in ("to_team", "from_team", "team_id"))
     people = _ints(person_ids)
     groups = _ints(team_ids)
-    names = {pid: display or username for pid, display, username in session.execute(
-        select(Person.id, Person.display_name, Person.username).where(Person.id.in_(people))
-    )} if people else {}
-    titles = {tid: title or name for tid, name, title in session.execute(
-        select(Team.id, Team.name, Team.title).where(Team.id.in_(groups))
-    )} if groups else {}
-    return names, titles
+    parts = [select(literal(kind), column.id, shown, fallback).where(column.id.in_(ids))
+             for kind, column, shown, fallback, ids in (
+                 (0, Person, Person.display_name, Person.username, people),
+                 (1, Team, Team.title, Team.name, groups)) if ids]
+    names: tuple[dict[int, str], dict[int, str]] = ({}, {})
+    for kind, row_id, shown, fallback in session.execute(union_all(*parts)) if parts else ():
+        names[kind][row_id] = shown or fallback
+    return names
 
 
 def _attachments(raw: object) -> list[AttachmentInfo]:

@@ -23,7 +23,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from console.timeline_window import ItemKey
@@ -115,22 +126,20 @@ def messages(session: Session, cid: int, key: ItemKey | None, size: int) -> Sequ
 
 def replies(session: Session, cid: int, key: ItemKey | None, size: int) -> list[Any]:
     """The newest ``size`` replies before ``key``, newest first: the newest sent ones and
-    the newest unsent ones (an index each), merged."""
-    found = [*_replies(session, cid, key, size, sent=True),
-             *_replies(session, cid, key, size, sent=False)]
+    the newest unsent ones (an index each), merged; one statement."""
+    parts = []
+    for sent in (True, False):
+        at = Reply.sent_at if sent else Reply.created_at
+        q = _replies_q().where(Reply.conversation_id == cid,
+                               Reply.sent_at.is_not(None) if sent else Reply.sent_at.is_(None),
+                               before(at, Reply.id, 1, key))
+        # each part ordered and cut in a subquery of its own (SQLite takes no ORDER BY in
+        # a member of a UNION otherwise)
+        parts.append(q.order_by(at.desc(), Reply.id.desc()).limit(size).subquery().select()
+                     if size else q)
+    found = list(session.execute(union_all(*parts)).all())
     found.sort(key=lambda r: (r.sent_at or r.created_at, r.id), reverse=True)
     return found[:size] if size else found
-
-
-def _replies(session: Session, cid: int, key: ItemKey | None, size: int, *,
-             sent: bool) -> Sequence[Any]:
-    at = Reply.sent_at if sent else Reply.created_at
-    q = (_replies_q()
-         .where(Reply.conversation_id == cid,
-                Reply.sent_at.is_not(None) if sent else Reply.sent_at.is_(None),
-                before(at, Reply.id, 1, key))
-         .order_by(at.desc(), Reply.id.desc()))
-    return session.execute(q.limit(size) if size else q).all()
 
 
 def activities(session: Session, cid: int, key: ItemKey | None, size: int) -> Sequence[Any]:
@@ -171,12 +180,11 @@ def replies_since(session: Session, cid: int, first: ItemKey | None,
     def since(at: Any) -> ColumnElement[bool]:
         return true() if first is None else ~before(at, Reply.id, 1, first)
 
-    found = [*session.execute(_replies_q().where(
-        Reply.conversation_id == cid, Reply.id <= newest, Reply.sent_at.is_not(None),
-        since(Reply.sent_at))).all(),
-             *session.execute(_replies_q().where(
-        Reply.conversation_id == cid, Reply.id <= newest, Reply.sent_at.is_(None),
-        since(Reply.created_at))).all()]
+    found = list(session.execute(union_all(
+        _replies_q().where(Reply.conversation_id == cid, Reply.id <= newest,
+                           Reply.sent_at.is_not(None), since(Reply.sent_at)),
+        _replies_q().where(Reply.conversation_id == cid, Reply.id <= newest,
+                           Reply.sent_at.is_(None), since(Reply.created_at)))).all())
     found.sort(key=lambda r: (r.sent_at or r.created_at, r.id))
     return found
 
