@@ -102,10 +102,16 @@ def before(at: Any, row_id: Any, source: int, key: ItemKey | None) -> ColumnElem
 
 def _replies_q() -> Select[*tuple[Any, ...]]:
     """Reply rows with their outbound message row, if sent (by the unique (channel,
-    external_id): an index probe per reply)."""
-    return select(*REPLY_COLUMNS).outerjoin(Message, and_(
-        Message.channel == Reply.channel, Message.external_id == Reply.idempotency_key,
-        Message.conversation_id == Reply.conversation_id, Message.direction == Direction.OUT))
+    external_id): an index probe per reply). Built once: building a select of this many
+    columns cost more than running it (``where`` copies, leaving this one as it is)."""
+    return _REPLIES
+
+
+_REPLIES: Final = select(*REPLY_COLUMNS).outerjoin(Message, and_(
+    Message.channel == Reply.channel, Message.external_id == Reply.idempotency_key,
+    Message.conversation_id == Reply.conversation_id, Message.direction == Direction.OUT))
+_MESSAGES: Final = select(*MESSAGE_COLUMNS)
+_EVENTS: Final = select(*EVENT_COLUMNS)
 
 
 def _is_reply_row() -> ColumnElement[bool]:
@@ -117,7 +123,7 @@ def _is_reply_row() -> ColumnElement[bool]:
 
 def messages(session: Session, cid: int, key: ItemKey | None, size: int) -> Sequence[Any]:
     """The newest ``size`` messages shown as messages before ``key``, newest first."""
-    q = (select(*MESSAGE_COLUMNS)
+    q = (_MESSAGES
          .where(Message.conversation_id == cid, before(Message.received_at, Message.id, 0, key),
                 ~_is_reply_row())
          .order_by(Message.received_at.desc(), Message.id.desc()))
@@ -143,7 +149,7 @@ def replies(session: Session, cid: int, key: ItemKey | None, size: int) -> list[
 
 
 def activities(session: Session, cid: int, key: ItemKey | None, size: int) -> Sequence[Any]:
-    q = (select(*EVENT_COLUMNS)
+    q = (_EVENTS
          .where(Event.conversation_id == cid, _ACTIVITY, Event.kind.in_(ACTIVITY_KINDS),
                 before(Event.at, Event.id, 2, key))
          .order_by(Event.at.desc(), Event.id.desc()))
@@ -205,7 +211,7 @@ def reply_events(session: Session, reply_ids: Iterable[int]) -> Sequence[Any]:
     """The ``reply.*`` audit events of these replies, oldest first (by ``ix_event_reply``)."""
     ids = sorted(set(reply_ids))  # none: still asked, so the page's query count is fixed
     return session.execute(
-        select(*EVENT_COLUMNS)
+        _EVENTS
         # not by conversation too: the replies are the conversation's, and ANDing in
         # ix_event_conversation would read every event of a long conversation
         .where(Event.reply_id.in_(ids), Event.kind.in_(sorted(REPLY_EVENT_KINDS)))
