@@ -53,7 +53,8 @@ REPLY_EVENT_KINDS: Final = frozenset({
 # literal, not a parameter: the planner proves the index applies from the same text).
 ACTIVITY_INDEX_WHERE: Final = "kind LIKE 'conversation.%'"
 _ACTIVITY = text("event.kind LIKE 'conversation.%'")
-_PANEL = text(f"({PANEL_STATES})")  # as ix_reply_panel has it, literally
+# as ix_reply_panel has it, literally (the column qualified: the query joins message too)
+_PANEL = text("(" + PANEL_STATES.replace("state =", "reply.state =") + ")")
 
 # What the timeline reads of each row (attribute access as on the models).
 MESSAGE_COLUMNS: Final = (
