@@ -11,8 +11,11 @@ other conversations, and one timeline of what happened, ordered by ``at`` (then 
 - :class:`ActivityItem`: ``assigned``/``triaged`` (a coordinator or the router), ``referred``
   with its note, private ``note``, ``closed``, ``reopened``.
 
-``actor`` is a display name; None is the system (router, outbox). The view costs a fixed
-number of queries whatever the conversation's length: names are fetched once for all.
+``actor`` is a display name; None is the system (router, outbox). :func:`load_window` reads
+a window of the timeline (the newest items before a cursor) and nothing more of it, from
+the indexes of :mod:`console.timeline_rows`: the conversation page, however long the
+conversation (:mod:`console.timeline_page`). :func:`conversation_view` reads it all (the
+JSON API). Either costs a fixed number of queries: names are fetched once for all.
 
 The view's types are in :mod:`console.timeline_items`, re-exported here, so callers import
 from this module.
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from console import timeline_rows as rows
+from console import timeline_window as tw
 from console.queues import visible_clause
 from console.timeline_items import (
     ActivityItem,
@@ -43,6 +48,7 @@ from console.timeline_items import (
     ReplyStep,
     TimelineItem,
 )
+from console.timeline_window import TimelineWindow
 from kartabl.errors import NotFound
 from kartabl.models import (
     Channel,
@@ -50,12 +56,9 @@ from kartabl.models import (
     ConversationStatus,
     Customer,
     Direction,
-    Event,
     Identity,
-    Message,
     MessageKind,
     Person,
-    Reply,
     ReplyState,
     Team,
 )
@@ -75,70 +78,124 @@ __all__ = [
     "CustomerHistory",
     "CustomerInfo",
     "IdentityInfo",
+    "Loaded",
     "MessageItem",
     "ReplyItem",
     "ReplyStep",
     "TimelineItem",
     "conversation_view",
+    "customer_history",
+    "customer_info",
+    "load_window",
+    "shown_replies",
+    "visible",
 ]
 
 HISTORY_LIMIT: Final = 50  # the customer's other conversations listed, newest first
 ACTIVITY_KINDS: Final[dict[str, ActivityKind]] = {
     f"conversation.{kind}": kind for kind in get_args(ActivityKind)}
-REPLY_EVENT_KINDS: Final = frozenset({
-    "reply.drafted", "reply.edited", "reply.submitted", "reply.approved", "reply.rejected",
-    "reply.sending", "reply.sent", "reply.retry", "reply.failed", "reply.delivered",
-    "reply.bounced",
-})
+assert set(ACTIVITY_KINDS) == set(rows.ACTIVITY_KINDS)
+REPLY_EVENT_KINDS: Final = rows.REPLY_EVENT_KINDS
 
 
-# What the timeline reads of each row (attribute access as on the models).
-_MESSAGE_COLUMNS: Final = (
-    Message.id, Message.direction, Message.kind, Message.channel, Message.sender,
-    Message.sender_name, Message.recipient, Message.subject, Message.text, Message.safe_html,
-    Message.attachments, Message.meta, Message.received_at,
-)
-_REPLY_COLUMNS: Final = (
-    Reply.id, Reply.author_id, Reply.approved_by_id, Reply.state, Reply.channel, Reply.body,
-    Reply.original_body, Reply.template, Reply.review_comment, Reply.error, Reply.attempts,
-    Reply.created_at, Reply.approved_at, Reply.sent_at, Reply.delivered_at,
-)
-_EVENT_COLUMNS: Final = (
-    Event.id, Event.kind, Event.at, Event.actor_id, Event.reply_id, Event.message_id,
-    Event.data,
-)
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A window of the timeline and what was read with it: the page's panel replies, and
+    the conversation as shown (its assignee's and team's names)."""
+
+    window: TimelineWindow
+    panel: list[ReplyItem]
+    info: ConversationInfo
 
 
 # -- loading -------------------------------------------------------------------------------
 
 
-def conversation_view(session: Session, actor: Person, conversation_id: int) -> ConversationView:
-    """Everything the conversation page shows. Raises :class:`NotFound`, with the same
-    message, whether the conversation does not exist or ``actor`` may not access it."""
+def visible(session: Session, actor: Person, conversation_id: int) -> Conversation:
+    """The conversation; :class:`NotFound`, with the same message, whether it does not
+    exist or ``actor`` may not access it."""
     conv = session.get(Conversation, conversation_id)
     if conv is None or not can_access(actor, conv):
         raise NotFound(f"conversation {conversation_id} does not exist")
+    return conv
+
+
+def customer_info(session: Session, conv: Conversation) -> CustomerInfo:
     customer = session.get(Customer, conv.customer_id)
     assert customer is not None  # a foreign key
     identities = session.scalars(
         select(Identity).where(Identity.customer_id == customer.id)
         .order_by(Identity.kind, Identity.id)
     ).all()
-    # Columns, not ORM entities: a long conversation has well over a thousand rows here,
-    # and building (and identity-mapping) an object per row cost four times the queries.
-    messages = session.execute(
-        select(*_MESSAGE_COLUMNS).where(Message.conversation_id == conv.id)
-        .order_by(Message.received_at, Message.id)
-    ).all()
-    replies = session.execute(
-        select(*_REPLY_COLUMNS).where(Reply.conversation_id == conv.id).order_by(Reply.id)
-    ).all()
-    events = session.execute(
-        select(*_EVENT_COLUMNS).where(Event.conversation_id == conv.id,
-                                      Event.kind.in_([*ACTIVITY_KINDS, *REPLY_EVENT_KINDS]))
-        .order_by(Event.id)
-    ).all()
-    people, teams = _names(session, conv, replies, events)
+    return CustomerInfo(
+        customer.id, customer.display_name, list(customer.tags or []),
+        [IdentityInfo(i.kind, i.address, i.display) for i in identities],
+    )
+
+
+def conversation_view(session: Session, actor: Person, conversation_id: int) -> ConversationView:
+    """Everything about the conversation, its whole timeline included (the JSON API).
+    Raises :class:`NotFound` as :func:`visible` does."""
+    conv = visible(session, actor, conversation_id)
+    who = customer_info(session, conv)
+    loaded = load_window(session, conv, who, None, size=0)
+    return ConversationView(loaded.info, who, customer_history(session, actor, conv),
+                            loaded.window.items)
+
+
+def load_window(session: Session, conv: Conversation, customer: CustomerInfo,
+                before: str | None, *, size: int | None = None,
+                panel_author: int | None = None) -> Loaded:
+    """The newest ``size`` (:data:`~console.timeline_window.TIMELINE_PAGE`; 0: all) items
+    before the cursor ``before``, reading no more rows than that from each source
+    (:mod:`console.timeline_rows`); with ``panel_author``, also the replies the page's
+    panels show (pending approval; that person's drafts and rejected ones) wherever they
+    are. A fixed number of queries: names are fetched once for all."""
+    limit = tw.TIMELINE_PAGE if size is None else size  # read at call time: monkeypatchable
+    key = tw.decode_cursor(before) if before else None
+    found = [*((tw.row_key(m.received_at, 0, m.id), m) for m in
+               rows.messages(session, conv.id, key, limit)),
+             *((tw.row_key(r.sent_at or r.created_at, 1, r.id), r) for r in
+               rows.replies(session, conv.id, key, limit)),
+             *((tw.row_key(e.at, 2, e.id), e) for e in
+               rows.activities(session, conv.id, key, limit))]
+    found.sort(key=lambda k: k[0])
+    shown = found[-limit:] if limit else found
+    earlier = 0
+    if limit and len(shown) == limit:  # a full window: there may be more before it
+        earlier = rows.count_before(session, conv.id, shown[0][0])
+    panel = rows.panel_replies(session, conv.id, panel_author) if panel_author else []
+    items, panel_items, info = _build(session, conv, customer, shown, panel)
+    window = TimelineWindow(items, earlier=earlier, next=min(earlier, limit),
+                            first=tw.encode_cursor(shown[0][0]) if shown else None)
+    return Loaded(window, panel_items, info)
+
+
+def shown_replies(session: Session, conv: Conversation, first: str | None,
+                  newest: int) -> tuple[ConversationInfo, list[ReplyItem]]:
+    """The replies with ``id <= newest`` at or after the cursor ``first`` (None: all),
+    oldest first: what a page rendered from ``first`` with replies up to ``newest`` shows
+    (its status poll)."""
+    key = tw.decode_cursor(first) if first else None
+    found = rows.replies_since(session, conv.id, key, newest)
+    shown = [(tw.row_key(r.sent_at or r.created_at, 1, r.id), r) for r in found]
+    items, _, info = _build(session, conv, None, shown, [])
+    return info, [i for i in items if isinstance(i, ReplyItem)]
+
+
+def _build(session: Session, conv: Conversation, customer: CustomerInfo | None,
+           shown: list[tuple[tw.ItemKey, Any]], panel: Iterable[Any],
+           ) -> tuple[list[TimelineItem], list[ReplyItem], ConversationInfo]:
+    """Items of the ``shown`` rows (keyed, in order) and of the ``panel`` reply rows, and
+    the conversation's info: three more queries (reply events, names)."""
+    with_steps = {r.id: r for r in (*(row for k, row in shown if k[1] == 1), *panel)}
+    events = rows.reply_events(session, with_steps)
+    activities = [row for k, row in shown if k[1] == 2]
+    people, teams = _names(session, conv, with_steps.values(), (*activities, *events))
+    build = _Builder(customer.display_name if customer else "", people, teams, events)
+    items: list[TimelineItem] = [
+        build.message(row) if k[1] == 0 else build.reply(row) if k[1] == 1
+        else build.activity(row) for k, row in shown]
     info = ConversationInfo(
         id=conv.id, customer_id=conv.customer_id, channel=Channel(conv.channel),
         status=ConversationStatus(conv.status), subject=conv.subject, team_id=conv.team_id,
@@ -149,28 +206,24 @@ def conversation_view(session: Session, actor: Person, conversation_id: int) -> 
         resolved_at=conv.resolved_at, last_message_at=conv.last_message_at,
         previous_id=conv.previous_id,
     )
-    who = CustomerInfo(
-        customer.id, customer.display_name, list(customer.tags or []),
-        [IdentityInfo(i.kind, i.address, i.display) for i in identities],
-    )
-    return ConversationView(info, who, _history(session, actor, conv),
-                            _timeline(who, messages, replies, events, people, teams))
+    return items, [build.reply(r) for r in panel], info
 
 
-def _history(session: Session, actor: Person, conv: Conversation) -> CustomerHistory:
+def customer_history(session: Session, actor: Person, conv: Conversation) -> CustomerHistory:
+    """The customer's other conversations the actor may open, newest first."""
     c = Conversation
     others = (c.customer_id == conv.customer_id, c.id != conv.id)
-    visible = visible_clause(session, actor)
-    rows = session.execute(
+    scope = visible_clause(session, actor)
+    shown = session.execute(
         select(c.id, c.channel, c.status, c.subject, c.opened_at, c.last_message_at)
-        .where(*others, visible).order_by(c.last_message_at.desc(), c.id.desc())
+        .where(*others, scope).order_by(c.last_message_at.desc(), c.id.desc())
         .limit(HISTORY_LIMIT)
     ).all()
     total, in_scope = session.execute(
-        select(func.count(), func.count(case((visible, 1)))).select_from(c).where(*others)
+        select(func.count(), func.count(case((scope, 1)))).select_from(c).where(*others)
     ).one()
     refs = [ConversationRef(r.id, Channel(r.channel), ConversationStatus(r.status), r.subject,
-                            r.opened_at, r.last_message_at) for r in rows]
+                            r.opened_at, r.last_message_at) for r in shown]
     return CustomerHistory(refs, hidden=int(total) - int(in_scope),
                            more=int(in_scope) - len(refs))
 
@@ -182,7 +235,7 @@ def _ints(values: Iterable[object]) -> set[int]:
 
 def _names(session: Session, conv: Conversation, replies: Iterable[Any],
            events: Iterable[Any]) -> tuple[dict[int, str], dict[int, str]]:
-    """Display names of every person and team the page mentions: one query each."""
+    """Display names of every person and team the page mentions: one query for both."""
     person_ids = {conv.assignee_id}
     team_ids = {conv.team_id}
     for r in replies:
@@ -194,13 +247,14 @@ def _names(session: Session, conv: Conversation, replies: Iterable[Any],
         team_ids |= _ints(data.get(k) for k in ("to_team", "from_team", "team_id"))
     people = _ints(person_ids)
     groups = _ints(team_ids)
-    names = {pid: display or username for pid, display, username in session.execute(
-        select(Person.id, Person.display_name, Person.username).where(Person.id.in_(people))
-    )} if people else {}
-    titles = {tid: title or name for tid, name, title in session.execute(
-        select(Team.id, Team.name, Team.title).where(Team.id.in_(groups))
-    )} if groups else {}
-    return names, titles
+    parts = [select(literal(kind), column.id, shown, fallback).where(column.id.in_(ids))
+             for kind, column, shown, fallback, ids in (
+                 (0, Person, Person.display_name, Person.username, people),
+                 (1, Team, Team.title, Team.name, groups)) if ids]
+    names: tuple[dict[int, str], dict[int, str]] = ({}, {})
+    for kind, row_id, shown, fallback in session.execute(union_all(*parts)) if parts else ():
+        names[kind][row_id] = shown or fallback
+    return names
 
 
 def _attachments(raw: object) -> list[AttachmentInfo]:
@@ -218,71 +272,64 @@ def _attachments(raw: object) -> list[AttachmentInfo]:
     return out
 
 
-def _timeline(customer: CustomerInfo, messages: Iterable[Any],
-              replies: Iterable[Any], events: Iterable[Any], people: dict[int, str],
-              teams: dict[int, str]) -> list[TimelineItem]:
-    def person(pid: object) -> str | None:
-        return people.get(pid) if isinstance(pid, int) else None
+class _Builder:
+    """Items from rows. Reply events become their reply's ``history``; a sent reply's
+    outbound row gives it ``message_id`` and what the customer received."""
 
-    def team(tid: object) -> str | None:
-        return teams.get(tid) if isinstance(tid, int) else None
-
-    reply_list = list(replies)
-    reply_ids = {r.id for r in reply_list}
-    steps: dict[int, list[ReplyStep]] = defaultdict(list)
-    keyed: list[tuple[datetime, int, int, TimelineItem]] = []
-    for e in events:
-        data = e.data or {}
-        if e.kind in REPLY_EVENT_KINDS:
+    def __init__(self, customer_name: str, people: dict[int, str], teams: dict[int, str],
+                 events: Iterable[Any]) -> None:
+        self.customer, self.people, self.teams = customer_name, people, teams
+        self.steps: dict[int, list[ReplyStep]] = defaultdict(list)
+        for e in events:
             if e.reply_id is not None:
-                step = e.kind.removeprefix("reply.")
-                note = _step_note(e.kind, data)
-                steps[e.reply_id].append(ReplyStep(step, e.at, person(e.actor_id), note))
-            continue
+                note = _step_note(e.kind, e.data or {})
+                self.steps[e.reply_id].append(ReplyStep(
+                    e.kind.removeprefix("reply."), e.at, self.person(e.actor_id), note))
+
+    def person(self, pid: object) -> str | None:
+        return self.people.get(pid) if isinstance(pid, int) else None
+
+    def team(self, tid: object) -> str | None:
+        return self.teams.get(tid) if isinstance(tid, int) else None
+
+    def activity(self, e: Any) -> ActivityItem:
+        data = e.data or {}
         kind = ACTIVITY_KINDS[e.kind]
-        item = ActivityItem(
-            kind=kind, at=e.at, actor=person(e.actor_id), event_id=e.id,
+        return ActivityItem(
+            kind=kind, at=e.at, actor=self.person(e.actor_id), event_id=e.id,
             note=_text(data.get("note") if kind == "referred" else data.get("text")),
-            to_person=person(data.get("to_person", data.get("assignee_id"))),
-            to_team=team(data.get("to_team", data.get("team_id"))),
-            from_person=person(data.get("from_person")), from_team=team(data.get("from_team")),
+            to_person=self.person(data.get("to_person", data.get("assignee_id"))),
+            to_team=self.team(data.get("to_team", data.get("team_id"))),
+            from_person=self.person(data.get("from_person")),
+            from_team=self.team(data.get("from_team")),
             reason=_reason(data), route=_route(data), message_id=e.message_id,
         )
-        keyed.append((e.at, 2, e.id, item))
-    sent_rows: dict[int, Message] = {}
-    for m in messages:
-        meta = m.meta or {}
-        rid = meta.get("reply_id")
-        if m.direction == Direction.OUT and isinstance(rid, int) and rid in reply_ids:
-            sent_rows.setdefault(rid, m)  # shown as the reply, not as a second bubble
-            continue
+
+    def message(self, m: Any) -> MessageItem:
         inbound = m.direction == Direction.IN
-        keyed.append((m.received_at, 0, m.id, MessageItem(
+        return MessageItem(
             kind="message", at=m.received_at,
-            actor=(m.sender_name or customer.display_name or m.sender) if inbound else None,
+            actor=(m.sender_name or self.customer or m.sender) if inbound else None,
             message_id=m.id, direction=Direction(m.direction),
             message_kind=MessageKind(m.kind), channel=Channel(m.channel), sender=m.sender,
             sender_name=m.sender_name, recipient=m.recipient, subject=m.subject, text=m.text,
             html=m.safe_html, attachments=_attachments(m.attachments),
-        )))
-    for r in reply_list:
-        at = r.sent_at or r.created_at
-        keyed.append((at, 1, r.id, ReplyItem(
-            kind="reply", at=at, actor=person(r.author_id), reply_id=r.id,
-            state=ReplyState(r.state), channel=Channel(r.channel), body=r.body,
+        )
+
+    def reply(self, r: Any) -> ReplyItem:
+        return ReplyItem(
+            kind="reply", at=r.sent_at or r.created_at, actor=self.person(r.author_id),
+            reply_id=r.id, state=ReplyState(r.state), channel=Channel(r.channel), body=r.body,
             original_body=r.original_body, template=r.template, author_id=r.author_id,
-            approver_id=r.approved_by_id, approver=person(r.approved_by_id),
+            approver_id=r.approved_by_id, approver=self.person(r.approved_by_id),
             review_comment=r.review_comment, error=r.error, attempts=r.attempts,
             created_at=r.created_at, approved_at=r.approved_at, sent_at=r.sent_at,
-            delivered_at=r.delivered_at,
-            message_id=sent_rows[r.id].id if r.id in sent_rows else None,
-            history=steps.get(r.id, []),
-            sent=as_sent.pieces(r.channel, sent_rows[r.id].text) if r.id in sent_rows else [],
-            sent_files=as_sent.files(r.channel, sent_rows[r.id].text, sent_rows[r.id].attachments)
-            if r.id in sent_rows else [],
-        )))
-    keyed.sort(key=lambda k: k[:3])
-    return [item for *_, item in keyed]
+            delivered_at=r.delivered_at, message_id=r.sent_id,
+            history=self.steps.get(r.id, []),
+            sent=as_sent.pieces(r.channel, r.sent_text) if r.sent_id is not None else [],
+            sent_files=as_sent.files(r.channel, r.sent_text, r.sent_attachments)
+            if r.sent_id is not None else [],
+        )
 
 
 def _text(value: object) -> str | None:

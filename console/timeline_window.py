@@ -1,15 +1,14 @@
 """The part of a conversation's timeline a page renders: the newest :data:`TIMELINE_PAGE`
 items, and earlier ones a window at a time ("show earlier", as Chatwoot and Zendesk do).
 
-Rendering every item of a long conversation (dates, reply status blocks, sanitising each
-mail's HTML) is what made its page slow; loading the rows is not, so
-:func:`console.timeline.conversation_view` still loads them all and this module only
-slices the sorted list. Pure: no queries.
+The database reads only the window (:mod:`console.timeline_rows`, keyset on the item key
+below); :func:`timeline_window` slices a timeline already in memory the same way (the
+whole-timeline view, tests). Pure: no queries.
 
 A window is addressed by a cursor, the key of the item it ends before:
 ``<microseconds since 1970>.<source>.<id>``, source 0 a message, 1 a reply, 2 an activity
-(the order :func:`console.timeline._timeline` sorts by, then the row's id). The format is
-that of :func:`console.queue_types.encode_cursor` with the source added.
+(the order the timeline is sorted by, then the row's id). The format is that of
+:func:`console.queue_types.encode_cursor` with the source added.
 """
 from __future__ import annotations
 
@@ -34,15 +33,19 @@ MAX_ROW_ID: Final = 2**63 - 1  # the largest id either database holds (SQLite: 6
 ItemKey = tuple[int, int, int]
 
 
+def row_key(at: datetime, source: int, row_id: int) -> ItemKey:
+    """The key of the item a row of ``source`` (0 message, 1 reply, 2 activity) makes."""
+    return (at.astimezone(UTC) - _EPOCH) // _MICRO, source, row_id
+
+
 def item_key(item: TimelineItem) -> ItemKey:
-    """The item's place in the timeline, as ``_timeline`` sorts by ``(at, source, id)``."""
-    micros = (item.at.astimezone(UTC) - _EPOCH) // _MICRO
+    """The item's place in the timeline, as it is sorted by ``(at, source, id)``."""
     if isinstance(item, MessageItem):
-        return micros, 0, item.message_id
+        return row_key(item.at, 0, item.message_id)
     if isinstance(item, ReplyItem):
-        return micros, 1, item.reply_id
+        return row_key(item.at, 1, item.reply_id)
     assert isinstance(item, ActivityItem)
-    return micros, 2, item.event_id
+    return row_key(item.at, 2, item.event_id)
 
 
 def encode_cursor(key: ItemKey) -> str:

@@ -9,8 +9,8 @@ PermissionDenied, InputError, a reply too long for its channel) rolls back and a
 to the page with ``?failed=<id>`` (:mod:`console.flash`): the page shows the reason in the
 reader's language and the text the person typed, and a reload submits nothing.
 
-The timeline shows its newest window (:mod:`console.timeline_window`; ``?all=1``: all of
-it), earlier windows come from :mod:`console.pages.timeline`.
+The timeline shows its newest window, and only that is read (:mod:`console.timeline_page`;
+``?all=1``: all of it); earlier windows come from :mod:`console.pages.timeline`.
 
 Live parts, by htmx: ``GET /conversations/{id}/status`` re-renders each reply's delivery
 status out of band every few seconds (not the whole timeline: a reader's open details and
@@ -37,9 +37,9 @@ from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.templating import request_locale
-from console.timeline import ReplyItem, conversation_view
 from console.timeline_news import new_items
-from console.timeline_window import decode_cursor, item_key, timeline_window
+from console.timeline_page import conversation_page as page_view
+from console.timeline_page import earlier_window, poll_replies
 from kartabl import workflow
 from kartabl.errors import (
     InputError,
@@ -68,7 +68,6 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=20_000)]
 MaybeText = Annotated[str | None, Form(max_length=20_000)]  # absent: not sent by the form
 Short = Annotated[str, Form(max_length=40)]
-EDITABLE = (ReplyState.DRAFT, ReplyState.REJECTED)
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
 FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
            "edited", "approved", "rejected")
@@ -142,23 +141,20 @@ def _known_reply(version: str) -> int:
 
 def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[str, Any]:
     """What conversation.html needs: for its own page, and for the inbox's pane
-    (:func:`pane`). NotFound outside the reader's scope."""
-    view = conversation_view(db, p.person, cid)
+    (:func:`pane`). NotFound outside the reader's scope. Only the newest window of the
+    timeline is read and rendered (the whole timeline with ?all=1, the "earlier" link
+    without JavaScript); the panels' replies are read apart, by state: a pending one may be
+    older than the window."""
+    everything = request.query_params.get("all") == "1"
+    view = page_view(db, p.person, cid, everything=everything)
     flash = recall(db, p, failed_id(request))  # a refused form's reason and text
     me = p.person
-    replies = [i for i in view.timeline if isinstance(i, ReplyItem)]
-    pending = [r for r in replies if r.state == ReplyState.PENDING_APPROVAL]
-    drafts = [r for r in replies if r.author_id == me.id and r.state in EDITABLE]
+    pending, drafts, win = view.pending, view.drafts, view.window
     previews = {}
     for item in (*pending, *drafts):
         reply = db.get(Reply, item.reply_id)
         if reply is not None:
             previews[item.reply_id] = _preview(db, reply)
-    # Only the newest window is rendered (rendering is the cost of a long conversation),
-    # the whole timeline with ?all=1 (the "earlier" link without JavaScript). The panels
-    # above take every reply: a pending one may be older than the window.
-    everything = request.query_params.get("all") == "1"
-    win = timeline_window(view.timeline, size=0 if everything else None)
     is_open = view.conversation.status == ConversationStatus.OPEN
     reviewer = me.role in REVIEWERS
     people, teams = handover_choices(db) if is_open else ([], [])
@@ -232,15 +228,16 @@ def conversation_status(
     "earlier" are not refreshed live. (An old reply sent since the page was rendered can
     move into the range unshown: htmx reports the missing target and swaps the rest, and
     the new outbound message makes ``v`` stale, so the page offers a reload anyway.)"""
-    view = conversation_view(db, p.person, cid)
-    known = _known_reply(v)
-    first = decode_cursor(start) if start else (0, 0, 0)
-    replies = [i for i in view.timeline if isinstance(i, ReplyItem) and i.reply_id <= known
-               and item_key(i) >= first]
+    conversation, replies = poll_replies(db, p.person, cid, start or None, _known_reply(v))
     version = _version(db, cid)
-    news = new_items(view.timeline, v) if v != version else None
+    news = None
+    if v != version:  # what is new is in the newest window, unless a whole window is new
+        _, newest = earlier_window(db, p.person, cid, None)
+        news = new_items(newest.items, v)
+        if news is not None and newest.earlier and len(news.items) == len(newest.items):
+            news = None  # more may lie beyond the window: the page offers a reload
     response = render(request, "_conversation_status.html", {
-        "c": view.conversation, "replies": replies, "version": version,
+        "c": conversation, "replies": replies, "version": version,
         "stale": v != version and news is None, "news": news,
         "mail_html": mail_html(news.items) if news is not None else {}})
     response.headers["Cache-Control"] = "no-store"

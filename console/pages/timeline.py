@@ -1,7 +1,7 @@
 """Earlier parts of a conversation's timeline: ``GET /conversations/{id}/timeline?before=``.
 
-The conversation page renders only the newest window of its timeline
-(:mod:`console.timeline_window`); its "earlier" entry fetches the window before it from
+The conversation page renders only the newest window of its timeline, and reads only that
+(:mod:`console.timeline_page`); its "earlier" entry fetches the window before it from
 here and htmx puts it in the entry's place: the ``<li>`` items of that window, led by the
 next "earlier" entry while more remain, in the page's own markup (``_timeline_items.html``).
 Same scope as the page: NotFound (404) for a conversation the reader cannot see; a cursor
@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from console.deps import PathId, Principal, get_db, page_principal
 from console.pages._ui import render
 from console.pages.attachments import inline_image_urls
-from console.timeline import MessageItem, TimelineItem, conversation_view
-from console.timeline_window import timeline_window
+from console.timeline import MessageItem, TimelineItem
+from console.timeline_page import earlier_window
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,9 +48,8 @@ def earlier_items(
     """The window of items before ``before`` (no cursor: the newest, as the page shows).
     Their replies' statuses are not refreshed by the page's poll, which swaps only the
     replies the page was rendered with."""
-    view = conversation_view(db, p.person, cid)
-    win = timeline_window(view.timeline, before or None)
+    conversation, win = earlier_window(db, p.person, cid, before or None)
     response = render(request, "_timeline_items.html", {
-        "c": view.conversation, "win": win, "mail_html": mail_html(win.items)})
+        "c": conversation, "win": win, "mail_html": mail_html(win.items)})
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -109,6 +109,10 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_message_channel_external_id"),
         Index("ix_message_unrouted", "routed_at", "id"),
+        # A conversation's messages newest first, a window at a time (console.timeline_rows);
+        # also every other lookup by conversation (no index on conversation_id alone: with
+        # one, the planner sorted a long conversation's every row rather than stop early).
+        Index("ix_message_conversation_time", "conversation_id", "received_at", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
@@ -117,7 +121,7 @@ class Message(Base):
     kind: Mapped[MessageKind] = mapped_column(
         enum_column(MessageKind, "message_kind"), default=MessageKind.MESSAGE
     )
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     sender: Mapped[str] = mapped_column(String(320))
     sender_name: Mapped[str] = mapped_column(String(200), default="")
@@ -137,6 +141,12 @@ class Message(Base):
     routed_at: Mapped[datetime | None]
 
 
+# The reply states the conversation page's panels show (console.timeline_rows). Written as
+# ORs, not IN: PostgreSQL prints an IN list back in a form that reads back differently, and
+# bench.console_seed recreates indexes from their printed definitions and compares them.
+PANEL_STATES = "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+
+
 class Reply(Base):
     """An answer drafted by a person, reviewed, then sent through the outbox."""
 
@@ -145,9 +155,22 @@ class Reply(Base):
         # the outbox and the approval queue by state; conversation_id included so that
         # counting an agent's pending replies joins from the index alone (console.queues)
         Index("ix_reply_state", "state", "updated_at", postgresql_include=["conversation_id"]),
+        # A conversation's replies in timeline order, a window at a time: the sent ones where
+        # they went out, the others where they started (console.timeline_rows; two plain
+        # indexes, as autogenerate cannot carry one on coalesce(sent_at, created_at)). The
+        # first serves every other lookup by conversation too (none on conversation_id
+        # alone, which the planner preferred, reading every reply of a long conversation).
+        Index("ix_reply_conversation_sent", "conversation_id", "sent_at", "id"),
+        Index("ix_reply_conversation_unsent", "conversation_id", "created_at", "id",
+              postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL")),
+        # The conversation page's panels: its replies pending approval, drafts and rejected
+        # ones. The query repeats the predicate as a literal (PANEL_STATES in
+        # console.timeline_rows), so PostgreSQL matches it even in a generic plan.
+        Index("ix_reply_panel", "conversation_id", "id",
+              postgresql_where=text(PANEL_STATES), sqlite_where=text(PANEL_STATES)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
     author_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     state: Mapped[ReplyState] = mapped_column(enum_column(ReplyState, "reply_state"))
     channel: Mapped[Channel] = mapped_column(enum_column(Channel, "channel"))
@@ -176,7 +199,21 @@ class Event(Base):
     """The audit trail: one row for every change, by whom (NULL actor = the system)."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_conversation", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_event_conversation", "conversation_id", "id"),
+        # The timeline's activity items (conversation.*) in time order, a window at a time,
+        # without stepping over the far more numerous message and reply events; kind
+        # included for an index-only count. The query repeats this predicate as a literal
+        # (console.timeline_rows.ACTIVITY_INDEX_WHERE): PostgreSQL matches it by its text.
+        Index("ix_event_activity", "conversation_id", "at", "id",
+              postgresql_where=text("kind LIKE 'conversation.%'"),
+              sqlite_where=text("kind LIKE 'conversation.%'"),
+              postgresql_include=["kind"]),
+        # a reply's history (reply.* events) for the replies a page shows
+        Index("ix_event_reply", "reply_id", "id",
+              postgresql_where=text("reply_id IS NOT NULL"),
+              sqlite_where=text("reply_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     kind: Mapped[str] = mapped_column(String(40), index=True)

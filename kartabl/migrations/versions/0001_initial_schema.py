@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 03:46:12.401351
+Create Date: 2026-12-04 04:09:36.033938
 """
 
 from __future__ import annotations
@@ -436,7 +436,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_message_conversation_id"), ["conversation_id"], unique=False
+            "ix_message_conversation_time", ["conversation_id", "received_at", "id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_message_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index("ix_message_unrouted", ["routed_at", "id"], unique=False)
@@ -509,7 +509,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("reply", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_reply_conversation_id"), ["conversation_id"], unique=False
+            "ix_reply_conversation_sent", ["conversation_id", "sent_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_reply_conversation_unsent",
+            ["conversation_id", "created_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_reply_panel",
+            ["conversation_id", "id"],
+            unique=False,
+            postgresql_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
+            sqlite_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
         )
         batch_op.create_index(
             "ix_reply_state",
@@ -545,8 +563,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event")),
     )
     with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_event_activity",
+            ["conversation_id", "at", "id"],
+            unique=False,
+            postgresql_where=sa.text("kind LIKE 'conversation.%'"),
+            postgresql_include=["kind"],
+            sqlite_where=sa.text("kind LIKE 'conversation.%'"),
+        )
         batch_op.create_index("ix_event_conversation", ["conversation_id", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_event_kind"), ["kind"], unique=False)
+        batch_op.create_index(
+            "ix_event_reply",
+            ["reply_id", "id"],
+            unique=False,
+            postgresql_where=sa.text("reply_id IS NOT NULL"),
+            sqlite_where=sa.text("reply_id IS NOT NULL"),
+        )
 
     op.create_table(
         "notification",
@@ -670,19 +703,44 @@ def downgrade() -> None:
 
     op.drop_table("notification")
     with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_event_reply",
+            postgresql_where=sa.text("reply_id IS NOT NULL"),
+            sqlite_where=sa.text("reply_id IS NOT NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_event_kind"))
         batch_op.drop_index("ix_event_conversation")
+        batch_op.drop_index(
+            "ix_event_activity",
+            postgresql_where=sa.text("kind LIKE 'conversation.%'"),
+            postgresql_include=["kind"],
+            sqlite_where=sa.text("kind LIKE 'conversation.%'"),
+        )
 
     op.drop_table("event")
     with op.batch_alter_table("reply", schema=None) as batch_op:
         batch_op.drop_index("ix_reply_state", postgresql_include=["conversation_id"])
-        batch_op.drop_index(batch_op.f("ix_reply_conversation_id"))
+        batch_op.drop_index(
+            "ix_reply_panel",
+            postgresql_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
+            sqlite_where=sa.text(
+                "state = 'pending_approval' OR state = 'draft' OR state = 'rejected'"
+            ),
+        )
+        batch_op.drop_index(
+            "ix_reply_conversation_unsent",
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        )
+        batch_op.drop_index("ix_reply_conversation_sent")
 
     op.drop_table("reply")
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index("ix_message_unrouted")
         batch_op.drop_index(batch_op.f("ix_message_customer_id"))
-        batch_op.drop_index(batch_op.f("ix_message_conversation_id"))
+        batch_op.drop_index("ix_message_conversation_time")
 
     op.drop_table("message")
     op.drop_table("conversation_seen")
