@@ -20,24 +20,33 @@
   }
   var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
   var containers = [];
-  function remember(el, depth) {
-    rendered.set(el, el.outerHTML);
+  function remember(el, depth, first) {
+    if (!first || !rendered.has(el)) { rendered.set(el, el.outerHTML); }
     if (depth < 4) {
-      Array.prototype.forEach.call(el.children, function (child) { remember(child, depth + 1); });
+      Array.prototype.forEach.call(el.children, function (child) {
+        remember(child, depth + 1, first);
+      });
     }
   }
   // The panels to follow; again when the inbox's pane shows another conversation
-  // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them.
+  // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them. Their
+  // markup is taken as soon as htmx has put them in (htmx:afterSwap), before its settling
+  // runs their behaviours (canned.js marks the composer up on htmx:load): a part taken
+  // after that would never equal the server's and be swapped away, typed text and all.
   var generation = 0; // counts the pane's changes: an answer asked for before one is stale
   function scan() {
     generation++;
     containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
     containers.forEach(function (c) {
-      Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
+      Array.prototype.forEach.call(c.children, function (el) { remember(el, 1, true); });
     });
   }
   scan();
   document.addEventListener("kartabl:pane", scan);
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var el = e.target;
+    if (el && el.querySelector && el.querySelector("[data-live-panels]")) { scan(); }
+  });
   var pending = [];
   var timer = null;
   var refreshing = false;
