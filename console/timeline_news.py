@@ -2,7 +2,7 @@
 page (or its last update) was rendered, to append in place (issue 14: a new customer message
 appears in the open conversation without a reload, and what the reader is typing stays).
 
-The page knows its *version* (:func:`console.pages.conversation._version`:
+The page knows its *version* (:func:`console.pages.conversation_view.page_version`:
 ``<last message>.<last non-reply event>.<last reply>``); an item is new when its row id is
 above the page's for its kind. Ids are handed out in insert order, and the item's place in
 the timeline comes after what the page has (a message, an activity and a reply are newer

@@ -9,6 +9,9 @@ PermissionDenied, InputError, a reply too long for its channel) rolls back and a
 to the page with ``?failed=<id>`` (:mod:`console.flash`): the page shows the reason in the
 reader's language and the text the person typed, and a reload submits nothing.
 
+What the page shows (its context, also for the inbox's pane) is
+:mod:`console.pages.conversation_view`; this module holds the routes.
+
 The timeline shows its newest window, and only that is read (:mod:`console.timeline_page`;
 ``?all=1``: all of it); earlier windows come from :mod:`console.pages.timeline`.
 
@@ -21,48 +24,41 @@ renders a draft through its template and counts SMS parts / chat messages as one
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from markupsafe import Markup
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from console.deps import Approval, PathId, Principal, app_settings, get_db, page_principal
-from console.flash import failed_id, recall, refused
-from console.pages._ui import back, form_text, handover_choices, optional_id, render
+from console.deps import Approval, PathId, Principal, get_db, page_principal
+from console.flash import refused
+from console.pages._ui import back, form_text, optional_id, render
+from console.pages.conversation_view import (
+    PreviewShown,
+    known_reply,
+    page_context,
+    page_version,
+    preview_shown,
+)
 from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
-from console.refusals import refusal_text
-from console.templating import request_locale
 from console.timeline_news import new_items
-from console.timeline_page import conversation_page as page_view
 from console.timeline_page import earlier_window, poll_replies
 from kartabl import workflow
 from kartabl.errors import (
     InputError,
     KartablError,
     NotFound,
-    PermanentDeliveryError,
 )
-from kartabl.language import conversation_language
 from kartabl.models import (
-    Channel,
     Conversation,
-    ConversationStatus,
-    Event,
-    Message,
     Reply,
     ReplyState,
 )
 from kartabl.notifications import mark_seen
 from kartabl.workflow.access import REVIEWERS
 from responders import render as reply_render
-from responders.preview import REPLY_CHECK, preview_reply
-from responders.reply_files import Limits, files_of
-from responders.sms_length import sms_length
+from responders.preview import REPLY_CHECK
 
 router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=20_000)]
@@ -71,38 +67,6 @@ Short = Annotated[str, Form(max_length=40)]
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
 FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
            "edited", "approved", "rejected")
-
-
-@dataclass(frozen=True)
-class PreviewShown:
-    """A preview as the page shows it; ``error`` when the template cannot render it."""
-
-    channel: str
-    parts: int = 0
-    limit: int = 0
-    fits: bool = True
-    encoding: str = ""
-    units: int = 0
-    text: str = ""
-    error: str = ""
-
-
-def reply_templates(channel: Channel, locale: str) -> list[tuple[str, str]]:
-    """The reply wrappers for ``channel`` besides the default, as (name, title in the
-    reader's language). They fill ``{{ customer_name }}`` and ``{{ subject }}`` around the
-    agent's ``{{ body }}``, in the customer's language (:mod:`responders.render`)."""
-    return [(n, reply_render.template_title(n, locale))
-            for n in reply_render.template_names(channel) if n != reply_render.DEFAULT_TEMPLATE]
-
-
-def _preview(db: Session, reply: Reply, body: str | None = None) -> PreviewShown:
-    try:
-        pv = preview_reply(db, reply, body)
-    except PermanentDeliveryError as exc:
-        return PreviewShown(reply.channel.value, error=str(exc))
-    units = sms_length(pv.text).units if pv.channel is Channel.SMS else len(pv.text)
-    return PreviewShown(pv.channel.value, pv.parts, pv.limit, pv.fits, pv.encoding or "",
-                        units, pv.text)
 
 
 def _visible(db: Session, p: Principal, cid: int) -> Conversation:
@@ -121,69 +85,8 @@ def _visible_reply(db: Session, p: Principal, rid: int) -> Reply:
     return reply
 
 
-def _version(db: Session, cid: int) -> str:
-    """``<last message>.<last non-reply event>.<last reply>``: changes when something new
-    lands, and the page offers a reload. (Steps of the replies already shown are updated
-    live by the status poll, so they do not count.)"""
-    last_msg = db.scalar(select(func.max(Message.id)).where(Message.conversation_id == cid))
-    last_event = db.scalar(select(func.max(Event.id)).where(
-        Event.conversation_id == cid, Event.reply_id.is_(None)))
-    last_reply = db.scalar(select(func.max(Reply.id)).where(Reply.conversation_id == cid))
-    return f"{last_msg or 0}.{last_event or 0}.{last_reply or 0}"
-
-
-def _known_reply(version: str) -> int:
-    """The newest reply id the page was rendered with (the status poll swaps only those:
-    an out-of-band swap without its target element is an htmx error)."""
-    last = version.rpartition(".")[2]
-    return int(last) if last.isascii() and last.isdigit() and len(last) < 19 else 0
-
-
-def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[str, Any]:
-    """What conversation.html needs: for its own page, and for the inbox's pane
-    (:func:`pane`). NotFound outside the reader's scope. Only the newest window of the
-    timeline is read and rendered (the whole timeline with ?all=1, the "earlier" link
-    without JavaScript); the panels' replies are read apart, by state: a pending one may be
-    older than the window."""
-    everything = request.query_params.get("all") == "1"
-    view = page_view(db, p.person, cid, everything=everything)
-    flash = recall(db, p, failed_id(request))  # a refused form's reason and text
-    me = p.person
-    pending, drafts, win = view.pending, view.drafts, view.window
-    previews = {}
-    for item in (*pending, *drafts):
-        reply = db.get(Reply, item.reply_id)
-        if reply is not None:
-            previews[item.reply_id] = _preview(db, reply)
-    is_open = view.conversation.status == ConversationStatus.OPEN
-    reviewer = me.role in REVIEWERS
-    people, teams = handover_choices(db) if is_open else ([], [])
-    return {
-        "view": view, "c": view.conversation, "customer": view.customer,
-        "history": view.history, "win": win, "mail_html": mail_html(win.items),
-        "pending": pending, "drafts": drafts, "previews": previews,
-        "templates": reply_templates(view.conversation.channel, request_locale(request)),
-        "customer_language": conversation_language(db, cid),  # wrappers' and canned texts
-        "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
-        "can_refer": reviewer or view.conversation.assignee_id == me.id,
-        "done": request.query_params.get("done", "")[:40],
-        "error": refusal_text(request_locale(request), flash.refusal) if flash else "",
-        "kept": flash.kept if flash else {}, "version": _version(db, cid),
-        "reply_files": files_of(db, previews),  # the approver sees them before approving
-        "file_limits": Limits.of(app_settings(request)),
-    }
-
-
 def _page(request: Request, db: Session, p: Principal, cid: int) -> Response:
     return render(request, "conversation.html", page_context(request, db, p, cid))
-
-
-def pane(request: Request, db: Session, p: Principal, cid: int) -> Markup:
-    """The conversation without the page around it (``_pane.html`` for a layout), for the
-    inbox's pane (``/queues?open=<id>``): the same markup, ids and forms as its page."""
-    response = render(request, "conversation.html",
-                      page_context(request, db, p, cid) | {"layout": "_pane.html"})
-    return Markup(bytes(response.body).decode())  # noqa: S704 - rendered by autoescaping Jinja
 
 
 def _act(request: Request, db: Session, p: Principal, cid: int, done: str,
@@ -228,8 +131,8 @@ def conversation_status(
     "earlier" are not refreshed live. (An old reply sent since the page was rendered can
     move into the range unshown: htmx reports the missing target and swaps the rest, and
     the new outbound message makes ``v`` stale, so the page offers a reload anyway.)"""
-    conversation, replies = poll_replies(db, p.person, cid, start or None, _known_reply(v))
-    version = _version(db, cid)
+    conversation, replies = poll_replies(db, p.person, cid, start or None, known_reply(v))
+    version = page_version(db, cid)
     news = None
     if v != version:  # what is new is in the newest window, unless a whole window is new
         _, newest = earlier_window(db, p.person, cid, None)
@@ -265,7 +168,7 @@ def reply_preview(
             raise InputError(f"no reply template {name!r} for {conv.channel.value}")
         # Not added to the session: preview_reply only reads it.
         reply = Reply(conversation_id=cid, channel=conv.channel, body=text, template=name)
-    shown = _preview(db, reply, text) if text.strip() else PreviewShown(conv.channel.value)
+    shown = preview_shown(db, reply, text) if text.strip() else PreviewShown(conv.channel.value)
     return render(request, "_preview.html", {"pv": shown, "empty": not text.strip()})
 
 

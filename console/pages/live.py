@@ -11,7 +11,9 @@ answer is 401, on which the browser's EventSource stops for good.
 A new stream starts after ``Last-Event-ID`` (a reconnect), else after ``?since=`` (the cursor
 the page was rendered with: what happened while it loaded is not lost), else from now.
 A conversation page adds ``?conversation=<id>``: its stream also carries the presence
-changes of that conversation (``event: presence``), when the reader may see it.
+changes of that conversation (``event: presence``), when the reader may see it. The inbox
+opens its stream again (``?since=`` its last event) when its pane shows another
+conversation, so the check is made again for each.
 """
 
 from __future__ import annotations

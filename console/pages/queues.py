@@ -6,7 +6,7 @@ channel, team, status and age in a GET form, so a filtered view is a URL one can
 reload. ``GET /queues/live`` is the same tabs and rows without the page around them: the
 page asks for it on each live event (static/live.js), so the list follows the cartable
 without a reload. With ``open=<id>`` the conversation is shown in a pane beside the list
-(:func:`console.pages.conversation.pane`); a row opens there by htmx and pushes that URL.
+(:func:`console.pages.conversation_view.pane`); a row opens there by htmx and pushes that URL.
 Scope is the service's: an agent's queries only ever return their own and their teams'
 conversations.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from console.deps import Principal, app_settings, get_db, page_principal
 from console.pages._ui import AGES, handover_choices, optional_id, render
-from console.pages.conversation import pane as conversation_pane
+from console.pages.conversation_view import pane as conversation_pane
 from console.queue_types import Targets
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
 from kartabl.errors import InputError, NotFound

@@ -20,24 +20,33 @@
   }
   var rendered = new WeakMap(); // a panel section -> its markup as the server sent it
   var containers = [];
-  function remember(el, depth) {
-    rendered.set(el, el.outerHTML);
+  function remember(el, depth, first) {
+    if (!first || !rendered.has(el)) { rendered.set(el, el.outerHTML); }
     if (depth < 4) {
-      Array.prototype.forEach.call(el.children, function (child) { remember(child, depth + 1); });
+      Array.prototype.forEach.call(el.children, function (child) {
+        remember(child, depth + 1, first);
+      });
     }
   }
   // The panels to follow; again when the inbox's pane shows another conversation
-  // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them.
+  // (static/inbox.js sends "kartabl:pane"): those are new, as the server sent them. Their
+  // markup is taken as soon as htmx has put them in (htmx:afterSwap), before its settling
+  // runs their behaviours (canned.js marks the composer up on htmx:load): a part taken
+  // after that would never equal the server's and be swapped away, typed text and all.
   var generation = 0; // counts the pane's changes: an answer asked for before one is stale
   function scan() {
     generation++;
     containers = Array.prototype.slice.call(document.querySelectorAll("[data-live-panels]"));
     containers.forEach(function (c) {
-      Array.prototype.forEach.call(c.children, function (el) { remember(el, 1); });
+      Array.prototype.forEach.call(c.children, function (el) { remember(el, 1, true); });
     });
   }
   scan();
   document.addEventListener("kartabl:pane", scan);
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var el = e.target;
+    if (el && el.querySelector && el.querySelector("[data-live-panels]")) { scan(); }
+  });
   var pending = [];
   var timer = null;
   var refreshing = false;
@@ -46,34 +55,59 @@
   var last = new WeakMap(); // element -> when it was last told to fetch
   var later = new WeakMap(); // element -> its trailing timer
 
+  // A conversation page also hears who comes and goes on it (presence.js): the stream is
+  // opened with ?conversation=<id> (the server sends its presence only if the reader may
+  // see it). In the inbox, the pane's conversation changes: the stream is opened again for
+  // the new one, from the last event this page had (?since=: nothing is missed meanwhile).
+  var source = null;
+  var follows = null; // the conversation the stream was opened with ("" for none)
   var since = body.dataset.liveSince;
-  var query = since ? ["since=" + encodeURIComponent(since)] : [];
-  // A conversation page also hears who comes and goes on it (presence.js).
-  var open = document.getElementById("conversation");
-  if (open && open.dataset.conversationId) {
-    query.push("conversation=" + encodeURIComponent(open.dataset.conversationId));
+  function shown() {
+    var open = document.getElementById("conversation");
+    return open && open.dataset.conversationId ? open.dataset.conversationId : "";
   }
-  var source = new EventSource("/live" + (query.length ? "?" + query.join("&") : ""));
-  source.addEventListener("kartabl", function (msg) {
-    var e;
-    try { e = JSON.parse(msg.data); } catch (err) { return; }
-    pending.push(e);
-    body.dataset.liveLast = msg.lastEventId; // for the tests: what arrived
-    // A burst (a router batch) becomes one refresh.
-    if (timer === null) { timer = window.setTimeout(flush, 100); }
-  });
-  source.addEventListener("open", function () { body.dataset.liveOpen = "1"; });
-  // Who is on this conversation changed (console/live.py presence_note): presence.js asks.
-  source.addEventListener("presence", function (msg) {
-    var e;
-    try { e = JSON.parse(msg.data); } catch (err) { return; }
-    document.dispatchEvent(new CustomEvent("kartabl:presence", { detail: e }));
-  });
-  // Too much was missed (a laptop back after hours): everything on the page is fetched again.
-  source.addEventListener("reset", function () {
-    pending.push({ reset: true });
-    if (timer === null) { timer = window.setTimeout(flush, 100); }
-  });
+  function connect() {
+    var id = shown();
+    if (source !== null && id === follows) { return; }
+    if (source !== null) {
+      source.close();
+      if (body.dataset.liveLast) { since = body.dataset.liveLast; }
+      delete body.dataset.liveOpen;
+    }
+    follows = id;
+    var query = since ? ["since=" + encodeURIComponent(since)] : [];
+    if (id) { query.push("conversation=" + encodeURIComponent(id)); }
+    source = new EventSource("/live" + (query.length ? "?" + query.join("&") : ""));
+    listen(source, id);
+  }
+  function listen(src, id) {
+    src.addEventListener("kartabl", function (msg) {
+      var e;
+      try { e = JSON.parse(msg.data); } catch (err) { return; }
+      pending.push(e);
+      body.dataset.liveLast = msg.lastEventId; // for the tests, and a reopening: what arrived
+      // A burst (a router batch) becomes one refresh.
+      if (timer === null) { timer = window.setTimeout(flush, 100); }
+    });
+    src.addEventListener("open", function () {
+      if (src !== source) { return; }
+      body.dataset.liveOpen = "1";
+      body.dataset.liveFollows = id; // for the tests: the conversation it carries presence of
+    });
+    // Who is on this conversation changed (console/live.py presence_note): presence.js asks.
+    src.addEventListener("presence", function (msg) {
+      var e;
+      try { e = JSON.parse(msg.data); } catch (err) { return; }
+      document.dispatchEvent(new CustomEvent("kartabl:presence", { detail: e }));
+    });
+    // Too much was missed (a laptop back after hours): everything on the page is fetched again.
+    src.addEventListener("reset", function () {
+      pending.push({ reset: true });
+      if (timer === null) { timer = window.setTimeout(flush, 100); }
+    });
+  }
+  connect();
+  document.addEventListener("kartabl:pane", connect);
 
   // #live-status (console/pages/conversation.py status): ask with the version the last
   // answer brought (its #live-version), so what it appended is not appended again.

@@ -8,6 +8,9 @@ embedded mode (``kartabl run --no-demo``: one process, stub broker, SQLite):
   set far longer, so nothing else could explain it).
 - A customer's message, ingested and routed for real, appears in the open conversation's
   timeline without a reload, and the text in the composer stays.
+- The same in the inbox's pane (/queues, a row clicked): the pane's conversation beats and
+  hears pushes like its page; when the pane switches to another conversation, the previous
+  one is left at once (the others' notice goes) and the live stream follows the new one.
 """
 
 from __future__ import annotations
@@ -97,10 +100,11 @@ def seed(server: LiveServer, locale: str) -> tuple[int, int]:
     return cid, agent_id
 
 
-def customer_says(server: LiveServer, external_id: str, text: str) -> None:
+def customer_says(server: LiveServer, external_id: str, text: str,
+                  sender: str = "+989121234567") -> None:
     with server.session() as s:
         ingest.store(s, InboundMessage(
-            channel=Channel.SMS, external_id=external_id, sender="+989121234567",
+            channel=Channel.SMS, external_id=external_id, sender=sender,
             sender_name="Sara", recipient="+9810004000", text=text))
 
 
@@ -129,6 +133,30 @@ def open_conversation(p: Page, server: LiveServer, cid: int) -> None:
     p.goto(f"{server.url}/conversations/{cid}")
     expect(p.locator("body")).to_have_attribute("data-live-open", "1")  # the stream is up
     p.evaluate("window.__notReloaded = true")  # gone if the page reloads
+
+
+def open_in_pane(p: Page, server: LiveServer, cid: int) -> None:
+    """The inbox, then a row clicked: the conversation in the pane (htmx, no page load)."""
+    if "/queues?queue=open" not in p.url:
+        p.goto(f"{server.url}/queues?queue=open")
+        expect(p.locator("body")).to_have_attribute("data-live-open", "1")
+        p.evaluate("window.__notReloaded = true")
+    p.locator(f"#row-{cid} a.row-link").click()
+    expect(p.locator("#inbox-pane #conversation")).to_have_attribute(
+        "data-conversation-id", str(cid))
+    # the live stream follows the pane's conversation (static/live.js)
+    expect(p.locator("body")).to_have_attribute("data-live-follows", str(cid), timeout=T)
+
+
+def second_conversation(server: LiveServer, locale: str, agent_id: int) -> int:
+    """Another customer's conversation, assigned to the agent too."""
+    customer_says(server, f"other-{locale}", CUSTOMER[locale][0], sender="+989351112233")
+    cid = wait_routed(server, f"other-{locale}")
+    with server.session() as s:
+        coord = s.scalar(select(Person).where(Person.username == "maryam"))
+        team_id = s.scalar(select(TeamMember.team_id).where(TeamMember.person_id == agent_id))
+        workflow.assign(s, coord, cid, person_id=agent_id, team_id=team_id)
+    return cid
 
 
 def not_reloaded(p: Page) -> bool:
@@ -210,4 +238,87 @@ def test_a_customer_message_appears_in_place_and_the_composer_keeps_its_text(
     ids = agent.locator("#timeline > li").evaluate_all("els => els.map(e => e.id)")
     assert len(ids) == len(set(ids)), ids
     expect(agent.locator("#draft-body")).to_have_value(TYPED[locale])
+    assert not_reloaded(agent)
+
+
+@pytest.mark.parametrize(("locale", "agent_in"), [("fa", "page"), ("en", "pane")])
+def test_in_the_inbox_pane_each_sees_the_other_and_a_switch_leaves(
+    locale: str, agent_in: str, live_server: LiveServer, new_page: Callable[[str], Page],
+) -> None:
+    cid, agent_id = seed(live_server, locale)
+    other = second_conversation(live_server, locale, agent_id)
+    assert other != cid
+    coord_name, agent_name = NAMES[locale]
+    coord = new_page(locale)
+    sign_in(coord, live_server, "maryam")
+    open_in_pane(coord, live_server, cid)
+    pane = coord.locator("#inbox-pane")
+    expect(pane.locator("#presence-others")).to_have_count(0)  # alone so far
+
+    agent = new_page(locale)
+    sign_in(agent, live_server, "ali")
+    if agent_in == "pane":
+        open_in_pane(agent, live_server, cid)
+    else:
+        open_conversation(agent, live_server, cid)
+    theirs = pane.locator("#presence-others .presence-person")
+    expect(theirs).to_have_text(notice(locale, "viewing", agent_name), timeout=T)
+    mine = agent.locator("#presence-others .presence-person")
+    expect(mine).to_have_text(notice(locale, "viewing", coord_name), timeout=T)
+
+    # The agent drafts: the coordinator's pane says so (a push, not the next beat)
+    agent.locator("#draft-body").fill(TYPED[locale])
+    expect(theirs).to_have_attribute("data-state", "drafting", timeout=T)
+    expect(theirs).to_have_text(notice(locale, "drafting", agent_name))
+
+    # The coordinator switches the pane: the first conversation is left at once (the
+    # expiry is 120 s), and the new one is beaten
+    open_in_pane(coord, live_server, other)
+    expect(agent.locator("#presence-others")).to_have_count(0, timeout=T)
+    expect(pane.locator("#presence-others")).to_have_count(0)
+    expect(pane.locator("#presence")).to_have_attribute("data-conversation-id", str(other))
+
+    # The agent comes to the new one: the coordinator's stream carries its presence now
+    if agent_in == "pane":
+        open_in_pane(agent, live_server, other)
+    else:
+        open_conversation(agent, live_server, other)
+    expect(theirs).to_have_text(notice(locale, "viewing", agent_name), timeout=T)
+    expect(mine).to_have_text(notice(locale, "viewing", coord_name), timeout=T)
+
+    # and back to the first: the agent's page of the second sees the coordinator go
+    open_in_pane(coord, live_server, cid)
+    expect(agent.locator("#presence-others")).to_have_count(0, timeout=T)
+    expect(pane.locator("#presence-others")).to_have_count(0)
+    assert not_reloaded(coord)
+    assert not_reloaded(agent)
+
+
+@pytest.mark.parametrize("locale", ["fa", "en"])
+def test_a_customer_message_appears_in_the_inbox_pane_after_a_switch(
+    locale: str, live_server: LiveServer, new_page: Callable[[str], Page],
+) -> None:
+    cid, agent_id = seed(live_server, locale)
+    other = second_conversation(live_server, locale, agent_id)
+    agent = new_page(locale)
+    sign_in(agent, live_server, "ali")
+    open_in_pane(agent, live_server, other)
+    open_in_pane(agent, live_server, cid)  # switched: the pane's second conversation
+    pane = agent.locator("#inbox-pane")
+    messages = pane.locator("#timeline .item.message.in")
+    expect(messages).to_have_count(1)
+    pane.locator("#draft-body").fill(TYPED[locale])
+
+    customer_says(live_server, f"second-{locale}", CUSTOMER[locale][1])
+    assert wait_routed(live_server, f"second-{locale}") == cid
+
+    expect(messages).to_have_count(2, timeout=T)
+    expect(messages.last.locator(".text")).to_have_text(CUSTOMER[locale][1])
+    expect(pane.locator("#news-reload")).to_have_count(0)  # appended, no reload offered
+    expect(pane.locator("#draft-body")).to_have_value(TYPED[locale])
+    customer_says(live_server, f"third-{locale}", "3")
+    expect(messages).to_have_count(3, timeout=T)
+    ids = pane.locator("#timeline > li").evaluate_all("els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids)), ids
+    expect(pane.locator("#draft-body")).to_have_value(TYPED[locale])
     assert not_reloaded(agent)
