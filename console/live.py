@@ -60,6 +60,18 @@ REPLAY_ROWS = 5 * BATCH  # at most this many rows read for a reconnecting browse
 QUEUE_SIZE = 2000  # events waiting for one slow client before it is dropped (it resumes)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., object],
+               *args: object) -> None:
+    """``fn(*args)`` on ``loop`` from another thread, unless the loop has closed: a wake
+    can be on its way from the transport's thread while the hub stops, and a stopped hub
+    has nobody to wake."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # "Event loop is closed"
+        if not loop.is_closed():
+            raise
+
+
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
     id: int
@@ -225,12 +237,12 @@ class Hub:
                         "when it does", exc_info=True)
 
         def on_wake() -> None:  # from the transport's thread
-            loop.call_soon_threadsafe(wake.set)
+            _call_soon(loop, wake.set)
 
         self._stop_listening = live.listen(on_wake)
 
         def on_presence(conversation_id: int, person_id: int) -> None:  # any thread
-            loop.call_soon_threadsafe(self.presence_changed, conversation_id, person_id)
+            _call_soon(loop, self.presence_changed, conversation_id, person_id)
 
         self._stop_presence = kpresence.store().listen(on_presence)
         self._task = asyncio.create_task(self._run(), name="live-hub")

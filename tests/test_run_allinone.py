@@ -40,9 +40,14 @@ def _sign_in(base: str) -> str:
     try:
         opener.open(base + "/login", data=form, timeout=5)
     except urllib.error.HTTPError as exc:  # the 303 after sign-in, not followed
-        if exc.code == 303:
-            return exc.headers["set-cookie"].split(";", 1)[0]
-        raise
+        if exc.code != 303:
+            raise
+        # A refusal is a 303 too, back to /login with a notice cookie (post/redirect/get);
+        # only a session cookie says it worked (too early: the demo's people are not there)
+        for cookie in exc.headers.get_all("set-cookie") or []:
+            if cookie.startswith("kartabl_session="):
+                return cookie.split(";", 1)[0]
+        raise OSError(f"sign-in refused: {exc.headers['location']}") from None
     raise AssertionError("sign-in did not answer 303")
 
 

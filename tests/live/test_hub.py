@@ -118,3 +118,20 @@ def test_the_filter_of_an_agent():
     assert agent.may_see(ev(2, None, from_team=1))  # referred away from their team
     assert agent.may_see(ev(2, 8, from_person=7))  # taken from them
     assert not agent.may_see(ev(2, 8, from_team=3, from_person=9))
+
+
+def test_a_wake_after_the_hub_stopped_is_dropped_not_raised() -> None:
+    # The transport's thread may still be calling a listener when the hub's loop closes
+    # (a process or a test client stopping): nobody is left to wake, and nothing may raise.
+    import asyncio
+
+    from console.live import _call_soon
+
+    loop = asyncio.new_event_loop()
+    woken: list[int] = []
+    _call_soon(loop, woken.append, 1)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert woken == [1]
+    loop.close()
+    _call_soon(loop, woken.append, 2)  # raised "Event loop is closed" before
+    assert woken == [1]
