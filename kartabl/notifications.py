@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased, object_session
 
 from kartabl import audit
@@ -198,6 +198,11 @@ def warn_breaches(
                  c.opened_at <= now - span * WARN_AT, c.opened_at > now - span]
         if extra is not None:
             where.append(extra)
+        # the warned ones left out by the query, so that a batch is all new ones (with more
+        # than a batch near their targets, the later ones are not starved by the earlier)
+        warned_key = (literal(f"breach:{target}:") + cast(c.id, String) + literal(":")
+                      + cast(c.assignee_id, String))
+        where.append(~exists().where(Notification.key == warned_key))
         rows = session.execute(select(c.id, c.assignee_id).where(and_(*where))
                                .order_by(c.opened_at).limit(limit)).all()
         keys = {f"breach:{target}:{cid}:{pid}": (cid, pid) for cid, pid in rows}

@@ -1,6 +1,6 @@
 """One conversation: ``GET /conversations/{id}`` and every workflow action on it.
 
-The page is :func:`console.timeline.conversation_view` (NotFound outside the reader's
+The page is :func:`console.timeline_page.conversation_page` (NotFound outside the reader's
 scope, so an agent cannot tell another team's conversation from a missing one) plus the
 forms of :mod:`kartabl.workflow`. Every action is a POST form with the CSRF token; it runs
 one workflow step, commits, and answers 303 back to the page with ``?done=<action>`` (the
@@ -24,6 +24,7 @@ renders a draft through its template and counts SMS parts / chat messages as one
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -42,8 +43,10 @@ from console.pages.conversation_view import (
 )
 from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
-from console.timeline_news import new_items
+from console.timeline_items import ReplyItem
+from console.timeline_news import new_items, parse_version
 from console.timeline_page import earlier_window, poll_replies
+from console.timeline_window import decode_cursor, item_key
 from kartabl import workflow
 from kartabl.errors import (
     InputError,
@@ -115,6 +118,18 @@ def conversation_page(
     return page
 
 
+def _moved_in(replies: list[ReplyItem], start: str, version: str) -> set[int]:
+    """The replies sent after the page was rendered (their outbound message is newer than
+    the page's ``version``) that were before its window then (created before ``start``):
+    not on the page, though their key is in its range now."""
+    known = parse_version(version)
+    if not start or known is None:
+        return set()
+    first = decode_cursor(start)
+    return {r.reply_id for r in replies if r.message_id is not None and r.message_id > known[0]
+            and item_key(replace(r, at=r.created_at)) < first}
+
+
 @router.get("/conversations/{cid}/status", response_class=HTMLResponse)
 def conversation_status(
     request: Request, cid: PathId, v: str = "", start: str = Query("", alias="from"),
@@ -122,16 +137,18 @@ def conversation_status(
 ) -> Response:
     """Each reply's status block out of band, and what is new since ``v``: its timeline
     items appended to the page's timeline out of band, with the version they bring the page
-    to (``#live-version``, static/conversation_live.js asks with it next); a reload notice
+    to (``#live-version``, static/live.js asks with it next); a reload notice
     only when appending will not do (a version not ours, more than a window of news).
 
     Only replies the page has: known when it was rendered (``v``) and in its window (item
     key at or after ``from``, the window's first; no ``from``: all). A key only grows (a
     sent reply moves to its sent_at), so a shown reply stays in. Replies loaded later by
-    "earlier" are not refreshed live. (An old reply sent since the page was rendered can
-    move into the range unshown: htmx reports the missing target and swaps the rest, and
-    the new outbound message makes ``v`` stale, so the page offers a reload anyway.)"""
+    "earlier" are not refreshed live. An older reply sent since the page was rendered moves
+    into the range without being on the page: it is left out (an out-of-band swap without
+    its target is an htmx error), and the page offers a reload to show it in its place."""
     conversation, replies = poll_replies(db, p.person, cid, start or None, known_reply(v))
+    moved = _moved_in(replies, start, v)
+    replies = [r for r in replies if r.reply_id not in moved]
     version = page_version(db, cid)
     news = None
     if v != version:  # what is new is in the newest window, unless a whole window is new
@@ -141,7 +158,7 @@ def conversation_status(
             news = None  # more may lie beyond the window: the page offers a reload
     response = render(request, "_conversation_status.html", {
         "c": conversation, "replies": replies, "version": version,
-        "stale": v != version and news is None, "news": news,
+        "stale": v != version and (news is None or bool(moved)), "news": news,
         "mail_html": mail_html(news.items) if news is not None else {}})
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -40,7 +40,9 @@ def sentence(locale: str, item: FeedItem, *, isolate: str = "") -> str:
     ``isolate`` marks, for plain text)."""
     actor = item.actor_name or gettext(locale, "notify.system")
     named = f"{FSI}{actor}{PDI}" if isolate else actor
-    target = gettext(locale, f"notify.target_{item.text}") if item.kind == "breach" else ""
+    # an out-of-scope notice keeps no text (which target it was is the conversation's)
+    target = (gettext(locale, f"notify.target_{item.text or 'hidden'}")
+              if item.kind == "breach" else "")
     return gettext(locale, f"notify.kind_{item.kind}", actor=named, target=target)
 
 

@@ -27,6 +27,7 @@ from console.queue_types import Targets
 from console.queues import Filters, QueueInfo, list_queue, queue_counts, queue_names
 from kartabl.errors import InputError, NotFound
 from kartabl.models import Channel, ConversationStatus
+from kartabl.notifications import mark_seen
 from kartabl.workflow.access import REVIEWERS
 
 router = APIRouter(include_in_schema=False)
@@ -118,10 +119,15 @@ def queues_page(
     it (rows open there by htmx and push this URL, so a reload or a shared link shows the
     same list and conversation)."""
     open_id = optional_id(open, "conversation")
+    pane = _pane(request, db, p, open_id)
+    if pane["pane"] is not None and open_id is not None:
+        # opened here as on its own page: its "new" mark goes, in this list too
+        mark_seen(db, p.person.id, open_id)
+        db.commit()
     return render(request, "queues.html",
                   _context(db, p, q, _targets(request)) | dict(zip(
                       ("bulk_people", "bulk_teams"), handover_choices(db), strict=True))
-                  | _pane(request, db, p, open_id))
+                  | pane)
 
 
 @router.get("/queues/live", response_class=HTMLResponse)

@@ -52,20 +52,26 @@ class Uploads:
         add(db, actor, reply_id, self.files, limits=self.limits, directory=self.directory)
 
 
-async def reply_uploads(request: Request, settings: AppSettings) -> Uploads:
+async def reply_uploads(request: Request, settings: AppSettings,
+                        _p: Principal = Depends(page_principal)) -> Uploads:
     """The form's files, read once (Starlette keeps the parsed form: the route's text
-    fields come from the same parse). A file over the per-reply limit is not read into
-    memory: its size alone refuses it."""
+    fields come from the same parse), and only for a signed-in person whose CSRF token
+    checked out (``page_principal``, which FastAPI runs once per request, before this).
+    Files are read into memory only while they fit the per-reply limits: past the number
+    of files or the total size, their sizes alone refuse the form."""
     limits = Limits.of(settings)
     out = Uploads(limits=limits, directory=Path(settings.attachments_dir))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return out
     form = await request.form()
+    total = 0
     for value in form.getlist("files"):
         if not isinstance(value, UploadFile) or not value.filename:
             continue  # an empty file input sends a part with no name
         size = value.size if value.size is not None else 0
-        data = await value.read() if size <= limits.per_reply else b""
+        total += size
+        fits = total <= limits.per_reply and len(out.files) < limits.max_files
+        data = await value.read() if fits else b""
         out.files.append(Upload(value.filename, len(data) if data else size, data))
     for value in form.getlist("remove_file"):
         text = value if isinstance(value, str) else ""

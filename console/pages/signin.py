@@ -68,7 +68,8 @@ def _read_notice(settings: Settings, value: str | None) -> tuple[str, str] | Non
     if not value or len(value) > 2000:
         return None
     body, _, mac = value.rpartition(".")
-    if not hmac.compare_digest(_notice_mac(settings, body.encode()), mac):
+    # compare_digest raises TypeError on non-ASCII text, and a cookie is the browser's to send
+    if not value.isascii() or not hmac.compare_digest(_notice_mac(settings, body.encode()), mac):
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(body.encode()))

@@ -108,6 +108,26 @@ def test_a_forged_or_foreign_sign_in_notice_shows_nothing(app_client, db):
     assert "data-refused" not in page.text and 'id="login-error"' not in page.text
 
 
+def test_an_expired_or_non_ascii_sign_in_notice_shows_nothing(app_client, db, settings,
+                                                              monkeypatch):
+    import time as real_time
+
+    from console.pages import signin
+
+    app_client.cookies.clear()
+    # A notice this server signed, older than it lives
+    then = real_time.time() - signin.NOTICE_S - 5
+    monkeypatch.setattr(signin.time, "time", lambda: then)
+    old = signin._notice_cookie(settings, "login_wrong", "ava")
+    monkeypatch.undo()
+    page = app_client.get("/login", headers={"cookie": f"{signin.NOTICE_COOKIE}={old}"})
+    assert page.status_code == 200 and "data-refused" not in page.text
+    # A cookie with bytes outside ASCII (a header is latin-1): no 500, just no notice
+    raw = f"{signin.NOTICE_COOKIE}=eyJjIjoibG9naW5fd3JvbmcifQ.\xe9\xe9".encode("latin-1")
+    page = app_client.get("/login", headers={"cookie": raw})
+    assert page.status_code == 200 and "data-refused" not in page.text
+
+
 def test_login_is_rate_limited_per_username_and_address_even_with_the_right_password(
     app_client, db, settings, monkeypatch
 ):

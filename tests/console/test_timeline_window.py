@@ -37,7 +37,7 @@ def activity(at: datetime, eid: int) -> ActivityItem:
 
 def timeline(n: int) -> list[TimelineItem]:
     """``n`` items, some sharing a moment (ordered by source, then id), sorted as
-    console.timeline._timeline sorts them."""
+    the timeline sorts them (console.timeline_rows)."""
     items: list[TimelineItem] = []
     for i in range(n):
         at = T0 + timedelta(seconds=i // 3)  # three items a second

@@ -215,6 +215,27 @@ def test_a_breach_warning_is_written_once_per_conversation(session: Session, org
     assert feed(session, org.ali)[-1] == ("breach", None, near.id, "first_response")
 
 
+def test_a_full_batch_of_breach_warnings_leaves_the_rest_for_the_next_sweep(
+        session: Session, org) -> None:
+    # More conversations near their target than a batch: each sweep warns new ones, none
+    # twice, until all are warned (the warned ones do not fill the next batch again)
+    now = utcnow()
+    convs = []
+    for minutes in (230, 225, 220):
+        conv = conversation(session, team=org.support, assignee=org.sara)
+        conv.opened_at = now - timedelta(minutes=minutes)
+        convs.append(conv.id)
+    session.commit()
+    args = {"first_response_minutes": 240, "resolution_hours": 72, "now": now, "limit": 2}
+    assert notifications.warn_breaches(session, **args) == 2
+    session.commit()
+    assert notifications.warn_breaches(session, **args) == 1
+    session.commit()
+    assert notifications.warn_breaches(session, **args) == 0
+    warned = sorted(c for kind, _, c, _ in feed(session, org.sara) if kind == "breach")
+    assert warned == sorted(convs)
+
+
 def test_the_schedulers_sweep_writes_the_warnings(db, settings, session: Session,
                                                   org) -> None:
     near = conversation(session, team=org.support, assignee=org.sara)

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kartabl import workflow
+from kartabl import notifications, workflow
 from kartabl.models import (
     Channel,
     Conversation,
@@ -134,6 +134,12 @@ def test_another_persons_notification_is_a_404(client: TestClient, world: World,
 def test_a_notification_about_a_conversation_now_out_of_scope_hides_it(
         client: TestClient, world: World, db: Db) -> None:
     refer_to_ali(db, world, "the secret note")
+    with db() as s:  # and a breach warning about it
+        conv = s.get(Conversation, world.conv_triage)
+        assert conv is not None
+        notifications.notify(s, "breach", [world.ali], actor=None, conversation=conv,
+                             text="first_response")
+        s.commit()
     with db() as s:  # the conversation goes to sales, and away from ali
         workflow.assign(s, person(s, world.coord), world.conv_triage, person_id=world.bob,
                         team_id=world.sales)
@@ -143,6 +149,7 @@ def test_a_notification_about_a_conversation_now_out_of_scope_hides_it(
     assert f"/conversations/{world.conv_triage}" not in page
     assert "the secret note" not in page and "triage-subject" not in page
     assert "دیگر نمی‌توانید باز کنید" in page
+    assert "notify.target_" not in page and "پاسخ‌گویی" in page  # worded, not a raw key
 
 
 def test_the_queues_mark_new_customer_messages_until_opened(client: TestClient,
@@ -167,6 +174,10 @@ def test_the_queues_mark_new_customer_messages_until_opened(client: TestClient,
     assert marked()
     page = client.get("/queues?queue=mine").text
     assert "تازه" in page  # the badge, in Persian
+    # Opened in the inbox's pane by its own link (a reload, a shared link): seen as well
+    page = client.get(f"/queues?queue=mine&open={world.conv_support}").text
+    assert 'id="inbox-pane"' in page and f'data-conversation-id="{world.conv_support}"' in page
+    assert not marked()
 
 
 def test_a_conversation_out_of_scope_is_not_marked_seen(client: TestClient, world: World,

@@ -87,3 +87,40 @@ def test_the_page_reads_a_window_not_the_conversation(client: TestClient, long: 
     reads.rows = 0  # the whole timeline: the count is a real one
     assert client.get(f"/conversations/{long.cid}?all=1").status_code == 200
     assert reads.rows > items, reads.rows
+
+
+def test_an_old_reply_sent_since_the_page_is_not_swapped_but_offered_by_reload(
+        client: TestClient, long: Long, db: Db) -> None:
+    # The page shows the newest window; the pending reply older than every message is not
+    # in it. Sent meanwhile, its key (its sent time) moves into the window's range: the
+    # status poll must not swap a status block the page does not have (an htmx error), and
+    # offers a reload to show it in its place.
+    from kartabl.messages import OutboundMessage
+    from kartabl.models import Reply, ReplyState
+    from kartabl.models.base import utcnow
+    from responders.outbound import record_outbound
+
+    sign_in(client, "maryam")
+    page = client.get(f"/conversations/{long.cid}").text
+    status = re.search(r'id="live-status" hx-get="([^"]+)"', page)
+    assert status is not None
+    url = status.group(1).replace("&amp;", "&")
+    assert "from=" in url and f'id="reply-status-{long.old_pending}"' not in page
+    quiet = client.get(url).text
+    assert 'id="news"' not in quiet and 'id="reply-status-' in quiet  # the window's own
+    with db() as s:
+        reply = s.get(Reply, long.old_pending)
+        assert reply is not None
+        reply.state, reply.sent_at = ReplyState.SENT, utcnow()
+        reply.idempotency_key, reply.attempts = f"late-{reply.id}", 1
+        s.flush()
+        conv = s.get(Conversation, long.cid)
+        assert conv is not None
+        record_outbound(s, OutboundMessage(
+            reply_id=reply.id, conversation_id=long.cid, channel=conv.channel,
+            recipient="someone", text=reply.body, idempotency_key=reply.idempotency_key),
+            provider_id="late")
+        s.commit()
+    answer = client.get(url).text
+    assert f'id="reply-status-{long.old_pending}"' not in answer
+    assert 'id="news"' in answer  # the reload offer
