@@ -43,6 +43,7 @@ from console.pages.conversation_view import (
 )
 from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
+from console.timeline import visible
 from console.timeline_items import ReplyItem
 from console.timeline_news import new_items, parse_version
 from console.timeline_page import earlier_window, poll_replies
@@ -74,10 +75,7 @@ FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "su
 
 def _visible(db: Session, p: Principal, cid: int) -> Conversation:
     """The conversation, or NotFound (also outside the reader's scope: no IDOR, no hint)."""
-    conv = db.get(Conversation, cid)
-    if conv is None or not workflow.can_access(p.person, conv):
-        raise NotFound(f"conversation {cid} does not exist")
-    return conv
+    return visible(db, p.person, cid)
 
 
 def _visible_reply(db: Session, p: Principal, rid: int) -> Reply:

@@ -39,8 +39,9 @@ from console.deps import (
     quiet_session,
 )
 from console.pages._ui import render
+from console.timeline import visible
 from kartabl import presence, workflow
-from kartabl.errors import InputError, NotFound
+from kartabl.errors import InputError
 from kartabl.models import Conversation, Event, Person
 
 router = APIRouter(include_in_schema=False)
@@ -62,13 +63,6 @@ class News:
     name: str
     step: str  # a DRAFT_NEWS value
     at: datetime
-
-
-def _visible(db: Session, person: Person, cid: int) -> Conversation:
-    conv = db.get(Conversation, cid)
-    if conv is None or not workflow.can_access(person, conv):
-        raise NotFound(f"conversation {cid} does not exist")
-    return conv
 
 
 def _name(person: Person) -> str:
@@ -112,7 +106,7 @@ def presence_partial(
     request: Request, cid: PathId, p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    return _partial(request, db, p.person, _visible(db, p.person, cid))
+    return _partial(request, db, p.person, visible(db, p.person, cid))
 
 
 @router.post("/conversations/{cid}/presence", response_class=HTMLResponse,
@@ -121,7 +115,7 @@ def presence_beat(
     request: Request, cid: PathId, state: Annotated[str, Form(max_length=20)] = "viewing",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
-    conv = _visible(db, p.person, cid)
+    conv = visible(db, p.person, cid)
     store = presence.store()
     pid = p.person.id
     if state == "left":

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 from sqlalchemy.orm import Session
 
 from bench.ports import free_port
@@ -37,6 +37,7 @@ from kartabl.db import make_engine
 HERE = Path(__file__).resolve().parent
 REQUIRE_BROWSER = os.environ.get("CI") == "true" or os.environ.get("KARTABL_REQUIRE_BROWSER") == "1"
 START_TIMEOUT_S = 20.0
+BROWSER_LOCALE = {"fa": "fa-IR", "en": "en-US"}  # Accept-Language: the sign-in page's language
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -190,3 +191,40 @@ def screenshot(
         return path
 
     return take
+
+
+@pytest.fixture
+def page_init_scripts() -> list[str]:
+    """Scripts every page of ``new_page`` runs before the site's own; override it in a
+    module (e.g. a recorder in place of a browser API headless Chromium lacks)."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser: Browser, page_init_scripts: list[str]) -> Iterator[Callable[[str], Page]]:
+    """A page in a browser context of its own per call, for one person each (``"fa"`` or
+    ``"en"``: the browser's language); the test fails on any JavaScript error of any."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def make(locale: str) -> Page:
+        context = browser.new_context(locale=BROWSER_LOCALE[locale],
+                                      viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(10_000)
+        for script in page_init_scripts:
+            context.add_init_script(script)
+        contexts.append(context)
+        p = context.new_page()
+        p.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        def on_console(msg: ConsoleMessage) -> None:
+            if msg.type == "error":
+                errors.append(msg.text)
+
+        p.on("console", on_console)
+        return p
+
+    yield make
+    for c in contexts:
+        c.close()
+    assert not errors, f"JavaScript errors: {errors}"

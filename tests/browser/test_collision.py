@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from console.i18n import gettext
@@ -31,7 +31,6 @@ from tests.browser.conftest import LiveServer
 from tests.factories import quick_hash
 
 PASSWORD = "a long browser-test password"
-BROWSER_LOCALE = {"fa": "fa-IR", "en": "en-US"}
 T = 5_000  # ms: a push brings a change well within this
 NAMES = {"fa": ("مریم", "علی"), "en": ("Maryam", "Ali")}  # coordinator, agent
 TYPED = {"fa": "سلام، در حال بررسی هستیم", "en": "Hello, we are looking into it"}
@@ -50,32 +49,6 @@ def kartabl_env() -> dict[str, str]:
     # An expiry far above the test's waits: a notice that goes went by the leave beacon.
     return {"KARTABL_SWEEP_INTERVAL_S": "0.25", "KARTABL_SWEEP_GRACE_S": "0.5",
             "KARTABL_PRESENCE_EXPIRY_S": "120"}
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
-    contexts: list[BrowserContext] = []
-    errors: list[str] = []
-
-    def make(locale: str) -> Page:
-        context = browser.new_context(locale=BROWSER_LOCALE[locale],
-                                      viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        p = context.new_page()
-        p.on("pageerror", lambda exc: errors.append(str(exc)))
-
-        def on_console(msg: ConsoleMessage) -> None:
-            if msg.type == "error":
-                errors.append(msg.text)
-
-        p.on("console", on_console)
-        return p
-
-    yield make
-    for c in contexts:
-        c.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 def seed(server: LiveServer, locale: str) -> tuple[int, int]:

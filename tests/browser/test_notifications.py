@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 
 from console.i18n import digits, gettext
 from kartabl import workflow
@@ -31,7 +31,6 @@ from tests import factories as f
 from tests.browser.conftest import LiveServer
 
 PASSWORD = "a long browser-test password"
-BROWSER_LOCALE = {"fa": "fa-IR", "en": "en-US"}
 T = 5_000  # ms: the live stream brings a change well within this
 COMMENT = {"fa": "لطفاً شماره سفارش را هم بنویسید.", "en": "Please add the order number."}
 # Before any page script: a Notification API that records instead of showing, whose
@@ -57,30 +56,8 @@ window.__shown = []; window.__asked = 0;
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[str], Page]]:
-    contexts: list[BrowserContext] = []
-    errors: list[str] = []
-
-    def make(locale: str) -> Page:
-        context = browser.new_context(locale=BROWSER_LOCALE[locale],
-                                      viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        context.add_init_script(RECORDER)
-        contexts.append(context)
-        p = context.new_page()
-        p.on("pageerror", lambda exc: errors.append(str(exc)))
-
-        def on_console(msg: ConsoleMessage) -> None:
-            if msg.type == "error":
-                errors.append(msg.text)
-
-        p.on("console", on_console)
-        return p
-
-    yield make
-    for c in contexts:
-        c.close()
-    assert not errors, f"JavaScript errors: {errors}"
+def page_init_scripts() -> list[str]:
+    return [RECORDER]  # for new_page (tests/browser/conftest.py)
 
 
 def seed(server: LiveServer, locale: str) -> dict[str, int]:
