@@ -45,6 +45,7 @@ from kartabl.models.channel_state import (
 )
 from kartabl.models.conversations import (
     Conversation,
+    ConversationPause,
     Customer,
     Event,
     Identity,
@@ -62,6 +63,7 @@ __all__ = [
     "Channel",
     "ChannelCursor",
     "Conversation",
+    "ConversationPause",
     "ConversationSeen",
     "ConversationStatus",
     "Customer",

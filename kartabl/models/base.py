@@ -81,6 +81,11 @@ class Role(enum.StrEnum):
 
 class ConversationStatus(enum.StrEnum):
     OPEN = "open"
+    # Waiting on the customer: out of the working queues, the resolution clock paused
+    # (a ConversationPause row); the customer's next message opens it again.
+    WAITING = "waiting"
+    # Snoozed until Conversation.snoozed_until, or until the customer writes, if sooner.
+    SNOOZED = "snoozed"
     CLOSED = "closed"
 
 

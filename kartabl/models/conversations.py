@@ -96,9 +96,25 @@ class Conversation(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set while status is 'snoozed': when the conversation comes back to the queues.
+    snoozed_until: Mapped[datetime | None]
     customer: Mapped[Customer] = relationship()
     assignee: Mapped[Person | None] = relationship()
     team: Mapped[Team | None] = relationship()
+
+
+class ConversationPause(Base):
+    """A span during which the conversation's resolution clock stood still (waiting on the
+    customer). ``ended_at`` is NULL while the pause lasts. The service clock
+    (business-time targets) is computed from these rows, so a change of a team's hours can
+    recompute every due time from scratch."""
+
+    __tablename__ = "conversation_pause"
+    __table_args__ = (Index("ix_conversation_pause_conversation", "conversation_id", "started_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversation.id"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
 
 
 class Message(Base):

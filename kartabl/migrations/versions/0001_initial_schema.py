@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 04:09:36.033938
+Create Date: 2026-12-04 10:21:15.325766
 """
 
 from __future__ import annotations
@@ -196,6 +196,8 @@ def upgrade() -> None:
             "status",
             sa.Enum(
                 "open",
+                "waiting",
+                "snoozed",
                 "closed",
                 name="conversation_status",
                 native_enum=False,
@@ -212,6 +214,7 @@ def upgrade() -> None:
         sa.Column("first_response_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("resolved_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("snoozed_until", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
@@ -348,6 +351,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.create_index("ix_web_session_person", ["person_id", "revoked_at"], unique=False)
+
+    op.create_table(
+        "conversation_pause",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("started_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("ended_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_pause_conversation_id_conversation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_pause")),
+    )
+    with op.batch_alter_table("conversation_pause", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_pause_conversation", ["conversation_id", "started_at"], unique=False
+        )
 
     op.create_table(
         "conversation_seen",
@@ -744,6 +765,10 @@ def downgrade() -> None:
 
     op.drop_table("message")
     op.drop_table("conversation_seen")
+    with op.batch_alter_table("conversation_pause", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_pause_conversation")
+
+    op.drop_table("conversation_pause")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_person")
 
