@@ -32,6 +32,7 @@ Decisions
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -181,14 +182,16 @@ def start(
     session: Session, actor: Person | None, *, identity_id: int | None = None,
     new_address: tuple[str, str] | None = None, name: str = "", team_id: int | None = None,
     subject: str = "", body: str, template: str | None = None, then_submit: bool = True,
-    our_address: str | None = None, policy: ApprovalPolicy = REVIEW_ALL, check: ReplyCheck,
+    our_address: str | Mapping[int | None, str] | None = None,
+    policy: ApprovalPolicy = REVIEW_ALL, check: ReplyCheck,
 ) -> Started:
     """Open a conversation to the customer of ``identity_id`` (or of ``new_address``, a
     normalised ``(kind, address)``, created with ``name`` when new) and draft its first
     reply (``body``, through ``template``), submitted unless ``then_submit`` is False.
     ``our_address`` is the address we write from when the caller's configuration names one
-    (the team's mailbox for email); otherwise the address the customer last wrote to on
-    that channel. Does not commit."""
+    (the team's mailbox for email: a mapping of team id to address, None for any other
+    team); otherwise the address the customer last wrote to on that channel. Does not
+    commit."""
     require_actor(STEP, actor)
     assert actor is not None
     if (identity_id is None) == (new_address is None):
@@ -214,13 +217,15 @@ def start(
         raise InputError("an email needs a subject", code="start.subject_required")
     if not title:
         title = " ".join(text.split())[:80]  # what the queues show, as for a customer's SMS
-    if channel in (Channel.TELEGRAM, Channel.BALE) or our_address is None:
-        our_address = wrote.recipient if wrote is not None and wrote.recipient else our_address
+    ours = (our_address.get(team, our_address.get(None)) if isinstance(our_address, Mapping)
+            else our_address)
+    if channel in (Channel.TELEGRAM, Channel.BALE) or ours is None:
+        ours = wrote.recipient if wrote is not None and wrote.recipient else ours
     now = utcnow()
     conv = Conversation(
         customer_id=customer.id, channel=channel, status=ConversationStatus.OPEN,
         subject=title, team_id=team, assignee_id=actor.id, opened_at=now, last_message_at=now,
-        started_by_id=actor.id, to_identity_id=identity.id, from_address=our_address or None,
+        started_by_id=actor.id, to_identity_id=identity.id, from_address=ours or None,
     )
     session.add(conv)
     session.flush()
