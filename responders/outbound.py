@@ -88,8 +88,8 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
 def _first_message(session: Session, reply: Reply, conv: Conversation) -> OutboundMessage:
     """A reply in a conversation we started (kartabl.workflow.start) before the customer
     wrote: to the identity chosen at the start, from the address chosen then (None: the
-    sender's default mailbox, line or bot), under the subject as typed, threading on
-    nothing."""
+    sender's default mailbox, line or bot), under the subject as typed, threading on our
+    own previous mail if there is one."""
     identity = (session.get(Identity, conv.to_identity_id)
                 if conv.to_identity_id is not None else None)
     if identity is None or identity.customer_id != conv.customer_id:
@@ -102,13 +102,20 @@ def _first_message(session: Session, reply: Reply, conv: Conversation) -> Outbou
         context={"subject": conv.subject, "customer_name": started_name(session, conv)},
         language=conversation_language(session, conv.id),
     )
+    # A second mail before the customer answered follows our first one in their client.
+    ours = session.scalar(
+        select(Message.external_id).where(
+            Message.conversation_id == conv.id, Message.direction == Direction.OUT,
+            Message.channel == Channel.EMAIL)
+        .order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
+    ) if reply.channel == Channel.EMAIL else None
     return OutboundMessage(
         reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
         recipient=identity.address, text=rendered.text,
         idempotency_key=reply.idempotency_key,
         # the subject as the person typed it: not a "Re:" of anything
         subject=conv.subject if reply.channel == Channel.EMAIL else rendered.subject,
-        html=rendered.html, in_reply_to=None, references=(),
+        html=rendered.html, in_reply_to=ours, references=(ours,) if ours else (),
         meta={"from": conv.from_address or "", "started": True},
         attachments=outbound_files(session, reply.id),
     )

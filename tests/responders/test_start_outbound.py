@@ -139,7 +139,22 @@ def test_an_email_conversation_through_approval_and_the_answer_threads_back(
     assert key is not None and str(mail["Message-ID"]) == key
     assert key.startswith("<kartabl.") and key.endswith("@kartabl.example>")
     assert mail["In-Reply-To"] is None and mail["References"] is None
-    # When the customer answers it
+    # A second mail before the customer answered follows our first one
+    with db() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None and conv.assignee_id is not None
+        agent, coordinator = s.get(Person, conv.assignee_id), s.scalar(
+            select(Person).where(Person.username == "maryam"))
+        again = workflow.draft(s, agent, cid, "یادآوری: سفارش شما رسید؟", check=REPLY_CHECK)
+        workflow.submit(s, agent, again.id, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, again.id, check=REPLY_CHECK)
+        s.commit()
+        again_id = again.id
+    assert dispatch_reply(db, again_id) == "sent"
+    second = smtp_server.recorder.received[1].message
+    assert str(second["In-Reply-To"]) == key and str(second["References"]) == key
+    assert str(second["Subject"]) == "پیگیری سفارش ۱۲"
+    # When the customer answers the first
     answer = EmailMessage()
     answer["From"] = "New Customer <new.customer@example.ir>"
     answer["To"] = "support@kartabl.example"
