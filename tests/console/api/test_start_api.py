@@ -104,7 +104,11 @@ def test_the_page_starts_one_and_keeps_what_was_typed_on_a_refusal(
         "csrf_token": page.headers["X-CSRF-Token"]}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("?done=submitted")
     conv_page = page.get(r.headers["location"])
-    assert conv_page.status_code == 200
+    assert conv_page.status_code == 200 and 'class="pending-reply"' in conv_page.text
+    # its preview counts the SMS as the outbox will send it
+    cid = int(r.headers["location"].split("/")[2].split("?")[0])
+    pv = page.post(f"/api/v1/conversations/{cid}/preview", {"body": "سلام"})
+    assert pv.status_code == 200 and pv.json()["parts"] == 1
     with db() as s:
         conv = s.scalars(select(Conversation).where(Conversation.started_by_id.is_not(None))
                          ).one()
