@@ -108,9 +108,11 @@ def test_an_sms_conversation_through_approval_and_the_customers_answer(
     assert answer.conversation_id == cid and answer.sender == phone
     with db() as s:
         conv = s.get(Conversation, cid)
-        assert conv is not None and conv.assignee_id is not None
+        agent = s.scalar(select(Person).where(Person.username == "ali"))
+        # still ali's, in his team: the router keeps the conversation where it is
+        assert conv is not None and agent is not None and conv.assignee_id == agent.id
+        assert conv.team is not None and conv.team.name == "support"
         # and a second reply answers the inbound message as any reply does
-        agent = s.get(Person, conv.assignee_id)
         second = workflow.draft(s, agent, cid, "خواهش می‌کنم", check=REPLY_CHECK)
         s.commit()
         assert second.conversation_id == cid
