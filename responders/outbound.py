@@ -12,7 +12,9 @@ from kartabl.messages import OutboundMessage
 from kartabl.models import (
     Channel,
     Conversation,
+    Customer,
     Direction,
+    Identity,
     Message,
     MessageKind,
     Reply,
@@ -55,9 +57,7 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
     assert conv is not None
     inbound = latest_inbound(session, conv.id, Channel(reply.channel))
     if inbound is None:
-        raise PermanentDeliveryError(
-            f"conversation {conv.id} has no customer message on {reply.channel} to answer"
-        )
+        return _first_message(session, reply, conv)
     if reply.idempotency_key is None:  # approved outside the workflow (old data): fix it now
         reply.idempotency_key = idempotency_key_for(session, reply, conv)
     rendered = render_reply(
@@ -83,6 +83,48 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
         meta={"from": inbound.recipient, "inbound_message_id": inbound.id},
         attachments=outbound_files(session, reply.id),
     )
+
+
+def _first_message(session: Session, reply: Reply, conv: Conversation) -> OutboundMessage:
+    """A reply in a conversation we started (kartabl.workflow.start) before the customer
+    wrote: to the identity chosen at the start, from the address chosen then (None: the
+    sender's default mailbox, line or bot), under the subject as typed, threading on our
+    own previous mail if there is one."""
+    identity = (session.get(Identity, conv.to_identity_id)
+                if conv.to_identity_id is not None else None)
+    if identity is None or identity.customer_id != conv.customer_id:
+        raise PermanentDeliveryError(
+            f"conversation {conv.id} has no customer message on {reply.channel} to answer")
+    if reply.idempotency_key is None:
+        reply.idempotency_key = idempotency_key_for(session, reply, conv)
+    rendered = render_reply(
+        reply.channel, reply.body, template=reply.template,
+        context={"subject": conv.subject, "customer_name": started_name(session, conv)},
+        language=conversation_language(session, conv.id),
+    )
+    # A second mail before the customer answered follows our first one in their client.
+    ours = session.scalar(
+        select(Message.external_id).where(
+            Message.conversation_id == conv.id, Message.direction == Direction.OUT,
+            Message.channel == Channel.EMAIL)
+        .order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
+    ) if reply.channel == Channel.EMAIL else None
+    return OutboundMessage(
+        reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
+        recipient=identity.address, text=rendered.text,
+        idempotency_key=reply.idempotency_key,
+        # the subject as the person typed it: not a "Re:" of anything
+        subject=conv.subject if reply.channel == Channel.EMAIL else rendered.subject,
+        html=rendered.html, in_reply_to=ours, references=(ours,) if ours else (),
+        meta={"from": conv.from_address or "", "started": True},
+        attachments=outbound_files(session, reply.id),
+    )
+
+
+def started_name(session: Session, conv: Conversation) -> str:
+    """The name a started conversation's greeting uses: the customer's, as we know it."""
+    customer = session.get(Customer, conv.customer_id)
+    return customer.display_name if customer is not None else ""
 
 
 def record_outbound(session: Session, msg: OutboundMessage, provider_id: str) -> Message:

@@ -24,6 +24,7 @@ from kartabl.messages import OutboundAttachment
 from kartabl.models import Channel, Conversation, Direction, Message, Reply
 from kartabl.outbound import ReplyCheck
 from responders.chat_files import chat_plan
+from responders.outbound import started_name
 from responders.render import has_template, render_reply, reply_subject
 from responders.reply_files import outbound as outbound_files
 from responders.sms_length import sms_length
@@ -95,6 +96,8 @@ def preview_reply(session: Session, reply: Reply, body: str | None = None) -> Pr
                Message.channel == reply.channel)
         .order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
     )
+    if name is None and conv.to_identity_id is not None:  # started by us: as the outbox names
+        name = started_name(session, conv)
     return preview(reply.channel, reply.body if body is None else body, template=reply.template,
                    subject=conv.subject or "", customer_name=name or "",
                    language=conversation_language(session, conv.id),

@@ -98,8 +98,16 @@ class Conversation(Base):
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set while status is 'snoozed': when the conversation comes back to the queues.
     snoozed_until: Mapped[datetime | None]
+    # -- started by us --
+    # A conversation a person opened by writing first (kartabl.workflow.start): who, to which
+    # of the customer's identities (the outbox's recipient until the customer writes), and
+    # from which of our addresses (mailbox address, SMS line or bot name; None: the
+    # channel's default).
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    to_identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
+    from_address: Mapped[str | None] = mapped_column(String(320))
     customer: Mapped[Customer] = relationship()
-    assignee: Mapped[Person | None] = relationship()
+    assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id])  # started_by_id too
     team: Mapped[Team | None] = relationship()
 
 

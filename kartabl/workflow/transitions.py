@@ -347,7 +347,8 @@ def _our_domain(session: Session, conv: Conversation) -> str:
             Message.conversation_id == conv.id, Message.direction == Direction.IN
         ).order_by(Message.received_at.desc(), Message.id.desc()).limit(1)
     )
-    domain = (recipient or "").rpartition("@")[2].strip().lower()
+    # A conversation we started has no inbound message yet: the address chosen at its start.
+    domain = (recipient or conv.from_address or "").rpartition("@")[2].strip().lower()
     return domain if _DOMAIN.match(domain) else "kartabl.localhost"
 
 

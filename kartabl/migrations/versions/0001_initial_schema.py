@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 10:21:15.325766
+Create Date: 2026-12-04 10:33:21.741214
 """
 
 from __future__ import annotations
@@ -175,107 +175,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_canned_response_team", ["team_id", "shortcut"], unique=False)
 
     op.create_table(
-        "conversation",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("customer_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "channel",
-            sa.Enum(
-                "email",
-                "sms",
-                "telegram",
-                "bale",
-                name="channel",
-                native_enum=False,
-                create_constraint=True,
-                length=24,
-            ),
-            nullable=False,
-        ),
-        sa.Column(
-            "status",
-            sa.Enum(
-                "open",
-                "waiting",
-                "snoozed",
-                "closed",
-                name="conversation_status",
-                native_enum=False,
-                create_constraint=True,
-                length=24,
-            ),
-            nullable=False,
-        ),
-        sa.Column("subject", sa.String(length=500), nullable=False),
-        sa.Column("team_id", sa.Integer(), nullable=True),
-        sa.Column("assignee_id", sa.Integer(), nullable=True),
-        sa.Column("previous_id", sa.Integer(), nullable=True),
-        sa.Column("opened_at", kartabl.models.base.UTCDateTime(), nullable=False),
-        sa.Column("first_response_at", kartabl.models.base.UTCDateTime(), nullable=True),
-        sa.Column("resolved_at", kartabl.models.base.UTCDateTime(), nullable=True),
-        sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
-        sa.Column("snoozed_until", kartabl.models.base.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
-        ),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customer.id"], name=op.f("fk_conversation_customer_id_customer")
-        ),
-        sa.ForeignKeyConstraint(
-            ["previous_id"],
-            ["conversation.id"],
-            name=op.f("fk_conversation_previous_id_conversation"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["team_id"], ["team.id"], name=op.f("fk_conversation_team_id_team")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation")),
-    )
-    with op.batch_alter_table("conversation", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_conversation_assignee_status",
-            ["assignee_id", "status", "last_message_at", "id"],
-            unique=False,
-        )
-        batch_op.create_index(
-            "ix_conversation_counts",
-            ["status", "team_id"],
-            unique=False,
-            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
-        )
-        batch_op.create_index(
-            "ix_conversation_customer_channel_status",
-            ["customer_id", "channel", "status"],
-            unique=False,
-        )
-        batch_op.create_index(
-            "ix_conversation_scope",
-            ["id"],
-            unique=False,
-            postgresql_include=["assignee_id", "team_id"],
-        )
-        batch_op.create_index(
-            "ix_conversation_status_last", ["status", "last_message_at", "id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_conversation_status_opened",
-            ["status", "opened_at", "first_response_at"],
-            unique=False,
-        )
-        batch_op.create_index(
-            "ix_conversation_team_status",
-            ["team_id", "status", "last_message_at", "id"],
-            unique=False,
-        )
-        batch_op.create_index(
-            "ix_conversation_triage",
-            ["last_message_at", "id"],
-            unique=False,
-            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL"),
-            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL"),
-        )
-
-    op.create_table(
         "identity",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -351,6 +250,118 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.create_index("ix_web_session_person", ["person_id", "revoked_at"], unique=False)
+
+    op.create_table(
+        "conversation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "channel",
+            sa.Enum(
+                "email",
+                "sms",
+                "telegram",
+                "bale",
+                name="channel",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "open",
+                "waiting",
+                "snoozed",
+                "closed",
+                name="conversation_status",
+                native_enum=False,
+                create_constraint=True,
+                length=24,
+            ),
+            nullable=False,
+        ),
+        sa.Column("subject", sa.String(length=500), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("previous_id", sa.Integer(), nullable=True),
+        sa.Column("opened_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("first_response_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("resolved_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("snoozed_until", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("started_by_id", sa.Integer(), nullable=True),
+        sa.Column("to_identity_id", sa.Integer(), nullable=True),
+        sa.Column("from_address", sa.String(length=320), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customer.id"], name=op.f("fk_conversation_customer_id_customer")
+        ),
+        sa.ForeignKeyConstraint(
+            ["previous_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_previous_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["started_by_id"], ["person.id"], name=op.f("fk_conversation_started_by_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["team.id"], name=op.f("fk_conversation_team_id_team")
+        ),
+        sa.ForeignKeyConstraint(
+            ["to_identity_id"],
+            ["identity.id"],
+            name=op.f("fk_conversation_to_identity_id_identity"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation")),
+    )
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_assignee_status",
+            ["assignee_id", "status", "last_message_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_counts",
+            ["status", "team_id"],
+            unique=False,
+            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
+        )
+        batch_op.create_index(
+            "ix_conversation_customer_channel_status",
+            ["customer_id", "channel", "status"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_scope",
+            ["id"],
+            unique=False,
+            postgresql_include=["assignee_id", "team_id"],
+        )
+        batch_op.create_index(
+            "ix_conversation_status_last", ["status", "last_message_at", "id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversation_status_opened",
+            ["status", "opened_at", "first_response_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_team_status",
+            ["team_id", "status", "last_message_at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_conversation_triage",
+            ["last_message_at", "id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL"),
+            sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL"),
+        )
 
     op.create_table(
         "conversation_pause",
@@ -769,16 +780,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_pause_conversation")
 
     op.drop_table("conversation_pause")
-    with op.batch_alter_table("web_session", schema=None) as batch_op:
-        batch_op.drop_index("ix_web_session_person")
-
-    op.drop_table("web_session")
-    op.drop_table("team_member")
-    op.drop_table("password_reset")
-    with op.batch_alter_table("identity", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_identity_customer_id"))
-
-    op.drop_table("identity")
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_conversation_triage",
@@ -797,6 +798,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_assignee_status")
 
     op.drop_table("conversation")
+    with op.batch_alter_table("web_session", schema=None) as batch_op:
+        batch_op.drop_index("ix_web_session_person")
+
+    op.drop_table("web_session")
+    op.drop_table("team_member")
+    op.drop_table("password_reset")
+    with op.batch_alter_table("identity", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_identity_customer_id"))
+
+    op.drop_table("identity")
     with op.batch_alter_table("canned_response", schema=None) as batch_op:
         batch_op.drop_index("ix_canned_response_team")
 

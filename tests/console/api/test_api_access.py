@@ -61,6 +61,11 @@ CASES: list[Case] = [
     Case("POST", C + "/{cid}/replies", C + "/{w.conv_b}/replies", {"body": "hi"}, scope="act"),
     Case("POST", C + "/{cid}/preview", C + "/{w.conv_b}/preview", {"body": "hi"},
          scope="read"),
+    # starting one: in team B (403: teams are no secret), or to team B's customer's address
+    Case("POST", C, C, {"kind": "phone", "address": "09121110003", "body": "hi",
+                        "team_id": "{w.team_b}"}, scope="act", idor=403),
+    Case("POST", C, C, {"kind": "email", "address": "secret.b@example.ir", "subject": "s",
+                        "body": "hi"}, scope="act", idor=403),
     # replies (approve and reject need the review scope, which no agent's token can carry)
     Case("GET", R + "/{rid}", R + "/{w.pending_b}", scope="read"),
     Case("PATCH", R + "/{rid}", R + "/{w.draft_b}", {"body": "changed"}, scope="act"),

@@ -87,6 +87,9 @@ GET_URLS: dict[str, list[str]] = {
                                       "/conversations/{t.conv}/timeline"
                                       "?before=9999999999999999.2.1"],
     "/customers": ["/customers", "/customers?q=x-name-x", "/customers?q=7770001"],
+    "/conversations/new": ["/conversations/new", "/conversations/new?q=x-name-x",
+                           "/conversations/new?customer={t.customer}",
+                           "/conversations/new?failed=x"],
     "/customers/{customer_id}": ["/customers/{t.customer}"],
     "/customers/{customer_id}/merge": ["/customers/{t.customer}/merge?into={t.customer2}",
                                        "/customers/{t.customer2}/merge?q=x-name-x"],
@@ -171,6 +174,10 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("POST", "/replies/{rid}/approve"): Req("/replies/{t.pending}/approve",
                                             {"edited_body": "z"}),
     ("POST", "/replies/{rid}/reject"): Req("/replies/{t.pending}/reject", {"comment": "no"}),
+    # starting a conversation (a new number: the agent's own team by default)
+    ("POST", "/conversations/new"): Req("/conversations/new", {
+        "to": "new", "kind": "phone", "address": "09121110000", "body": "x"}),
+    ("POST", C): Req(C, {"kind": "phone", "address": "09121110001", "body": "x"}),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
                                                    {"tag": "vip2"}),

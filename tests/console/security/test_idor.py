@@ -54,6 +54,10 @@ EXTRA: list[tuple[str, str, Req]] = [
     ("POST", "/api/v1/conversations/{cid}/canned/expand",
      Req("/api/v1/conversations/{w.a.conv}/canned/expand",
          {"shortcut": "/sales-secret-canned"})),
+    # starting a conversation: team B's customer preselected, or in team B
+    ("GET", "/conversations/new", Req("/conversations/new?customer={t.customer}")),
+    ("POST", "/api/v1/conversations", Req("/api/v1/conversations", {
+        "kind": "phone", "address": "09121110002", "body": "x", "team_id": "{w.team_b}"})),
     ("GET", "/api/v1/queues/{name}", Req("/api/v1/queues/team:{w.team_b}")),
     ("GET", "/queues", Req("/queues?queue=team:{w.team_b}")),
     ("GET", "/queues/live", Req("/queues/live?queue=team:{w.team_b}")),
