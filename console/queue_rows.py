@@ -53,8 +53,15 @@ def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs,
             overdue=cut.flag(status, r.opened_at, r.first_response_at),
             pending_reply_id=reply.id if reply else None, pending_reply=reply,
             unread=r.id in new,
+            **(_scheduled(r) if kind == "scheduled" else
+               {"send_at": r.send_at} if kind == "approval" else {}),
         ))
     return out
+
+
+def _scheduled(r: Any) -> dict[str, Any]:
+    return {"scheduled_reply_id": r.reply_id, "send_at": r.send_at,
+            "schedule_held": r.held_at is not None}
 
 
 def preview_line(text: str) -> str:

@@ -26,7 +26,7 @@ _CURSOR = re.compile(r"^([0-9]{1,18})\.([1-9][0-9]{0,18})$")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 E = TypeVar("E", bound=StrEnum)
 
-QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue"]
+QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,9 @@ QUEUES: Final[tuple[QueueSpec, ...]] = (
     QueueSpec("open", "open", "Every open conversation in my scope.", frozenset({OPEN})),
     QueueSpec("overdue", "overdue", "Open and past the first-response or resolution target.",
               frozenset({OPEN})),
+    # -- scheduled send --
+    QueueSpec("scheduled", "scheduled", "Approved replies that leave at a set time (held ones "
+              "too), soonest first.", frozenset({OPEN, CLOSED})),
 )
 _SPECS: Final = {spec.kind: spec for spec in QUEUES}
 
@@ -125,6 +128,10 @@ class QueueRow:
     pending_reply_id: int | None  # approval: this row's reply; else the oldest pending one
     pending_reply: PendingReply | None = None
     unread: bool = False  # a customer message the reader has not seen (kartabl.notifications)
+    # -- scheduled send --
+    scheduled_reply_id: int | None = None  # scheduled: this row's reply
+    send_at: datetime | None = None  # scheduled: when it leaves
+    schedule_held: bool = False  # scheduled: held, the customer wrote first
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ Queues (:data:`QUEUES`): ``triage`` (open and unassigned, as the issue defines i
 holds it, whether or not a team does; this includes what the router left for the
 coordinator with a team at capacity, and a referral to a team alone), ``approval`` (one
 row per reply awaiting approval, oldest first), ``mine``, ``team:<id>`` (held or not),
-``open``, ``overdue`` (open and past the first-response or the resolution target).
+``open``, ``overdue`` (open and past the first-response or the resolution target),
+``scheduled`` (one row per approved reply with a send time, held ones included, soonest
+first, whatever the conversation's status: kartabl.workflow.schedule).
 
 Scope: reviewers see everything; an agent sees what :func:`kartabl.workflow.can_access`
 allows (their own and their teams' conversations), and that predicate is in the WHERE
@@ -55,7 +57,16 @@ from console.queue_types import (
     encode_cursor,
 )
 from kartabl.errors import InputError, NotFound, PermissionDenied
-from kartabl.models import Conversation, Customer, Person, Reply, Team, TeamMember, utcnow
+from kartabl.models import (
+    Conversation,
+    Customer,
+    Person,
+    Reply,
+    ReplyState,
+    Team,
+    TeamMember,
+    utcnow,
+)
 from kartabl.workflow.access import REVIEWERS
 
 __all__ = [
@@ -84,6 +95,8 @@ __all__ = [
 ]
 
 _TEAM_NAME = re.compile(r"^team:([1-9][0-9]{0,17})$")
+# the scheduled queue's replies: approved, with a time (kartabl.workflow.schedule)
+SCHEDULED = (Reply.state == ReplyState.APPROVED, Reply.send_at.is_not(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +147,8 @@ def _names(session: Session, scope: _Scope) -> list[QueueInfo]:
             QueueInfo("mine", "mine"),
             *(QueueInfo(f"team:{tid}", "team", tid, title or name)
               for tid, name, title in session.execute(teams)),
-            QueueInfo("open", "open"), QueueInfo("overdue", "overdue")]
+            QueueInfo("open", "open"), QueueInfo("overdue", "overdue"),
+            QueueInfo("scheduled", "scheduled")]
 
 
 def list_queue(session: Session, actor: Person, name: str, filters: Filters | None = None, *,
@@ -159,6 +173,7 @@ def list_queue(session: Session, actor: Person, name: str, filters: Filters | No
     if more:
         last = rows[-1]
         cursor = (encode_cursor(last.reply_updated_at, last.reply_id) if kind == "approval"
+                  else encode_cursor(last.send_at, last.reply_id) if kind == "scheduled"
                   else encode_cursor(last.last_message_at, last.id))
     return QueuePage(name, _rows(session, kind, rows, cut, actor.id), cursor, f.limit)
 
@@ -186,6 +201,11 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
     if any(info.kind == "approval" for info in listed):
         counts["approval"] = _approval_count(session, _where("approval", None, scope, f,
                                                              moment, cut))
+    if any(info.kind == "scheduled" for info in listed):
+        where = _where("scheduled", None, scope, f, moment, cut)
+        query = select(func.count()).select_from(Reply).where(*SCHEDULED)
+        counts["scheduled"] = session.scalar(
+            query.join(Conversation).where(*where) if where else query) or 0
     c = Conversation
     # Every conversation queue is the status, the filters and the scope (what "open" lists)
     # narrowed by one more condition; "mine" and a team of the agent's are inside the scope.
@@ -205,7 +225,7 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
     for info in listed:
         if info.kind == "team":
             counts[info.name] = teams.get(info.team_id, 0)
-        elif info.kind != "approval":
+        elif info.kind in totals:
             counts[info.name] = totals[info.kind]
     return counts
 
@@ -248,7 +268,7 @@ def _where(kind: QueueKind, team_id: int | None, scope: _Scope, f: Filters, now:
     where: list[ColumnElement[bool]] = []
     # A pending reply implies an open conversation (close refuses one), but approval does
     # not rely on it: a pending reply must never drop out of the approvers' sight.
-    if kind != "approval" or f.status is not None:
+    if kind not in ("approval", "scheduled") or f.status is not None:
         where.append(c.status == (f.status or OPEN))
     if kind == "triage":
         where.append(c.assignee_id.is_(None))
@@ -286,6 +306,7 @@ def _page_query(kind: QueueKind, where: list[ColumnElement[bool]],
     ]
     if kind == "approval":
         columns += [Reply.id.label("reply_id"), Reply.updated_at.label("reply_updated_at"),
+                    Reply.send_at.label("send_at"),
                     author.display_name.label("author_display"),
                     author.username.label("author_username")]
     query = (select(*columns).join(Customer, Customer.id == c.customer_id)
@@ -298,5 +319,12 @@ def _page_query(kind: QueueKind, where: list[ColumnElement[bool]],
                  .order_by(Reply.updated_at, Reply.id))
         return query if after is None else query.where(
             tuple_(Reply.updated_at, Reply.id) > after)
+    if kind == "scheduled":  # one row per scheduled reply, the soonest first
+        query = (query.add_columns(
+            Reply.id.label("reply_id"), Reply.send_at.label("send_at"),
+            Reply.schedule_held_at.label("held_at"))
+            .join(Reply, Reply.conversation_id == c.id).where(*SCHEDULED)
+            .order_by(Reply.send_at, Reply.id))
+        return query if after is None else query.where(tuple_(Reply.send_at, Reply.id) > after)
     query = query.order_by(c.last_message_at.desc(), c.id.desc())
     return query if after is None else query.where(tuple_(c.last_message_at, c.id) < after)

@@ -329,6 +329,7 @@ class _Builder:
             sent=as_sent.pieces(r.channel, r.sent_text) if r.sent_id is not None else [],
             sent_files=as_sent.files(r.channel, r.sent_text, r.sent_attachments)
             if r.sent_id is not None else [],
+            send_at=r.send_at, schedule_held_at=r.schedule_held_at,
         )
 
 

@@ -147,6 +147,9 @@ class ReplyItem:
     sent: list[str] = field(default_factory=list)
     # The files that went with it (the outbound row's list), in the order they went.
     sent_files: list[as_sent.SentFile] = field(default_factory=list)
+    # -- scheduled send --
+    send_at: datetime | None = None  # it leaves then, not before (kartabl.workflow.schedule)
+    schedule_held_at: datetime | None = None  # held: the customer wrote after it was set
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ REPLY_COLUMNS: Final = (
     Reply.id, Reply.author_id, Reply.approved_by_id, Reply.state, Reply.channel, Reply.body,
     Reply.original_body, Reply.template, Reply.review_comment, Reply.error, Reply.attempts,
     Reply.created_at, Reply.approved_at, Reply.sent_at, Reply.delivered_at,
+    Reply.send_at, Reply.schedule_held_at,  # scheduled send (kartabl.workflow.schedule)
     # the outbound row of a sent reply (see _sent_row): its id and what the customer got
     Message.id.label("sent_id"), Message.text.label("sent_text"),
     Message.attachments.label("sent_attachments"),

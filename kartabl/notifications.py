@@ -22,7 +22,8 @@ The kinds: ``assigned`` (to you, by someone else or the router), ``referred`` (t
 reply; the reviewer's comment in ``text``), ``answered`` (the customer wrote again on a
 conversation you hold), ``mentioned`` (``@username`` in a note), ``breach`` (a conversation
 you hold passed :data:`WARN_AT` of its first-response or resolution target: once per
-conversation, person and target; the target's name in ``text``).
+conversation, person and target; the target's name in ``text``), ``schedule_held`` (the
+customer wrote before a scheduled reply left, so it is held: its author and approver).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from kartabl.models import (
 from kartabl.workflow.access import REVIEWERS, can_access
 
 KINDS: Final = ("assigned", "referred", "team_referred", "approved", "rejected", "answered",
-                "mentioned", "breach")
+                "mentioned", "breach", "schedule_held")
 EVENT: Final = "notification.created"  # the live hub's per-person event kind
 MAX_RECIPIENTS: Final = 50
 MAX_MENTIONS: Final = 20
@@ -134,6 +135,12 @@ def reviewed(session: Session, actor: Person | None, reply: Reply, conv: Convers
     notify(session, "rejected" if rejected else "approved", [reply.author_id], actor=actor,
            conversation=conv, reply_id=reply.id,
            text=(reply.review_comment or "") if rejected else "")
+
+
+def schedule_held(session: Session, reply: Reply, conv: Conversation) -> None:
+    """A scheduled reply is held (kartabl.workflow.schedule): its author and approver."""
+    notify(session, "schedule_held", [reply.author_id, reply.approved_by_id], actor=None,
+           conversation=conv, reply_id=reply.id)
 
 
 def mentions(text: str) -> list[str]:

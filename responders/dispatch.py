@@ -48,6 +48,7 @@ from kartabl.models import Conversation, Reply, ReplyState, utcnow
 from kartabl.outbound import get_sender
 from kartabl.tasks import enqueue_after_commit
 from kartabl.workflow import REPLY_TRANSITIONS, move_reply
+from kartabl.workflow.schedule import leaves_now
 from responders import outcomes
 from responders.outbound import build_message, record_outbound
 
@@ -63,7 +64,8 @@ Factory = sessionmaker[Session]
 
 def dispatch_reply(session_factory: Factory, reply_id: int) -> Outcome:
     """Send approved reply ``reply_id`` at most once per claim. Returns ``"sent"``,
-    ``"skipped"`` (not approved: already taken, sent, or gone) or ``"failed"`` (permanent).
+    ``"skipped"`` (not approved: already taken, sent, or gone; or scheduled and its time not
+    come, or held) or ``"failed"`` (permanent).
     Raises :class:`RetryableDeliveryError` (retry after ``retry_after_s``), ``LookupError``
     (no sender for the channel: the reply stays approved), or :class:`OutcomeUnknown` when
     the outcome is unknown and the channel reconciles (the reply stays ``sending`` for the
@@ -237,12 +239,15 @@ def _failure_reason(channel: str, provider_id: str) -> str:
 
 
 def _claim(session: Session, reply_id: int) -> Reply | None:
+    now = utcnow()
+    # leaves_now: never before send_at, never once held or the customer wrote since it was
+    # scheduled, checked in the claim's own locked statement (kartabl.workflow.schedule)
     claimable = (
         select(Reply.id)
-        .where(Reply.id == reply_id, Reply.state.in_(REPLY_TRANSITIONS["claim"][0]))
+        .where(Reply.id == reply_id, Reply.state.in_(REPLY_TRANSITIONS["claim"][0]),
+               leaves_now(now))
         .with_for_update(skip_locked=True)
     )
-    now = utcnow()
     claimed = session.execute(
         update(Reply)
         .where(Reply.id.in_(claimable))

@@ -47,6 +47,7 @@ from kartabl.models import (
     MessageKind,
     utcnow,
 )
+from kartabl.workflow import schedule
 from router.bounces import fail_bounced_replies
 from router.identity import identity_for
 from router.identity_many import match_or_create_many
@@ -186,6 +187,11 @@ def _route(
     _insert_events(session, routed, told)
     fail_bounced_replies(
         session, [r.message for r in routed if r.message.kind is MessageKind.BOUNCE])
+    # the customer wrote first: their scheduled replies wait for a person (lock order: replies last)
+    # (a new conversation has no replies: a batch of new ones costs no query)
+    schedule.hold_on_inbound(session, [
+        (r.conv, r.message) for r in routed
+        if r.message.kind is MessageKind.MESSAGE and id(r.conv) not in pending])
     by_id = {r.message.id: r for r in routed}
     outcomes = [rejected[m.id] if m.id in rejected else _outcome(by_id[m.id]) for m in messages]
     return outcomes, messages, busy

@@ -13,7 +13,11 @@ One pass:
    never blindly resent (responders.dispatch.reconcile_stale_sending);
 4. delivery statuses polled from providers that do not call back (responders.dispatch);
 5. breach warnings: the holders of open conversations about to pass a service target are
-   notified, once per conversation, person and target (kartabl.notifications.warn_breaches).
+   notified, once per conversation, person and target (kartabl.notifications.warn_breaches);
+6. scheduled replies the customer wrote before are held, their people told (the router
+   holds them as it attaches the message; this catches one it found locked:
+   kartabl.workflow.schedule.hold_overdue). A scheduled reply is enqueued by step 2 once
+   its time has come, and never claimed before (responders.dispatch).
 
 Re-enqueueing is safe because route_messages and dispatch_reply are idempotent: a message
 routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
@@ -28,12 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from kartabl import metrics, notifications, tasks
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
+from kartabl.workflow import schedule
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class SweepReport:
     reconciled: int = 0  # replies stuck in 'sending' resolved
     polled: int = 0  # delivery statuses updated
     warned: int = 0  # breach warnings written
+    held: int = 0  # scheduled replies held: the customer wrote first (router missed them)
     errors: tuple[str, ...] = field(default=())  # one line per step that failed
 
 
@@ -65,10 +71,15 @@ def unrouted_message_ids(session: Session, grace_s: float, limit: int) -> list[i
 def unsent_reply_ids(session: Session, grace_s: float, limit: int) -> list[int]:
     # updated_at, not approved_at: a reply the dispatcher handed back to 'approved' after a
     # retryable failure is recent again, and the queue's own retry is already on it.
-    cutoff = utcnow() - timedelta(seconds=grace_s)
+    # A scheduled reply is offered once its time has come (leaves_now), at once the first
+    # time (not touched since send_at), then after the grace like any other.
+    now = utcnow()
+    cutoff = now - timedelta(seconds=grace_s)
     stmt = (
         select(Reply.id)
-        .where(Reply.state == ReplyState.APPROVED, Reply.updated_at < cutoff)
+        .where(Reply.state == ReplyState.APPROVED, schedule.leaves_now(now),
+               or_(Reply.updated_at < cutoff,
+                   and_(Reply.send_at.is_not(None), Reply.updated_at < Reply.send_at)))
         .order_by(Reply.id)
         .limit(limit)
     )
@@ -140,12 +151,18 @@ def sweep_once(
                 session, first_response_minutes=settings.first_response_target_minutes,
                 resolution_hours=settings.resolution_target_hours)
 
+    def hold() -> int:
+        with session_factory() as session, session.begin():
+            return schedule.hold_overdue(session)
+
     step("messages", requeue_messages)
+    step("held", hold)
     step("replies", requeue_replies)
     step("reconciled", reconcile)
     step("polled", poll)
     step("warned", warn)
     report = SweepReport(**counts, errors=tuple(errors))
-    if report.messages or report.replies or report.reconciled or report.warned or errors:
+    if (report.messages or report.replies or report.reconciled or report.warned or report.held
+            or errors):
         log.info("sweep", extra={"report": report})
     return report

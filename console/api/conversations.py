@@ -136,7 +136,7 @@ def _filters(
             responses=errors(400, 401, 403, 404))
 def queues(p: Read, db: Db, settings: AppSettings,
            f: Annotated[Filters, Depends(_filters)]) -> list[QueueOut]:
-    """Triage, approval, mine, each of the caller's teams, open, overdue (an agent has no
+    """Triage, approval, mine, each of the caller's teams, open, overdue, scheduled (an agent has no
     triage and sees only their teams). Counts are scoped exactly as the listings."""
     counts = queue_counts(db, p.person, f, targets=Targets.from_settings(settings))
     return [QueueOut(name=q.name, kind=q.kind, team_id=q.team_id, title=q.title,
@@ -148,7 +148,7 @@ def queues(p: Read, db: Db, settings: AppSettings,
 def queue_page(
     p: Read, db: Db, settings: AppSettings, f: Annotated[Filters, Depends(_filters)],
     name: Annotated[str, Path(max_length=40, description="triage, approval, mine, team:<id>, "
-                                                         "open or overdue.")],
+                                                         "open, overdue or scheduled.")],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=60,
                                         description="The previous page's next_cursor.")] = None,

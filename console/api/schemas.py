@@ -137,7 +137,7 @@ class ConversationPreviewIn(DraftIn):
 
 class QueueOut(_Out):
     name: str = Field(description="What GET /api/v1/queues/{name} takes.")
-    kind: Literal["triage", "approval", "mine", "team", "open", "overdue"]
+    kind: Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled"]
     team_id: int | None
     title: str
     count: int | None = Field(
@@ -169,6 +169,11 @@ class QueueRowOut(_Out):
     overdue: bool
     pending_reply_id: int | None
     pending_reply: PendingReplyOut | None
+    # -- scheduled send --
+    scheduled_reply_id: int | None = Field(None, description="scheduled: this row's reply.")
+    send_at: datetime | None = Field(None, description="scheduled: when the reply leaves.")
+    schedule_held: bool = Field(False, description="scheduled: held, the customer wrote "
+                                "after it was scheduled; a person must act.")
 
 
 class QueuePageOut(_Out):
@@ -352,6 +357,12 @@ class ReplyOut(_Out):
     files: list[ReplyFileOut] = Field(
         default_factory=list, description="The files that go with the reply (their bytes: "
         "in the console, /replies/{id}/attachments/{file id}).")
+    # -- scheduled send --
+    send_at: datetime | None = Field(None, description="When it leaves (never before); "
+                                     "null: as soon as it is approved.")
+    schedule_held_at: datetime | None = Field(
+        None, description="Set when the customer wrote after it was scheduled: it is held "
+        "until someone sends it now, reschedules it, or takes it back to draft.")
 
 
 class PreviewOut(BaseModel):

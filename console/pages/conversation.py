@@ -43,6 +43,7 @@ from console.pages.conversation_view import (
 )
 from console.pages.reply_attachments import ReplyFiles
 from console.pages.timeline import mail_html
+from console.schedule_view import apply_send_at
 from console.timeline import visible
 from console.timeline_items import ReplyItem
 from console.timeline_news import new_items, parse_version
@@ -68,6 +69,7 @@ router = APIRouter(include_in_schema=False)
 Text = Annotated[str, Form(max_length=20_000)]
 MaybeText = Annotated[str | None, Form(max_length=20_000)]  # absent: not sent by the form
 Short = Annotated[str, Form(max_length=40)]
+SendAt = Annotated[str, Form(max_length=60)]  # scheduled send: console.schedule_view
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
 FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
            "edited", "approved", "rejected")
@@ -245,22 +247,24 @@ def add_note(
 @router.post("/conversations/{cid}/replies")
 def new_draft(
     request: Request, cid: PathId, policy: Approval, files: ReplyFiles, body: Text = "",
-    template: Short = "", then: Short = "save", p: Principal = Depends(page_principal),
-    db: Session = Depends(get_db),
+    template: Short = "", then: Short = "save", send_at: SendAt = "",
+    p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Draft a reply (with its files); with ``then=submit`` (the second button) submit it
-    at once."""
+    at once. A ``send_at`` schedules it (it still needs its approval)."""
     _visible(db, p, cid)
 
     def step() -> None:
         reply = workflow.draft(db, p.person, cid, form_text(body),
                                template=template.strip() or None, check=REPLY_CHECK)
         files.apply(db, p.person, reply.id)
+        apply_send_at(db, p.person, reply.id, send_at)
         if then == "submit":
             workflow.submit(db, p.person, reply.id, policy=policy, check=REPLY_CHECK)
 
     done = "submitted" if then == "submit" else "drafted"
-    return _act(request, db, p, cid, done, step, {"body": body, "template": template})
+    return _act(request, db, p, cid, done, step,
+                {"body": body, "template": template, "send_at": send_at})
 
 
 # -- reply actions ---------------------------------------------------------------------------
@@ -283,10 +287,11 @@ def edit_draft(
 @router.post("/replies/{rid}/submit")
 def submit(
     request: Request, rid: PathId, policy: Approval, files: ReplyFiles,
-    body: MaybeText = None, p: Principal = Depends(page_principal),
+    body: MaybeText = None, send_at: SendAt = "", p: Principal = Depends(page_principal),
     db: Session = Depends(get_db),
 ) -> Response:
-    """Submit for approval; a changed body (or a rejected reply) is saved as a draft first."""
+    """Submit for approval; a changed body (or a rejected reply) is saved as a draft first.
+    A ``send_at`` schedules it."""
     reply = _visible_reply(db, p, rid)
     cid, state, stored = reply.conversation_id, reply.state, reply.body
 
@@ -295,25 +300,32 @@ def submit(
         if state == ReplyState.REJECTED or (text is not None and text != stored):
             workflow.update_draft(db, p.person, rid, text if text is not None else stored)
         files.apply(db, p.person, rid)
+        apply_send_at(db, p.person, rid, send_at)
         workflow.submit(db, p.person, rid, policy=policy, check=REPLY_CHECK)
 
-    return _act(request, db, p, cid, "submitted", step, {f"edit_{rid}": body or ""})
+    return _act(request, db, p, cid, "submitted", step,
+                {f"edit_{rid}": body or "", f"send_at_{rid}": send_at})
 
 
 @router.post("/replies/{rid}/approve")
 def approve(
-    request: Request, rid: PathId, edited_body: MaybeText = None,
+    request: Request, rid: PathId, edited_body: MaybeText = None, send_at: SendAt = "",
     p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
     """Approve; a body that differs from the author's is the approver's edit (kept and
-    shown as before/after in the timeline)."""
+    shown as before/after in the timeline). A ``send_at`` (re)schedules it: approved, it
+    leaves then, not now."""
     reply = _visible_reply(db, p, rid)
     cid, stored = reply.conversation_id, reply.body
     text = form_text(edited_body) if edited_body is not None else None
     edit = text if text is not None and text.strip() != stored.strip() else None
-    return _act(request, db, p, cid, "approved",
-                lambda: workflow.approve(db, p.person, rid, edited_body=edit, check=REPLY_CHECK),
-                {f"approve_{rid}": edited_body or ""})
+
+    def step() -> None:
+        workflow.approve(db, p.person, rid, edited_body=edit, check=REPLY_CHECK)
+        apply_send_at(db, p.person, rid, send_at)
+
+    return _act(request, db, p, cid, "approved", step,
+                {f"approve_{rid}": edited_body or "", f"send_at_{rid}": send_at})
 
 
 @router.post("/replies/{rid}/reject")

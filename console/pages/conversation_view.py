@@ -18,6 +18,7 @@ from console.flash import failed_id, recall
 from console.pages._ui import handover_choices, render
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
+from console.schedule_view import schedule_context
 from console.templating import request_locale
 from console.timeline_page import conversation_page as page_view
 from kartabl.errors import PermanentDeliveryError
@@ -112,6 +113,7 @@ def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[
         "kept": flash.kept if flash else {}, "version": page_version(db, cid),
         "reply_files": files_of(db, previews),  # the approver sees them before approving
         "file_limits": Limits.of(app_settings(request)),
+        **schedule_context(db, me, cid, request_locale(request)),
     }
 
 

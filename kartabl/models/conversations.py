@@ -217,6 +217,15 @@ class Reply(Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     conversation: Mapped[Conversation] = relationship()
+    # -- scheduled send --
+    # Set: the reply leaves at this instant, never before (the outbox's claim checks it,
+    # responders.dispatch); NULL: as soon as it is approved. kartabl.workflow.schedule.
+    send_at: Mapped[datetime | None]
+    # When the schedule was set: a customer message that came in after it holds the reply.
+    scheduled_at: Mapped[datetime | None]
+    # Set: held because the customer wrote after it was scheduled; it leaves only once a
+    # person sends it now or reschedules it (or it goes back to draft).
+    schedule_held_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -33,6 +33,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     # assigned | referred | team_referred | approved | rejected | answered | mentioned | breach
+    # | schedule_held
     kind: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     conversation_id: Mapped[int | None] = mapped_column(

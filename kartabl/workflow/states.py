@@ -21,6 +21,8 @@ REPLY_TRANSITIONS: Final[Mapping[str, tuple[frozenset[ReplyState], frozenset[Rep
     "approve": (frozenset({RS.PENDING_APPROVAL}), frozenset({RS.APPROVED})),
     "reject": (frozenset({RS.PENDING_APPROVAL}), frozenset({RS.REJECTED})),
     "claim": (frozenset({RS.APPROVED}), frozenset({RS.SENDING})),
+    # a scheduled reply not yet claimed back to its author's drafts (kartabl.workflow.schedule)
+    "withdraw": (frozenset({RS.APPROVED}), frozenset({RS.DRAFT})),
     # back to approved: the sender surely did not deliver (retryable error, lookup found none)
     "release": (frozenset({RS.SENDING}), frozenset({RS.APPROVED})),
     "record_sent": (frozenset({RS.SENDING}), frozenset({RS.SENT})),

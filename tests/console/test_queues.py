@@ -114,6 +114,19 @@ def pending_reply(session: Session, org: Org, conv: Conversation, author: Person
     return reply.id
 
 
+def scheduled_reply(session: Session, org: Org, conv: Conversation, author: Person,
+                    hours: float = 5) -> int:
+    """An approved reply that leaves in ``hours`` (the scheduled queue lists it)."""
+    from kartabl.models import utcnow
+    from kartabl.workflow import schedule
+
+    rid = pending_reply(session, org, conv, author)
+    schedule.schedule(session, author, rid, utcnow() + timedelta(hours=hours))
+    workflow.approve(session, org.maryam, rid, check=REPLY_CHECK)
+    session.commit()
+    return rid
+
+
 # -- membership ------------------------------------------------------------------------------
 
 
@@ -158,10 +171,10 @@ def test_a_team_referral_is_triage_for_that_team_and_an_assignment_takes_it_out(
 def test_queue_names_for_a_coordinator_and_for_an_agent(session: Session, org: Org) -> None:
     names = [q.name for q in queue_names(session, org.maryam)]
     assert names == ["triage", "approval", "mine", f"team:{org.sales.id}",
-                     f"team:{org.support.id}", "open", "overdue"]
+                     f"team:{org.support.id}", "open", "overdue", "scheduled"]
     agent = queue_names(session, org.ali)
     assert [q.name for q in agent] == ["triage", "approval", "mine", f"team:{org.support.id}",
-                                       "open", "overdue"]
+                                       "open", "overdue", "scheduled"]
     assert agent[3].title == "support" and agent[3].team_id == org.support.id
 
 
@@ -173,9 +186,13 @@ def test_an_agent_sees_only_what_can_access_allows_in_every_queue_and_count(
 ) -> None:
     pending_reply(session, org, org.alis, org.ali)
     pending_reply(session, org, org.bobs, org.bob)
+    ali_later = scheduled_reply(session, org, org.alis, org.ali, hours=6)
+    ali_sooner = scheduled_reply(session, org, org.alis, org.ali, hours=2)
+    scheduled_reply(session, org, org.bobs, org.bob)
     bobs_side = {org.bobs.id, org.sales_free.id, org.nobodys.id}
     convs = session.scalars(select(Conversation)).all()
-    for name in ("triage", "approval", "mine", f"team:{org.support.id}", "open", "overdue"):
+    for name in ("triage", "approval", "mine", f"team:{org.support.id}", "open", "overdue",
+                 "scheduled"):
         for status in (None, CLOSED):
             try:
                 listed = ids(session, org.ali, name, status=status)
@@ -191,9 +208,13 @@ def test_an_agent_sees_only_what_can_access_allows_in_every_queue_and_count(
     # an agent's triage: their teams' unassigned work only
     assert ids(session, org.ali, "triage") == [org.support_free.id]
     assert [r.conversation_id for r in every_row(session, org.ali, "approval")] == [org.alis.id]
+    # scheduled: one row per reply in scope, the soonest first
+    assert [r.scheduled_reply_id for r in every_row(session, org.ali, "scheduled")] == [
+        ali_sooner, ali_later]
+    assert len(every_row(session, org.maryam, "scheduled")) == 3
     counts = queue_counts(session, org.ali)
     assert counts == {"triage": 1, "approval": 1, "mine": 2, f"team:{org.support.id}": 2,
-                      "open": 3, "overdue": 0}
+                      "open": 3, "overdue": 0, "scheduled": 2}
     # Another team's queue is refused; filtering on it narrows to what ali may see there
     with pytest.raises(PermissionDenied, match="not in that team"):
         list_queue(session, org.ali, f"team:{org.sales.id}")
@@ -313,11 +334,13 @@ def every_row_with(session: Session, actor: Person, name: str, limit: int) -> li
                                      {"channel": "email", "max_age": timedelta(hours=2)}])
 def test_counts_equal_the_listings(session: Session, org: Org, filters: dict) -> None:
     pending_reply(session, org, org.alis, org.ali)
+    scheduled_reply(session, org, org.alis, org.ali)
     for actor in (org.maryam, org.ali, org.bob):
         counts = queue_counts(session, actor, Filters(**filters))
         expected = {q.name for q in queue_names(session, actor)}
-        if "status" in filters:  # only mine and the team queues list closed conversations
-            expected = {n for n in expected if n == "mine" or n.startswith("team:")}
+        if "status" in filters:  # only mine, the team and the scheduled queues list closed
+            expected = {n for n in expected
+                        if n in ("mine", "scheduled") or n.startswith("team:")}
         assert set(counts) == expected
         for name, count in counts.items():
             assert count == len(every_row(session, actor, name, **filters)), (actor, name)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 10:33:21.741214
+Create Date: 2026-12-04 11:06:57.203553
 """
 
 from __future__ import annotations
@@ -525,6 +525,9 @@ def upgrade() -> None:
         sa.Column("sending_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("sent_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("delivered_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("send_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("scheduled_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("schedule_held_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
         ),

@@ -44,7 +44,8 @@ CASES: list[Case] = [
     # queues: agents get their own scope (200, without team B's rows), or 403 for B's queue
     Case("GET", "/api/v1/queues", "/api/v1/queues", scope="read", idor=200),
     *(Case("GET", "/api/v1/queues/{name}", f"/api/v1/queues/{name}", scope="read", idor=200)
-      for name in ("triage", "approval", "mine", "open", "overdue", "open?team_id={w.team_b}")),
+      for name in ("triage", "approval", "mine", "open", "overdue", "open?team_id={w.team_b}",
+                   "scheduled")),
     Case("GET", "/api/v1/queues/{name}", "/api/v1/queues/team:{w.team_b}", scope="read",
          idor=403),
     # the conversation and its steps
@@ -73,6 +74,12 @@ CASES: list[Case] = [
     Case("POST", R + "/{rid}/approve", R + "/{w.pending_b}/approve", scope="review", idor=403),
     Case("POST", R + "/{rid}/reject", R + "/{w.pending_b}/reject", {"comment": "no"},
          scope="review", idor=403),
+    # scheduled send (console/api/schedule.py)
+    Case("PUT", R + "/{rid}/schedule", R + "/{w.draft_b}/schedule",
+         {"send_at": "2027-06-01T10:00:00+03:30"}, scope="act"),
+    Case("DELETE", R + "/{rid}/schedule", R + "/{w.pending_b}/schedule", scope="act"),
+    Case("POST", R + "/{rid}/send-now", R + "/{w.pending_b}/send-now", scope="act"),
+    Case("POST", R + "/{rid}/back-to-draft", R + "/{w.pending_b}/back-to-draft", scope="act"),
     Case("POST", "/api/v1/preview", "/api/v1/preview", {"channel": "sms", "body": "hi"},
          scope="read", idor=200),
     # customers: search finds nothing of team B; the rest is 404
@@ -288,10 +295,11 @@ def test_team_b_never_appears_in_any_listing_or_count_of_team_a(api, world) -> N
     mine = {world.conv_a}
     queues = agent_a.get("/api/v1/queues").json()
     names = [q["name"] for q in queues]
-    assert names == ["triage", "approval", "mine", f"team:{world.team_a}", "open", "overdue"]
+    assert names == ["triage", "approval", "mine", f"team:{world.team_a}", "open", "overdue",
+                     "scheduled"]
     counts = {q["name"]: q["count"] for q in queues}
     assert counts == {"triage": 0, "approval": 0, "mine": 1, f"team:{world.team_a}": 1,
-                      "open": 1, "overdue": 1}
+                      "open": 1, "overdue": 1, "scheduled": 0}
     for name in names:
         rows = agent_a.get(f"/api/v1/queues/{name}").json()["rows"]
         assert {r["conversation_id"] for r in rows} <= mine, name

@@ -54,7 +54,7 @@ def send(caller: Caller, method: str, req: Req, w: World, t: Ids, *,
     return caller.request(method, url, data=form, headers=headers)
 
 
-_Q = ("triage", "approval", "mine", "open", "overdue", "team:{w.team_a}")
+_Q = ("triage", "approval", "mine", "open", "overdue", "team:{w.team_a}", "scheduled")
 _RANGE = "start={w.day_from}&end={w.day_to}"
 # Every GET route, with the URLs that exercise it (the seed's ids of team A for {t.*}).
 GET_URLS: dict[str, list[str]] = {
@@ -178,6 +178,12 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("POST", "/conversations/new"): Req("/conversations/new", {
         "to": "new", "kind": "phone", "address": "09121110000", "body": "x"}),
     ("POST", C): Req(C, {"kind": "phone", "address": "09121110001", "body": "x"}),
+    # scheduled send
+    ("POST", "/replies/{rid}/schedule"): Req("/replies/{t.draft}/schedule",
+                                             {"send_at": "2027-06-01 10:00"}),
+    ("POST", "/replies/{rid}/schedule/cancel"): Req("/replies/{t.draft}/schedule/cancel"),
+    ("POST", "/replies/{rid}/send-now"): Req("/replies/{t.pending}/send-now"),
+    ("POST", "/replies/{rid}/back-to-draft"): Req("/replies/{t.pending}/back-to-draft"),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
                                                    {"tag": "vip2"}),
@@ -227,6 +233,11 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("POST", R + "/{rid}/submit"): Req(R + "/{t.draft}/submit"),
     ("POST", R + "/{rid}/approve"): Req(R + "/{t.pending}/approve", {"body": "z"}),
     ("POST", R + "/{rid}/reject"): Req(R + "/{t.pending}/reject", {"comment": "no"}),
+    ("PUT", R + "/{rid}/schedule"): Req(R + "/{t.draft}/schedule",
+                                        {"send_at": "2027-06-01T10:00:00+03:30"}),
+    ("DELETE", R + "/{rid}/schedule"): Req(R + "/{t.draft}/schedule"),
+    ("POST", R + "/{rid}/send-now"): Req(R + "/{t.pending}/send-now"),
+    ("POST", R + "/{rid}/back-to-draft"): Req(R + "/{t.pending}/back-to-draft"),
     ("POST", "/api/v1/preview"): Req("/api/v1/preview", {"channel": "sms", "body": "hi"}),
     ("POST", CU + "/{customer_id}/tags"): Req(CU + "/{t.customer}/tags", {"tag": "vip2"}),
     ("DELETE", CU + "/{customer_id}/tags"): Req(CU + "/{t.customer}/tags?tag=vip"),
