@@ -101,6 +101,10 @@ class Conversation(Base):
     customer: Mapped[Customer] = relationship()
     assignee: Mapped[Person | None] = relationship()
     team: Mapped[Team | None] = relationship()
+    # -- merge --
+    # Set when this conversation was merged into another (kartabl.workflow.merge): the row
+    # stays, closed, for its page and audit trail; what would have come here goes there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
 
 
 class ConversationPause(Base):
@@ -155,6 +159,11 @@ class Message(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     routed_at: Mapped[datetime | None]
+    # -- merge --
+    # The conversation this row was in before a merge or split moved it (the first one, if
+    # moved twice); NULL for a row never moved. No foreign key: conversations are never
+    # deleted, and a second key to conversation would make Reply.conversation ambiguous.
+    origin_conversation_id: Mapped[int | None]
 
 
 # The reply states the conversation page's panels show (console.timeline_rows). Written as
@@ -209,6 +218,8 @@ class Reply(Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     conversation: Mapped[Conversation] = relationship()
+    # -- merge --
+    origin_conversation_id: Mapped[int | None]  # as Message's
 
 
 class Event(Base):
@@ -239,3 +250,5 @@ class Event(Base):
     reply_id: Mapped[int | None] = mapped_column(ForeignKey("reply.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # -- merge --
+    origin_conversation_id: Mapped[int | None]  # as Message's

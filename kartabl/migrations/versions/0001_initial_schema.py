@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 10:21:15.325766
+Create Date: 2026-12-04 10:27:16.608163
 """
 
 from __future__ import annotations
@@ -215,11 +215,17 @@ def upgrade() -> None:
         sa.Column("resolved_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("last_message_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("snoozed_until", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("merged_into_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customer.id"], name=op.f("fk_conversation_customer_id_customer")
+        ),
+        sa.ForeignKeyConstraint(
+            ["merged_into_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merged_into_id_conversation"),
         ),
         sa.ForeignKeyConstraint(
             ["previous_id"],
@@ -444,6 +450,7 @@ def upgrade() -> None:
         sa.Column("received_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("routed_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversation.id"],
@@ -514,6 +521,7 @@ def upgrade() -> None:
         sa.Column("sending_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("sent_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("delivered_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
         ),
@@ -568,6 +576,7 @@ def upgrade() -> None:
         sa.Column("reply_id", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.Integer(), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["actor_id"], ["person.id"], name=op.f("fk_event_actor_id_person")),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
@@ -704,8 +713,61 @@ def upgrade() -> None:
             batch_op.f("ix_reply_attachment_reply_id"), ["reply_id"], unique=False
         )
 
+    op.create_table(
+        "conversation_merge",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("merged_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("moved", sa.JSON(), nullable=False),
+        sa.Column("source_state", sa.JSON(), nullable=False),
+        sa.Column("target_state", sa.JSON(), nullable=False),
+        sa.Column("target_event_id", sa.Integer(), nullable=True),
+        sa.Column("source_event_id", sa.Integer(), nullable=True),
+        sa.Column("last_message_id", sa.Integer(), nullable=True),
+        sa.Column("last_reply_id", sa.Integer(), nullable=True),
+        sa.Column("undone_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("undone_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["person.id"], name=op.f("fk_conversation_merge_actor_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_event_id"],
+            ["event.id"],
+            name=op.f("fk_conversation_merge_source_event_id_event"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merge_source_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_event_id"],
+            ["event.id"],
+            name=op.f("fk_conversation_merge_target_event_id_event"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merge_target_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["undone_by_id"], ["person.id"], name=op.f("fk_conversation_merge_undone_by_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_merge")),
+    )
+    with op.batch_alter_table("conversation_merge", schema=None) as batch_op:
+        batch_op.create_index("ix_conversation_merge_source", ["source_id", "id"], unique=False)
+        batch_op.create_index("ix_conversation_merge_target", ["target_id", "id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversation_merge", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_merge_target")
+        batch_op.drop_index("ix_conversation_merge_source")
+
+    op.drop_table("conversation_merge")
     with op.batch_alter_table("reply_attachment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reply_attachment_reply_id"))
 
