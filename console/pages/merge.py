@@ -30,7 +30,7 @@ from console.pages._ui import back, optional_id, render
 from console.refusals import refusal, refusal_text
 from console.templating import request_locale
 from console.timeline import visible
-from kartabl.errors import InputError, KartablError
+from kartabl.errors import InputError, KartablError, NotFound
 from kartabl.workflow import merge as wm
 from kartabl.workflow.split import split as split_step
 
@@ -76,20 +76,22 @@ def merge(
     visible(db, p.person, target)  # another team's: 404, as its page would be
     try:
         wm.merge(db, p.person, cid, target)
+    except NotFound:
+        raise  # out of scope (or gone since): 404, as the page would answer
     except KartablError as exc:
         return refused(db, p, exc, f"/conversations/{cid}")
     db.commit()
     return back(f"/conversations/{target}", "conv_merge.merged")
 
 
-@router.post("/merges/{mid}/undo")
+@router.post("/merges/{merge_id}/undo")
 def undo(
-    mid: PathId, p: Principal = Depends(page_principal), db: Session = Depends(get_db),
+    merge_id: PathId, p: Principal = Depends(page_principal), db: Session = Depends(get_db),
 ) -> Response:
-    record = wm.load_merge(db, p.person, mid)  # 404 outside the reader's scope
+    record = wm.load_merge(db, p.person, merge_id)  # 404 outside the reader's scope
     page = f"/conversations/{record.target_id}"
     try:
-        wm.undo(db, p.person, mid)
+        wm.undo(db, p.person, merge_id)
     except KartablError as exc:
         return refused(db, p, exc, page)
     db.commit()
@@ -108,6 +110,8 @@ def split(
                          following=following.strip() in ("1", "on", "true"),
                          person_id=optional_id(person_id, "person"),
                          team_id=optional_id(team_id, "team"))
+    except NotFound:
+        raise  # another conversation's message is no business of this page: 404
     except KartablError as exc:
         return refused(db, p, exc, f"/conversations/{cid}")
     db.commit()
