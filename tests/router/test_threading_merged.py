@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from kartabl.models import Conversation, ConversationStatus, Person, Role, utcnow
+from kartabl.models import Conversation, ConversationStatus, Person, Reply, ReplyState, Role, utcnow
 from kartabl.workflow import merge as wm
 from router.batch import route_batch
 from tests.router.conftest import WINDOW
@@ -47,3 +47,26 @@ def test_a_batch_follows_the_merge_too(session, inbound, route, routing):
     assert [o.conversation_id for o in out] == [a]
     assert session.scalars(select(Conversation.id).where(
         Conversation.merged_into_id.is_(None))).all() == [a]
+
+
+def test_a_reference_to_a_reply_of_the_merged_conversation_goes_to_the_one_it_joined(
+        session, inbound, route):
+    # Given A and B of one customer, and our sent reply in B
+    a = route(inbound(sender="a@example.ir", subject="الف"))
+    session.add(Conversation(customer_id=a.customer_id, channel="email", subject="ب"))
+    session.commit()
+    b = route(inbound(sender="a@example.ir", subject="ب"))
+    author = Person(username="ali", role=Role.AGENT)
+    session.add(author)
+    session.flush()
+    session.add(Reply(conversation_id=b.conversation_id, author_id=author.id, body="پاسخ",
+                      state=ReplyState.SENT, channel="email", idempotency_key="<rb@kartabl.test>"))
+    coordinator = Person(username="maryam", role=Role.COORDINATOR)
+    session.add(coordinator)
+    session.commit()
+    # When B is merged into A and the customer answers that reply
+    wm.merge(session, coordinator, b.conversation_id, a.conversation_id)
+    session.commit()
+    answer = route(inbound(sender="a@example.ir", in_reply_to="rb@kartabl.test"))
+    # Then the answer is threaded into A by its reference
+    assert (answer.conversation_id, answer.how) == (a.conversation_id, "reference")

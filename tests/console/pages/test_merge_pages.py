@@ -57,6 +57,11 @@ def test_merge_from_the_panel_then_undo(client: TestClient, db: Db, world: World
     assert 'id="merge-undo-form"' in a_page.text
     b_page = client.get(f"/conversations/{b}")
     assert 'id="merged-banner"' in b_page.text and "split-form" not in b_page.text
+    assert 'id="reopen-form"' not in b_page.text and 'id="note-form"' not in b_page.text
+    # a step on it anyway (an old form): refused, in the reader's language
+    text = post_refused(client, f"/conversations/{b}/reopen", {"csrf_token": csrf},
+                        f"/conversations/{b}")
+    assert "ادغام شده است" in text
     undo = re.search(r'action="/merges/(\d+)/undo"', a_page.text)
     assert undo
     r = client.post(f"/merges/{undo.group(1)}/undo", data={"csrf_token": csrf},
