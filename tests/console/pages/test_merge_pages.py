@@ -125,7 +125,8 @@ def test_split_from_here(client: TestClient, db: Db, world: World) -> None:
                         f"/conversations/{world.conv_support}")
     assert "نخستین پیام" in text
     r = client.post(f"/conversations/{world.conv_support}/split",
-                    data={"message_id": str(second), "following": "1", "csrf_token": csrf},
+                    data={"message_id": str(second), "following": "1", "csrf_token": csrf,
+                          "person_id": str(world.ali)},
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=conv_split.split")
     new_page = client.get(r.headers["location"])
@@ -134,7 +135,7 @@ def test_split_from_here(client: TestClient, db: Db, world: World) -> None:
         moved = s.get(Message, second)
         assert moved is not None and moved.conversation_id != world.conv_support
         new = s.get(Conversation, moved.conversation_id)
-        assert new is not None and new.team_id == world.support
+        assert new is not None and (new.team_id, new.assignee_id) == (world.support, world.ali)
     # an agent of another team cannot split it: 404
     other = TestClient(client.app, base_url="https://testserver")
     with other:
