@@ -204,7 +204,7 @@ def _build(session: Session, conv: Conversation, customer: CustomerInfo | None,
         assignee_name=people.get(conv.assignee_id) if conv.assignee_id is not None else None,
         opened_at=conv.opened_at, first_response_at=conv.first_response_at,
         resolved_at=conv.resolved_at, last_message_at=conv.last_message_at,
-        previous_id=conv.previous_id,
+        previous_id=conv.previous_id, merged_into_id=conv.merged_into_id,
     )
     return items, [build.reply(r) for r in panel], info
 
@@ -303,6 +303,8 @@ class _Builder:
             from_person=self.person(data.get("from_person")),
             from_team=self.team(data.get("from_team")),
             reason=_reason(data), route=_route(data), message_id=e.message_id,
+            origin=e.origin_conversation_id, other_id=next(iter(_ints([data.get("other_id")])),
+                                                             None),
         )
 
     def message(self, m: Any) -> MessageItem:
@@ -314,6 +316,7 @@ class _Builder:
             message_kind=MessageKind(m.kind), channel=Channel(m.channel), sender=m.sender,
             sender_name=m.sender_name, recipient=m.recipient, subject=m.subject, text=m.text,
             html=m.safe_html, attachments=_attachments(m.attachments),
+            origin=m.origin_conversation_id,
         )
 
     def reply(self, r: Any) -> ReplyItem:
@@ -330,6 +333,7 @@ class _Builder:
             sent_files=as_sent.files(r.channel, r.sent_text, r.sent_attachments)
             if r.sent_id is not None else [],
             send_at=r.send_at, schedule_held_at=r.schedule_held_at,
+            origin=r.origin_conversation_id,
         )
 
 

@@ -18,7 +18,9 @@ from typing import Any, Literal
 from kartabl.models import Channel, ConversationStatus, Direction, MessageKind, ReplyState
 from responders import as_sent
 
-ActivityKind = Literal["assigned", "triaged", "referred", "note", "closed", "reopened"]
+ActivityKind = Literal["assigned", "triaged", "referred", "note", "closed", "reopened",
+                       # -- merge -- (kartabl.workflow.merge and split)
+                       "merged", "merged_into", "merge_undone", "split", "split_from"]
 
 # -- the view ------------------------------------------------------------------------------
 
@@ -54,6 +56,8 @@ class ConversationInfo:
     resolved_at: datetime | None
     last_message_at: datetime
     previous_id: int | None
+    # -- merge --
+    merged_into_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,8 @@ class MessageItem:
     # writer of that column; None when the message has no HTML a page may show.
     html: str | None
     attachments: list[AttachmentInfo]
+    # -- merge --
+    origin: int | None = None  # the conversation it was in before a merge or split moved it
 
     def safe_html(self) -> str | None:
         """The HTML ready for a page, as ingest stored it (remote images removed there,
@@ -150,6 +156,8 @@ class ReplyItem:
     # -- scheduled send --
     send_at: datetime | None = None  # it leaves then, not before (kartabl.workflow.schedule)
     schedule_held_at: datetime | None = None  # held: the customer wrote after it was set
+    # -- merge --
+    origin: int | None = None  # as MessageItem's
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,9 @@ class ActivityItem:
     reason: str | None = None  # the router's reason (and rule) for its placement, English
     route: tuple[str | None, str | None] | None = None  # the same as (reason, rule)
     message_id: int | None = None  # the customer's message that reopened it
+    # -- merge --
+    origin: int | None = None  # as MessageItem's
+    other_id: int | None = None  # merged/split: the conversation on the other side
 
 
 TimelineItem = MessageItem | ReplyItem | ActivityItem

@@ -43,7 +43,11 @@ from kartabl.models.conversations import PANEL_STATES
 
 ACTIVITY_KINDS: Final = ("conversation.assigned", "conversation.triaged",
                          "conversation.referred", "conversation.note", "conversation.closed",
-                         "conversation.reopened")
+                         "conversation.reopened",
+                         # -- merge --
+                         "conversation.merged", "conversation.merged_into",
+                         "conversation.merge_undone", "conversation.split",
+                         "conversation.split_from")
 REPLY_EVENT_KINDS: Final = frozenset({
     "reply.drafted", "reply.edited", "reply.submitted", "reply.approved", "reply.rejected",
     "reply.sending", "reply.sent", "reply.retry", "reply.failed", "reply.delivered",
@@ -60,20 +64,21 @@ _PANEL = text("(" + PANEL_STATES.replace("state =", "reply.state =") + ")")
 MESSAGE_COLUMNS: Final = (
     Message.id, Message.direction, Message.kind, Message.channel, Message.sender,
     Message.sender_name, Message.recipient, Message.subject, Message.text, Message.safe_html,
-    Message.attachments, Message.received_at,
+    Message.attachments, Message.received_at, Message.origin_conversation_id,
 )
 REPLY_COLUMNS: Final = (
     Reply.id, Reply.author_id, Reply.approved_by_id, Reply.state, Reply.channel, Reply.body,
     Reply.original_body, Reply.template, Reply.review_comment, Reply.error, Reply.attempts,
     Reply.created_at, Reply.approved_at, Reply.sent_at, Reply.delivered_at,
     Reply.send_at, Reply.schedule_held_at,  # scheduled send (kartabl.workflow.schedule)
+    Reply.origin_conversation_id,
     # the outbound row of a sent reply (see _sent_row): its id and what the customer got
     Message.id.label("sent_id"), Message.text.label("sent_text"),
     Message.attachments.label("sent_attachments"),
 )
 EVENT_COLUMNS: Final = (
     Event.id, Event.kind, Event.at, Event.actor_id, Event.reply_id, Event.message_id,
-    Event.data,
+    Event.data, Event.origin_conversation_id,
 )
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # The largest id an INTEGER column holds on PostgreSQL: a cursor or a page version may name

@@ -19,7 +19,9 @@ In order:
    ``previous_id``;
 4. a new conversation.
 
-A reference to a closed conversation follows rule 3 for that conversation.
+A reference to a closed conversation follows rule 3 for that conversation. A conversation
+found by rule 1, 2 or 3 that was merged into another stands for that other one
+(:func:`merged_target`), rule 3 then applying to it.
 """
 
 from __future__ import annotations
@@ -267,12 +269,31 @@ def thread(
         conv = (_latest_on_channel(session, message, customer) if latest is None
                 else latest(message, customer))
         how = "open"
+    if conv is not None and conv.merged_into_id is not None:
+        conv = merged_target(session, conv)
     if conv is None:
         conv, how = _new(session, message, customer, None), "new"
     elif conv.status is not ConversationStatus.OPEN:
         conv, how = _closed(session, message, customer, conv, reopen_window, reopen)
     _touch(conv, message.received_at)
     return conv, how
+
+
+# -- merge --
+
+
+def merged_target(session: Session, conv: Conversation) -> Conversation:
+    """The conversation ``conv`` was merged into (following a chain): a message or a reply
+    reference that would have gone to a merged conversation goes there
+    (:mod:`kartabl.workflow.merge`). A cycle (only from hand-edited data) stops the walk."""
+    seen = {conv.id}
+    while conv.merged_into_id is not None:
+        nxt = session.get(Conversation, conv.merged_into_id)
+        if nxt is None or nxt.id in seen:
+            break
+        seen.add(nxt.id)
+        conv = nxt
+    return conv
 
 
 def _closed(session: Session, message: Message, customer: Customer, conv: Conversation,

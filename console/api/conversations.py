@@ -176,6 +176,7 @@ def _message(item: MessageItem) -> MessageOut:
             url=f"/messages/{item.message_id}/attachments/{a.storage_key}"
             if a.storage_key else None,
         ) for a in item.attachments],
+        origin=item.origin,
     )
 
 

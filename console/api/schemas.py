@@ -201,6 +201,8 @@ class ConversationOut(_Out):
     resolved_at: datetime | None
     last_message_at: datetime
     previous_id: int | None
+    # -- merge --
+    merged_into_id: int | None = Field(None, description="Set when merged into that one.")
 
 
 class IdentityInfoOut(_Out):
@@ -240,6 +242,10 @@ class AttachmentOut(BaseModel):
     url: str | None = Field(description="The download (always as a file); null: not stored.")
 
 
+_ORIGIN: Final = ("The conversation this item was in before a merge or a split moved it "
+                  "here; null when never moved.")
+
+
 class MessageOut(BaseModel):
     kind: Literal["message"] = "message"
     at: datetime
@@ -255,6 +261,8 @@ class MessageOut(BaseModel):
     text: str
     html: str | None = Field(description="Sanitised: safe to embed; remote images removed.")
     attachments: list[AttachmentOut]
+    # -- merge --
+    origin: int | None = Field(None, description=_ORIGIN)
 
 
 class ReplyStepOut(_Out):
@@ -286,10 +294,13 @@ class ReplyItemOut(_Out):
     delivered_at: datetime | None
     message_id: int | None
     history: list[ReplyStepOut]
+    # -- merge --
+    origin: int | None = Field(None, description=_ORIGIN)
 
 
 class ActivityOut(_Out):
-    kind: Literal["assigned", "triaged", "referred", "note", "closed", "reopened"]
+    kind: Literal["assigned", "triaged", "referred", "note", "closed", "reopened",
+                  "merged", "merged_into", "merge_undone", "split", "split_from"]
     at: datetime
     actor: str | None
     event_id: int
@@ -300,6 +311,10 @@ class ActivityOut(_Out):
     from_team: str | None
     reason: str | None
     message_id: int | None
+    # -- merge --
+    origin: int | None = Field(None, description=_ORIGIN)
+    other_id: int | None = Field(None, description="merged, merged_into, merge_undone, split, "
+                                 "split_from: the conversation on the other side.")
 
 
 TimelineOut = Annotated[MessageOut | ReplyItemOut | ActivityOut, Field(discriminator="kind")]

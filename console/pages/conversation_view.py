@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from console.deps import Principal, app_settings
 from console.flash import failed_id, recall
+from console.merging import panel as merge_panel
 from console.pages._ui import handover_choices, render
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
@@ -114,6 +115,7 @@ def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[
         "reply_files": files_of(db, previews),  # the approver sees them before approving
         "file_limits": Limits.of(app_settings(request)),
         **schedule_context(db, me, cid, request_locale(request)),
+        "merging": merge_panel(db, me, cid),  # merge, undo, split (console.merging)
     }
 
 

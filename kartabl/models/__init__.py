@@ -15,6 +15,7 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.notifications`: the per-person notification feed and what each
   person has seen of each conversation.
 - :mod:`~kartabl.models.reply_files`: the files attached to replies.
+- :mod:`~kartabl.models.merges`: merged conversations, with what moved (for the undo).
 """
 
 from kartabl.models.auth import (
@@ -52,6 +53,7 @@ from kartabl.models.conversations import (
     Message,
     Reply,
 )
+from kartabl.models.merges import ConversationMerge
 from kartabl.models.notifications import ConversationSeen, Notification
 from kartabl.models.people import Person, Team, TeamMember
 from kartabl.models.reply_files import ReplyAttachment
@@ -63,6 +65,7 @@ __all__ = [
     "Channel",
     "ChannelCursor",
     "Conversation",
+    "ConversationMerge",
     "ConversationPause",
     "ConversationSeen",
     "ConversationStatus",

@@ -109,6 +109,10 @@ class Conversation(Base):
     customer: Mapped[Customer] = relationship()
     assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id])  # started_by_id too
     team: Mapped[Team | None] = relationship()
+    # -- merge --
+    # Set when this conversation was merged into another (kartabl.workflow.merge): the row
+    # stays, closed, for its page and audit trail; what would have come here goes there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
 
 
 class ConversationPause(Base):
@@ -163,6 +167,11 @@ class Message(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     routed_at: Mapped[datetime | None]
+    # -- merge --
+    # The conversation this row was in before a merge or split moved it (the first one, if
+    # moved twice); NULL for a row never moved. No foreign key: conversations are never
+    # deleted, and a second key to conversation would make Reply.conversation ambiguous.
+    origin_conversation_id: Mapped[int | None]
 
 
 # The reply states the conversation page's panels show (console.timeline_rows). Written as
@@ -226,6 +235,8 @@ class Reply(Base):
     # Set: held because the customer wrote after it was scheduled; it leaves only once a
     # person sends it now or reschedules it (or it goes back to draft).
     schedule_held_at: Mapped[datetime | None]
+    # -- merge --
+    origin_conversation_id: Mapped[int | None]  # as Message's
 
 
 class Event(Base):
@@ -256,3 +267,5 @@ class Event(Base):
     reply_id: Mapped[int | None] = mapped_column(ForeignKey("reply.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # -- merge --
+    origin_conversation_id: Mapped[int | None]  # as Message's

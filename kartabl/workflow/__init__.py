@@ -2,7 +2,9 @@
 
 All transitions live in :mod:`kartabl.workflow.transitions` (read its docstring for the
 decisions); the state tables in :mod:`~kartabl.workflow.states`; who may do what in
-:mod:`~kartabl.workflow.access`. Callers import from here.
+:mod:`~kartabl.workflow.access`. Callers import from here. Merging conversations (and
+undoing a merge) is :mod:`~kartabl.workflow.merge`, splitting one
+:mod:`~kartabl.workflow.split`: callers import those modules.
 """
 
 from kartabl.workflow.access import can_access

@@ -67,6 +67,12 @@ def move_reply(reply: Reply, step: str, to: ReplyState) -> ReplyState:
 
 
 def check_conversation(step: str, conv: Conversation) -> None:
+    # -- merge --
+    # A merged conversation is a closed pointer to the one it joined: no step runs on it.
+    if conv.merged_into_id is not None:
+        raise IllegalTransition(step, "merged", f"conversation {conv.id} was merged into "
+                                f"{conv.merged_into_id}", code="conv_merge.merged",
+                                params={"id": conv.id, "into": conv.merged_into_id})
     if conv.status not in CONVERSATION_STEPS[step]:
         detail = f"conversation {conv.id}"
         raise IllegalTransition(step, ConversationStatus(conv.status).value, detail,

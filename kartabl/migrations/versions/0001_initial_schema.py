@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 11:06:57.203553
+Create Date: 2026-12-04 11:13:00.689194
 """
 
 from __future__ import annotations
@@ -295,11 +295,17 @@ def upgrade() -> None:
         sa.Column("started_by_id", sa.Integer(), nullable=True),
         sa.Column("to_identity_id", sa.Integer(), nullable=True),
         sa.Column("from_address", sa.String(length=320), nullable=True),
+        sa.Column("merged_into_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customer.id"], name=op.f("fk_conversation_customer_id_customer")
+        ),
+        sa.ForeignKeyConstraint(
+            ["merged_into_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merged_into_id_conversation"),
         ),
         sa.ForeignKeyConstraint(
             ["previous_id"],
@@ -455,6 +461,7 @@ def upgrade() -> None:
         sa.Column("received_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("routed_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversation.id"],
@@ -528,6 +535,7 @@ def upgrade() -> None:
         sa.Column("send_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("scheduled_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("schedule_held_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
         ),
@@ -582,6 +590,7 @@ def upgrade() -> None:
         sa.Column("reply_id", sa.Integer(), nullable=True),
         sa.Column("message_id", sa.Integer(), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["actor_id"], ["person.id"], name=op.f("fk_event_actor_id_person")),
         sa.ForeignKeyConstraint(
             ["conversation_id"],
@@ -718,8 +727,61 @@ def upgrade() -> None:
             batch_op.f("ix_reply_attachment_reply_id"), ["reply_id"], unique=False
         )
 
+    op.create_table(
+        "conversation_merge",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("target_id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("merged_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("moved", sa.JSON(), nullable=False),
+        sa.Column("source_state", sa.JSON(), nullable=False),
+        sa.Column("target_state", sa.JSON(), nullable=False),
+        sa.Column("target_event_id", sa.Integer(), nullable=True),
+        sa.Column("source_event_id", sa.Integer(), nullable=True),
+        sa.Column("last_message_id", sa.Integer(), nullable=True),
+        sa.Column("last_reply_id", sa.Integer(), nullable=True),
+        sa.Column("undone_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("undone_by_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["person.id"], name=op.f("fk_conversation_merge_actor_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_event_id"],
+            ["event.id"],
+            name=op.f("fk_conversation_merge_source_event_id_event"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merge_source_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_event_id"],
+            ["event.id"],
+            name=op.f("fk_conversation_merge_target_event_id_event"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_id"],
+            ["conversation.id"],
+            name=op.f("fk_conversation_merge_target_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["undone_by_id"], ["person.id"], name=op.f("fk_conversation_merge_undone_by_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_merge")),
+    )
+    with op.batch_alter_table("conversation_merge", schema=None) as batch_op:
+        batch_op.create_index("ix_conversation_merge_source", ["source_id", "id"], unique=False)
+        batch_op.create_index("ix_conversation_merge_target", ["target_id", "id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversation_merge", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_merge_target")
+        batch_op.drop_index("ix_conversation_merge_source")
+
+    op.drop_table("conversation_merge")
     with op.batch_alter_table("reply_attachment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reply_attachment_reply_id"))
 

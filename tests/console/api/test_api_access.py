@@ -120,6 +120,14 @@ CASES: list[Case] = [
          {"shortcut": "sales-canned"}, scope="act"),
     Case("POST", C + "/{cid}/canned/expand", C + "/{w.conv_a}/canned/expand",
          {"canned_id": "{w.canned_b}"}, scope="act"),
+    # merging and splitting conversations (console/api/merge.py): 404 on team B's
+    Case("POST", C + "/{cid}/merge", C + "/{w.conv_b2}/merge", {"into": "{w.conv_b}"},
+         scope="act"),
+    Case("POST", C + "/{cid}/merge", C + "/{w.conv_a}/merge", {"into": "{w.conv_b}"},
+         scope="act"),
+    Case("POST", C + "/{cid}/split", C + "/{w.conv_b}/split", {"message_id": "{w.conv_b}"},
+         scope="act"),
+    Case("POST", "/api/v1/merges/{merge_id}/undo", "/api/v1/merges/99999/undo", scope="act"),
     # notifications: one's own only (another's is a 404 like a missing one)
     Case("GET", "/api/v1/notifications", "/api/v1/notifications", scope="read", idor=200),
     Case("POST", "/api/v1/notifications/{nid}/read", "/api/v1/notifications/{w.notice_b}/read",

@@ -126,7 +126,7 @@ def test_conversation_view_has_timeline_customer_and_safe_html(api, world, db) -
         "status": "open", "subject": "sales-secret-subject", "team_id": world.team_b,
         "team_name": "sales", "assignee_id": world.agent_b, "assignee_name": "bahar",
         "opened_at": None, "first_response_at": None, "resolved_at": None,
-        "last_message_at": None, "previous_id": None}
+        "last_message_at": None, "previous_id": None, "merged_into_id": None}
     assert view["customer"]["tags"] == ["vip"]
     assert view["customer"]["identities"] == [
         {"kind": "email", "address": "secret.b@example.ir", "display": ""}]

@@ -38,6 +38,7 @@ from kartabl.models import (
     Base,
     CannedResponse,
     Channel,
+    Conversation,
     Customer,
     Event,
     Identity,
@@ -50,6 +51,7 @@ from kartabl.models import (
     Role,
     utcnow,
 )
+from kartabl.workflow import merge as wm
 from responders.preview import REPLY_CHECK
 from tests import factories as f
 from tests.factories import enqueued  # noqa: F401  (a fixture: approvals enqueue a send)
@@ -86,7 +88,7 @@ MAIL_HTML = (
 SECRETS = ("sales-secret-subject", "sales-secret-text", "Secret Customer B",
            "secret.b@example.ir", "sales-secret-draft", "sales-secret-pending",
            "sales-secret-token", "sales-secret-file.pdf", "sales-secret-canned",
-           "sales-secret-notice", "sales-secret-reply-file")
+           "sales-secret-notice", "sales-secret-reply-file", "sales-secret-merged")
 ATTACHMENT = b"%PDF-1.4 an attachment\n"
 ATTACHMENT_KEY = hashlib.sha256(ATTACHMENT).hexdigest()
 ATTACHMENT_B = b"%PDF-1.4 team B's file\n"
@@ -112,6 +114,7 @@ class Ids:
     bulk: int  # the result of a bulk action by the team's agent (a bulk.applied event)
     notice: int  # a notification of the team's agent
     reply_file: int  # a file attached to the pending reply
+    merge: int  # a merge into a conversation of customer2 (team A) or conv2 (team B)
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         s.flush()
         s.delete(s.scalars(select(Identity).where(Identity.customer_id == other)).one())
         s.delete(s.get(Customer, other))
-        customer2 = f.conversation(s, team=team_a, subject="a-other").customer_id
+        other_a = f.conversation(s, team=team_a, subject="a-other")
+        customer2 = other_a.customer_id
 
         workflow.refer(s, coord, conv.id, team_id=team_a.id, person_id=agent_a.id,
                        note=evil("referral"))
@@ -271,12 +275,23 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         (notice_b,) = notifications.notify(s, "referred", [agent_b.id], actor=coord,
                                            conversation=conv_b, text="sales-secret-notice")
         s.flush()
+        merges = []
+        for target, text in ((other_a, evil("merged")), (conv_b2, "sales-secret-merged")):
+            # older than the target's messages: the queues still preview the target's own
+            long_ago = utcnow() - timedelta(days=3)
+            source = Conversation(customer_id=target.customer_id, channel=Channel.EMAIL,
+                                  subject=text, team_id=target.team_id, opened_at=long_ago,
+                                  last_message_at=long_ago)
+            s.add(source)
+            s.flush()
+            f.inbound(s, source, text=text).received_at = long_ago
+            merges.append(wm.merge(s, coord, source.id, target.id).id)
         a = Ids(conv.id, conv2.id, pending_a, draft_a, customer.id, customer2, msg.id,
                 ATTACHMENT_KEY, token_a, agent_a.id, canned_a.id, bulk_a.id, notice_a,
-                file_a.id)
+                file_a.id, merges[0])
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
                 conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
-                canned_b.id, bulk_b.id, notice_b.id, file_b.id)
+                canned_b.id, bulk_b.id, notice_b.id, file_b.id, merges[1])
         s.commit()
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,

@@ -101,6 +101,9 @@ GET_URLS: dict[str, list[str]] = {
     "/live": ["/live", "/live?since=0", "/live?since=junk",  # conftest: streams end at once
               "/live?conversation={t.conv}", "/live?conversation=junk"],
     "/conversations/{cid}/presence": ["/conversations/{t.conv}/presence"],
+    # -- merge --
+    "/conversations/{cid}/merge": ["/conversations/{t.conv}/merge",
+                                   "/conversations/{t.conv}/merge?into={t.conv2}"],
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
     "/login": ["/login", "/login?next=/queues"],
@@ -246,4 +249,14 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                                      "address": "n@example.ir"}),
     ("POST", CU + "/{customer_id}/merge"): Req(CU + "/{t.customer}/merge",
                                                {"into": "{t.customer2}"}),
+    # -- merge -- (conv has a reply pending approval: merging it is refused; conv's first
+    # message opens it: splitting it is refused; the undo may go through)
+    ("POST", "/conversations/{cid}/merge"): Req("/conversations/{t.conv}/merge",
+                                                {"into": "{t.conv2}"}),
+    ("POST", "/merges/{merge_id}/undo"): Req("/merges/{t.merge}/undo"),
+    ("POST", "/conversations/{cid}/split"): Req("/conversations/{t.conv}/split",
+                                                {"message_id": "{t.message}"}),
+    ("POST", C + "/{cid}/merge"): Req(C + "/{t.conv}/merge", {"into": "{t.conv2}"}),
+    ("POST", "/api/v1/merges/{merge_id}/undo"): Req("/api/v1/merges/{t.merge}/undo"),
+    ("POST", C + "/{cid}/split"): Req(C + "/{t.conv}/split", {"message_id": "{t.message}"}),
 }

@@ -25,7 +25,7 @@ from tests.console.security.tables import GET_URLS, REQUESTS, Req, send
 
 # Path parameters that name a row someone owns; a route with one is an IDOR target.
 ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "person_id",
-             "canned_id", "event_id", "nid", "aid"}
+             "canned_id", "event_id", "nid", "aid", "merge_id"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
 OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}
@@ -58,6 +58,16 @@ EXTRA: list[tuple[str, str, Req]] = [
     ("GET", "/conversations/new", Req("/conversations/new?customer={t.customer}")),
     ("POST", "/api/v1/conversations", Req("/api/v1/conversations", {
         "kind": "phone", "address": "09121110002", "body": "x", "team_id": "{w.team_b}"})),
+    # -- merge -- team B's conversation or message through team A's own conversation
+    ("GET", "/conversations/{cid}/merge", Req("/conversations/{w.a.conv2}/merge?into={t.conv}")),
+    ("POST", "/conversations/{cid}/merge", Req("/conversations/{w.a.conv2}/merge",
+                                               {"into": "{t.conv}"})),
+    ("POST", "/api/v1/conversations/{cid}/merge", Req("/api/v1/conversations/{w.a.conv2}/merge",
+                                                      {"into": "{t.conv}"})),
+    ("POST", "/conversations/{cid}/split", Req("/conversations/{w.a.conv}/split",
+                                               {"message_id": "{t.message}"})),
+    ("POST", "/api/v1/conversations/{cid}/split", Req("/api/v1/conversations/{w.a.conv}/split",
+                                                      {"message_id": "{t.message}"})),
     ("GET", "/api/v1/queues/{name}", Req("/api/v1/queues/team:{w.team_b}")),
     ("GET", "/queues", Req("/queues?queue=team:{w.team_b}")),
     ("GET", "/queues/live", Req("/queues/live?queue=team:{w.team_b}")),

@@ -42,7 +42,7 @@ def test_ids_beyond_the_database_integers_are_refused(
     server_errors = set()
     for huge in HUGE:
         ids = Ids(huge, huge, huge, huge, huge, huge, huge, "a" * 64, huge, huge, huge, huge,
-                  huge, huge)
+                  huge, huge, huge)
         for method, _path, req in [*_requests(app), *extra]:
             url = req.fill(world, ids)[0]
             try:
