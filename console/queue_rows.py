@@ -52,7 +52,7 @@ def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs,
             first_response_at=r.first_response_at,
             overdue=cut.flag(status, r.opened_at, r.first_response_at),
             pending_reply_id=reply.id if reply else None, pending_reply=reply,
-            unread=r.id in new,
+            unread=r.id in new, snoozed_until=r.snoozed_until,
         ))
     return out
 

@@ -19,6 +19,8 @@ from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, ReplyState
 
 OPEN, CLOSED = ConversationStatus.OPEN, ConversationStatus.CLOSED
+WAITING, SNOOZED = ConversationStatus.WAITING, ConversationStatus.SNOOZED
+_EVERY = frozenset(ConversationStatus)
 PENDING = ReplyState.PENDING_APPROVAL
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
@@ -26,7 +28,8 @@ _CURSOR = re.compile(r"^([0-9]{1,18})\.([1-9][0-9]{0,18})$")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 E = TypeVar("E", bound=StrEnum)
 
-QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue"]
+QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue", "waiting",
+                    "snoozed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +45,19 @@ QUEUES: Final[tuple[QueueSpec, ...]] = (
               frozenset({OPEN})),
     QueueSpec("approval", "approval", "Replies awaiting approval, oldest first.",
               frozenset({OPEN})),
-    QueueSpec("mine", "mine", "Assigned to me (open unless asked).", frozenset({OPEN, CLOSED})),
+    QueueSpec("mine", "mine", "Assigned to me (open unless asked).", _EVERY),
     QueueSpec("team:<id>", "team", "The team's conversations, held or not (open unless asked).",
-              frozenset({OPEN, CLOSED})),
+              _EVERY),
     QueueSpec("open", "open", "Every open conversation in my scope.", frozenset({OPEN})),
     QueueSpec("overdue", "overdue", "Open and past the first-response or resolution target.",
               frozenset({OPEN})),
+    # out of the working queues above, found here (issue 15, statuses)
+    QueueSpec("waiting", "waiting", "Waiting on the customer, in my scope.",
+              frozenset({WAITING})),
+    QueueSpec("snoozed", "snoozed", "Snoozed until a time, in my scope.", frozenset({SNOOZED})),
 )
+# the status a queue lists when the filters name none
+DEFAULT_STATUS: Final = {"waiting": WAITING, "snoozed": SNOOZED}
 _SPECS: Final = {spec.kind: spec for spec in QUEUES}
 
 
@@ -125,6 +134,8 @@ class QueueRow:
     pending_reply_id: int | None  # approval: this row's reply; else the oldest pending one
     pending_reply: PendingReply | None = None
     unread: bool = False  # a customer message the reader has not seen (kartabl.notifications)
+    # -- statuses --
+    snoozed_until: datetime | None = None  # snoozed: when back; open: back from a snooze
 
 
 @dataclass(frozen=True, slots=True)

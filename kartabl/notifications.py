@@ -52,7 +52,7 @@ from kartabl.models import (
 from kartabl.workflow.access import REVIEWERS, can_access
 
 KINDS: Final = ("assigned", "referred", "team_referred", "approved", "rejected", "answered",
-                "mentioned", "breach")
+                "mentioned", "breach", "snooze_ended")
 EVENT: Final = "notification.created"  # the live hub's per-person event kind
 MAX_RECIPIENTS: Final = 50
 MAX_MENTIONS: Final = 20
@@ -110,6 +110,12 @@ def _write(session: Session, rows: list[Notification],
 def assigned(session: Session, actor: Person | None, conv: Conversation) -> None:
     """After :func:`kartabl.workflow.assign`: the new assignee, when there is one."""
     notify(session, "assigned", [conv.assignee_id], actor=actor, conversation=conv)
+
+
+def snooze_ended(session: Session, conv: Conversation) -> None:
+    """After :func:`kartabl.workflow.waiting.wake_due`: the holder, when there is one (an
+    unheld one is back at the top of its team's queue, where the team sees it)."""
+    notify(session, "snooze_ended", [conv.assignee_id], actor=None, conversation=conv)
 
 
 def referred(session: Session, actor: Person, conv: Conversation, note: str) -> None:

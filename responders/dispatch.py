@@ -40,6 +40,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.routing import get_routing
 from kartabl import audit, metrics
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
@@ -47,7 +48,7 @@ from kartabl.messages import OutboundMessage
 from kartabl.models import Conversation, Reply, ReplyState, utcnow
 from kartabl.outbound import get_sender
 from kartabl.tasks import enqueue_after_commit
-from kartabl.workflow import REPLY_TRANSITIONS, move_reply
+from kartabl.workflow import REPLY_TRANSITIONS, move_reply, waiting
 from responders import outcomes
 from responders.outbound import build_message, record_outbound
 
@@ -285,6 +286,8 @@ def _mark_sent(
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,
         text=msg.text, files=[a.filename for a in msg.attachments],
     )
+    # the team's policy may set it waiting on the customer now (issue 15, statuses)
+    waiting.after_reply_sent(session, conv, get_routing())
     _count(session, "sent")
 
 

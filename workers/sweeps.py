@@ -13,7 +13,10 @@ One pass:
    never blindly resent (responders.dispatch.reconcile_stale_sending);
 4. delivery statuses polled from providers that do not call back (responders.dispatch);
 5. breach warnings: the holders of open conversations about to pass a service target are
-   notified, once per conversation, person and target (kartabl.notifications.warn_breaches).
+   notified, once per conversation, person and target (kartabl.notifications.warn_breaches);
+6. snoozed conversations whose time came go back to open, at the top of the queues, with a
+   notice to their holder (kartabl.workflow.waiting.wake_due: a conditional update per row,
+   so several schedulers wake each one once).
 
 Re-enqueueing is safe because route_messages and dispatch_reply are idempotent: a message
 routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
@@ -34,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from kartabl import metrics, notifications, tasks
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
+from kartabl.workflow import waiting
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class SweepReport:
     reconciled: int = 0  # replies stuck in 'sending' resolved
     polled: int = 0  # delivery statuses updated
     warned: int = 0  # breach warnings written
+    woken: int = 0  # snoozed conversations whose time came, back to open
     errors: tuple[str, ...] = field(default=())  # one line per step that failed
 
 
@@ -140,12 +145,18 @@ def sweep_once(
                 session, first_response_minutes=settings.first_response_target_minutes,
                 resolution_hours=settings.resolution_target_hours)
 
+    def wake() -> int:
+        with session_factory() as session, session.begin():
+            return waiting.wake_due(session, limit=batch)
+
     step("messages", requeue_messages)
     step("replies", requeue_replies)
     step("reconciled", reconcile)
     step("polled", poll)
     step("warned", warn)
+    step("woken", wake)
     report = SweepReport(**counts, errors=tuple(errors))
-    if report.messages or report.replies or report.reconciled or report.warned or errors:
+    if (report.messages or report.replies or report.reconciled or report.warned
+            or report.woken or errors):
         log.info("sweep", extra={"report": report})
     return report

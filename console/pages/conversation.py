@@ -70,7 +70,8 @@ MaybeText = Annotated[str | None, Form(max_length=20_000)]  # absent: not sent b
 Short = Annotated[str, Form(max_length=40)]
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
 FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
-           "edited", "approved", "rejected")
+           "edited", "approved", "rejected",
+           "waiting", "snoozed", "resumed")  # the last three: console.pages.statuses
 
 
 def _visible(db: Session, p: Principal, cid: int) -> Conversation:

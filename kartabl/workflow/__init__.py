@@ -5,6 +5,7 @@ decisions); the state tables in :mod:`~kartabl.workflow.states`; who may do what
 :mod:`~kartabl.workflow.access`. Callers import from here.
 """
 
+from kartabl.workflow import waiting
 from kartabl.workflow.access import can_access
 from kartabl.workflow.states import (
     CONVERSATION_STEPS,
@@ -45,4 +46,5 @@ __all__ = [
     "review_skip_reason",
     "submit",
     "update_draft",
+    "waiting",
 ]

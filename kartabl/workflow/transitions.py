@@ -81,6 +81,7 @@ from kartabl.workflow.states import (
     check_reply_transition,
     move_reply,
 )
+from kartabl.workflow.waiting import leave_hold
 
 # A hostname only: it ends up in a header (the Message-ID of the reply).
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,198}[a-z0-9])?$")
@@ -159,6 +160,7 @@ def close(session: Session, actor: Person | None, conversation_id: int) -> Conve
             code="close_pending", params={"item": "conversation", "id": conv.id,
                                           "reply": pending},
         )
+    leave_hold(session, conv)  # closed from waiting/snoozed: the pause ends with it
     conv.status = CLOSED
     conv.resolved_at = utcnow()
     audit.record(
