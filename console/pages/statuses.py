@@ -18,6 +18,7 @@ from console.flash import refused
 from console.moments import parse_moment, preset_moment
 from console.pages._ui import back
 from console.timeline import visible
+from kartabl.business_hours import IRAN_DEFAULT, Calendar, calendar_for
 from kartabl.errors import KartablError
 from kartabl.models import Conversation, Team, utcnow
 from kartabl.workflow import waiting
@@ -26,12 +27,15 @@ router = APIRouter(include_in_schema=False)
 Short = Annotated[str, Form(max_length=40)]
 
 
-def team_zone(request: Request, db: Session, conv: Conversation) -> str:
-    """The time zone of the conversation's team (the routing file), else Asia/Tehran."""
+def team_calendar(request: Request, db: Session, conv: Conversation) -> tuple[str, Calendar]:
+    """The time zone and business calendar of the conversation's team (the routing file);
+    Asia/Tehran and every day but Friday without a team of the file."""
     routing: RoutingConfig = request.app.state.routing
     team = db.get(Team, conv.team_id) if conv.team_id is not None else None
     cfg = team_config(routing, team.name if team is not None else None)
-    return cfg.timezone if cfg is not None else "Asia/Tehran"
+    if cfg is None or cfg.hours is None:
+        return (cfg.timezone if cfg else "Asia/Tehran"), IRAN_DEFAULT
+    return cfg.timezone, calendar_for(cfg)
 
 
 def _run(db: Session, p: Principal, cid: int, done: str, step: Callable[[], object],
@@ -55,12 +59,13 @@ def wait(cid: PathId, p: Principal = Depends(page_principal),
 def snooze(request: Request, cid: PathId, until: Short = "", preset: Short = "",
            p: Principal = Depends(page_principal), db: Session = Depends(get_db)) -> Response:
     conv = visible(db, p.person, cid)
-    zone = team_zone(request, db, conv)
+    zone, calendar = team_calendar(request, db, conv)
 
     def step() -> None:
         now = utcnow()
         at = (parse_moment(until, zone) if until.strip() or not preset
-              else preset_moment(preset, now, zone))
+              else preset_moment(preset, now, zone,
+                                 lambda day: not calendar.is_day_off(day)))
         waiting.snooze(db, p.person, cid, at, now=now)
 
     return _run(db, p, cid, "snoozed", step, {"snooze_until": until})
