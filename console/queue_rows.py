@@ -50,9 +50,12 @@ def _rows(session: Session, kind: QueueKind, rows: list[Any], cut: _Cutoffs,
             assignee_name=_name(r.assignee_display, r.assignee_username),
             opened_at=r.opened_at, last_message_at=r.last_message_at,
             first_response_at=r.first_response_at,
-            overdue=cut.flag(status, r.opened_at, r.first_response_at),
+            overdue=cut.flag(status, r.opened_at, r.first_response_at,
+                             r.first_response_due_at, r.resolution_due_at),
             pending_reply_id=reply.id if reply else None, pending_reply=reply,
             unread=r.id in new, snoozed_until=r.snoozed_until,
+            first_response_due_at=r.first_response_due_at,
+            resolution_due_at=r.resolution_due_at,
         ))
     return out
 

@@ -136,6 +136,9 @@ class QueueRow:
     unread: bool = False  # a customer message the reader has not seen (kartabl.notifications)
     # -- statuses --
     snoozed_until: datetime | None = None  # snoozed: when back; open: back from a snooze
+    # -- service clock --
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,23 +193,36 @@ class _Cutoffs:
 
     first_response: datetime  # opened before this, no reply sent yet: overdue
     resolution: datetime  # opened before this and still open: overdue
+    now: datetime = _EPOCH  # the due times (kartabl.service_clock) at or before it: overdue
 
     @classmethod
     def at(cls, now: datetime, targets: Targets) -> _Cutoffs:
         return cls(now - timedelta(minutes=targets.first_response_minutes),
-                   now - timedelta(hours=targets.resolution_hours))
+                   now - timedelta(hours=targets.resolution_hours), now)
 
     def clause(self) -> ColumnElement[bool]:
+        """Overdue by the stored due times (business time, pauses left out); a row whose
+        clock was never computed (older than the service clock) by wall time from
+        ``opened_at``, as before."""
         c = Conversation
-        # The leading range is implied by both branches; it lets a (status, opened_at) index
-        # bound the scan instead of testing every open row.
-        return and_(c.opened_at < max(self.first_response, self.resolution),
-                    or_(and_(c.first_response_at.is_(None), c.opened_at < self.first_response),
-                        c.opened_at < self.resolution))
+        first_due = or_(c.first_response_due_at <= self.now,
+                        and_(c.first_response_due_at.is_(None),
+                             c.opened_at < self.first_response))
+        resolution_due = or_(c.resolution_due_at <= self.now,
+                             and_(c.resolution_due_at.is_(None),
+                                  c.first_response_due_at.is_(None),
+                                  c.opened_at < self.resolution))
+        return or_(and_(c.first_response_at.is_(None), first_due), resolution_due)
 
-    def flag(self, status: ConversationStatus, opened: datetime, first: datetime | None) -> bool:
-        return status == OPEN and (
-            (first is None and opened < self.first_response) or opened < self.resolution)
+    def flag(self, status: ConversationStatus, opened: datetime, first: datetime | None,
+             first_due: datetime | None = None, resolution_due: datetime | None = None,
+             ) -> bool:
+        if status != OPEN:
+            return False
+        if first_due is None:  # never computed: wall time, as before
+            return (first is None and opened < self.first_response) or opened < self.resolution
+        return ((first is None and first_due <= self.now)
+                or (resolution_due is not None and resolution_due <= self.now))
 
 
 def _member(enum_type: type[E], value: object, what: str) -> E:

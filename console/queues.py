@@ -296,7 +296,7 @@ def _page_query(kind: QueueKind, where: list[ColumnElement[bool]],
         Team.title.label("team_title"), c.assignee_id,
         assignee.display_name.label("assignee_display"),
         assignee.username.label("assignee_username"), c.opened_at, c.last_message_at,
-        c.first_response_at, c.snoozed_until,
+        c.first_response_at, c.snoozed_until, c.first_response_due_at, c.resolution_due_at,
     ]
     if kind == "approval":
         columns += [Reply.id.label("reply_id"), Reply.updated_at.label("reply_updated_at"),

@@ -41,7 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.routing import get_routing
-from kartabl import audit, metrics
+from kartabl import audit, metrics, service_clock
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
@@ -279,6 +279,7 @@ def _mark_sent(
     assert conv is not None
     if conv.first_response_at is None:
         conv.first_response_at = now
+        service_clock.refresh(session, conv, now)
     out = record_outbound(session, msg, provider_id)
     session.flush()
     audit.record(
