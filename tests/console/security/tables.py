@@ -100,6 +100,7 @@ GET_URLS: dict[str, list[str]] = {
     "/conversations/{cid}/presence": ["/conversations/{t.conv}/presence"],
     "/reports": ["/reports", "/reports?" + _RANGE],
     "/reports.csv": ["/reports.csv?" + _RANGE],
+    "/teams/hours": ["/teams/hours", "/teams/hours?year=1405"],
     "/login": ["/login", "/login?next=/queues"],
     "/locale/{locale}": ["/locale/fa?next=/queues"],
     "/reset/{token}": ["/reset/{w.reset_token}"],
