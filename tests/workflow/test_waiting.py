@@ -123,3 +123,27 @@ def test_snooze_runs_out_in_the_sweep_once_with_a_notice(
     # holding it again clears the mark
     waiting.wait(session, org.ali, conv.id)
     assert not waiting.back_from_snooze(conv)
+
+
+def test_the_scheduler_sweep_wakes_a_snooze_whose_time_came(
+    settings, db: sessionmaker[Session], org: Org
+) -> None:
+    from workers.sweeps import sweep_once
+
+    # Given ali's conversation snoozed until a minute ago (set directly: a snooze is always
+    # in the future when it is made)
+    with db() as s:
+        conv = s.get(Conversation, org.conv.id)
+        assert conv is not None
+        conv.status, conv.snoozed_until = CS.SNOOZED, utcnow() - timedelta(minutes=1)
+        s.commit()
+    # When the scheduler's sweep runs, twice
+    first = sweep_once(db, settings, enqueue=lambda task, ids: None)
+    second = sweep_once(db, settings, enqueue=lambda task, ids: None)
+    # Then it woke once, and ali has his notice
+    assert (first.woken, second.woken, first.errors) == (1, 0, ())
+    with db() as s:
+        conv = s.get(Conversation, org.conv.id)
+        assert conv is not None and conv.status == CS.OPEN
+        assert [n.kind for n in s.scalars(select(Notification).where(
+            Notification.person_id == org.ali.id))] == ["snooze_ended"]
