@@ -62,3 +62,25 @@ def test_snooze_until_a_jalali_moment_in_persian(live_server: LiveServer, new_pa
         assert conv.snoozed_until.date() == day.togregorian()
         # 10:30 in Tehran is 07:00 UTC
         assert (conv.snoozed_until.hour, conv.snoozed_until.minute) == (7, 0)
+
+
+def test_the_w_key_sets_waiting_and_g_w_finds_it(live_server: LiveServer, new_page) -> None:
+    with live_server.session() as s:
+        support = f.team(s, "support")
+        ali = f.person(s, "ali", teams=[support])
+        ali.password_hash, ali.locale = f.quick_hash(PASSWORD), "fa"
+        cid = f.conversation(s, team=support, assignee=ali, subject="منتظر مدارک").id
+    page = new_page("fa")
+    page.goto(live_server.url + "/login")
+    page.locator('input[name="username"]').fill("ali")
+    page.locator('input[name="password"]').fill(PASSWORD)
+    page.locator('form[action="/login"] button[type=submit]').click()
+    page.wait_for_url("**/queues")
+    page.goto(f"{live_server.url}/conversations/{cid}")
+    page.locator("body").press("w")
+    expect(page.locator("#flash")).to_have_text(gettext("fa", "flash.waiting"), timeout=T)
+    expect(page.locator("#held-notice")).to_have_attribute("data-status", "waiting")
+    page.locator("body").press("g")
+    page.locator("body").press("w")
+    page.wait_for_url("**/queues?queue=waiting")
+    expect(page.locator(f"#row-{cid} .status-waiting")).to_have_count(1, timeout=T)
