@@ -147,3 +147,16 @@ def test_the_scheduler_sweep_wakes_a_snooze_whose_time_came(
         assert conv is not None and conv.status == CS.OPEN
         assert [n.kind for n in s.scalars(select(Notification).where(
             Notification.person_id == org.ali.id))] == ["snooze_ended"]
+
+
+def test_the_snooze_notice_reads_in_both_languages(session: Session, org: Org) -> None:
+    from console.pages.notifications import sentence
+    from kartabl.notifications import feed
+
+    now = utcnow()
+    waiting.snooze(session, org.ali, org.conv.id, now + timedelta(minutes=5), now=now)
+    waiting.wake_due(session, now=now + timedelta(minutes=6))
+    session.commit()
+    [item] = feed(session, org.ali)
+    assert sentence("en", item) == "A conversation you hold is back from its snooze"
+    assert "تعویق" in sentence("fa", item)
