@@ -134,13 +134,18 @@ def conversations_sql() -> str:
     return f"""
     INSERT INTO conversation (id, customer_id, channel, status, subject, team_id, assignee_id,
                               previous_id, opened_at, first_response_at, resolved_at,
-                              last_message_at)
+                              last_message_at, first_response_due_at, resolution_due_at,
+                              first_response_warn_at, resolution_warn_at)
     SELECT p.id, p.customer_id, p.channel, CASE WHEN p.is_open THEN 'open' ELSE 'closed' END,
            CASE WHEN p.channel = 'email' THEN {_pick(_SUBJECTS, 'p.id')} ELSE '' END,
            p.team_id, p.assignee_id, NULL, p.opened_at,
            CASE WHEN {first_sent} THEN p.opened_at + interval '30 minutes' END,
            CASE WHEN NOT p.is_open THEN least(%(now)s, {last_at} + interval '1 hour') END,
-           {last_at}
+           {last_at},
+           -- the service clock of the benchmark's teams (no hours in its routing: round
+           -- the clock) under the default targets: 240 minutes and 72 hours, warned at 80%
+           p.opened_at + interval '240 minutes', p.opened_at + interval '72 hours',
+           p.opened_at + interval '192 minutes', p.opened_at + interval '57.6 hours'
     FROM conv_plan p ORDER BY p.id
     """
 

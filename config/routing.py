@@ -18,10 +18,56 @@ from config.toml import load_toml
 ChannelName = Literal["email", "sms", "telegram", "bale"]
 
 
+Weekday = Literal["sat", "sun", "mon", "tue", "wed", "thu", "fri"]
+# "08:00-12:30"; "24:00" ends a span at midnight
+_SPAN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+# a Jalali (1200-1699) or Gregorian date, YYYY-MM-DD or YYYY/MM/DD
+_DAY = r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}$"
+
+
+class Targets(BaseModel):
+    """Service targets counted in business time; unset: the next level's (the team's, then
+    the settings' ``first_response_target_minutes`` / ``resolution_target_hours``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_response_minutes: float | None = Field(default=None, gt=0, le=525_600)
+    resolution_hours: float | None = Field(default=None, gt=0, le=8_760)
+
+
 class TeamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     title: str = ""
+    # After a reply to the customer is sent, the conversation waits on the customer
+    # (kartabl.workflow.waiting): its resolution clock pauses until they write.
+    wait_after_reply: bool = False
+    # Business hours (kartabl.business_hours). No ``hours``: round the clock, every day,
+    # no holidays (the targets then count wall-clock time, as before).
+    timezone: str = "Asia/Tehran"
+    hours: dict[Weekday, list[str]] | None = None
+    iran_holidays: bool = True  # Iran's official holidays off (with ``hours`` only)
+    days_off: list[str] = []  # the team's own: "1405-02-10" (Jalali) or "2026-05-01"
+    targets: Targets = Targets()
+    channel_targets: dict[ChannelName, Targets] = {}
+
+    @model_validator(mode="after")
+    def _valid_calendar(self) -> TeamConfig:
+        import re
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"team {self.name!r}: unknown time zone {self.timezone!r}") from exc
+        for day, spans in (self.hours or {}).items():
+            for span in spans:
+                if not re.match(_SPAN, span) or span[:5] >= span[6:]:
+                    raise ValueError(f"team {self.name!r}: {day} span {span!r} is not "
+                                     "HH:MM-HH:MM with the start before the end")
+        for off in self.days_off:
+            if not re.match(_DAY, off):
+                raise ValueError(f"team {self.name!r}: day off {off!r} is not YYYY-MM-DD")
+        return self
 
 
 class Rule(BaseModel):
@@ -61,6 +107,10 @@ class RoutingConfig(BaseModel):
             if rule.team not in names:
                 raise ValueError(f"rule {rule.name!r} names unknown team {rule.team!r}")
         return self
+
+
+def team_config(routing: RoutingConfig, name: str | None) -> TeamConfig | None:
+    return next((t for t in routing.teams if t.name == name), None)
 
 
 def load(path: Path) -> RoutingConfig:

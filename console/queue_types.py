@@ -19,6 +19,8 @@ from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, ReplyState
 
 OPEN, CLOSED = ConversationStatus.OPEN, ConversationStatus.CLOSED
+WAITING, SNOOZED = ConversationStatus.WAITING, ConversationStatus.SNOOZED
+_EVERY = frozenset(ConversationStatus)
 PENDING = ReplyState.PENDING_APPROVAL
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
@@ -26,7 +28,8 @@ _CURSOR = re.compile(r"^([0-9]{1,18})\.([1-9][0-9]{0,18})$")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 E = TypeVar("E", bound=StrEnum)
 
-QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled"]
+QueueKind = Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled",
+                    "waiting", "snoozed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +45,22 @@ QUEUES: Final[tuple[QueueSpec, ...]] = (
               frozenset({OPEN})),
     QueueSpec("approval", "approval", "Replies awaiting approval, oldest first.",
               frozenset({OPEN})),
-    QueueSpec("mine", "mine", "Assigned to me (open unless asked).", frozenset({OPEN, CLOSED})),
+    QueueSpec("mine", "mine", "Assigned to me (open unless asked).", _EVERY),
     QueueSpec("team:<id>", "team", "The team's conversations, held or not (open unless asked).",
-              frozenset({OPEN, CLOSED})),
+              _EVERY),
     QueueSpec("open", "open", "Every open conversation in my scope.", frozenset({OPEN})),
     QueueSpec("overdue", "overdue", "Open and past the first-response or resolution target.",
               frozenset({OPEN})),
     # -- scheduled send --
     QueueSpec("scheduled", "scheduled", "Approved replies that leave at a set time (held ones "
               "too), soonest first.", frozenset({OPEN, CLOSED})),
+    # out of the working queues above, found here (issue 15, statuses)
+    QueueSpec("waiting", "waiting", "Waiting on the customer, in my scope.",
+              frozenset({WAITING})),
+    QueueSpec("snoozed", "snoozed", "Snoozed until a time, in my scope.", frozenset({SNOOZED})),
 )
+# the status a queue lists when the filters name none
+DEFAULT_STATUS: Final = {"waiting": WAITING, "snoozed": SNOOZED}
 _SPECS: Final = {spec.kind: spec for spec in QUEUES}
 
 
@@ -132,6 +141,11 @@ class QueueRow:
     scheduled_reply_id: int | None = None  # scheduled: this row's reply
     send_at: datetime | None = None  # scheduled: when it leaves
     schedule_held: bool = False  # scheduled: held, the customer wrote first
+    # -- statuses --
+    snoozed_until: datetime | None = None  # snoozed: when back; open: back from a snooze
+    # -- service clock --
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,23 +200,36 @@ class _Cutoffs:
 
     first_response: datetime  # opened before this, no reply sent yet: overdue
     resolution: datetime  # opened before this and still open: overdue
+    now: datetime = _EPOCH  # the due times (kartabl.service_clock) at or before it: overdue
 
     @classmethod
     def at(cls, now: datetime, targets: Targets) -> _Cutoffs:
         return cls(now - timedelta(minutes=targets.first_response_minutes),
-                   now - timedelta(hours=targets.resolution_hours))
+                   now - timedelta(hours=targets.resolution_hours), now)
 
     def clause(self) -> ColumnElement[bool]:
+        """Overdue by the stored due times (business time, pauses left out); a row whose
+        clock was never computed (older than the service clock) by wall time from
+        ``opened_at``, as before."""
         c = Conversation
-        # The leading range is implied by both branches; it lets a (status, opened_at) index
-        # bound the scan instead of testing every open row.
-        return and_(c.opened_at < max(self.first_response, self.resolution),
-                    or_(and_(c.first_response_at.is_(None), c.opened_at < self.first_response),
-                        c.opened_at < self.resolution))
+        first_due = or_(c.first_response_due_at <= self.now,
+                        and_(c.first_response_due_at.is_(None),
+                             c.opened_at < self.first_response))
+        resolution_due = or_(c.resolution_due_at <= self.now,
+                             and_(c.resolution_due_at.is_(None),
+                                  c.first_response_due_at.is_(None),
+                                  c.opened_at < self.resolution))
+        return or_(and_(c.first_response_at.is_(None), first_due), resolution_due)
 
-    def flag(self, status: ConversationStatus, opened: datetime, first: datetime | None) -> bool:
-        return status == OPEN and (
-            (first is None and opened < self.first_response) or opened < self.resolution)
+    def flag(self, status: ConversationStatus, opened: datetime, first: datetime | None,
+             first_due: datetime | None = None, resolution_due: datetime | None = None,
+             ) -> bool:
+        if status != OPEN:
+            return False
+        if first_due is None:  # never computed: wall time, as before
+            return (first is None and opened < self.first_response) or opened < self.resolution
+        return ((first is None and first_due <= self.now)
+                or (resolution_due is not None and resolution_due <= self.now))
 
 
 def _member(enum_type: type[E], value: object, what: str) -> E:

@@ -38,6 +38,7 @@ from console.queue_types import (
     _SPECS,
     CLOSED,
     DEFAULT_LIMIT,
+    DEFAULT_STATUS,
     DEFAULT_TARGETS,
     MAX_LIMIT,
     OPEN,
@@ -148,7 +149,8 @@ def _names(session: Session, scope: _Scope) -> list[QueueInfo]:
             *(QueueInfo(f"team:{tid}", "team", tid, title or name)
               for tid, name, title in session.execute(teams)),
             QueueInfo("open", "open"), QueueInfo("overdue", "overdue"),
-            QueueInfo("scheduled", "scheduled")]
+            QueueInfo("scheduled", "scheduled"),
+            QueueInfo("waiting", "waiting"), QueueInfo("snoozed", "snoozed")]
 
 
 def list_queue(session: Session, actor: Person, name: str, filters: Filters | None = None, *,
@@ -222,6 +224,18 @@ def queue_counts(session: Session, actor: Person, filters: Filters | None = None
         teams[team_id] = every
         for key, n in (("open", every), ("triage", nobody), ("mine", mine), ("overdue", late)):
             totals[key] += n
+    held = [info.kind for info in listed if info.kind in DEFAULT_STATUS]
+    if held:
+        # waiting and snoozed: one more pass, over the rows of those two statuses alone
+        # (ix_conversation_status_last's prefix), under the same filters and scope
+        plain = Filters(channel=f.channel, team_id=f.team_id, min_age=f.min_age,
+                        max_age=f.max_age)
+        where = _where("open", None, scope, plain, moment, cut)[1:]  # [0]: status = open
+        totals.update({str(status): n for status, n in session.execute(
+            select(c.status, func.count())
+            .where(c.status.in_([DEFAULT_STATUS[k] for k in held]), *where)
+            .group_by(c.status))})
+        totals.update({k: totals.get(k, 0) for k in held})
     for info in listed:
         if info.kind == "team":
             counts[info.name] = teams.get(info.team_id, 0)
@@ -269,7 +283,7 @@ def _where(kind: QueueKind, team_id: int | None, scope: _Scope, f: Filters, now:
     # A pending reply implies an open conversation (close refuses one), but approval does
     # not rely on it: a pending reply must never drop out of the approvers' sight.
     if kind not in ("approval", "scheduled") or f.status is not None:
-        where.append(c.status == (f.status or OPEN))
+        where.append(c.status == (f.status or DEFAULT_STATUS.get(kind, OPEN)))
     if kind == "triage":
         where.append(c.assignee_id.is_(None))
     elif kind == "mine":
@@ -302,7 +316,7 @@ def _page_query(kind: QueueKind, where: list[ColumnElement[bool]],
         Team.title.label("team_title"), c.assignee_id,
         assignee.display_name.label("assignee_display"),
         assignee.username.label("assignee_username"), c.opened_at, c.last_message_at,
-        c.first_response_at,
+        c.first_response_at, c.snoozed_until, c.first_response_due_at, c.resolution_due_at,
     ]
     if kind == "approval":
         columns += [Reply.id.label("reply_id"), Reply.updated_at.label("reply_updated_at"),

@@ -5,7 +5,9 @@ Decisions:
   a conversation opened at 23:00 UTC counts on the next Tehran day.
 - The cohort is the conversations *opened* in the range; their first-response time is
   opened_at → first_response_at (those answered so far) and their resolution time
-  opened_at → resolved_at (those closed now; a reopen clears resolved_at).
+  opened_at → resolved_at (those closed now; a reopen clears resolved_at), both in
+  **business time** on the conversation's team calendar, the resolution less the time spent
+  waiting on the customer (:mod:`console.report_clock`), overall and per team.
 - Median and 90th percentile are computed in Python over the fetched durations with
   linear interpolation between closest ranks, which is exactly PostgreSQL's
   ``percentile_cont`` (and NumPy's default), so both databases give the same figures. The
@@ -29,7 +31,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any, Final
 
 import jdatetime
@@ -38,7 +40,8 @@ from sqlalchemy.orm import Session
 
 from console.customers import conversation_scope
 from console.dates import DEFAULT_TZ, day_bounds, display_tz
-from console.queue_types import DEFAULT_TARGETS, Targets
+from console.queue_types import DEFAULT_TARGETS, Targets, _Cutoffs
+from console.report_clock import BASIS, business_durations
 from kartabl.errors import InputError
 from kartabl.models import Channel, Conversation, ConversationStatus, Person, Team, utcnow
 from kartabl.workflow.access import REVIEWERS, require_actor
@@ -79,6 +82,17 @@ class Report:
     overdue: int  # either target missed (a conversation counted once)
     first_response_target_minutes: float
     resolution_target_hours: float
+    # -- business time (issue 15) --
+    by_team_times: tuple[TeamTimes, ...] = ()
+    time_basis: str = BASIS  # the durations count business time (console.report_clock)
+
+
+@dataclass(frozen=True)
+class TeamTimes:
+    key: str  # team id, or "none"
+    label: str
+    first_response: DurationStats
+    resolution: DurationStats
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -97,11 +111,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 def _stats(minutes: list[float]) -> DurationStats:
     minutes.sort()
     return DurationStats(len(minutes), percentile(minutes, 0.5), percentile(minutes, 0.9))
-
-
-def _minutes(start: datetime, end: datetime) -> float:
-    # A response stamped before the opening (clock skew between hosts) counts as immediate.
-    return max(0.0, (end - start).total_seconds() / 60)
 
 
 def _count_if(cond: ColumnElement[bool]) -> Any:
@@ -141,22 +150,17 @@ def report(
         teams[team_id] += n
         people[assignee_id] += n
 
-    first: list[float] = []
-    resolved: list[float] = []
-    for opened, responded, closed in session.execute(
-        select(Conversation.opened_at, Conversation.first_response_at, Conversation.resolved_at)
-        .where(*cohort, or_(Conversation.first_response_at.is_not(None),
-                            Conversation.resolved_at.is_not(None)))
-    ):
-        if responded is not None:
-            first.append(_minutes(opened, responded))
-        if closed is not None:
-            resolved.append(_minutes(opened, closed))
+    # in business time, per team (console.report_clock)
+    times = business_durations(session, cohort)
 
-    frt_late = (Conversation.first_response_at.is_(None)
-                & (Conversation.opened_at <= now - timedelta(
-                    minutes=targets.first_response_minutes)))
-    res_late = Conversation.opened_at <= now - timedelta(hours=targets.resolution_hours)
+    # overdue by the service clock's due times (a row older than the clock: wall time)
+    c, cut = Conversation, _Cutoffs.at(now, targets)
+    frt_late = c.first_response_at.is_(None) & or_(
+        c.first_response_due_at <= now,
+        c.first_response_due_at.is_(None) & (c.opened_at < cut.first_response))
+    res_late = or_(c.resolution_due_at <= now,
+                   c.resolution_due_at.is_(None) & c.first_response_due_at.is_(None)
+                   & (c.opened_at < cut.resolution))
     backlog, late_first, late_res, late = session.execute(
         select(func.count(), _count_if(frt_late), _count_if(res_late),
                _count_if(or_(frt_late, res_late)))
@@ -164,18 +168,27 @@ def report(
     ).one()
 
     sees_all = actor.role in REVIEWERS
+    team_rows = _team_rows(session, teams)
     return Report(
         start=start, end=end, tz=str(getattr(zone, "key", zone)), generated_at=now,
         scope="all" if sees_all else "own", opened=sum(channels.values()),
         by_channel=tuple(VolumeRow(ch.value, ch.value, channels[ch.value]) for ch in Channel),
-        by_team=_team_rows(session, teams),
+        by_team=team_rows,
         by_person=_person_rows(session, people, None if sees_all else actor),
-        first_response=_stats(first), resolution=_stats(resolved),
+        first_response=_stats(times.first), resolution=_stats(times.resolved),
         backlog=int(backlog), overdue_first_response=int(late_first),
         overdue_resolution=int(late_res), overdue=int(late),
         first_response_target_minutes=targets.first_response_minutes,
         resolution_target_hours=targets.resolution_hours,
+        by_team_times=tuple(
+            TeamTimes(row.key, row.label, _stats(list(times.by_team[_team_key(row.key)][0])),
+                      _stats(list(times.by_team[_team_key(row.key)][1])))
+            for row in team_rows if _team_key(row.key) in times.by_team),
     )
+
+
+def _team_key(key: str) -> int | None:
+    return None if key == "none" else int(key)
 
 
 def _team_rows(session: Session, counts: Counter[int | None]) -> tuple[VolumeRow, ...]:
@@ -252,6 +265,8 @@ def report_rows(rep: Report) -> list[list[str]]:
         ["period", "end", "", rep.end.isoformat(), jalali_ascii(rep.end)],
         ["period", "timezone", "", rep.tz],
         ["period", "scope", "", rep.scope],
+        ["period", "time_basis", "business time: team hours, less holidays, days off and "
+         "waiting on the customer", rep.time_basis],
         ["totals", "opened", "", rep.opened],
         ["totals", "backlog", "", rep.backlog],
         ["totals", "overdue", "", rep.overdue],
@@ -262,6 +277,13 @@ def report_rows(rep: Report) -> list[list[str]]:
         rows += [[name, "count", "", stats.count],
                  [name, "median_minutes", "", _num(stats.median_minutes)],
                  [name, "p90_minutes", "", _num(stats.p90_minutes)]]
+    for t in rep.by_team_times:
+        for name, stats in (("first_response", t.first_response), ("resolution", t.resolution)):
+            rows += [[f"team_{name}", f"{t.key}:count", t.label, stats.count],
+                     [f"team_{name}", f"{t.key}:median_minutes", t.label,
+                      _num(stats.median_minutes)],
+                     [f"team_{name}", f"{t.key}:p90_minutes", t.label,
+                      _num(stats.p90_minutes)]]
     for section, volume in (("channel", rep.by_channel), ("team", rep.by_team),
                             ("person", rep.by_person)):
         rows += [[section, r.key, r.label, r.count] for r in volume]

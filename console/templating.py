@@ -29,6 +29,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from console.countdown import countdown
 from console.i18n import DIRECTION, LOCALE_COOKIE, digits, gettext, pick_locale
 from kartabl import notifications
 from responders.render import template_title
@@ -110,3 +111,5 @@ TEMPLATES.env.globals["wrapper_title"] = template_title
 TEMPLATES.env.filters["textdir"] = text_dir
 # The header's and the title's unread count: ``unread_count(me)`` (kartabl.notifications).
 TEMPLATES.env.globals["unread_count"] = notifications.unread_of
+# A queue row's countdown to a service target: ``countdown(due)`` (console.countdown).
+TEMPLATES.env.globals["countdown"] = countdown

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased, object_session
 
 from kartabl import audit
@@ -53,7 +53,7 @@ from kartabl.models import (
 from kartabl.workflow.access import REVIEWERS, can_access
 
 KINDS: Final = ("assigned", "referred", "team_referred", "approved", "rejected", "answered",
-                "mentioned", "breach", "schedule_held")
+                "mentioned", "breach", "schedule_held", "snooze_ended")
 EVENT: Final = "notification.created"  # the live hub's per-person event kind
 MAX_RECIPIENTS: Final = 50
 MAX_MENTIONS: Final = 20
@@ -111,6 +111,12 @@ def _write(session: Session, rows: list[Notification],
 def assigned(session: Session, actor: Person | None, conv: Conversation) -> None:
     """After :func:`kartabl.workflow.assign`: the new assignee, when there is one."""
     notify(session, "assigned", [conv.assignee_id], actor=actor, conversation=conv)
+
+
+def snooze_ended(session: Session, conv: Conversation) -> None:
+    """After :func:`kartabl.workflow.waiting.wake_due`: the holder, when there is one (an
+    unheld one is back at the top of its team's queue, where the team sees it)."""
+    notify(session, "snooze_ended", [conv.assignee_id], actor=None, conversation=conv)
 
 
 def referred(session: Session, actor: Person, conv: Conversation, note: str) -> None:
@@ -194,15 +200,25 @@ def warn_breaches(
     written; the caller commits."""
     now = now or utcnow()
     c = Conversation
+    # the service clock's warning and due times (business time, pauses left out); a row
+    # whose clock was never computed, by wall time from opened_at with the given targets
+    first_span, res_span = timedelta(minutes=first_response_minutes), timedelta(
+        hours=resolution_hours)
+    legacy = c.first_response_due_at.is_(None)
     targets = {
-        "first_response": (timedelta(minutes=first_response_minutes),
-                           c.first_response_at.is_(None)),
-        "resolution": (timedelta(hours=resolution_hours), None),
+        "first_response": (
+            or_(and_(c.first_response_warn_at <= now, c.first_response_due_at > now),
+                and_(legacy, c.opened_at <= now - first_span * WARN_AT,
+                     c.opened_at > now - first_span)),
+            c.first_response_at.is_(None)),
+        "resolution": (
+            or_(and_(c.resolution_warn_at <= now, c.resolution_due_at > now),
+                and_(legacy, c.opened_at <= now - res_span * WARN_AT,
+                     c.opened_at > now - res_span)), None),
     }
     written = 0
-    for target, (span, extra) in targets.items():
-        where = [c.status == ConversationStatus.OPEN, c.assignee_id.is_not(None),
-                 c.opened_at <= now - span * WARN_AT, c.opened_at > now - span]
+    for target, (window, extra) in targets.items():
+        where = [c.status == ConversationStatus.OPEN, c.assignee_id.is_not(None), window]
         if extra is not None:
             where.append(extra)
         # the warned ones left out by the query, so that a batch is all new ones (with more

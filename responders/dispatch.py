@@ -40,14 +40,15 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from kartabl import audit, metrics
+from config.routing import get_routing
+from kartabl import audit, metrics, service_clock
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
 from kartabl.models import Conversation, Reply, ReplyState, utcnow
 from kartabl.outbound import get_sender
 from kartabl.tasks import enqueue_after_commit
-from kartabl.workflow import REPLY_TRANSITIONS, move_reply
+from kartabl.workflow import REPLY_TRANSITIONS, move_reply, waiting
 from kartabl.workflow.schedule import leaves_now
 from responders import outcomes
 from responders.outbound import build_message, record_outbound
@@ -283,6 +284,7 @@ def _mark_sent(
     assert conv is not None
     if conv.first_response_at is None:
         conv.first_response_at = now
+        service_clock.refresh(session, conv, now)
     out = record_outbound(session, msg, provider_id)
     session.flush()
     audit.record(
@@ -290,6 +292,8 @@ def _mark_sent(
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,
         text=msg.text, files=[a.filename for a in msg.attachments],
     )
+    # the team's policy may set it waiting on the customer now (issue 15, statuses)
+    waiting.after_reply_sent(session, conv, get_routing())
     _count(session, "sent")
 
 

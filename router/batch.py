@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from config.routing import RoutingConfig
-from kartabl import audit, metrics, notifications
+from kartabl import audit, metrics, notifications, service_clock
 from kartabl.models import (
     Conversation,
     Direction,
@@ -180,6 +180,7 @@ def _route(
     # Last: the team locks are held until the commit, so as little as possible follows.
     placement.lock(session)
     _place(placement, routed, pending)
+    _clock(session, routed, pending, {tid: name for name, tid in placement.team_ids.items()})
     # Automatic mail is nobody's news; a customer's message is its holder's.
     told = notifications.answered(session, [
         (r.conv, any(kind == "conversation.assigned" for kind, _ in r.announced))
@@ -195,6 +196,22 @@ def _route(
     by_id = {r.message.id: r for r in routed}
     outcomes = [rejected[m.id] if m.id in rejected else _outcome(by_id[m.id]) for m in messages]
     return outcomes, messages, busy
+
+
+def _clock(session: Session, routed: list[_Routed], new: set[int],
+           names: dict[int, str]) -> None:
+    """The service clock (issue 15) of each conversation that is new, was placed in a team
+    or reopened: its due times follow the team's calendar and targets. A conversation
+    merely continued keeps the times it has (a waiting one that woke was refreshed then)."""
+    now, done = utcnow(), set()
+    for r in routed:
+        if id(r.conv) in done:
+            continue
+        if (id(r.conv) in new or r.announced or r.how == "reopened"
+                or r.conv.first_response_due_at is None):
+            service_clock.refresh(session, r.conv, now, no_pauses=id(r.conv) in new,
+                                  names=names)
+            done.add(id(r.conv))
 
 
 def _update_messages(session: Session, routed: list[_Routed]) -> None:

@@ -47,8 +47,13 @@ from kartabl.models import (
     Reply,
     utcnow,
 )
+from kartabl.workflow import waiting
 
 log = logging.getLogger(__name__)
+
+# Not closed: continued by the customer's next message (kartabl.workflow.waiting wakes a
+# waiting or snoozed one). Issue 15, statuses; keep in step with kartabl.workflow.states.
+_ACTIVE = (ConversationStatus.OPEN, ConversationStatus.WAITING, ConversationStatus.SNOOZED)
 
 # A crafted mail can carry thousands of References; the newest few are the ones that matter.
 MAX_REFERENCES = 20
@@ -181,7 +186,8 @@ def _latest_on_channel(
 ) -> Conversation | None:
     """The open conversation on the message's channel, else the most recently closed one:
     one query on ix_conversation_customer_channel_status."""
-    is_open = case((Conversation.status == ConversationStatus.OPEN, 0), else_=1)
+    # waiting and snoozed count as open here: the customer's message continues them
+    is_open = case((Conversation.status.in_(_ACTIVE), 0), else_=1)
     return session.scalars(
         select(Conversation)
         .where(Conversation.customer_id == customer.id, Conversation.channel == message.channel)
@@ -200,7 +206,8 @@ def latest_per_channel(
     cids, chans = sorted(set(customer_ids)), sorted({str(c) for c in channels})
     if not cids or not chans:
         return {}
-    is_open = case((Conversation.status == ConversationStatus.OPEN, 0), else_=1)
+    # waiting and snoozed count as open here: the customer's message continues them
+    is_open = case((Conversation.status.in_(_ACTIVE), 0), else_=1)
     rn = func.row_number().over(
         partition_by=(Conversation.customer_id, Conversation.channel),
         order_by=(is_open, func.coalesce(Conversation.resolved_at, Conversation.last_message_at)
@@ -221,7 +228,7 @@ def rank(conv: Conversation) -> tuple[int, float, float]:
     """The order of :func:`_latest_on_channel` as a sort key (smallest first), for
     conversations changed in memory; a conversation not yet inserted is the newest."""
     at = conv.resolved_at or conv.last_message_at
-    return (0 if conv.status is ConversationStatus.OPEN else 1,
+    return (0 if conv.status in _ACTIVE else 1,
             -at.timestamp() if at is not None else 0.0,
             -conv.id if conv.id is not None else float("-inf"))
 
@@ -273,8 +280,12 @@ def thread(
         conv = merged_target(session, conv)
     if conv is None:
         conv, how = _new(session, message, customer, None), "new"
-    elif conv.status is not ConversationStatus.OPEN:
+    elif conv.status is ConversationStatus.CLOSED:
         conv, how = _closed(session, message, customer, conv, reopen_window, reopen)
+    elif conv.status is not ConversationStatus.OPEN and reopen:
+        # waiting on the customer or snoozed: the customer wrote, so it is open again
+        # (automatic mail, reopen=False, is filed without waking it)
+        waiting.customer_wrote(session, conv, message.id)
     _touch(conv, message.received_at)
     return conv, how
 

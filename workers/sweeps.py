@@ -18,6 +18,9 @@ One pass:
    holds them as it attaches the message; this catches one it found locked:
    kartabl.workflow.schedule.hold_overdue). A scheduled reply is enqueued by step 2 once
    its time has come, and never claimed before (responders.dispatch).
+7. snoozed conversations whose time came go back to open, at the top of the queues, with a
+   notice to their holder (kartabl.workflow.waiting.wake_due: a conditional update per row,
+   so several schedulers wake each one once).
 
 Re-enqueueing is safe because route_messages and dispatch_reply are idempotent: a message
 routed meanwhile, or still waiting in the queue, costs one no-op call. The grace keeps that
@@ -38,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from kartabl import metrics, notifications, tasks
 from kartabl.models import Direction, Message, Reply, ReplyState, utcnow
-from kartabl.workflow import schedule
+from kartabl.workflow import schedule, waiting
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class SweepReport:
     polled: int = 0  # delivery statuses updated
     warned: int = 0  # breach warnings written
     held: int = 0  # scheduled replies held: the customer wrote first (router missed them)
+    woken: int = 0  # snoozed conversations whose time came, back to open
     errors: tuple[str, ...] = field(default=())  # one line per step that failed
 
 
@@ -155,14 +159,19 @@ def sweep_once(
         with session_factory() as session, session.begin():
             return schedule.hold_overdue(session)
 
+    def wake() -> int:
+        with session_factory() as session, session.begin():
+            return waiting.wake_due(session, limit=batch)
+
     step("messages", requeue_messages)
     step("held", hold)
     step("replies", requeue_replies)
     step("reconciled", reconcile)
     step("polled", poll)
     step("warned", warn)
+    step("woken", wake)
     report = SweepReport(**counts, errors=tuple(errors))
     if (report.messages or report.replies or report.reconciled or report.warned or report.held
-            or errors):
+            or report.woken or errors):
         log.info("sweep", extra={"report": report})
     return report

@@ -32,7 +32,7 @@ Db = Annotated[Session, Depends(get_db)]
 class NotificationOut(BaseModel):
     id: int
     kind: str = Field(description="assigned, referred, team_referred, approved, rejected, "
-                      "answered, mentioned or breach.")
+                      "answered, mentioned, breach or snooze_ended (back from a snooze).")
     created_at: datetime
     read: bool
     actor: str | None = Field(description="Who caused it; null: the system.")

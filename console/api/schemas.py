@@ -137,7 +137,8 @@ class ConversationPreviewIn(DraftIn):
 
 class QueueOut(_Out):
     name: str = Field(description="What GET /api/v1/queues/{name} takes.")
-    kind: Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled"]
+    kind: Literal["triage", "approval", "mine", "team", "open", "overdue", "scheduled",
+                  "waiting", "snoozed"]
     team_id: int | None
     title: str
     count: int | None = Field(

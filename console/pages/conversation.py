@@ -72,7 +72,8 @@ Short = Annotated[str, Form(max_length=40)]
 SendAt = Annotated[str, Form(max_length=60)]  # scheduled send: console.schedule_view
 # What the actions say when they are done (``flash.<key>`` in the catalogs).
 FLASHES = ("assigned", "referred", "closed", "reopened", "noted", "drafted", "submitted",
-           "edited", "approved", "rejected")
+           "edited", "approved", "rejected",
+           "waiting", "snoozed", "resumed")  # the last three: console.pages.statuses
 
 
 def _visible(db: Session, p: Principal, cid: int) -> Conversation:

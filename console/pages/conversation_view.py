@@ -26,6 +26,7 @@ from kartabl.errors import PermanentDeliveryError
 from kartabl.language import conversation_language
 from kartabl.models import Channel, ConversationStatus, Event, Message, Reply
 from kartabl.workflow.access import REVIEWERS
+from kartabl.workflow.states import ACTIVE, ON_HOLD
 from responders import render as reply_render
 from responders.preview import preview_reply
 from responders.reply_files import Limits, files_of
@@ -98,7 +99,9 @@ def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[
         reply = db.get(Reply, item.reply_id)
         if reply is not None:
             previews[item.reply_id] = preview_shown(db, reply)
-    is_open = view.conversation.status == ConversationStatus.OPEN
+    # waiting and snoozed are open for work (drafts, hand-over, close); ``held`` says which
+    status = ConversationStatus(view.conversation.status)
+    is_open = status in ACTIVE
     reviewer = me.role in REVIEWERS
     people, teams = handover_choices(db) if is_open else ([], [])
     return {
@@ -108,6 +111,7 @@ def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[
         "templates": reply_templates(view.conversation.channel, request_locale(request)),
         "customer_language": conversation_language(db, cid),  # wrappers' and canned texts
         "people": people, "teams": teams, "is_open": is_open, "reviewer": reviewer,
+        "held": status if status in ON_HOLD else None,
         "can_refer": reviewer or view.conversation.assignee_id == me.id,
         "done": request.query_params.get("done", "")[:40],
         "error": refusal_text(request_locale(request), flash.refusal) if flash else "",

@@ -86,8 +86,16 @@
     }
   }
 
+  function snoozeField() {
+    var panel = document.getElementById("snooze-panel");
+    if (!panel) { return false; }
+    panel.open = true;
+    return focusField("#snooze-until");
+  }
+
   function go(where) {
-    var to = { i: "/queues", t: "/queues?queue=triage", m: "/queues?queue=mine" }[where];
+    var to = { i: "/queues", t: "/queues?queue=triage", m: "/queues?queue=mine",
+               w: "/queues?queue=waiting", s: "/queues?queue=snoozed" }[where];
     if (to) { window.location.assign(to); }
   }
 
@@ -135,6 +143,10 @@
       case "h": done = focusField("#handover-person"); break;
       case "r": done = focusField("#draft-body, #my-drafts textarea"); break;
       case "c": closeConversation(help); break;
+      // issue 15: w sets it waiting on the customer (the page's own form), s opens the
+      // snooze form at its date field
+      case "w": done = press("waiting-button"); break;
+      case "s": done = snoozeField(); break;
       case "g": gPending = Date.now(); break;
       default: done = false;
     }

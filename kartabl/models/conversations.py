@@ -70,7 +70,9 @@ class Conversation(Base):
         # every queue count of the page in one pass over the open rows, from the index alone
         # (console.queues.queue_counts groups by team with a FILTER per queue)
         Index("ix_conversation_counts", "status", "team_id",
-              postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"]),
+              postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel",
+                                  # the service clock's due times: overdue counted from here
+                                  "first_response_due_at", "resolution_due_at"]),
         # an agent's scope tested on a conversation reached by id (their approval queue and
         # its count join each pending reply to its conversation): no heap visit per reply
         Index("ix_conversation_scope", "id", postgresql_include=["assignee_id", "team_id"]),
@@ -113,6 +115,15 @@ class Conversation(Base):
     # Set when this conversation was merged into another (kartabl.workflow.merge): the row
     # stays, closed, for its page and audit trail; what would have come here goes there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    # -- service clock --
+    # The targets as moments, counted in the team's business time with the pauses left out
+    # (kartabl.service_clock.refresh). NULL: not computed (a row older than the clock: the
+    # queues fall back to wall time from opened_at) or, for resolution, paused right now.
+    # The *_warn_at: when 80% of the target's business time has run (breach warnings).
+    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_response_warn_at: Mapped[datetime | None]
+    resolution_warn_at: Mapped[datetime | None]
 
 
 class ConversationPause(Base):

@@ -7,6 +7,7 @@ undoing a merge) is :mod:`~kartabl.workflow.merge`, splitting one
 :mod:`~kartabl.workflow.split`: callers import those modules.
 """
 
+from kartabl.workflow import waiting
 from kartabl.workflow.access import can_access
 from kartabl.workflow.states import (
     CONVERSATION_STEPS,
@@ -47,4 +48,5 @@ __all__ = [
     "review_skip_reason",
     "submit",
     "update_draft",
+    "waiting",
 ]

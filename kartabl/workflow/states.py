@@ -12,6 +12,11 @@ from kartabl.models import Conversation, ConversationStatus, Reply, ReplyState
 
 RS = ReplyState
 OPEN, CLOSED = ConversationStatus.OPEN, ConversationStatus.CLOSED
+WAITING, SNOOZED = ConversationStatus.WAITING, ConversationStatus.SNOOZED
+# Not closed: waiting on the customer, or snoozed. Work on the conversation goes on (notes,
+# drafts, approval, hand-over, close); only the working queues leave it out.
+ON_HOLD: Final = frozenset({WAITING, SNOOZED})
+ACTIVE: Final = frozenset({OPEN, WAITING, SNOOZED})
 
 # step -> (states it may start from, states it may lead to). The outbox steps (claim ...
 # deliver) are taken by responders.dispatch; keeping them here makes this the whole machine.
@@ -34,19 +39,21 @@ REPLY_TRANSITIONS: Final[Mapping[str, tuple[frozenset[ReplyState], frozenset[Rep
 }
 
 # step -> the conversation states it is allowed in
+# Waiting and snoozed conversations allow every step an open one does (a hand-over, a note,
+# a follow-up drafted and approved, closing it); the steps of kartabl.workflow.waiting move
+# between the three, and "resume" brings a held one back to open.
 CONVERSATION_STEPS: Final[Mapping[str, frozenset[ConversationStatus]]] = {
-    "assign": frozenset({OPEN}),
-    "refer": frozenset({OPEN}),
-    "draft": frozenset({OPEN}),
-    "submit": frozenset({OPEN}),
-    "close": frozenset({OPEN}),
+    "assign": ACTIVE,
+    "refer": ACTIVE,
+    "draft": ACTIVE,
+    "submit": ACTIVE,
+    "close": ACTIVE,
     "reopen": frozenset({CLOSED}),
-    "note": frozenset({OPEN, CLOSED}),
+    "note": frozenset({OPEN, WAITING, SNOOZED, CLOSED}),
+    "wait": frozenset({OPEN, SNOOZED}),
+    "snooze": frozenset({OPEN, WAITING, SNOOZED}),  # snoozed again: a new time
+    "resume": ON_HOLD,
 }
-
-
-
-
 
 def check_reply_transition(step: str, reply: Reply) -> None:
     """Raise :class:`IllegalTransition` unless ``step`` may start from the reply's state."""

@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.routing import ApprovalPolicy
-from kartabl import audit, notifications, reply_tokens
+from kartabl import audit, notifications, reply_tokens, service_clock
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import (
     Channel,
@@ -81,6 +81,7 @@ from kartabl.workflow.states import (
     check_reply_transition,
     move_reply,
 )
+from kartabl.workflow.waiting import leave_hold
 
 # A hostname only: it ends up in a header (the Message-ID of the reply).
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,198}[a-z0-9])?$")
@@ -104,6 +105,7 @@ def assign(
     conv.team_id = handover_team(session, conv, person, team, "assign")
     if person is not None:
         conv.assignee_id = person.id
+    service_clock.refresh(session, conv, utcnow())  # another team: its hours and targets
     audit.record(
         session, "conversation.assigned", actor=actor, conversation_id=conv.id,
         customer_id=conv.customer_id, to_person=conv.assignee_id, to_team=conv.team_id, **before,
@@ -132,6 +134,7 @@ def refer(
     conv.team_id = handover_team(session, conv, person, team, "refer")
     # A team alone means "the team picks it up": nobody keeps it meanwhile.
     conv.assignee_id = person.id if person is not None else None
+    service_clock.refresh(session, conv, utcnow())  # another team: its hours and targets
     audit.record(
         session, "conversation.referred", actor=actor, conversation_id=conv.id,
         customer_id=conv.customer_id, to_person=conv.assignee_id, to_team=conv.team_id,
@@ -159,6 +162,7 @@ def close(session: Session, actor: Person | None, conversation_id: int) -> Conve
             code="close_pending", params={"item": "conversation", "id": conv.id,
                                           "reply": pending},
         )
+    leave_hold(session, conv)  # closed from waiting/snoozed: the pause ends with it
     conv.status = CLOSED
     conv.resolved_at = utcnow()
     audit.record(
@@ -175,6 +179,7 @@ def reopen(session: Session, actor: Person | None, conversation_id: int) -> Conv
     check_conversation("reopen", conv)
     conv.status = OPEN
     conv.resolved_at = None
+    service_clock.refresh(session, conv, utcnow())
     audit.record(
         session, "conversation.reopened", actor=actor, conversation_id=conv.id,
         customer_id=conv.customer_id,

@@ -171,10 +171,11 @@ def test_a_team_referral_is_triage_for_that_team_and_an_assignment_takes_it_out(
 def test_queue_names_for_a_coordinator_and_for_an_agent(session: Session, org: Org) -> None:
     names = [q.name for q in queue_names(session, org.maryam)]
     assert names == ["triage", "approval", "mine", f"team:{org.sales.id}",
-                     f"team:{org.support.id}", "open", "overdue", "scheduled"]
+                     f"team:{org.support.id}", "open", "overdue", "scheduled", "waiting",
+                     "snoozed"]
     agent = queue_names(session, org.ali)
     assert [q.name for q in agent] == ["triage", "approval", "mine", f"team:{org.support.id}",
-                                       "open", "overdue", "scheduled"]
+                                       "open", "overdue", "scheduled", "waiting", "snoozed"]
     assert agent[3].title == "support" and agent[3].team_id == org.support.id
 
 
@@ -214,7 +215,7 @@ def test_an_agent_sees_only_what_can_access_allows_in_every_queue_and_count(
     assert len(every_row(session, org.maryam, "scheduled")) == 3
     counts = queue_counts(session, org.ali)
     assert counts == {"triage": 1, "approval": 1, "mine": 2, f"team:{org.support.id}": 2,
-                      "open": 3, "overdue": 0, "scheduled": 2}
+                      "open": 3, "overdue": 0, "scheduled": 2, "waiting": 0, "snoozed": 0}
     # Another team's queue is refused; filtering on it narrows to what ali may see there
     with pytest.raises(PermissionDenied, match="not in that team"):
         list_queue(session, org.ali, f"team:{org.sales.id}")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 11:13:00.689194
+Create Date: 2026-12-04 11:19:25.095638
 """
 
 from __future__ import annotations
@@ -296,6 +296,10 @@ def upgrade() -> None:
         sa.Column("to_identity_id", sa.Integer(), nullable=True),
         sa.Column("from_address", sa.String(length=320), nullable=True),
         sa.Column("merged_into_id", sa.Integer(), nullable=True),
+        sa.Column("first_response_due_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("resolution_due_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("first_response_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("resolution_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
@@ -335,12 +339,27 @@ def upgrade() -> None:
             "ix_conversation_counts",
             ["status", "team_id"],
             unique=False,
-            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
+            postgresql_include=[
+                "assignee_id",
+                "opened_at",
+                "first_response_at",
+                "channel",
+                "first_response_due_at",
+                "resolution_due_at",
+            ],
         )
         batch_op.create_index(
             "ix_conversation_customer_channel_status",
             ["customer_id", "channel", "status"],
             unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_conversation_first_response_due_at"),
+            ["first_response_due_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_conversation_resolution_due_at"), ["resolution_due_at"], unique=False
         )
         batch_op.create_index(
             "ix_conversation_scope",
@@ -855,10 +874,19 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_status_opened")
         batch_op.drop_index("ix_conversation_status_last")
         batch_op.drop_index("ix_conversation_scope", postgresql_include=["assignee_id", "team_id"])
+        batch_op.drop_index(batch_op.f("ix_conversation_resolution_due_at"))
+        batch_op.drop_index(batch_op.f("ix_conversation_first_response_due_at"))
         batch_op.drop_index("ix_conversation_customer_channel_status")
         batch_op.drop_index(
             "ix_conversation_counts",
-            postgresql_include=["assignee_id", "opened_at", "first_response_at", "channel"],
+            postgresql_include=[
+                "assignee_id",
+                "opened_at",
+                "first_response_at",
+                "channel",
+                "first_response_due_at",
+                "resolution_due_at",
+            ],
         )
         batch_op.drop_index("ix_conversation_assignee_status")
 

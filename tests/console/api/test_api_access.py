@@ -59,6 +59,10 @@ CASES: list[Case] = [
          scope="act"),
     Case("POST", C + "/{cid}/reopen", C + "/{w.conv_b}/reopen", scope="act"),
     Case("POST", C + "/{cid}/notes", C + "/{w.conv_b}/notes", {"text": "peek"}, scope="act"),
+    Case("POST", C + "/{cid}/waiting", C + "/{w.conv_b2}/waiting", scope="act"),
+    Case("POST", C + "/{cid}/snooze", C + "/{w.conv_b2}/snooze",
+         {"until": "2030-01-01T09:00:00+00:00"}, scope="act"),
+    Case("POST", C + "/{cid}/resume", C + "/{w.conv_b}/resume", scope="act"),
     Case("POST", C + "/{cid}/replies", C + "/{w.conv_b}/replies", {"body": "hi"}, scope="act"),
     Case("POST", C + "/{cid}/preview", C + "/{w.conv_b}/preview", {"body": "hi"},
          scope="read"),
@@ -304,10 +308,10 @@ def test_team_b_never_appears_in_any_listing_or_count_of_team_a(api, world) -> N
     queues = agent_a.get("/api/v1/queues").json()
     names = [q["name"] for q in queues]
     assert names == ["triage", "approval", "mine", f"team:{world.team_a}", "open", "overdue",
-                     "scheduled"]
+                     "scheduled", "waiting", "snoozed"]
     counts = {q["name"]: q["count"] for q in queues}
     assert counts == {"triage": 0, "approval": 0, "mine": 1, f"team:{world.team_a}": 1,
-                      "open": 1, "overdue": 1, "scheduled": 0}
+                      "open": 1, "overdue": 1, "scheduled": 0, "waiting": 0, "snoozed": 0}
     for name in names:
         rows = agent_a.get(f"/api/v1/queues/{name}").json()["rows"]
         assert {r["conversation_id"] for r in rows} <= mine, name

@@ -50,7 +50,8 @@ def test_queues_count_and_list_for_a_coordinator(api, world) -> None:
     coord = api(world.coord)
     queues = {q["name"]: q for q in coord.get("/api/v1/queues").json()}
     assert list(queues) == ["triage", "approval", "mine", f"team:{world.team_b}",
-                            f"team:{world.team_a}", "open", "overdue", "scheduled"]
+                            f"team:{world.team_a}", "open", "overdue", "scheduled",
+                            "waiting", "snoozed"]
     assert queues["triage"]["count"] == 2  # conv_b2 (team B, nobody) and conv_triage
     assert queues["approval"]["count"] == 1 and queues["open"]["count"] == 4
     assert queues[f"team:{world.team_b}"] | {"count": None} == {

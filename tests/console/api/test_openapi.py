@@ -14,7 +14,7 @@ def test_every_operation_is_described(app: FastAPI) -> None:
         spec = c.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in spec["paths"].items()
                   for method, op in item.items() if set(op.get("tags", ())) & set(OURS)]
-    assert len(operations) == 27  # 26, and POST /conversations (start one)
+    assert len(operations) == 30  # 26, start one, waiting, snooze, resume
     for path, method, op in operations:
         where = f"{method.upper()} {path}"
         assert op.get("summary"), where
