@@ -53,7 +53,7 @@ QUEUES: Final[tuple[QueueSpec, ...]] = (
               frozenset({OPEN})),
     # -- scheduled send --
     QueueSpec("scheduled", "scheduled", "Approved replies that leave at a set time (held ones "
-              "too), soonest first.", frozenset({OPEN, CLOSED})),
+              "too), soonest first.", frozenset(ConversationStatus)),
     # out of the working queues above, found here (issue 15, statuses)
     QueueSpec("waiting", "waiting", "Waiting on the customer, in my scope.",
               frozenset({WAITING})),

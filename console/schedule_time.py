@@ -14,8 +14,9 @@ from typing import Final
 import jdatetime
 from sqlalchemy.orm import Session
 
-from console.dates import _INVISIBLE, _TO_ASCII, DEFAULT_TZ, display_tz, format_date
+from console.dates import _INVISIBLE, _TO_ASCII, format_date
 from console.i18n import digits
+from kartabl import service_clock
 from kartabl.errors import InputError
 from kartabl.models import Conversation
 
@@ -26,11 +27,9 @@ _JALALI_YEARS: Final = range(1200, 1700)
 
 
 def _team_tz(session: Session, conv: Conversation) -> tzinfo:
-    """The time zone a conversation's team works in: a send time is typed and shown in it.
-    # integration point: team time zone (config.routing.TeamConfig gains one; read it here)
-    """
-    del session, conv
-    return display_tz(DEFAULT_TZ)
+    """The time zone a conversation's team works in (the routing file's ``timezone`` of
+    the team, as the service clock reads it): a send time is typed and shown in it."""
+    return service_clock.conversation_policy(session, conv).calendar.zone
 
 
 def parse_send_at(text: str, tz: tzinfo) -> datetime:

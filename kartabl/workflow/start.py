@@ -40,7 +40,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from config.routing import ApprovalPolicy
-from kartabl import audit
+from kartabl import audit, service_clock
 from kartabl.db import dialect_insert
 from kartabl.errors import IllegalTransition, InputError, NotFound, PermissionDenied
 from kartabl.models import (
@@ -229,6 +229,9 @@ def start(
     )
     session.add(conv)
     session.flush()
+    # Its targets run from now like any conversation's: the first response is our first
+    # message leaving (approval included), in the team's business time.
+    service_clock.refresh(session, conv, now, no_pauses=True)
     audit.record(session, "conversation.started", actor=actor, conversation_id=conv.id,
                  customer_id=customer.id, channel=channel.value, identity_id=identity.id,
                  to=identity.address, team=team, customer_created=created)
