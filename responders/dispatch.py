@@ -40,7 +40,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from kartabl import audit, metrics
+from kartabl import audit, metrics, search
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
@@ -280,6 +280,7 @@ def _mark_sent(
         conv.first_response_at = now
     out = record_outbound(session, msg, provider_id)
     session.flush()
+    search.index_reply(session, reply)
     audit.record(
         session, "reply.sent", conversation_id=conv.id, reply_id=reply.id, message_id=out.id,
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,

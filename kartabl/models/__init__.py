@@ -15,6 +15,7 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
 - :mod:`~kartabl.models.notifications`: the per-person notification feed and what each
   person has seen of each conversation.
 - :mod:`~kartabl.models.reply_files`: the files attached to replies.
+- :mod:`~kartabl.models.search`: the search index (:mod:`kartabl.search`).
 """
 
 from kartabl.models.auth import (
@@ -55,6 +56,7 @@ from kartabl.models.conversations import (
 from kartabl.models.notifications import ConversationSeen, Notification
 from kartabl.models.people import Person, Team, TeamMember
 from kartabl.models.reply_files import ReplyAttachment
+from kartabl.models.search import SearchDoc
 
 __all__ = [
     "ApiToken",
@@ -84,6 +86,7 @@ __all__ = [
     "ReplyState",
     "Role",
     "SandboxDelivery",
+    "SearchDoc",
     "Team",
     "TeamMember",
     "UTCDateTime",
