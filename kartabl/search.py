@@ -38,7 +38,7 @@ SENT_STATES: Final = (ReplyState.SENT, ReplyState.DELIVERED)
 # Beyond normalize_text: the letters that search treats as one and routing does not (yet):
 # teh marbuta and the Kurdish ae are written for heh; ZWNJ is a space for search (the
 # squashed form drops both).
-_SEARCH_LETTERS = str.maketrans({"ة": "ه", "ە": "ه", ZWNJ: " "})
+_SEARCH_LETTERS = str.maketrans({"ة": "ه", "ە": "ه", ZWNJ: " ", "\x00": None})
 _SPACES = re.compile(r" +")
 
 # The PostgreSQL indexes of migration 0002, by name: reindex drops and recreates them
