@@ -17,8 +17,8 @@ from responders.dispatch import dispatch_reply
 from router.route import route_message
 from tests import factories as f
 from tests.responders.conftest import ApprovedReply
-from tests.responders.conftest import approved_reply as approved_reply  # noqa: F401 (fixture)
-from tests.responders.conftest import sandbox as sandbox  # noqa: F401 (fixture)
+from tests.responders.conftest import approved_reply as approved_reply
+from tests.responders.conftest import sandbox as sandbox
 from tests.search.conftest import found
 
 
