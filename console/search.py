@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from console.dates import day_bounds, parse_date
 from console.queue_types import _member, decode_cursor, encode_cursor
 from console.queues import visible_clause
-from console.search_query import MAX_QUERY, Term, clauses, parse
+from console.search_query import MAX_QUERY, Term, clauses, parse, with_phone_conversations
 from console.search_snippet import snippet
 from kartabl.errors import InputError
 from kartabl.models import (
@@ -118,6 +118,7 @@ def search(session: Session, actor: Person, query: str,
     terms = parse(q)
     if not any(not t.negated for t in terms):
         return SearchPage(q)
+    terms = with_phone_conversations(session, terms)
     d, c = SearchDoc, Conversation
     where: list[Any] = [clauses(session.get_bind().dialect.name, terms),
                         visible_clause(session, actor)]

@@ -186,6 +186,8 @@ def reindex(session: Session, *, batch: int = 5000,
     finally:
         if pg:
             session.rollback()
+            # one sort in memory rather than many merges on disk, for this build only
+            session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
             for ddl in PG_INDEXES.values():
                 session.execute(text(ddl.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS")))
             session.execute(text("ANALYZE search_doc"))
