@@ -57,6 +57,10 @@ def test_english_is_stemmed(session: Session) -> None:
     # every word must occur; a minus excludes
     assert found(session, coord, "refund please") == {refund.id}
     assert found(session, coord, "refund -please") == set()
+    # English stop words are left out (PostgreSQL's stemmer drops them) except in quotes
+    assert found(session, coord, "the refund of them") == {refund.id}
+    assert found(session, coord, '"one of them"') == {refund.id}
+    assert found(session, coord, "the") == set()
 
 
 def test_a_phone_number_in_any_form_finds_the_customer_and_the_texts(session: Session) -> None:
