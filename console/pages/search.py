@@ -27,7 +27,12 @@ from kartabl.errors import InputError
 from kartabl.models import Channel, ConversationStatus
 
 router = APIRouter(include_in_schema=False)
-Short = Query("", max_length=60)
+
+
+def _short() -> Any:
+    # one Query per parameter: FastAPI writes the parameter's name into the object it is
+    # given, so a shared one would read every parameter from the first one's name
+    return Query("", max_length=60)
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,11 @@ class SearchQuery:
             cursor=self.cursor or None)
 
 
-def _query(q: str = Query("", max_length=2000), channel: str = Short, team: str = Short,
-           assignee: str = Short, status: str = Short, since: str = Query("", alias="from",
-                                                                         max_length=60),
+def _query(q: str = Query("", max_length=2000), channel: str = _short(),
+           team: str = _short(), assignee: str = _short(), status: str = _short(),
+           since: str = Query("", alias="from", max_length=60),
            until: str = Query("", alias="to", max_length=60),
-           cursor: str = Short) -> SearchQuery:
+           cursor: str = _short()) -> SearchQuery:
     return SearchQuery(q[:MAX_QUERY], channel, team, assignee, status, since, until, cursor)
 
 
