@@ -69,7 +69,7 @@ class SearchFilters:
             if value is not None and (type(value) is not int or not 0 < value < 2**31):
                 raise InputError(f"{name} must be a positive id, not {value!r}")
         if self.since and self.until and self.since > self.until:
-            raise InputError("the first day is after the last one", code="search.bad_range")
+            raise InputError("the range ends before it starts", code="range_backwards")
         if self.cursor is not None:
             decode_cursor(self.cursor)
 
