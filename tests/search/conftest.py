@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console.search import SearchFilters, search
 from kartabl import search as index
-from kartabl.models import Conversation, Person
+from kartabl.models import Conversation, Message, Person
 from tests import factories as f
 
 
 def indexed_conversation(s: Session, text: str, **kw: object) -> Conversation:
-    """A conversation holding one inbound message with ``text``, indexed (the router's
-    call, :func:`kartabl.search.index_messages`)."""
+    """A conversation holding one inbound message with ``text``, indexed by the router's
+    own call (:func:`kartabl.search.index_messages`): the factories bypass the router."""
     conv = f.conversation(s, text=text, **kw)  # type: ignore[arg-type]
-    s.flush()
-    index.index_messages(s, [m for m in s.new if False] or _messages(s, conv))
+    index.index_messages(s, s.scalars(select(Message).where(Message.conversation_id == conv.id)))
     return conv
-
-
-def _messages(s: Session, conv: Conversation) -> list:  # type: ignore[type-arg]
-    from sqlalchemy import select
-
-    from kartabl.models import Message
-
-    return list(s.scalars(select(Message).where(Message.conversation_id == conv.id)))
 
 
 def found(s: Session, actor: Person, query: str, **filters: object) -> set[int]:
