@@ -85,8 +85,9 @@ def test_queries_per_message_stay_small(session, inbound, route, routing, make_p
     finally:
         event.remove(engine, "before_cursor_execute", count)
     # new customer, new conversation, assigned (PostgreSQL, with the team and person locks),
-    # and its new holder notified (one insert per batch: kartabl.notifications.answered)
-    assert new_customer <= 14, new_customer
+    # and its new holder notified (one insert per batch: kartabl.notifications.answered),
+    # and the message's search document (one insert per batch: kartabl.search)
+    assert new_customer <= 15, new_customer
     # known customer continuing an assigned conversation, its holder told "answered"
     assert known_customer <= 9, known_customer
 
