@@ -124,6 +124,13 @@ def move_docs(session: Session, *, message_ids: Sequence[int] = (),
                             .values(conversation_id=to_conversation_id))
 
 
+def forget(session: Session, source: str, source_id: int) -> None:
+    """Drop a source's document: a sent reply that failed after all (a bounce, a
+    delivery report) is no longer one of the sent replies that search covers."""
+    session.execute(delete(SearchDoc).where(SearchDoc.source == source,
+                                            SearchDoc.source_id == source_id))
+
+
 # -- rebuilding ---------------------------------------------------------------------------
 
 

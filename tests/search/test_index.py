@@ -13,7 +13,7 @@ from kartabl import ingest, workflow
 from kartabl import search as index
 from kartabl.messages import InboundMessage
 from kartabl.models import Channel, Role, SearchDoc
-from responders.dispatch import dispatch_reply
+from responders.dispatch import dispatch_reply, poll_delivery
 from router.route import route_message
 from tests import factories as f
 from tests.responders.conftest import ApprovedReply
@@ -74,6 +74,20 @@ def test_a_sent_reply_is_indexed_when_recorded_sent(
         s.commit()
         assert index.indexed(s, index.REPLY, [rid]) == {rid}
         assert len(found(s, coord, "refunds processing")) == 1
+
+
+def test_a_sent_reply_that_fails_after_all_leaves_the_index(
+        db: sessionmaker[Session], sandbox: dict, approved_reply: ApprovedReply) -> None:
+    # Given two SMS replies sent and indexed
+    failing, fine = approved_reply(Channel.SMS, "first"), approved_reply(Channel.SMS, "second")
+    assert dispatch_reply(db, failing) == dispatch_reply(db, fine) == "sent"
+    # When the provider reports one failed (the delivery poll moves it sent -> failed)
+    sandbox["sms"].report_status = "failed"
+    assert poll_delivery(db, limit=1) == 1
+    # Then that one is no longer a sent reply to search; the other still is
+    with db() as s:
+        left = index.indexed(s, index.REPLY, [failing, fine])
+    assert len(left) == 1
 
 
 def test_reindex_rebuilds_the_same_index(db: sessionmaker[Session]) -> None:
