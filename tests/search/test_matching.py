@@ -73,3 +73,17 @@ def test_a_phone_number_in_any_form_finds_the_customer_and_the_texts(session: Se
     for typed in ("09121234567", "+989121234567", "۰۹۱۲۱۲۳۴۵۶۷", "0912 123 4567",
                   "00989121234567"):
         assert found(session, coord, typed) == {theirs.id, mentions.id}, typed
+
+
+ODD = ['"', "-", "*", "AND", "NEAR(a b)", "'", "%", "_", "\\", "a", "ab", "۱", "a*b",
+       '"unclosed', "--x", "x:y", "(", "\x00x", "ك", "‌", "😀", "OR -OR", "^"]
+
+
+@pytest.mark.parametrize("query", ODD)
+def test_no_query_is_an_error_and_operators_are_text(session: Session, query: str) -> None:
+    coord = f.person(session, role=Role.COORDINATOR)
+    hit = indexed_conversation(session, "50% off_code \\ a*b x:y ۱ NEAR(a b) 😀 ^")
+    session.commit()
+    found(session, coord, query)  # no database error, whatever the characters
+    if query in ("%", "_", "a*b", "x:y", "NEAR(a b)", "😀"):
+        assert found(session, coord, query) == {hit.id}  # plain text, not operators
