@@ -56,7 +56,7 @@ test: $(STAMP) dovecot chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## make bench: email parse/ingest throughput against BytesParser, webhook ingest through
-## `kartabl web`, the console, live events to 200 SSE streams, the gap a SIGKILLed worker process leaves (bench.worker_kill),
+## `kartabl web`, the console, search inside messages (bench.search), live events to 200 SSE streams, the gap a SIGKILLed worker process leaves (bench.worker_kill),
 ## the fleet under faults (make chaos), then the ingest pipeline on PostgreSQL + Redis with
 ## dramatiq workers (its line stays the last one: a failed chaos run is reported by make as
 ## "Error 1 (ignored)" and the ingest benchmark still runs)
@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.email
 	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.console
+	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.worker_kill
 	-$(BIN)/python -m bench.chaos

@@ -41,7 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.routing import get_routing
-from kartabl import audit, metrics, service_clock
+from kartabl import audit, metrics, search, service_clock
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
 from kartabl.messages import OutboundMessage
@@ -287,6 +287,7 @@ def _mark_sent(
         service_clock.refresh(session, conv, now)
     out = record_outbound(session, msg, provider_id)
     session.flush()
+    search.index_reply(session, reply)
     audit.record(
         session, "reply.sent", conversation_id=conv.id, reply_id=reply.id, message_id=out.id,
         provider_id=provider_id, via=via, channel=msg.channel.value, recipient=msg.recipient,

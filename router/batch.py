@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from config.routing import RoutingConfig
-from kartabl import audit, metrics, notifications, service_clock
+from kartabl import audit, metrics, notifications, search, service_clock
 from kartabl.models import (
     Conversation,
     Direction,
@@ -232,6 +232,8 @@ def _update_messages(session: Session, routed: list[_Routed]) -> None:
         set_committed_value(r.message, "conversation_id", r.conv.id)
         set_committed_value(r.message, "customer_id", r.conv.customer_id)
         set_committed_value(r.message, "routed_at", now)
+    # searchable from the moment it is routed, in the same transaction
+    search.index_messages(session, [r.message for r in routed])
 
 
 def _insert_events(session: Session, routed: list[_Routed],

@@ -13,13 +13,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from kartabl.models import Base
+from kartabl.models.search import modelled
 
 
 def test_the_migrated_schema_is_the_models(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            # search's hand-written DDL (migration 0002) is not in the models: left out
+            context = MigrationContext.configure(conn, opts={"include_object": modelled})
+            diff = compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
     assert diff == []

@@ -7,14 +7,15 @@
 - :mod:`boot.cli.email`: the email channel (``kartabl email poll|backfill|...``);
 - :mod:`boot.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``);
 - :mod:`boot.cli.sms`: SMS through Kavenegar (``kartabl sms poll``);
-- :mod:`boot.cli.poll`: any registered polled channel (``kartabl poll CHANNEL``).
+- :mod:`boot.cli.poll`: any registered polled channel (``kartabl poll CHANNEL``);
+- :mod:`boot.cli.search`: the search index (``kartabl search reindex``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from boot.cli import admin, customers, email, ops, poll, run, sms, telegram
+from boot.cli import admin, customers, email, ops, poll, run, search, sms, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -41,6 +42,7 @@ email.register(app)
 telegram.register(app)
 sms.register(app)
 poll.register(app)
+search.register(app)
 
 
 def main() -> None:

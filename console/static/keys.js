@@ -2,7 +2,7 @@
 // j / k move along the queue's rows (the focus: its ring shows the row), Enter or o opens the
 // row in the inbox's pane, a assigns to me (or goes to the hand-over panel), h goes to the
 // hand-over panel, r to the reply, c closes (through the real close form, after a
-// confirmation), / to the search or the queue's filter, g then i / t / m to the queues, ?
+// confirmation), / to the search (the page's own, else the header's), g then i / t / m to the queues, ?
 // shows the help, Escape closes it (the dialog's own).
 // - Never while typing: a key in an input, a textarea (the composer's "/" is its canned
 //   responses'), a select or an editable element is the field's; never with Ctrl, Alt or
@@ -121,7 +121,8 @@
     if (e.shiftKey) { return; }
     if (e.code === "Slash" || e.key === "/") {
       e.preventDefault();
-      focusField("#customer-q, #filter-channel");
+      // the page's own search box when it has one, else the header's message search
+      focusField("#customer-q") || focusField("#search-page-q") || focusField("#search-q");
       return;
     }
     var k = letter(e);

@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 from config.settings import get_settings
 from kartabl.db import make_engine
 from kartabl.models import Base
+from kartabl.models.search import modelled
 
 config = context.config
 
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=modelled,  # migration 0002's search DDL, beside the models
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -16,6 +16,7 @@ imported from here (``from kartabl.models import Reply``); the modules only spli
   person has seen of each conversation.
 - :mod:`~kartabl.models.reply_files`: the files attached to replies.
 - :mod:`~kartabl.models.merges`: merged conversations, with what moved (for the undo).
+- :mod:`~kartabl.models.search`: the search index (:mod:`kartabl.search`).
 """
 
 from kartabl.models.auth import (
@@ -57,6 +58,7 @@ from kartabl.models.merges import ConversationMerge
 from kartabl.models.notifications import ConversationSeen, Notification
 from kartabl.models.people import Person, Team, TeamMember
 from kartabl.models.reply_files import ReplyAttachment
+from kartabl.models.search import SearchDoc
 
 __all__ = [
     "ApiToken",
@@ -87,6 +89,7 @@ __all__ = [
     "ReplyState",
     "Role",
     "SandboxDelivery",
+    "SearchDoc",
     "Team",
     "TeamMember",
     "UTCDateTime",

@@ -40,7 +40,7 @@ from typing import Any, Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from kartabl import audit
+from kartabl import audit, search
 from kartabl.errors import IllegalTransition, NotFound, PermissionDenied
 from kartabl.models import (
     Conversation,
@@ -72,8 +72,9 @@ def move_rows(session: Session, moves: Moves, to_conversation_id: int) -> None:
     place where merge, undo and split change a row's ``conversation_id``.
     Core UPDATEs (a long conversation is thousands of rows), so the session's loaded rows
     of these tables are expired."""
-    # integration point: search index (it stores a conversation id per message, reply and
-    # note: re-point the moved rows' entries here, in the same transaction)
+    # The search index keeps a conversation id per message, sent reply and note: it moves
+    # with its rows, in this transaction, so a hit never points to where a row was.
+    docs = {"messages": "message_ids", "replies": "reply_ids", "events": "event_ids"}
     for name, rows in moves.items():
         model = TABLES[name]
         by_origin: dict[int | None, list[int]] = defaultdict(list)
@@ -85,6 +86,8 @@ def move_rows(session: Session, moves: Moves, to_conversation_id: int) -> None:
                     update(model).where(model.id.in_(ids[i:i + _CHUNK]))
                     .values(conversation_id=to_conversation_id, origin_conversation_id=origin)
                     .execution_options(synchronize_session=False))
+                search.move_docs(session, to_conversation_id=to_conversation_id,
+                                 **{docs[name]: ids[i:i + _CHUNK]})
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Message | Reply | Event):
             session.expire(obj)

@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from sqlalchemy.orm import object_session
+
+from kartabl import search
 from kartabl.errors import IllegalTransition
 from kartabl.models import Conversation, ConversationStatus, Reply, ReplyState
 
@@ -70,6 +73,9 @@ def move_reply(reply: Reply, step: str, to: ReplyState) -> ReplyState:
         raise ValueError(f"step {step!r} cannot lead to {to.value!r}")  # a bug, not input
     before = ReplyState(reply.state)
     reply.state = to
+    session = object_session(reply)
+    if before in search.SENT_STATES and to not in search.SENT_STATES and session is not None:
+        search.forget(session, search.REPLY, reply.id)  # failed after all: not a sent reply
     return before
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.routing import ApprovalPolicy
-from kartabl import audit, notifications, reply_tokens, service_clock
+from kartabl import audit, notifications, reply_tokens, search, service_clock
 from kartabl.errors import IllegalTransition, InputError, PermissionDenied
 from kartabl.models import (
     Channel,
@@ -198,6 +198,7 @@ def note(session: Session, actor: Person | None, conversation_id: int, text: str
         customer_id=conv.customer_id, text=nonempty(text, "a note"),
     )
     assert actor is not None
+    search.index_note(session, event)
     notifications.mentioned(session, actor, conv, event.data["text"])
     return event
 

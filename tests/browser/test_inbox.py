@@ -227,11 +227,12 @@ def test_the_help_overlay_opens_and_closes(
     expect(help_).to_be_visible()
     page.locator("#keys-close").click()
     expect(help_).not_to_be_visible()
-    # / goes to the queue's filter; keys in a field are the field's
+    # / goes to the header's search box; keys in a field are the field's
     page.keyboard.press("/")
-    expect(page.locator("#filter-channel")).to_be_focused()
+    expect(page.locator("#search-q")).to_be_focused()
     page.keyboard.press("j")
-    expect(page.locator("#filter-channel")).to_be_focused()
+    expect(page.locator("#search-q")).to_have_value("j")
+    page.locator("#search-q").fill("")
     # g then t: to triage
     page.locator("#inbox-list h1").click()
     page.keyboard.press("g")

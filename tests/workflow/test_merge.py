@@ -254,3 +254,34 @@ def test_split_refusals(session: Session, org) -> None:
     with pytest.raises(PermissionDenied) as placed:
         split(session, org.ali, a.id, second.id, person_id=org.sara.id)
     assert placed.value.code == "conv_split.placement"
+
+
+def test_search_hits_follow_merge_undo_and_split(session: Session, org) -> None:
+    """The search index moves with the rows (kartabl.workflow.merge.move_rows): a hit never
+    points to the conversation a message or note was moved out of."""
+    from kartabl import search as index
+    from tests.search.conftest import found
+
+    a = org.conv
+    b = sibling(session, a, text="واژه‌ی‌یکتا-الف")
+    workflow.note(session, org.ali, b.id, "یادداشت واژه‌ی‌یکتا-ب")
+    index.reindex(session)
+    session.commit()
+    assert found(session, org.sara, "واژه‌ی‌یکتا-الف") == {b.id}
+    record = wm.merge(session, org.ali, b.id, a.id)
+    session.commit()
+    assert found(session, org.sara, "واژه‌ی‌یکتا-الف") == {a.id}
+    assert found(session, org.sara, "واژه‌ی‌یکتا-ب") == {a.id}
+    wm.undo(session, org.sara, record.id)
+    session.commit()
+    assert found(session, org.sara, "واژه‌ی‌یکتا-الف") == {b.id}
+    assert found(session, org.sara, "واژه‌ی‌یکتا-ب") == {b.id}
+    # split B's later message out: its hit goes with it
+    first = session.scalars(select(Message).where(Message.conversation_id == b.id)).one()
+    at(session, first, 0)
+    later = at(session, inbound(session, b, text="سطر-جدا-شده"), 30)
+    index.index_messages(session, [later])
+    session.commit()
+    new = split(session, org.ali, b.id, later.id)
+    session.commit()
+    assert found(session, org.sara, "سطر-جدا-شده") == {new.id} != {b.id}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 11:19:25.095638
+Create Date: 2026-12-04 11:33:16.377586
 """
 
 from __future__ import annotations
@@ -599,6 +599,26 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "search_doc",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=10), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversation.id"],
+            name=op.f("fk_search_doc_conversation_id_conversation"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_search_doc")),
+        sa.UniqueConstraint("source", "source_id", name="uq_search_doc_source"),
+    )
+    with op.batch_alter_table("search_doc", schema=None) as batch_op:
+        batch_op.create_index("ix_search_doc_at", ["at", "id"], unique=False)
+        batch_op.create_index("ix_search_doc_conversation", ["conversation_id", "at"], unique=False)
+
+    op.create_table(
         "event",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
@@ -834,6 +854,11 @@ def downgrade() -> None:
         )
 
     op.drop_table("event")
+    with op.batch_alter_table("search_doc", schema=None) as batch_op:
+        batch_op.drop_index("ix_search_doc_conversation")
+        batch_op.drop_index("ix_search_doc_at")
+
+    op.drop_table("search_doc")
     with op.batch_alter_table("reply", schema=None) as batch_op:
         batch_op.drop_index("ix_reply_state", postgresql_include=["conversation_id"])
         batch_op.drop_index(

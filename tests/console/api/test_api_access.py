@@ -90,6 +90,9 @@ CASES: list[Case] = [
     *(Case("GET", CU, CU + "?q=" + q, scope="read", idor=200)
       for q in ("Secret Customer B", "secret.b@example.ir", "tag:vip")),
     Case("GET", CU + "/{customer_id}", CU + "/{w.customer_b}", scope="read"),
+    # search inside messages: nothing of team B, even asked for by team
+    *(Case("GET", "/api/v1/search", "/api/v1/search?q=" + q, scope="read", idor=200)
+      for q in ("secret text", "sales secret", "secret&team_id={w.team_b}")),
     Case("POST", CU + "/{customer_id}/tags", CU + "/{w.customer_b}/tags", {"tag": "x"},
          scope="customers"),
     Case("DELETE", CU + "/{customer_id}/tags", CU + "/{w.customer_b}/tags?tag=vip",

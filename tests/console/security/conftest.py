@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.email.attachments import store_payloads
 from config.settings import get_settings
 from console import auth
-from kartabl import audit, notifications, workflow
+from kartabl import audit, notifications, search, workflow
 from kartabl.models import (
     Base,
     CannedResponse,
@@ -293,6 +293,7 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
                 canned_b.id, bulk_b.id, notice_b.id, file_b.id, merges[1])
         s.commit()
+        search.reindex(s)  # the factories' messages bypass the router, which indexes them
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,
                      triage.id, reset, (today - timedelta(days=7)).isoformat(),

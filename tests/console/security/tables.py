@@ -70,6 +70,12 @@ GET_URLS: dict[str, list[str]] = {
                                     "/api/v1/conversations/{t.conv2}"],
     "/api/v1/replies/{rid}": ["/api/v1/replies/{t.pending}", "/api/v1/replies/{t.draft}"],
     "/api/v1/customers": ["/api/v1/customers?q=x-name-x", "/api/v1/customers?q=7770001"],
+    "/api/v1/search": ["/api/v1/search?q=x-text-x", "/api/v1/search?q=x%20-y&channel=email"
+                       "&team_id={w.team_a}&assignee_id={w.agent_a}&status=open"
+                       "&from={w.day_from}&to={w.day_to}&limit=1"],
+    "/search": ["/search", "/search?q=x-text-x", "/search?q=x-note-x", "/search?q=x&channel="
+                "email&team={w.team_a}&assignee={w.agent_a}&status=open&from={w.day_from}"
+                "&to={w.day_to}", "/search?q=x-text-x&from=1405/13/01"],
     "/api/v1/customers/{customer_id}": ["/api/v1/customers/{t.customer}"],
     "/api/v1/customers/{customer_id}/merge-preview": [
         "/api/v1/customers/{t.customer}/merge-preview?into={t.customer2}"],

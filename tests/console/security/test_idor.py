@@ -89,6 +89,8 @@ FILTERS = ["/api/v1/queues/open?team_id={w.team_b}", "/queues?queue=open&team={w
            "/api/v1/reports?start={w.day_from}&end={w.day_to}", "/reports", "/api/v1/tokens",
            "/account", "/api/v1/queues/approval", "/queues?queue=overdue",
            "/canned", "/api/v1/canned", "/api/v1/canned?q=sales",
+           "/search?q=sales%20secret", "/api/v1/search?q=sales%20secret",
+           "/search?q=sales&team={w.team_b}", "/api/v1/search?q=sales&team_id={w.team_b}",
            "/queues?queue=open&open={w.b.conv}"]  # the inbox's pane: "not there"
 
 
