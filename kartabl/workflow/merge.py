@@ -40,11 +40,12 @@ from typing import Any, Final
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from kartabl import audit, search
+from kartabl import audit, search, service_clock
 from kartabl.errors import IllegalTransition, NotFound, PermissionDenied
 from kartabl.models import (
     Conversation,
     ConversationMerge,
+    ConversationPause,
     ConversationStatus,
     Customer,
     Event,
@@ -55,6 +56,7 @@ from kartabl.models import (
     Role,
     utcnow,
 )
+from kartabl.workflow import waiting
 from kartabl.workflow.access import actor_name, can_access, load_conversation, require_actor
 
 # What a merge moves, by the key used in ConversationMerge.moved.
@@ -219,7 +221,7 @@ def merge(session: Session, actor: Person | None, source_id: int,
     if source.status is not ConversationStatus.CLOSED:
         source.resolved_at = utcnow()
     source.status = ConversationStatus.CLOSED
-    source.snoozed_until = None
+    waiting.leave_hold(session, source)  # a pause of a waiting B ends as a close would end it
     source.merged_into_id = target.id
     if source.last_message_at > target.last_message_at:
         target.last_message_at = source.last_message_at
@@ -315,6 +317,11 @@ def undo(session: Session, actor: Person | None, merge_id: int) -> ConversationM
     source.resolved_at = _when(state.get("resolved_at"))
     source.snoozed_until = _when(state.get("snoozed_until"))
     source.merged_into_id = None
+    if source.status is ConversationStatus.WAITING:
+        # waiting again: its clock stands still again from now (the merge ended the pause)
+        session.add(ConversationPause(conversation_id=source.id, started_at=utcnow()))
+        session.flush()
+        service_clock.refresh(session, source, utcnow())
     before = _when((record.target_state or {}).get("last_message_at"))
     if before is not None:
         target.last_message_at = before

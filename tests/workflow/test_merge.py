@@ -285,3 +285,31 @@ def test_search_hits_follow_merge_undo_and_split(session: Session, org) -> None:
     new = split(session, org.ali, b.id, later.id)
     session.commit()
     assert found(session, org.sara, "سطر-جدا-شده") == {new.id} != {b.id}
+
+
+def test_a_waiting_conversation_merged_and_unmerged_keeps_its_clock_paused(
+        session: Session, org) -> None:
+    """Merging ends B's pause as a close would; the undo makes it wait again with a pause
+    of its own, so its resolution clock does not run while it says "waiting"."""
+    from kartabl.models import ConversationPause
+    from kartabl.workflow import waiting
+
+    a = org.conv
+    b = sibling(session, a)
+    waiting.wait(session, org.ali, b.id)
+    session.commit()
+
+    def open_pauses() -> int:
+        return len(session.scalars(select(ConversationPause).where(
+            ConversationPause.conversation_id == b.id,
+            ConversationPause.ended_at.is_(None))).all())
+
+    assert open_pauses() == 1
+    record = wm.merge(session, org.ali, b.id, a.id)
+    session.commit()
+    assert open_pauses() == 0
+    wm.undo(session, org.sara, record.id)
+    session.commit()
+    session.refresh(b)
+    assert b.status is ConversationStatus.WAITING and open_pauses() == 1
+    assert b.resolution_due_at is None  # paused: no due time while it waits
