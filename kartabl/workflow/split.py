@@ -26,7 +26,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from kartabl import audit
+from kartabl import audit, service_clock
 from kartabl.errors import IllegalTransition, NotFound, PermissionDenied
 from kartabl.models import (
     Conversation,
@@ -35,6 +35,7 @@ from kartabl.models import (
     Message,
     Person,
     Reply,
+    utcnow,
 )
 from kartabl.workflow.access import (
     REVIEWERS,
@@ -132,6 +133,8 @@ def split(session: Session, actor: Person | None, conversation_id: int, message_
         first_response_at=first_sent)
     session.add(new)
     session.flush()
+    # its targets run from its first message, in its team's business time, like any other
+    service_clock.refresh(session, new, utcnow(), no_pauses=True)
     moves: Moves = {name: [(i, o if o is not None else source.id) for i, o in found.items()]
                     for name, found in origins.items()}
     move_rows(session, moves, new.id)

@@ -208,6 +208,9 @@ def test_split_one_message_keeps_the_rest_in_place(session: Session, org) -> Non
     [on_new] = events(session, "conversation.split_from")
     assert (on_a.conversation_id, on_a.data["other_id"]) == (a.id, new.id)
     assert (on_new.conversation_id, on_new.data["other_id"]) == (new.id, a.id)
+    # its service clock runs from its own opening (kartabl.service_clock), as a routed one's
+    assert new.first_response_due_at is not None and new.first_response_due_at > new.opened_at
+    assert new.resolution_due_at is not None
 
 
 def test_split_with_what_follows_takes_later_replies_and_notes(session: Session, org) -> None:
