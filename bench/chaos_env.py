@@ -32,7 +32,7 @@ from bench.ports import free_port
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin, StandinBot
 from kartabl import db as kdb
-from kartabl import reply_tokens, tasks
+from kartabl import reply_tokens, service_clock, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Person, Role
 from tests.factories import person, team
@@ -185,6 +185,7 @@ def deployed(keep_logs: bool = False, *, lines: Sequence[str] = (), worker_proce
         kdb.reset()
         settings = config.settings.get_settings()
         factory = kdb.configure(settings)
+        service_clock.configure(settings, config.routing.load(settings.routing_file))
         reply_tokens.configure(settings.secret_key)  # it approves: signs the fleet's tokens
         _seed(factory)
         setup_broker(settings)

@@ -162,9 +162,11 @@ def start(kind: str, settings: Settings | None = None, *,
         logs.configure(s)
     rt = Runtime(pk, s)
     if Part.DATABASE in pk.parts:
-        from kartabl import db
+        from config.routing import load as load_routing
+        from kartabl import db, service_clock
 
         db.configure(s)
+        service_clock.configure(s, load_routing(s.routing_file))
     if Part.BROKER in pk.parts:
         from workers.broker import setup_broker
 

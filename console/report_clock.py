@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from config.routing import get_routing, team_config
+from config.routing import team_config
+from kartabl import service_clock
 from kartabl.business_hours import Calendar, business_seconds, calendar_for
 from kartabl.models import Conversation, ConversationPause, Team
 
@@ -30,7 +31,7 @@ class Durations:
 
 
 def _calendars(session: Session, team_ids: set[int]) -> dict[int | None, Calendar]:
-    routing = get_routing()
+    routing = service_clock.current().routing  # as the clock that set the due times
     out: dict[int | None, Calendar] = {None: calendar_for(None)}
     for tid, name in session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))):
         out[tid] = calendar_for(team_config(routing, name))

@@ -19,8 +19,9 @@ targets on a round-the-clock calendar.
 :func:`refresh` is the one function that writes them; it is called by every step that can
 move them: routing and assignment to a team (router.batch, workflow assign/refer), waiting
 on and off and snoozing (:mod:`kartabl.workflow.waiting`), the first response (the outbox),
-reopening. It reads the routing file and the settings through their process-wide cached
-loaders (:func:`config.routing.get_routing`, :func:`config.settings.get_settings`).
+reopening. The routing file (teams' hours, targets, policies) and the settings' default
+targets are handed in once by the process edge (:func:`configure`, next to
+``kartabl.db.configure``), as the reply tokens' key is: the core fetches no configuration.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.routing import TeamConfig, get_routing, team_config
-from config.settings import get_settings
+from config.routing import RoutingConfig, TeamConfig, team_config
+from config.settings import Settings
 from kartabl.business_hours import (
     Calendar,
     add_business_seconds,
@@ -47,6 +48,34 @@ WARN_AT: Final = 0.8  # the share of a target's business time after which it war
 
 
 @dataclass(frozen=True, slots=True)
+class ClockConfig:
+    """What the clock needs of the process's configuration."""
+
+    routing: RoutingConfig
+    first_response_minutes: float  # the settings' defaults, for teams without targets
+    resolution_hours: float
+
+
+_config: ClockConfig | None = None
+
+
+def configure(settings: Settings, routing: RoutingConfig) -> None:
+    """The process edge (boot.kinds.start, the CLI, a test's fixture) hands in the routing
+    file it read and its settings, once, before anything routes or steps."""
+    global _config
+    _config = ClockConfig(routing, settings.first_response_target_minutes,
+                          settings.resolution_target_hours)
+
+
+def current() -> ClockConfig:
+    if _config is None:
+        # a process that forgot its edge would count every target wrong: refuse loudly
+        raise RuntimeError("the service clock is not configured: the process calls "
+                           "kartabl.service_clock.configure(settings, routing) at its start")
+    return _config
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     calendar: Calendar
     first_response_s: float
@@ -55,9 +84,9 @@ class Policy:
 
 def policy_for(team: TeamConfig | None, channel: str) -> Policy:
     """The calendar and targets (seconds) of ``team`` (None: the settings' alone)."""
-    settings = get_settings()
-    first_min: float = settings.first_response_target_minutes
-    resolution_h: float = settings.resolution_target_hours
+    cfg = current()
+    first_min: float = cfg.first_response_minutes
+    resolution_h: float = cfg.resolution_hours
     if team is not None:
         for level in (team.targets, team.channel_targets.get(channel)):  # type: ignore[call-overload]
             if level is None:
@@ -78,7 +107,7 @@ def conversation_policy(session: Session, conv: Conversation,
         if name is None:
             team = session.get(Team, conv.team_id)
             name = team.name if team is not None else None
-    return policy_for(team_config(get_routing(), name), str(conv.channel))
+    return policy_for(team_config(current().routing, name), str(conv.channel))
 
 
 def resolution_due(calendar: Calendar, opened: datetime, target_s: float,

@@ -40,7 +40,6 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.routing import get_routing
 from kartabl import audit, metrics, search, service_clock
 from kartabl.db import after_commit
 from kartabl.errors import OutcomeUnknown, PermanentDeliveryError, RetryableDeliveryError
@@ -294,7 +293,7 @@ def _mark_sent(
         text=msg.text, files=[a.filename for a in msg.attachments],
     )
     # the team's policy may set it waiting on the customer now (issue 15, statuses)
-    waiting.after_reply_sent(session, conv, get_routing())
+    waiting.after_reply_sent(session, conv, service_clock.current().routing)
     _count(session, "sent")
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import config.routing
 import config.settings
 from kartabl import db as kdb
-from kartabl import reply_tokens, tasks
+from kartabl import reply_tokens, service_clock, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Base
 
@@ -119,6 +119,8 @@ def settings(
     # What boot.kinds.start does at a process's start: the core reads no settings itself.
     kdb.configure(settings)
     reply_tokens.configure(settings.secret_key)
+    # the routing file as it is now; a test that rewrites it calls configure_clock again
+    service_clock.configure(settings, config.routing.get_routing())
     yield settings
     tasks.set_enqueuer(None)
     kdb.deconfigure()

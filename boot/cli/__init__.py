@@ -28,10 +28,12 @@ app = typer.Typer(
 def _process_edge() -> None:
     # Every command is a process start: the settings are read here, once, and the database
     # pointed at (no connection yet). Commands that do more call boot.kinds.start.
+    from config.routing import get_routing
     from config.settings import get_settings
-    from kartabl import db
+    from kartabl import db, service_clock
 
     db.configure(get_settings())
+    service_clock.configure(get_settings(), get_routing())
 
 
 admin.register(app)

@@ -29,7 +29,7 @@ from bench.ports import free_port
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from kartabl import db as kdb
-from kartabl import reply_tokens, tasks
+from kartabl import reply_tokens, service_clock, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Role
 from tests.conftest import PG_ADMIN, REDIS_URL, RUN_ID, _unavailable
@@ -162,6 +162,7 @@ def deployed(_fleet: _Fleet) -> Iterator[Deployed]:
     kdb.reset()
     settings = config.settings.get_settings()
     factory = kdb.configure(settings)
+    service_clock.configure(settings, config.routing.get_routing())
     reply_tokens.configure(settings.secret_key)  # it approves: signs the fleet's tokens
     setup_broker(settings)
     try:

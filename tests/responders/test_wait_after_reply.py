@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import config.routing
-from kartabl import workflow
+import config.settings
+from kartabl import service_clock, workflow
 from kartabl.models import Conversation, ConversationPause, ConversationStatus, Role
 from responders.dispatch import dispatch_reply
 from responders.preview import REPLY_CHECK
@@ -36,6 +37,7 @@ def test_sent_reply_sets_waiting_per_team_policy(
         '[[teams]]\nname = "patient"\nwait_after_reply = true\n\n'
         '[[teams]]\nname = "eager"\n', encoding="utf-8")
     config.routing.get_routing.cache_clear()
+    service_clock.configure(config.settings.get_settings(), config.routing.get_routing())
     waiting_reply, waiting_conv = _reply(db, "patient")
     open_reply, open_conv = _reply(db, "eager")
     assert dispatch_reply(db, waiting_reply) == "sent"

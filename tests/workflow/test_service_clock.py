@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 import config.routing
+import config.settings
 from console.queues import list_queue, queue_counts
 from kartabl import notifications, service_clock, workflow
 from kartabl.models import Channel, Role
@@ -42,6 +43,7 @@ def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
 def support(session: Session, routing_file: Path):
     routing_file.write_text(ROUTING, encoding="utf-8")
     config.routing.get_routing.cache_clear()
+    service_clock.configure(config.settings.get_settings(), config.routing.get_routing())
     t = team(session, "support")
     session.commit()
     return t

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 
 import config.routing
+import config.settings
 from channels.email.service import imap_mailboxes, start_pollers
 from config.channels import get_channels
 from config.settings import get_settings
+from kartabl import service_clock
 from kartabl.models import Conversation, Message, Team
 from router.batch import route_batch
 from router.teams import sync_teams
@@ -70,6 +72,7 @@ def test_two_mailboxes_polled_in_one_process_feed_their_own_inbox_and_team(
     # users, support@ for team "support" and sales@ for team "sales"
     routing_file.write_text(ROUTING, encoding="utf-8")
     config.routing.get_routing.cache_clear()
+    service_clock.configure(config.settings.get_settings(), config.routing.get_routing())
     support_user, sales_user = dovecot.add_user(), dovecot.add_user()
     write_channels_file(
         mailbox_toml(dovecot, support_user, name="support", address="support@kartabl.example",

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import config.routing
+import config.settings
+from kartabl import service_clock
 from kartabl.models import Person, Role, Team, TeamMember
 from tests import factories as f
 from tests.console.conftest import add_person, sign_in
@@ -33,6 +35,7 @@ name = "sales"
 def teams(app_client: TestClient, db: sessionmaker[Session], routing_file: Path) -> TestClient:
     routing_file.write_text(ROUTING, encoding="utf-8")
     config.routing.get_routing.cache_clear()
+    service_clock.configure(config.settings.get_settings(), config.routing.get_routing())
     app_client.app.state.routing = config.routing.get_routing()  # type: ignore[attr-defined]
     with db() as s:
         f.team(s, "support"), f.team(s, "sales")
