@@ -145,12 +145,13 @@ def cancel(session: Session, actor: Person | None, reply_id: int) -> Reply:
     a schedule never sends anything at once."""
     reply, conv, person = _load(session, "unschedule", actor, reply_id)
     _state("unschedule", reply, SCHEDULABLE)
-    if reply.state == RS.APPROVED:
-        return _withdraw(session, person, reply, conv)
+    # no schedule, nothing to cancel: an approved reply waiting for the outbox stays there
     if reply.send_at is None:
         raise IllegalTransition("unschedule", RS(reply.state).value,
                                 f"reply {reply.id} is not scheduled",
                                 code="schedule.not_scheduled", params={"id": reply.id})
+    if reply.state == RS.APPROVED:
+        return _withdraw(session, person, reply, conv)
     before = reply.send_at
     reply.send_at = reply.scheduled_at = reply.schedule_held_at = None
     audit.record(session, "reply.unscheduled", actor=person, conversation_id=conv.id,

@@ -297,3 +297,22 @@ def test_who_may_schedule(db, sandbox) -> None:
             schedule.schedule(s, actor(s, case.author_id), case.reply_id, soon)
         with pytest.raises(IllegalTransition):
             schedule.send_now(s, actor(s, case.approver_id), case.reply_id)
+
+
+def test_cancelling_an_unscheduled_approved_reply_is_refused_not_withdrawn(db, sandbox) -> None:
+    # Given an approved reply with no send time (waiting for the outbox, or its retry)
+    case = make_case(db, approve=False)
+    with db() as s:
+        schedule.cancel(s, actor(s, case.author_id), case.reply_id)
+        workflow.approve(s, actor(s, case.approver_id), case.reply_id, check=REPLY_CHECK)
+        s.commit()
+    # When its author "cancels its schedule" (DELETE /api/v1/replies/{id}/schedule)
+    with db() as s:
+        with pytest.raises(IllegalTransition) as refused:
+            schedule.cancel(s, actor(s, case.author_id), case.reply_id)
+        assert refused.value.code == "schedule.not_scheduled"
+        s.rollback()
+    # Then there was no schedule to cancel: it stays approved, its approval kept
+    reply = get(db, case.reply_id)
+    assert (reply.state, reply.approved_by_id) == (RS.APPROVED, case.approver_id)
+    assert dispatch_reply(db, case.reply_id) == "sent"
