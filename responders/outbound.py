@@ -90,16 +90,17 @@ def _first_message(session: Session, reply: Reply, conv: Conversation) -> Outbou
     wrote: to the identity chosen at the start, from the address chosen then (None: the
     sender's default mailbox, line or bot), under the subject as typed, threading on our
     own previous mail if there is one."""
-    identity = (session.get(Identity, conv.to_identity_id)
-                if conv.to_identity_id is not None else None)
-    if identity is None or identity.customer_id != conv.customer_id:
+    started = _started(session, reply, conv)
+    identity = (session.get(Identity, started.to_identity_id)
+                if started is not None and started.to_identity_id is not None else None)
+    if started is None or identity is None or identity.customer_id != conv.customer_id:
         raise PermanentDeliveryError(
             f"conversation {conv.id} has no customer message on {reply.channel} to answer")
     if reply.idempotency_key is None:
         reply.idempotency_key = idempotency_key_for(session, reply, conv)
     rendered = render_reply(
         reply.channel, reply.body, template=reply.template,
-        context={"subject": conv.subject, "customer_name": started_name(session, conv)},
+        context={"subject": started.subject, "customer_name": started_name(session, conv)},
         language=conversation_language(session, conv.id),
     )
     # A second mail before the customer answered follows our first one in their client.
@@ -114,11 +115,24 @@ def _first_message(session: Session, reply: Reply, conv: Conversation) -> Outbou
         recipient=identity.address, text=rendered.text,
         idempotency_key=reply.idempotency_key,
         # the subject as the person typed it: not a "Re:" of anything
-        subject=conv.subject if reply.channel == Channel.EMAIL else rendered.subject,
+        subject=started.subject if reply.channel == Channel.EMAIL else rendered.subject,
         html=rendered.html, in_reply_to=ours, references=(ours,) if ours else (),
-        meta={"from": conv.from_address or "", "started": True},
+        meta={"from": started.from_address or "", "started": True},
         attachments=outbound_files(session, reply.id),
     )
+
+
+def _started(session: Session, reply: Reply, conv: Conversation) -> Conversation | None:
+    """The conversation we started that the reply was written for, on the reply's channel:
+    ``conv``, or for a reply a merge moved here (kartabl.workflow.merge) the one it came
+    from, whose recipient and address it keeps (a reply keeps its channel when moved)."""
+    for cid in (conv.id, reply.origin_conversation_id):
+        found = conv if cid == conv.id else (
+            session.get(Conversation, cid) if cid is not None else None)
+        if found is not None and found.to_identity_id is not None \
+                and found.channel == reply.channel:
+            return found
+    return None
 
 
 def started_name(session: Session, conv: Conversation) -> str:

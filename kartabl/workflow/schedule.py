@@ -11,12 +11,13 @@ approved one leaves at ``send_at``, not at its approval.
   job (the approval, the sweep, a retry, a stale job in Redis), a reply whose time has not
   come is ``"skipped"`` and stays ``approved``. The sweep (:mod:`workers.sweeps`) enqueues it
   once its time has come; the claim makes the send happen once, however many race.
-- **Held when the customer writes first.** A customer message committed after the schedule
-  was set holds it (``schedule_held_at``): :func:`hold_on_inbound` from the router, in the
-  transaction that attaches the message, telling the author and the approver
-  (``schedule_held`` notifications). The claim checks the same condition itself (a customer
-  message newer than ``scheduled_at``), so a race with the router never lets it out; the
-  sweep's :func:`hold_overdue` then holds it and tells them.
+- **Held when the customer writes first.** A customer message routed into the
+  conversation after the schedule was set holds it (``schedule_held_at``):
+  :func:`hold_on_inbound` from the router, in the transaction that attaches the message,
+  telling the author and the approver (``schedule_held`` notifications). The claim checks
+  the same condition itself (a customer message newer than ``scheduled_at``), so a race
+  with the router never lets it out; the sweep's :func:`hold_overdue` then holds it and
+  tells them.
 - A held reply leaves only when a person acts: :func:`send_now`, :func:`schedule` again
   (a new time), or :func:`withdraw` (back to the author's drafts).
 
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from kartabl import audit, notifications
@@ -61,12 +62,19 @@ HOLD_BATCH: Final = 200
 
 
 def customer_wrote_since() -> ColumnElement[bool]:
-    """A customer message (not automatic mail) on the reply's conversation, committed
-    after the reply was scheduled."""
+    """A customer message (not automatic mail) on the reply's conversation, attached to it
+    after the reply was scheduled: routed then, whenever it was stored (a message stored
+    before but routed after was seen by nobody who set the time)."""
     return exists().where(
         Message.conversation_id == Reply.conversation_id,
         Message.direction == Direction.IN, Message.kind == MessageKind.MESSAGE,
-        Message.created_at > Reply.scheduled_at)
+        func.coalesce(Message.routed_at, Message.created_at) > Reply.scheduled_at)
+
+
+def _arrived(message: Message) -> datetime:
+    """When a message reached its conversation (as :func:`customer_wrote_since` reads it):
+    routed, else (never routed) stored."""
+    return message.routed_at or message.created_at
 
 
 def leaves_now(now: datetime) -> ColumnElement[bool]:
@@ -145,12 +153,13 @@ def cancel(session: Session, actor: Person | None, reply_id: int) -> Reply:
     a schedule never sends anything at once."""
     reply, conv, person = _load(session, "unschedule", actor, reply_id)
     _state("unschedule", reply, SCHEDULABLE)
-    if reply.state == RS.APPROVED:
-        return _withdraw(session, person, reply, conv)
+    # no schedule, nothing to cancel: an approved reply waiting for the outbox stays there
     if reply.send_at is None:
         raise IllegalTransition("unschedule", RS(reply.state).value,
                                 f"reply {reply.id} is not scheduled",
                                 code="schedule.not_scheduled", params={"id": reply.id})
+    if reply.state == RS.APPROVED:
+        return _withdraw(session, person, reply, conv)
     before = reply.send_at
     reply.send_at = reply.scheduled_at = reply.schedule_held_at = None
     audit.record(session, "reply.unscheduled", actor=person, conversation_id=conv.id,
@@ -214,7 +223,7 @@ def hold_on_inbound(session: Session, arrived: Sequence[tuple[Conversation, Mess
         if conv.id is None:
             continue
         convs[conv.id] = conv
-        if conv.id not in newest or message.created_at > newest[conv.id].created_at:
+        if conv.id not in newest or _arrived(message) > _arrived(newest[conv.id]):
             newest[conv.id] = message
     if not newest:
         return 0
@@ -227,7 +236,7 @@ def hold_on_inbound(session: Session, arrived: Sequence[tuple[Conversation, Mess
     held = 0
     for reply in replies:
         message = newest[reply.conversation_id]
-        if reply.scheduled_at is not None and message.created_at <= reply.scheduled_at:
+        if reply.scheduled_at is not None and _arrived(message) <= reply.scheduled_at:
             continue  # the message came before the schedule was set
         _hold(session, reply, convs[reply.conversation_id], message.id)
         held += 1

@@ -217,8 +217,11 @@ def start(
         raise InputError("an email needs a subject", code="start.subject_required")
     if not title:
         title = " ".join(text.split())[:80]  # what the queues show, as for a customer's SMS
-    ours = (our_address.get(team, our_address.get(None)) if isinstance(our_address, Mapping)
-            else our_address)
+    # our_address names a mailbox: it is for email only (an SMS from a mailbox address
+    # would fall back to the default line, not the one the customer wrote to)
+    ours = None if channel is not Channel.EMAIL else (
+        our_address.get(team, our_address.get(None)) if isinstance(our_address, Mapping)
+        else our_address)
     if channel in (Channel.TELEGRAM, Channel.BALE) or ours is None:
         ours = wrote.recipient if wrote is not None and wrote.recipient else ours
     now = utcnow()

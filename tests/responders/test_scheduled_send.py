@@ -297,3 +297,49 @@ def test_who_may_schedule(db, sandbox) -> None:
             schedule.schedule(s, actor(s, case.author_id), case.reply_id, soon)
         with pytest.raises(IllegalTransition):
             schedule.send_now(s, actor(s, case.approver_id), case.reply_id)
+
+
+def test_cancelling_an_unscheduled_approved_reply_is_refused_not_withdrawn(db, sandbox) -> None:
+    # Given an approved reply with no send time (waiting for the outbox, or its retry)
+    case = make_case(db, approve=False)
+    with db() as s:
+        schedule.cancel(s, actor(s, case.author_id), case.reply_id)
+        workflow.approve(s, actor(s, case.approver_id), case.reply_id, check=REPLY_CHECK)
+        s.commit()
+    # When its author "cancels its schedule" (DELETE /api/v1/replies/{id}/schedule)
+    with db() as s:
+        with pytest.raises(IllegalTransition) as refused:
+            schedule.cancel(s, actor(s, case.author_id), case.reply_id)
+        assert refused.value.code == "schedule.not_scheduled"
+        s.rollback()
+    # Then there was no schedule to cancel: it stays approved, its approval kept
+    reply = get(db, case.reply_id)
+    assert (reply.state, reply.approved_by_id) == (RS.APPROVED, case.approver_id)
+    assert dispatch_reply(db, case.reply_id) == "sent"
+
+
+def test_a_message_routed_after_the_schedule_holds_it_though_stored_before(db, sandbox) -> None:
+    # Given the customer's SMS is stored (ingest) but not yet routed: its routing job was
+    # lost, or waits behind others (the sweep re-enqueues it later)
+    case = make_case(db)
+    with db() as s:
+        conv = s.get(Conversation, case.conv_id)
+        assert conv is not None
+        phone = s.scalar(select(Identity.address).where(Identity.customer_id == conv.customer_id))
+        stored = ingest.store(s, InboundMessage(channel="sms", sender=phone, text="صبر کنید",
+                                                external_id=f"late-{time.time_ns()}"))
+        s.commit()
+    # When the author sets the time again, not seeing it (it is in no conversation yet)
+    with db() as s:
+        schedule.schedule(s, actor(s, case.author_id), case.reply_id,
+                          utcnow() + timedelta(hours=2))
+        s.commit()
+    # and then the router attaches it to the conversation
+    with db() as s:
+        outcome = route_message(s, stored.message_id, routing=get_routing(),
+                                reopen_window=timedelta(days=7))
+        assert outcome is not None and outcome.conversation_id == case.conv_id
+    # Then the reply is held: the customer wrote before it left, and nobody had seen it
+    assert get(db, case.reply_id).schedule_held_at is not None
+    come_due(db, case.reply_id)
+    assert dispatch_reply(db, case.reply_id) == "skipped" and sandbox["sms"].calls == 0

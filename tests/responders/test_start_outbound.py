@@ -16,14 +16,25 @@ from channels.email import parse
 from channels.sms.standin import KavenegarStandin
 from config.sms import SmsConfig
 from kartabl import ingest, outbound, workflow
-from kartabl.models import Conversation, Direction, Message, Person, Reply, ReplyState, Role
+from kartabl.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    Person,
+    Reply,
+    ReplyState,
+    Role,
+)
+from kartabl.workflow import merge as wm
 from kartabl.workflow.start import start
 from responders.dispatch import dispatch_reply
 from responders.preview import REPLY_CHECK
 from router.identity import normalize_phone
 from router.route import route_message
 from tests.channels.sms.conftest import poll_sms
-from tests.factories import person, routing_args, team
+from tests.factories import inbound, person, routing_args, team
 from tests.responders.limits import kavenegar
 
 API_KEY = "KAVE-start-secret-key-AbC123"
@@ -175,3 +186,39 @@ def test_an_email_conversation_through_approval_and_the_answer_threads_back(
         # the second reply threads on the customer's answer as usual
         conv = s.get(Conversation, cid)
         assert conv is not None and conv.subject == "پیگیری سفارش ۱۲"
+
+
+def test_a_started_conversations_unsent_reply_still_goes_out_after_a_merge(
+        db, smtp_server, smtp_outbox) -> None:
+    # Given ali started an email conversation (B) whose first message maryam sent back
+    agent_id, coordinator_id = people(db)
+    with db() as s:
+        agent, coordinator = s.get(Person, agent_id), s.get(Person, coordinator_id)
+        started = start(s, agent, new_address=("email", "new.customer@example.ir"),
+                        subject="پیگیری سفارش ۱۲", body="سلام، سفارش شما ارسال شد.",
+                        our_address="support@kartabl.example", check=REPLY_CHECK)
+        workflow.reject(s, coordinator, started.reply.id, "تاریخ را بنویسید")
+        b, rid = started.conversation, started.reply.id
+        # and the same customer's SMS conversation (A), where they wrote to us
+        a = Conversation(customer_id=b.customer_id, channel=Channel.SMS, subject="پیامک",
+                         team_id=b.team_id, status=ConversationStatus.OPEN)
+        s.add(a)
+        s.flush()
+        inbound(s, a, text="سلام", sender="+989123456789")
+        s.commit()
+        a_id, b_id = a.id, b.id
+    # When B is merged into A, and its reply is corrected, submitted and approved there
+    with db() as s:
+        coordinator = s.get(Person, coordinator_id)
+        wm.merge(s, coordinator, b_id, a_id)
+        agent = s.get(Person, agent_id)
+        workflow.update_draft(s, agent, rid, "سلام، سفارش شما دیروز ارسال شد.")
+        workflow.submit(s, agent, rid, check=REPLY_CHECK)
+        workflow.approve(s, coordinator, rid, check=REPLY_CHECK)
+        s.commit()
+    # Then it still goes out as started: by email, to the address chosen, subject as typed
+    assert dispatch_reply(db, rid) == "sent"
+    [got] = smtp_server.recorder.received
+    assert (got.mail_from, got.rcpt_tos) == ("support@kartabl.example",
+                                             ["new.customer@example.ir"])
+    assert str(got.message["Subject"]) == "پیگیری سفارش ۱۲"

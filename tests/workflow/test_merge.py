@@ -25,6 +25,7 @@ from kartabl.models import (
 )
 from kartabl.workflow import merge as wm
 from kartabl.workflow.split import split
+from responders.outbound import build_message
 from responders.preview import REPLY_CHECK
 from tests.factories import conversation, events, inbound, person
 
@@ -316,3 +317,22 @@ def test_a_waiting_conversation_merged_and_unmerged_keeps_its_clock_paused(
     session.refresh(b)
     assert b.status is ConversationStatus.WAITING and open_pauses() == 1
     assert b.resolution_due_at is None  # paused: no due time while it waits
+def test_a_draft_moved_by_a_merge_keeps_its_channel_and_answers_there(
+        session: Session, org) -> None:
+    # Given A on SMS and B (email, the customer's mail) of one customer, with ali's draft in B
+    b = org.conv
+    [mail] = session.scalars(select(Message).where(Message.conversation_id == b.id)).all()
+    a = sibling(session, b, channel=Channel.SMS)
+    session.scalars(select(Message).where(Message.conversation_id == a.id)).one().sender = \
+        "+989121110000"
+    reply = workflow.draft(session, org.ali, b.id, "پاسخ ایمیلی", check=REPLY_CHECK)
+    session.commit()
+    # When B is merged into A and the draft is submitted and approved there
+    wm.merge(session, org.maryam, b.id, a.id)
+    workflow.submit(session, org.ali, reply.id, check=REPLY_CHECK)
+    workflow.approve(session, org.maryam, reply.id, check=REPLY_CHECK)
+    session.flush()
+    # Then it goes out as written: by email, to the customer's mail (now in A)
+    out = build_message(session, reply)
+    assert (out.conversation_id, out.channel, out.recipient) == (a.id, Channel.EMAIL,
+                                                                 mail.sender)

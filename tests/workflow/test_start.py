@@ -81,6 +81,22 @@ def test_an_existing_phone_lands_on_its_customer(session: Session, org: Org) -> 
     assert started.conversation.from_address == "+9810004000"
 
 
+def test_an_sms_is_written_from_the_customers_line_even_with_mailboxes_configured(
+        session: Session, org: Org) -> None:
+    # Given a customer who wrote by SMS to our line, and mailboxes configured for email (the
+    # console always passes the team -> mailbox mapping, console.starting.mailboxes)
+    old = conversation(session, channel=Channel.SMS, team=org.support, sender=NEW_PHONE)
+    session.commit()
+    # When ali starts an SMS conversation to that number
+    started = start(session, org.ali, new_address=("phone", NEW_PHONE), body="سلام دوباره",
+                    our_address={None: "support@kartabl.example",
+                                 org.support.id: "team@kartabl.example"},
+                    check=REPLY_CHECK)
+    # Then it is written from the line the customer wrote to, never from a mailbox address
+    assert started.conversation.customer_id == old.customer_id
+    assert started.conversation.from_address == "+9810004000"
+
+
 def test_a_chosen_identity_and_the_default_team(session: Session, org: Org) -> None:
     ident = session.scalar(select(Identity).where(Identity.customer_id == org.conv.customer_id))
     assert ident is not None
