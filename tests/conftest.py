@@ -119,8 +119,10 @@ def settings(
     # What boot.kinds.start does at a process's start: the core reads no settings itself.
     kdb.configure(settings)
     reply_tokens.configure(settings.secret_key)
-    # the routing file as it is now; a test that rewrites it calls configure_clock again
-    service_clock.configure(settings, config.routing.get_routing())
+    # The routing file as it is now, read without filling get_routing's cache (tests rewrite
+    # the file before their first route); a test that needs the clock to see its rewrite
+    # calls service_clock.configure again.
+    service_clock.configure(settings, config.routing.load(routing_file))
     yield settings
     tasks.set_enqueuer(None)
     kdb.deconfigure()
