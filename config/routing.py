@@ -64,6 +64,10 @@ class TeamConfig(BaseModel):
                 if not re.match(_SPAN, span) or span[:5] >= span[6:]:
                     raise ValueError(f"team {self.name!r}: {day} span {span!r} is not "
                                      "HH:MM-HH:MM with the start before the end")
+        if self.hours is not None and not any(self.hours.values()):
+            # no working time at all: every due time would be unreachable
+            raise ValueError(f"team {self.name!r}: hours given but no working span in them "
+                             "(leave hours out for round the clock)")
         for off in self.days_off:
             if not re.match(_DAY, off):
                 raise ValueError(f"team {self.name!r}: day off {off!r} is not YYYY-MM-DD")

@@ -105,3 +105,13 @@ def test_bad_calendars_are_refused() -> None:
         TeamConfig(name="x", timezone="Mars/Olympus")
     with pytest.raises(ValueError):
         TeamConfig(name="x", days_off=["tomorrow"])
+
+
+def test_hours_without_any_span_refused_at_load() -> None:
+    # a calendar with no working time made add_business_seconds raise on every routing
+    import pytest
+    from pydantic import ValidationError
+
+    for hours in ({}, {"mon": []}):
+        with pytest.raises(ValidationError, match="no working"):
+            TeamConfig(name="support", hours=hours)
