@@ -34,6 +34,20 @@ class Targets(BaseModel):
     resolution_hours: float | None = Field(default=None, gt=0, le=8_760)
 
 
+def _real_day(text: str) -> bool:
+    """A day that exists (Jalali when its year is 1200-1699, as kartabl.business_hours reads it)."""
+    from datetime import date
+
+    import jdatetime
+
+    y, m, d = (int(p) for p in text.replace("/", "-").split("-"))
+    try:
+        jdatetime.date(y, m, d) if 1200 <= y < 1700 else date(y, m, d)
+    except ValueError:
+        return False
+    return True
+
+
 class TeamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -64,8 +78,12 @@ class TeamConfig(BaseModel):
                 if not re.match(_SPAN, span) or span[:5] >= span[6:]:
                     raise ValueError(f"team {self.name!r}: {day} span {span!r} is not "
                                      "HH:MM-HH:MM with the start before the end")
+        if self.hours is not None and not any(self.hours.values()):
+            # no working time at all: every due time would be unreachable
+            raise ValueError(f"team {self.name!r}: hours given but no working span in them "
+                             "(leave hours out for round the clock)")
         for off in self.days_off:
-            if not re.match(_DAY, off):
+            if not re.match(_DAY, off) or not _real_day(off):
                 raise ValueError(f"team {self.name!r}: day off {off!r} is not YYYY-MM-DD")
         return self
 

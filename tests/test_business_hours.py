@@ -105,3 +105,23 @@ def test_bad_calendars_are_refused() -> None:
         TeamConfig(name="x", timezone="Mars/Olympus")
     with pytest.raises(ValueError):
         TeamConfig(name="x", days_off=["tomorrow"])
+
+
+def test_hours_without_any_span_refused_at_load() -> None:
+    # a calendar with no working time made add_business_seconds raise on every routing
+    import pytest
+    from pydantic import ValidationError
+
+    for hours in ({}, {"mon": []}):
+        with pytest.raises(ValidationError, match="no working"):
+            TeamConfig(name="support", hours=hours)
+
+
+def test_day_off_not_a_date_refused_at_load() -> None:
+    # "1405-13-40" passed the pattern, then calendar_for raised on every routing to the team
+    import pytest
+    from pydantic import ValidationError
+
+    for off in ("1405-13-40", "2026-02-30"):
+        with pytest.raises(ValidationError, match="day off"):
+            TeamConfig(name="support", hours={"mon": ["09:00-17:00"]}, days_off=[off])
