@@ -9,21 +9,12 @@ from typing import Any
 
 from jinja2 import pass_context
 
-from console.i18n import gettext
+from console.i18n import duration, gettext
 from kartabl.models import utcnow
 
 
 def _span(locale: str, seconds: float) -> str:
-    minutes = max(1, round(seconds / 60))
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return gettext(locale, "dur.dh", d=days, h=hours) if hours else gettext(
-            locale, "dur.d", d=days)
-    if hours:
-        return gettext(locale, "dur.hm", h=hours, m=mins) if mins else gettext(
-            locale, "dur.h", h=hours)
-    return gettext(locale, "dur.m", m=mins)
+    return duration(locale, max(1, round(seconds / 60)))  # at least "1 min", never "0"
 
 
 def countdown_text(locale: str, due: datetime | None, now: datetime | None = None) -> str:

@@ -78,3 +78,20 @@ def pick_locale(wanted: str | None, accept_language: str | None = None) -> str:
         if lang in LOCALES:
             return lang
     return DEFAULT_LOCALE
+
+
+def duration(locale: str, minutes: float | None) -> str:
+    """A report's duration in its two largest units, a zero second one left out: "—",
+    "45 min", "3 h 20 min", "4 h", "2 d 4 h", "3 d" (translated)."""
+    if minutes is None:
+        return "—"
+    total = round(minutes)
+    days, rest = divmod(total, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return gettext(locale, "dur.dh", d=days, h=hours) if hours else gettext(
+            locale, "dur.d", d=days)
+    if hours:
+        return gettext(locale, "dur.hm", h=hours, m=mins) if mins else gettext(
+            locale, "dur.h", h=hours)
+    return gettext(locale, "dur.m", m=mins)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from console.dates import display_tz, format_date
 from console.deps import MAX_ID
-from console.i18n import DIRECTION, digits, gettext
+from console.i18n import DIRECTION, digits, duration, gettext
 from console.refusals import template_label
 from console.templating import TEMPLATES, bdi, request_locale
 from kartabl.errors import InputError
@@ -50,21 +50,6 @@ def age(locale: str, value: datetime | None, now: datetime | None = None) -> str
     return gettext(locale, "age.days", n=seconds // 86400)
 
 
-def duration(locale: str, minutes: float | None) -> str:
-    """A report's duration in its two largest units, a zero second one left out: "—",
-    "45 min", "3 h 20 min", "4 h", "2 d 4 h", "3 d" (translated)."""
-    if minutes is None:
-        return "—"
-    total = round(minutes)
-    days, rest = divmod(total, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return gettext(locale, "dur.dh", d=days, h=hours) if hours else gettext(
-            locale, "dur.d", d=days)
-    if hours:
-        return gettext(locale, "dur.hm", h=hours, m=mins) if mins else gettext(
-            locale, "dur.h", h=hours)
-    return gettext(locale, "dur.m", m=mins)
 
 
 def time_tag(locale: str, value: datetime | None, text: str) -> Markup | str:
