@@ -1,7 +1,7 @@
 """Render an approved reply for its channel from ``templates/replies/<name>/``.
 
 One folder per template, one file per channel: ``email.subject.txt``, ``email.txt`` and
-``email.html`` for mail, ``sms.txt``, ``telegram.txt``, ``bale.txt`` for the others.
+``email.html`` for mail, ``<channel>.txt`` (``sms.txt``, ``telegram.txt``, ...) for the others.
 
 A template that speaks (a greeting, a signature) has a folder per customer language,
 ``<name>/fa/`` and ``<name>/en/``; a file there wins over the same file directly in

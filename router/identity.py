@@ -24,8 +24,14 @@ from kartabl.models import Channel, Conversation, Customer, Identity, Message, P
 
 log = logging.getLogger(__name__)
 
+# Messengers whose user ids are positive integers (Telegram, Bale), and those whose ids are
+# opaque strings: Rubika's chat ids ("b0...") and Instagram's scoped ids. A WhatsApp user is
+# known by their phone number (its wa_id), so WhatsApp lands on the "phone" identity, the
+# same customer as their SMS. A website visitor ("webchat") and a generic API channel's user
+# ("api", "<channel>:<their id>") are opaque ids too.
 MESSENGERS = ("telegram", "bale")
-KINDS = ("email", "phone", *MESSENGERS)
+OPAQUE = ("rubika", "instagram", "webchat", "api")
+KINDS = ("email", "phone", *MESSENGERS, *OPAQUE)
 
 _DIGITS = str.maketrans(
     {**{chr(0x06F0 + i): str(i) for i in range(10)}, **{chr(0x0660 + i): str(i) for i in range(10)}}
@@ -131,6 +137,20 @@ def normalize_messenger_id(messenger: str, text: str) -> str:
     return str(int(s))
 
 
+_OPAQUE_ID = re.compile(r"[A-Za-z0-9_.:@=+/-]{1,128}")
+
+
+def normalize_opaque_id(kind: str, text: str) -> str:
+    """A provider's opaque user id (Rubika, Instagram, a widget visitor, an API channel's
+    user), kept exactly as given: ids are case-sensitive, so only the shape is checked."""
+    if kind not in OPAQUE:
+        raise ValueError(f"unknown identity kind {_quote(str(kind))}")
+    s = str(text).strip()
+    if not _OPAQUE_ID.fullmatch(s):
+        raise ValueError(f"not a {kind} id: {_quote(str(text))}")
+    return s
+
+
 def identity_for(channel: Channel | str, sender: str) -> tuple[str, str]:
     """The (kind, normalised address) under which ``sender`` on ``channel`` is known.
     Raises :class:`ValueError` for an address that is not valid for the channel."""
@@ -139,6 +159,10 @@ def identity_for(channel: Channel | str, sender: str) -> tuple[str, str]:
         return "email", normalize_email(sender)
     if ch is Channel.SMS:
         return "phone", normalize_phone(sender)
+    if ch is Channel.WHATSAPP:  # a wa_id is the international number without its "+"
+        return "phone", normalize_phone(sender if sender.startswith("+") else "+" + sender)
+    if ch.value in OPAQUE:
+        return ch.value, normalize_opaque_id(ch.value, sender)
     return ch.value, normalize_messenger_id(ch.value, sender)
 
 
@@ -150,6 +174,8 @@ def normalize_address(kind: str, address: str) -> str:
         return normalize_phone(address)
     if kind in MESSENGERS:
         return normalize_messenger_id(kind, address)
+    if kind in OPAQUE:
+        return normalize_opaque_id(kind, address)
     raise ValueError(f"unknown identity kind {_quote(str(kind))}; expected one of {KINDS}")
 
 

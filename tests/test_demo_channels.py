@@ -59,7 +59,9 @@ def make_demo(**kw: float) -> Iterator[DemoChannels]:
     demo = DemoChannels.start(**kw)
     sandboxed = install_senders(demo.config, settings=config.settings.get_settings(),
                                 rate_limiter=limiters())
-    assert sandboxed == ["email"]  # SMS, Telegram and Bale leave by their real senders
+    # SMS, Telegram and Bale leave by their real senders, to the demo's stand-ins; email and
+    # the channels whose stand-ins the demo does not start yet stay in the sandbox
+    assert "email" in sandboxed and not {"sms", "telegram", "bale"} & set(sandboxed)
     yield demo
     demo.stop()
     for ch in Channel:

@@ -71,6 +71,13 @@ class Channel(enum.StrEnum):
     SMS = "sms"
     TELEGRAM = "telegram"
     BALE = "bale"
+    # issue 16's channels: the website chat widget, the generic signed-HTTP API channel,
+    # Meta's two (Instagram Direct, WhatsApp Cloud API) and Rubika's Bot API
+    WEBCHAT = "webchat"
+    API = "api"
+    INSTAGRAM = "instagram"
+    WHATSAPP = "whatsapp"
+    RUBIKA = "rubika"
 
 
 class Role(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 11:33:16.377586
+Create Date: 2026-12-04 13:29:20.416748
 """
 
 from __future__ import annotations
@@ -262,6 +262,11 @@ def upgrade() -> None:
                 "sms",
                 "telegram",
                 "bale",
+                "webchat",
+                "api",
+                "instagram",
+                "whatsapp",
+                "rubika",
                 name="channel",
                 native_enum=False,
                 create_constraint=True,
@@ -436,6 +441,11 @@ def upgrade() -> None:
                 "sms",
                 "telegram",
                 "bale",
+                "webchat",
+                "api",
+                "instagram",
+                "whatsapp",
+                "rubika",
                 name="channel",
                 native_enum=False,
                 create_constraint=True,
@@ -529,6 +539,11 @@ def upgrade() -> None:
                 "sms",
                 "telegram",
                 "bale",
+                "webchat",
+                "api",
+                "instagram",
+                "whatsapp",
+                "rubika",
                 name="channel",
                 native_enum=False,
                 create_constraint=True,
