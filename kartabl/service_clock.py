@@ -67,6 +67,12 @@ def configure(settings: Settings, routing: RoutingConfig) -> None:
                           settings.resolution_target_hours)
 
 
+def deconfigure() -> None:
+    """Forget the configuration (tests: no test may count on another's)."""
+    global _config
+    _config = None
+
+
 def current() -> ClockConfig:
     if _config is None:
         # a process that forgot its edge would count every target wrong: refuse loudly

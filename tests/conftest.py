@@ -141,6 +141,16 @@ def session(db: sessionmaker[Session]) -> Iterator[Session]:
         yield s
 
 
+@pytest.fixture(autouse=True)
+def _unconfigured_clock() -> Iterator[None]:
+    """Each test starts with the service clock unconfigured, as a process does: a test that
+    steps the workflow without configuring it (the ``settings`` fixture does) fails alone,
+    not only when it happens to run after one that did (the browser tests, 2026-12-04)."""
+    service_clock.deconfigure()
+    yield
+    service_clock.deconfigure()
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
@@ -168,6 +178,11 @@ _LONG_FIRST = (
     "tests/workers/test_worker_fleet.py",
     "tests/channels/sms/test_poller_takeover.py",
     "tests/test_run_allinone.py",
+    # a module of these runs on one worker (its browser, its web processes: see
+    # _share_module_fixtures), a minute of work for test_collision.py
+    "tests/live/test_live_fleet.py",
+    "tests/browser/",
+    "tests/live/",
 )
 
 
@@ -178,3 +193,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     len(_LONG_FIRST))
 
     items.sort(key=rank)  # stable: a file's tests keep their order, and stay together
+    for item in items:
+        _share_module_fixtures(item)
+
+
+def _share_module_fixtures(item: pytest.Item) -> None:
+    """Keep a module's tests on one xdist worker when they share a module-scoped fixture
+    (two ``kartabl web`` processes, a browser): spread over three workers, each built its
+    own, which is most of those tests' time (the live fleet's 28 s set-up, three times)."""
+    if item.get_closest_marker("xdist_group") is not None:
+        return
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return
+    if any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

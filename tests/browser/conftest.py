@@ -31,7 +31,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 from sqlalchemy.orm import Session
 
+import config.routing
+import config.settings
 from bench.ports import free_port
+from kartabl import service_clock
 from kartabl.db import make_engine
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +57,11 @@ class LiveServer:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session on the server's database, committed when the block ends."""
+        """A session on the server's database, committed when the block ends. The test
+        steps the workflow in its own process, so it configures the service clock as the
+        server did at its start (settings' defaults, the default routing file)."""
+        service_clock.configure(config.settings.get_settings(),
+                                config.routing.load(config.settings.DEFAULT_ROUTING_FILE))
         engine = make_engine(self.db_url)
         try:
             with Session(engine, expire_on_commit=False) as s:

@@ -43,7 +43,7 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 BEYOND = [2**31, 2**63]  # past PostgreSQL's integer keys; past SQLite's
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app() -> FastAPI:
     from console.app import create_app
 
