@@ -86,6 +86,14 @@ class ApiSystemStandin:
         with self._lock:
             self._faults.extend(Fault(kind, value, retry_after) for _ in range(times))
 
+    def reset(self) -> None:
+        """Forget every callback, refusal and fault (a fresh system, the same server)."""
+        with self._lock:
+            self.received.clear()
+            self.refused.clear()
+            self._faults.clear()
+            self.requests = 0
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()

@@ -100,7 +100,7 @@ async def _signed_body(request: Request, config: ApiChannelConfig, hook: Webhook
 async def receive(name: str, request: Request, channels: Channels, sessions: Sessions,
                   settings: Annotated[Settings, Depends(app_settings)]) -> dict[str, Any]:
     config = _channel(channels, name)
-    hook = Webhook("API channel message", config.max_body_bytes, forbidden="signature refused",
+    hook = Webhook("generic API message", config.max_body_bytes, forbidden="signature refused",
                    too_large=f"the body is larger than {config.max_body_bytes} bytes")
     body = await _signed_body(request, config, hook)
 
@@ -135,7 +135,7 @@ def _first_with_key(session: Session, external_id: str) -> Message | None:
 async def status(name: str, request: Request, channels: Channels,
                  sessions: Sessions) -> JSONResponse:
     config = _channel(channels, name)
-    hook = Webhook("API channel status", STATUS_BODY_MAX, forbidden="signature refused")
+    hook = Webhook("generic API status", STATUS_BODY_MAX, forbidden="signature refused")
     body = await _signed_body(request, config, hook)
     try:
         reply_id, reported, reason = _status_fields(body)
