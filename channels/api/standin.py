@@ -18,13 +18,16 @@ without recording: 500, 503, 400, 404 ...; a 429 carries ``Retry-After: <retry_a
 ``drop`` (the connection is closed with no answer, before recording).
 
 **The system's own side**: :meth:`send` signs and POSTs a user's message to Kartabl's
-webhook, :meth:`report` a delivery status, as the real system would.
+webhook, :meth:`report` a delivery status, as the real system would. With
+``deliver_after_s`` and :attr:`kartabl_url` set (the demo), each new callback is reported
+``delivered`` that long after it arrived, and ``announce`` logs both (never the secret).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ import httpx
 
 from channels.api import signing
 from channels.standin_http import LoopbackServer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -53,8 +58,11 @@ class Callback:
 
 
 class ApiSystemStandin:
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, channel: str = "", deliver_after_s: float | None = None,
+                 announce: bool = False) -> None:
         self.secret = secret
+        self.channel, self.deliver_after_s, self.announce = channel, deliver_after_s, announce
+        self.kartabl_url = ""  # where Kartabl's webhooks are (the demo sets it once serving)
         self.received: list[Callback] = []  # one per idempotency key, in arrival order
         self.requests = 0  # every callback request, refused, faulty and resent ones too
         self.refused: list[str] = []  # why requests were refused (401), in order
@@ -128,7 +136,29 @@ class ApiSystemStandin:
                 return 200, {"id": earlier.id}
             callback = Callback(key, data, headers, f"ext-{next(self._ids)}")
             self.received.append(callback)
+        if self.announce:
+            log.info("API system stand-in: reply %s for user %s: %.200s", data.get("reply_id"),
+                     (data.get("user") or {}).get("id"), data.get("text"))
+        if self.deliver_after_s is not None and self.kartabl_url and self.channel:
+            timer = threading.Timer(self.deliver_after_s, self._delivered, (data.get("reply_id"),))
+            timer.daemon = True
+            timer.start()
         return 200, {"id": callback.id}
+
+    def _delivered(self, reply_id: int) -> None:
+        try:
+            for _ in range(5):  # 409: not recorded as sent yet; the contract says retry
+                answer = self.report(self.kartabl_url, self.channel, reply_id, "delivered")
+                if answer.status_code != 409:
+                    break
+                time.sleep(1.0)
+        except httpx.HTTPError as exc:
+            log.warning("API system stand-in: status of reply %s not reported (%s)", reply_id,
+                        type(exc).__name__)
+            return
+        if self.announce:
+            log.info("API system stand-in: reply %s reported delivered (HTTP %s)", reply_id,
+                     answer.status_code)
 
     # -- the external system's own requests to Kartabl -------------------------------------
 
