@@ -227,3 +227,62 @@ def test_the_outbox_fails_a_refused_reply_with_the_reason(
 def test_the_body_is_json_the_system_can_read(sender: ApiChannelSender) -> None:
     _, body = sender.body(msg("24", text="متن با \u200c نیم‌فاصله"))
     assert json.loads(body)["text"] == "متن با \u200c نیم‌فاصله"
+
+
+class CrashAfterSend(ApiChannelSender):
+    """The process dies right after the receiver took the callback: the outbox never hears."""
+
+    def send(self, msg: OutboundMessage) -> str:
+        super().send(msg)
+        from responders.sandbox import SimulatedCrash
+
+        raise SimulatedCrash("killed after the callback")
+
+
+def test_a_reply_a_crash_left_sending_is_sent_again_and_received_once(
+        system: ApiSystemStandin, db) -> None:
+    from datetime import timedelta
+
+    from responders.dispatch import reconcile_stale_sending
+    from responders.sandbox import SimulatedCrash
+
+    before = outbound.registered()
+    try:
+        outbound.register(CrashAfterSend([config(system.callback_url)]))
+        rid = approved_reply(db)
+        with pytest.raises(SimulatedCrash):
+            dispatch_reply(db, rid)
+        assert state(db, rid)[0] == RS.SENDING and len(system.of_key(str(rid))) == 1
+        # When the sweep finds it (at_least_once: the receiver cannot be asked)
+        outbound.register(ApiChannelSender([config(system.callback_url)]))
+        assert reconcile_stale_sending(db, older_than=timedelta(0)) == 1
+        assert state(db, rid)[0] == RS.APPROVED
+        assert dispatch_reply(db, rid) == "sent"
+        # Then the receiver was asked twice, with one key, and holds the reply once
+        assert system.requests == 2 and len(system.of_key(str(rid))) == 1
+    finally:
+        outbound.unregister(Channel.API)
+        for s in before.values():
+            outbound.register(s)
+
+
+def test_the_replys_files_travel_in_the_callback(system: ApiSystemStandin,
+                                                 tmp_path) -> None:
+    import base64
+    import hashlib
+
+    from channels.email.attachments import store_payloads
+    from kartabl.messages import OutboundAttachment
+
+    data = b"%PDF-1.4 receipt"
+    key = hashlib.sha256(data).hexdigest()
+    store_payloads({key: data}, tmp_path)
+    file = OutboundAttachment("رسید.pdf", "application/pdf", len(data), key)
+    with ApiChannelSender([config(system.callback_url)], attachments_dir=tmp_path) as sender:
+        m = msg("25")
+        sender.send(OutboundMessage(**{**{f: getattr(m, f) for f in m.__dataclass_fields__},
+                                       "attachments": (file,)}))
+    [got] = system.received
+    assert got.body["attachments"] == [{"filename": "رسید.pdf", "content_type": "application/pdf",
+                                        "size": len(data),
+                                        "data": base64.b64encode(data).decode()}]
