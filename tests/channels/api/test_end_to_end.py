@@ -53,7 +53,9 @@ def live(receiver: CallbackReceiver, files_settings: Settings,
     app.state.settings = files_settings
     app.state.channels = ChannelsConfig(api=[config])
     app.include_router(routers()["api"], prefix="/webhooks/api")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    # log_config=None: uvicorn's own would stop its loggers propagating (to caplog) for the
+    # rest of this test process
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     before = outbound.registered()
