@@ -38,11 +38,14 @@ def procfile(path: Path = PROCFILE) -> dict[str, str]:
 
 def channels_toml(*, smtp_port: int, bot_api_url: str, bot_token: str, sms_url: str,
                   sms_key: str, sms_line: str, sms_secret: str, bot_name: str = "shop",
-                  webhook_secret: str = "") -> str:
+                  webhook_secret: str = "", api_callback_url: str = "",
+                  api_secret: str = "") -> str:
     """The channels file of a fleet on the stand-ins: an SMTP mailbox, one Telegram bot (a
     webhook bot when ``webhook_secret`` is given, else polling) and a Kavenegar line with its
     callback and polling. Timeouts are short, and every send's worst case (SMTP 8 x 1 + 2 s,
-    Telegram 10 x 4 x 0.25 s, SMS 2 x (0.5 + 1.5) s) stays below a 12 s sending_stale_s."""
+    Telegram 10 x 4 x 0.25 s, SMS 2 x (0.5 + 1.5) s) stays below a 12 s sending_stale_s.
+    With ``api_callback_url`` and ``api_secret``, a generic API channel ``fleet-api`` too
+    (its worst case: 2 x (0.5 + 1.5) s)."""
     mode = f'"webhook"\nwebhook_secret = "{webhook_secret}"' if webhook_secret else '"polling"'
     return f"""
 [[email.mailboxes]]
@@ -78,7 +81,15 @@ poll_interval_s = 0.5
 connect_timeout_s = 0.5
 timeout_s = 1.5
 rate_per_s = 50
-"""
+""" + (f"""
+[[api]]
+name = "fleet-api"
+secret = "{api_secret}"
+callback_url = "{api_callback_url}"
+team = "support"
+connect_timeout_s = 0.5
+timeout_s = 1.5
+""" if api_callback_url and api_secret else "")
 
 
 

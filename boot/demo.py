@@ -79,6 +79,7 @@ CUSTOMERS = [  # name, {channel: address}: the first two write on several channe
     ("زهرا کریمی", {"bale": "7770002"}),
     ("Sophie Martin", {"email": "sophie@example.fr"}),
     ("امیر", {"telegram": "5550003"}),
+    ("نگار موسوی", {"api": "demo-shop:u-1042"}),  # a user of the shop's app (API channel)
 ]
 TEXTS = [
     "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",

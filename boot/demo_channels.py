@@ -1,4 +1,5 @@
-"""The demo's SMS, Telegram and Bale: the real adapters against their local stand-ins.
+"""The demo's SMS, Telegram, Bale and API channel: the real adapters against their local
+stand-ins.
 
 ``kartabl run --demo`` with no channels file starts, in this process, a Kavenegar stand-in
 (:mod:`channels.sms.standin`) and a Bot API stand-in (:mod:`channels.telegram.standin`)
@@ -13,6 +14,11 @@ points the ``[sms]`` section and both bots at them. Everything else is the produ
 - approved replies leave by the real :class:`KavenegarSender` and :class:`TelegramSender`;
   the Kavenegar stand-in reports a sent SMS delivered a moment later (now and then failed),
   so the sweep's delivery polling moves the reply on as it would with Kavenegar.
+
+- an API channel's user (``demo-shop``) writes through the external system's stand-in
+  (:mod:`channels.api.standin`), which signs and POSTs to the console's real webhook; the
+  reply comes back to it by the real :class:`ApiChannelSender`, and it reports the reply
+  delivered a moment later by the signed status callback.
 
 Email stays on the sandbox sender. The API key, the bot tokens and the callback secret are
 random per run and never logged: the adapters register them with their redaction filters.
@@ -31,9 +37,11 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from channels.api.standin import ApiSystemStandin
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from channels.telegram.standin_wire import text_update
+from config.api_channel import ApiChannelConfig
 from config.channels import ChannelsConfig
 from config.settings import Settings
 from config.sms import SmsConfig
@@ -51,6 +59,7 @@ BOTS = {  # channel: (bot name in the config, its username on the stand-in, its 
 DELIVER_AFTER_S = 2.0  # how long the stand-in's "carrier" takes to report a sent SMS
 FAIL_RATIO = 0.05  # the share of sent SMS it reports failed: the coordinator sees a few
 CALLBACK_SHARE = 0.5  # the share of inbound SMS that also come by the receive callback
+API_CHANNEL = "demo-shop"  # the demo's generic API channel: a shop's backend
 
 
 def national(phone_e164: str) -> str:
@@ -65,6 +74,7 @@ class DemoChannels:
     config: ChannelsConfig
     rnd: random.Random = field(default_factory=random.Random)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    api_system: ApiSystemStandin | None = None  # the demo API channel's external system
 
     @classmethod
     def start(cls, *, poll_interval_s: float = 1.0, deliver_after_s: float = DELIVER_AFTER_S,
@@ -91,12 +101,17 @@ class DemoChannels:
             webhook_secret=SecretStr(secrets.token_urlsafe(24)), poll=True,
             poll_interval_s=poll_interval_s, connect_timeout_s=2.0, timeout_s=5.0,
         )
-        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots))
+        api_secret = secrets.token_urlsafe(32)
+        api_system = ApiSystemStandin(api_secret, channel=API_CHANNEL,
+                                      deliver_after_s=deliver_after_s, announce=True).start()
+        api = ApiChannelConfig(name=API_CHANNEL, secret=SecretStr(api_secret),
+                               callback_url=api_system.callback_url, timeout_s=5.0)
+        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots), api=[api])
         log.info("demo channels: SMS by a Kavenegar stand-in at %s (line %s); Telegram bot "
                  "@%s and Bale bot @%s on a Bot API stand-in at %s", kavenegar.base_url,
                  LINE, BOTS[Channel.TELEGRAM][1], BOTS[Channel.BALE][1],
                  bot_api.base_url.removesuffix("/bot"))
-        return cls(kavenegar, bot_api, config, rnd=random.Random(seed))
+        return cls(kavenegar, bot_api, config, rnd=random.Random(seed), api_system=api_system)
 
     @property
     def sms_config(self) -> SmsConfig:
@@ -113,6 +128,8 @@ class DemoChannels:
         host = "127.0.0.1" if web_host in ("0.0.0.0", "::", "") else web_host  # noqa: S104
         secret = self.sms_config.webhook_secret.get_secret_value()
         self.kavenegar.callback_url = f"http://{host}:{web_port}/webhooks/sms/receive/{secret}"
+        if self.api_system is not None:
+            self.api_system.kartabl_url = f"http://{host}:{web_port}"
 
     # -- the customers' side ------------------------------------------------------------------
 
@@ -120,6 +137,8 @@ class DemoChannels:
         """A demo customer writes on ``channel`` from ``address`` (as in demo.CUSTOMERS)."""
         if channel is Channel.SMS:
             self.customer_texts(address, text)
+        elif channel is Channel.API:
+            self.customer_posts(address, name, text)
         else:
             self.customer_messages(channel, address, name, text)
 
@@ -153,13 +172,32 @@ class DemoChannels:
         log.info("demo customer %s writes to %s bot @%s (update %s)", user_id, channel.value,
                  BOTS[channel][1], update["update_id"])
 
+    def customer_posts(self, address: str, name: str, text: str) -> None:
+        """A user of the demo shop writes: its system signs and POSTs the message to the
+        console's webhook (``address`` is ``demo-shop:<user id>``)."""
+        system = self.api_system
+        if system is None or not system.kartabl_url:
+            log.warning("demo API message dropped: the console is not serving yet")
+            return
+        channel, _, user_id = address.partition(":")
+        key = f"demo-{secrets.token_hex(6)}"
+        try:
+            answer = system.send(system.kartabl_url, channel, {
+                "idempotency_key": key, "user": {"id": user_id, "name": name}, "text": text})
+        except OSError as exc:
+            log.warning("demo API message not delivered (%s)", type(exc).__name__)
+            return
+        log.info("demo shop user %s writes through the API channel %s (message %s: HTTP %s)",
+                 user_id, channel, key, answer.status_code)
+
     # -- shutdown -------------------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
         stopping = [threading.Thread(target=standin.stop, name="standin-stop")
-                    for standin in (self.kavenegar, self.bot_api)]
+                    for standin in (self.kavenegar, self.bot_api, self.api_system)
+                    if standin is not None]
         for thread in stopping:
             thread.start()
         for thread in stopping:

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.api_channel import ApiChannels
 from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
@@ -170,6 +171,7 @@ class ChannelsConfig(BaseModel):
     email: EmailConfig = EmailConfig()
     sms: SmsConfig | None = None  # Kavenegar (config/sms.py)
     telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
+    api: ApiChannels = []  # generic API channels, one per external system (config/api_channel.py)
 
 
 def load(path: Path) -> ChannelsConfig:

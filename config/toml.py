@@ -1,6 +1,8 @@
 """Loading a TOML configuration file into its pydantic model, failing fast and clearly: a
 missing file, bad TOML or an invalid value stops the process with the file's name and the
-reason (pydantic never prints SecretStr values, so the message is safe to show)."""
+reason. The reason names each invalid field and why, never the values given: pydantic's own
+message prints a section's whole input when a model validator refuses it, secrets and
+tokens included (a SecretStr is masked only once it is one)."""
 
 from __future__ import annotations
 
@@ -23,4 +25,11 @@ def load_toml(path: Path, model: type[M], what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SystemExit(f"{what} {path} is invalid:\n{exc}") from exc
+        raise SystemExit(f"{what} {path} is invalid:\n{reasons(exc)}") from exc
+
+
+def reasons(exc: ValidationError) -> str:
+    """Each error's place and reason, as pydantic words them, without the input."""
+    return "\n".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top)'}\n  {e['msg']} [type={e['type']}]"
+        for e in exc.errors(include_input=False, include_url=False))

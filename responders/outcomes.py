@@ -5,7 +5,9 @@ Every error of a send ends as one of three outcomes (:mod:`kartabl.errors`):
 
 ``not_sent`` (:class:`RetryableDeliveryError`)
     The provider surely has nothing. The reply goes back to ``approved`` and the worker
-    retries it (after ``retry_after_s`` when the provider said how long).
+    retries it (after ``retry_after_s`` when the provider said how long). One channel also
+    retries when the receiver *may* have it: a generic API channel's receiver deduplicates
+    by ``Idempotency-Key`` by contract, so a resend there is harmless and is made at once.
 ``refused`` (:class:`PermanentDeliveryError`)
     The provider said no, and will say it again. The reply is ``failed`` with the reason,
     for a coordinator.
@@ -116,6 +118,18 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("tg-partly-sent", "telegram/bale",
          "a later part of a long reply fails after earlier parts went out",
          "refused", "failed, naming the parts the customer got"),
+    # -- generic API channels: a signed callback (responders/api_channel.py) ---------------
+    Rule("api-unreachable", "api", "connection refused, connect or pool timeout",
+         "not_sent", "retried"),
+    Rule("api-busy", "api", "HTTP 5xx, 408, or 429 (with Retry-After)",
+         "not_sent", "retried (after Retry-After) with the same Idempotency-Key: a receiver "
+                     "that had it deduplicates"),
+    Rule("api-answer-lost", "api",
+         "read timeout or connection dropped after the request went out",
+         "not_sent", "retried at once with the same Idempotency-Key: the receiver may have "
+                     "it and deduplicates (the contract), so the reply arrives once"),
+    Rule("api-refused", "api", "another 4xx (400, 401 a wrong signature, 404, 409, 422 ...) "
+         "or a redirect", "refused", "failed with the status and the receiver's words"),
 )
 
 CHECK_WITH_CUSTOMER: Final = "check with the customer before resending"

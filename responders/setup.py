@@ -83,4 +83,10 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
         limiter = rate_limiter("sms-send", sms.rate_per_s)
         makers.append(("sms", "Kavenegar", partial(KavenegarSender, sms, limiter=limiter,
                                                    sending_stale_s=stale)))
+    if channels.api:  # generic API channels: one sender, a callback URL per channel
+        from responders.api_channel import ApiChannelSender
+
+        makers.append(("api", "signed callbacks", partial(
+            ApiChannelSender, channels.api, sending_stale_s=stale,
+            attachments_dir=settings.attachments_dir)))
     return makers

@@ -26,6 +26,7 @@ import config.routing
 import config.settings
 from bench.fleet import Fleet, Proc, channels_toml
 from bench.ports import free_port
+from channels.api.standin import ApiSystemStandin
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from kartabl import db as kdb
@@ -41,6 +42,7 @@ SMS_KEY = "fleet-kavenegar-key"
 BOT_TOKEN = "4242:fleet-bot-token"
 SMS_LINE = "10008663"
 SMS_SECRET = "fleet-sms-callback-secret"
+API_SECRET = "fleet-api-secret-0123456789abcdef-01234"  # the generic API channel fleet-api
 # Short enough for a test, long enough for every send's worst case (checked at start-up):
 # SMTP 8 x 1 + 2 = 10 s; Telegram 10 x 4 x 0.25 = 10 s; SMS 2 x (0.5 + 1.5) = 4 s.
 SENDING_STALE_S = 12
@@ -57,17 +59,19 @@ class Deployed:
     smtp: smtp.SmtpServer
     web_url: str
     settings: config.settings.Settings
+    api_system: ApiSystemStandin | None = None  # the external system of fleet-api
 
     def logs(self) -> str:
         return self.fleet.logs()
 
 
 def _channels_file(path: Path, kavenegar: KavenegarStandin, bot_api: BotApiStandin,
-                   mail: smtp.SmtpServer) -> Path:
+                   mail: smtp.SmtpServer, api_system: ApiSystemStandin) -> Path:
     path.write_text(channels_toml(
         smtp_port=mail.port, bot_api_url=bot_api.base_url, bot_token=BOT_TOKEN,
         sms_url=kavenegar.base_url, sms_key=SMS_KEY, sms_line=SMS_LINE,
-        sms_secret=SMS_SECRET), encoding="utf-8")
+        sms_secret=SMS_SECRET, api_callback_url=api_system.callback_url,
+        api_secret=API_SECRET), encoding="utf-8")
     return path
 
 
@@ -80,6 +84,7 @@ class _Fleet:
     bot_api: BotApiStandin
     smtp: smtp.SmtpServer
     web_url: str
+    api_system: ApiSystemStandin
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +107,9 @@ def _fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fleet]:
     bot_api.add_bot(BOT_TOKEN, "fleet_bot")
     mail = smtp.start()
     port = free_port()
+    # the external system of the API channel reports each reply it gets delivered, at once
+    api_system = ApiSystemStandin(API_SECRET, channel="fleet-api", deliver_after_s=0.1).start()
+    api_system.kartabl_url = f"http://127.0.0.1:{port}"
     env = {
         "KARTABL_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1),
         "KARTABL_BROKER": "redis",
@@ -109,7 +117,7 @@ def _fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fleet]:
         "KARTABL_REDIS_NAMESPACE": f"kt-fleet-{RUN_ID}-{uuid.uuid4().hex[:6]}",
         "KARTABL_SECRET_KEY": "fleet-test-secret-key",
         "KARTABL_CHANNELS_FILE": str(_channels_file(tmp / "channels.toml", kavenegar, bot_api,
-                                                    mail)),
+                                                    mail, api_system)),
         "KARTABL_ROUTING_FILE": str(config.settings.DEFAULT_ROUTING_FILE),
         "KARTABL_SWEEP_INTERVAL_S": str(SWEEP_INTERVAL_S),
         "KARTABL_SWEEP_GRACE_S": "2",
@@ -135,9 +143,11 @@ def _fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fleet]:
     try:
         for proc in procs.values():
             fleet.wait_log(proc, "booted ", 60)
-        yield _Fleet(fleet, procs, env, kavenegar, bot_api, mail, f"http://127.0.0.1:{port}")
+        yield _Fleet(fleet, procs, env, kavenegar, bot_api, mail, f"http://127.0.0.1:{port}",
+                     api_system)
     finally:
         fleet.stop_all()
+        api_system.stop()
         mail.controller.stop()
         bot_api.stop()
         kavenegar.stop()
@@ -167,7 +177,7 @@ def deployed(_fleet: _Fleet) -> Iterator[Deployed]:
     setup_broker(settings)
     try:
         yield Deployed(_fleet.fleet, _fleet.procs, factory, _fleet.kavenegar, _fleet.bot_api,
-                       _fleet.smtp, _fleet.web_url, settings)
+                       _fleet.smtp, _fleet.web_url, settings, api_system=_fleet.api_system)
     finally:
         tasks.set_enqueuer(None)
         kdb.deconfigure()

@@ -16,11 +16,11 @@ from tests.fleet.conftest import Deployed
 pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
 
 # What a process of each Procfile line must have installed for this channels file (SMTP
-# mailbox, a Telegram bot, Kavenegar); Bale has no bot, so the sandbox serves it.
-# Every channel has a sender: the fleet's channels file configures these three, the rest are
-# served by the sandbox
-REAL_SENDERS = {**{ch.value: "SandboxSender" for ch in Channel}, "email": "SmtpSender",
-                "sms": "KavenegarSender", "telegram": "TelegramSender"}
+# mailbox, a Telegram bot, Kavenegar, a generic API channel); every other channel (Bale has
+# no bot) is served by the sandbox.
+CONFIGURED = {"email": "SmtpSender", "sms": "KavenegarSender", "telegram": "TelegramSender",
+              "api": "ApiChannelSender"}
+REAL_SENDERS = {**{ch.value: "SandboxSender" for ch in Channel}, **CONFIGURED}
 
 
 def _booted(log: str) -> dict[str, object]:

@@ -297,6 +297,50 @@ def tg_partly_sent(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env.refused(rid, "partly sent: parts 1-1 of 2", lambda: len(server.sent), expect_sent=1)
 
 
+# -- generic API channels ---------------------------------------------------------------------
+
+
+def api_case(fault: dict[str, object] | None, *, retry_after_s: float | None = None,
+             refused: str = "") -> Callable[[Env, pytest.MonkeyPatch], None]:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        from channels.api.standin import ApiSystemStandin
+        from config.api_channel import ApiChannelConfig
+        from responders.api_channel import ApiChannelSender
+        from tests.channels.api.flow import approved_reply
+
+        secret = "table-api-secret-0123456789abcdef-0123"
+        system = ApiSystemStandin(secret).start()
+        env.request.addfinalizer(system.stop)
+
+        def sender(url: str) -> ApiChannelSender:
+            made = ApiChannelSender([ApiChannelConfig(
+                name="shop", secret=secret, callback_url=url, connect_timeout_s=1.0,
+                timeout_s=0.5)])
+            env.request.addfinalizer(made.close)
+            return made
+
+        rid = approved_reply(env.db)
+        held = lambda: len(system.of_key(str(rid)))  # noqa: E731
+        if fault is None:  # nobody listens where the callback goes
+            outbound.register(sender(f"http://127.0.0.1:{closed_port()}/callback"))
+            env.not_sent_then_once(rid, held, fix=lambda: outbound.register(
+                sender(system.callback_url)))
+            return
+        outbound.register(sender(system.callback_url))
+        system.fail_next(**fault)  # type: ignore[arg-type]
+        if refused:
+            env.refused(rid, refused, held)
+            return
+        with pytest.raises(RetryableDeliveryError) as err:
+            dispatch_reply(env.db, rid)
+        assert err.value.retry_after_s == retry_after_s
+        assert env.reply(rid).state == RS.APPROVED
+        before = held()  # 1 when the receiver took it before the answer was lost
+        assert dispatch_reply(env.db, rid) == "sent"
+        assert held() == 1 and system.requests == 2, before  # resent once, held once
+    return case
+
+
 Case = Callable[[Env, pytest.MonkeyPatch], None]
 SCENARIOS: dict[str, dict[str, Case]] = {
     "own-error-before-call": {"sms-limiter-redis-down": own_error_redis_down},
@@ -331,6 +375,14 @@ SCENARIOS: dict[str, dict[str, Case]] = {
                        "drop-after-send": tg_unknown(Channel.TELEGRAM, "drop", 0,
                                                      after_send=True)},
     "tg-partly-sent": {"second-part-blocked": tg_partly_sent},
+    "api-unreachable": {"refused": api_case(None)},
+    "api-busy": {"503": api_case({"kind": "http", "value": 503}),
+                 "429-retry-after-4": api_case({"kind": "http", "value": 429,
+                                                "retry_after": "4"}, retry_after_s=4.0)},
+    "api-answer-lost": {"slow-after-taking-it": api_case({"kind": "slow", "value": 0.8}),
+                        "drop": api_case({"kind": "drop"})},
+    "api-refused": {"422": api_case({"kind": "http", "value": 422}, refused="HTTP 422"),
+                    "301": api_case({"kind": "http", "value": 301}, refused="HTTP 301")},
 }
 
 

@@ -50,12 +50,25 @@ def _sms(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
                                line="10008663", timeout_s=5.0))
 
 
+def _api(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    from channels.api.standin import ApiSystemStandin  # the external system's stand-in
+    from config.api_channel import ApiChannelConfig
+    from responders.api_channel import ApiChannelSender
+
+    secret = "contract-api-secret-0123456789abcdef"
+    server = ApiSystemStandin(secret).start()
+    request.addfinalizer(server.stop)
+    return ApiChannelSender([ApiChannelConfig(name="contract", secret=secret,
+                                              callback_url=server.callback_url, timeout_s=5.0)])
+
+
 SENDERS: dict[str, Factory] = {
     **{f"sandbox-{ch.value}": (lambda request, db, ch=ch: SandboxSender(ch, session_factory=db))
        for ch in Channel},
     "smtp": _smtp,
     "telegram": _telegram,
     "sms": _sms,
+    "api": _api,
 }
 _seq = itertools.count(1)
 
@@ -66,6 +79,7 @@ def message(channel: str) -> OutboundMessage:
     return OutboundMessage(
         reply_id=n, conversation_id=1, channel=Channel(channel),
         recipient=("customer@example.ir" if email else "+989121234567" if channel == "sms"
+                   else "contract:4242" if channel == "api"  # <API channel>:<user id>
                    else "4242"),  # a messenger's recipient is the customer's user id
         text="سلام، پاسخ شما",
         idempotency_key=(f"<kartabl.{n}.0123456789abcdef.0123456789abcdef0123@kartabl.example>"

@@ -146,6 +146,9 @@ EXEMPT = {
     # authenticated by a secret in the URL or header; no cookie is read.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
+    # The generic API channel: an HMAC signature of the body with the channel's secret.
+    ("POST", "/webhooks/api/{name}"),
+    ("POST", "/webhooks/api/{name}/status"),
     # Login CSRF (signing the victim in as the attacker) is refused by an Origin check
     # instead: there is no session yet to derive a token from (tests/console/test_auth.py,
     # test_login_from_another_site_is_refused).

@@ -29,6 +29,8 @@ OWN_CREDENTIALS = {
     # Providers call them, authenticated by a secret in the path or their own header.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
+    ("POST", "/webhooks/api/{name}"),  # signed with the API channel's secret (HMAC)
+    ("POST", "/webhooks/api/{name}/status"),
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
 }
