@@ -153,7 +153,7 @@ def test_the_registered_webhook_delivers_to_the_console(
     web.state.channels = config.channels.get_channels()  # what create_app hands the routes
     for name, router in routers().items():
         web.include_router(router, prefix=f"/webhooks/{name}")
-    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=0, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -121,7 +121,7 @@ def test_the_standin_delivers_to_a_live_webhook_with_its_secret(
     app.include_router(routers()["telegram"], prefix="/webhooks/telegram")
     app.dependency_overrides[webhook.telegram_config] = lambda: bots
     app.dependency_overrides[webhook.session_factory] = lambda: db
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
