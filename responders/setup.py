@@ -83,4 +83,9 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
         limiter = rate_limiter("sms-send", sms.rate_per_s)
         makers.append(("sms", "Kavenegar", partial(KavenegarSender, sms, limiter=limiter,
                                                    sending_stale_s=stale)))
+    # The website widget needs nothing but the database: its replies go to the visitor's
+    # event log, which the widget reads (responders/webchat.py).
+    from responders.webchat import WebchatSender
+
+    makers.append(("webchat", "the visitors' event logs", WebchatSender))
     return makers

@@ -50,12 +50,26 @@ def _sms(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
                                line="10008663", timeout_s=5.0))
 
 
+def _webchat(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    from kartabl.models import WebchatVisitor, Widget
+    from responders.webchat import WebchatSender
+
+    with db() as s:  # the visitor message() answers: its log is the "provider"
+        widget = Widget(public_id="w-contract", name="contract", secret="s" * 32)
+        s.add(widget)
+        s.flush()
+        s.add(WebchatVisitor(widget_id=widget.id, key="4242"))
+        s.commit()
+    return WebchatSender(db)
+
+
 SENDERS: dict[str, Factory] = {
     **{f"sandbox-{ch.value}": (lambda request, db, ch=ch: SandboxSender(ch, session_factory=db))
        for ch in Channel},
     "smtp": _smtp,
     "telegram": _telegram,
     "sms": _sms,
+    "webchat": _webchat,
 }
 _seq = itertools.count(1)
 
