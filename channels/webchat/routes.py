@@ -11,7 +11,7 @@
 No console session is read here, and none is needed: the only credential is the visitor
 token (the ``X-Kartabl-Visitor`` header, or the ``visitor`` query parameter of the stream,
 or the HttpOnly cookie). CORS answers only the widget's allowed origins, and a request from
-any other origin (an ``Origin`` header not in the list, or none on a POST or a stream) is
+any other origin (an ``Origin`` header not in the list, or none on a POST) is
 refused with 403 before anything is read or stored, so another site cannot post in a
 visitor's name with their cookie. The answers to the allowed origins carry
 ``Access-Control-Allow-Origin: <that origin>`` and ``Vary: Origin``.
@@ -124,11 +124,14 @@ def _cors(origin: str) -> dict[str, str]:
             "Vary": "Origin"}
 
 
-def _checked(session: Session, public_id: str, request: Request) -> tuple[Widget, str]:
-    """The widget, and the request's origin, which must be one of the widget's (403)."""
+def _checked(session: Session, public_id: str, request: Request, *,
+             none_ok: bool = False) -> tuple[Widget, str]:
+    """The widget, and the request's origin, which must be one of the widget's (403).
+    ``none_ok``: a request without an Origin (a same-origin GET, or not a browser) is
+    let through; it gets no CORS headers, so no other site's page can read the answer."""
     widget = _widget(session, public_id)
     origin = request.headers.get("origin", "")
-    if not _origin_allowed(widget, origin):
+    if not (none_ok and not origin) and not _origin_allowed(widget, origin):
         log.info("webchat %s: a request from origin %.100r refused", public_id, origin)
         raise HTTPException(403, "origin not allowed for this widget")
     return widget, origin
@@ -163,8 +166,10 @@ async def _json(request: Request) -> Any:
         raise HTTPException(400, f"not JSON: {exc}") from None
 
 
-@router.options("/{public_id}/{what}")
-def preflight(public_id: str, what: str, request: Request,
+@router.options("/{public_id}/session")
+@router.options("/{public_id}/messages")
+@router.options("/{public_id}/events")
+def preflight(public_id: str, request: Request,
               sessions: Annotated[sessionmaker[Session], Depends(sessions)]) -> Response:
     with sessions() as session:
         widget = _widget(session, public_id)
@@ -326,7 +331,7 @@ async def events(
 ) -> Response:
     def find() -> tuple[int, str]:
         with sessions() as session:
-            widget, origin = _checked(session, public_id, request)
+            widget, origin = _checked(session, public_id, request, none_ok=True)
             found = _visitor(session, widget, request, tokens, given=visitor or None)
             if found is None:
                 raise HTTPException(401, "no visitor: open a session first")
@@ -339,4 +344,5 @@ async def events(
                   heartbeat_s=config.heartbeat_s, poll_s=config.poll_s,
                   disconnected=request.is_disconnected)
     return StreamingResponse(body, media_type="text/event-stream", headers={
-        **_cors(origin), "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        **(_cors(origin) if origin else {}), "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no"})

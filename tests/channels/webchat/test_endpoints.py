@@ -79,9 +79,10 @@ def test_a_foreign_origin_is_refused_and_nothing_stored(chat: Chat, db) -> None:
     for origin in ("https://evil.example", "https://shop.example.evil.example", ""):
         assert chat.post(token, "x", origin=origin).status_code == 403
         assert chat.session(origin=origin).status_code == 403
-        r = chat.client.get(chat.url("events"), params={"visitor": token},
-                            headers={"Origin": origin} if origin else {})
-        assert r.status_code == 403
+        if origin:  # (no Origin: a same-origin or non-browser reader, below)
+            r = chat.client.get(chat.url("events"), params={"visitor": token},
+                                headers={"Origin": origin})
+            assert r.status_code == 403
         pre = chat.client.options(chat.url("messages"), headers={
             "Origin": origin, "Access-Control-Request-Method": "POST"})
         assert pre.status_code == 403 and "access-control-allow-origin" not in pre.headers
@@ -89,6 +90,9 @@ def test_a_foreign_origin_is_refused_and_nothing_stored(chat: Chat, db) -> None:
     ok = chat.client.options(chat.url("messages"), headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
     assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == ORIGIN
+    # A stream without an Origin is served, with no CORS header: no other page can read it
+    with chat.client.stream("GET", chat.url("events"), params={"visitor": token}) as r:
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
 
 
 def test_the_console_session_is_not_read_and_no_csrf_token_is_asked(chat: Chat, db) -> None:

@@ -128,6 +128,11 @@ GET_URLS: dict[str, list[str]] = {
     "/notifications/unread": ["/notifications/unread"],
     "/api/v1/notifications": ["/api/v1/notifications",
                               "/api/v1/notifications?unread=true&before=99999999&limit=5"],
+    # -- webchat -- the website widget's public endpoints (the seed's widget; the stream
+    # from no Origin: a same-origin or non-browser reader; tests/channels/webchat/)
+    "/widget/{public_id}/loader.js": ["/widget/wseed/loader.js"],
+    "/widget/{public_id}/chat.js": ["/widget/wseed/chat.js"],
+    "/widget/{public_id}/events": ["/widget/wseed/events?visitor={w.visitor}&last_event_id=0"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
@@ -153,6 +158,12 @@ EXEMPT = {
     # A password reset is authenticated by its one-time token in the URL, which a
     # cross-site attacker does not have; the form reads no cookie.
     ("POST", "/reset/{token}"),
+    # -- webchat -- the website widget: a visitor's token in a header (or the widget's own
+    # HttpOnly cookie, never the console's), and only from the widget's allowed origins
+    # (the Origin header is checked before anything is read), so a cross-site form cannot
+    # post in anyone's name (tests/channels/webchat/test_endpoints.py).
+    ("POST", "/widget/{public_id}/session"),
+    ("POST", "/widget/{public_id}/messages"),
 }
 
 C, R, CU = "/api/v1/conversations", "/api/v1/replies", "/api/v1/customers"
