@@ -51,6 +51,7 @@ class Waker:
         self._task: asyncio.Task[None] | None = None
         self._stop: live.Stop | None = None
         self.cursor = 0  # the highest event id read
+        self.closing = False  # the process is stopping: every stream ends (and resumes)
 
     def _ensure_started(self) -> None:
         if self._task is not None:
@@ -72,6 +73,20 @@ class Waker:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def close_soon(self) -> None:
+        """End every stream, from a signal handler or any thread: uvicorn waits for open
+        responses before it stops, and the browsers resume elsewhere from their last id."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        self.closing = True
+        with self._lock:
+            events = [e for waiting in self._waiting.values() for e in waiting]
+        for e in events:
+            e.set()
 
     def subscribe(self, visitor_id: int) -> asyncio.Event:
         self._ensure_started()
@@ -148,7 +163,7 @@ async def stream(sessions: Callable[[], Session], waker: Waker, visitor_id: int,
                 if len(rows) >= wlog.READ_BATCH:
                     continue
             now = loop.time()
-            if now >= ends or await disconnected():
+            if now >= ends or waker.closing or await disconnected():
                 return
             if now - quiet_since >= heartbeat_s:
                 yield ": ping\n\n"
