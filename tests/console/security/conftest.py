@@ -133,6 +133,7 @@ class World:
     day_to: str
     # -- webchat -- a website widget's visitor token (its widget: "wseed")
     visitor: str = ""
+    widget: int = 0  # its row's id
 
 
 @pytest.fixture(scope="session")
@@ -314,7 +315,7 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,
                      triage.id, reset, (today - timedelta(days=7)).isoformat(),
-                     (today + timedelta(days=1)).isoformat(), visitor)
+                     (today + timedelta(days=1)).isoformat(), visitor, widget.id)
 
 
 # -- signing in ------------------------------------------------------------------------------

@@ -133,6 +133,10 @@ GET_URLS: dict[str, list[str]] = {
     "/widget/{public_id}/loader.js": ["/widget/wseed/loader.js"],
     "/widget/{public_id}/chat.js": ["/widget/wseed/chat.js"],
     "/widget/{public_id}/events": ["/widget/wseed/events?visitor={w.visitor}&last_event_id=0"],
+    # the admin's pages (others: a page saying admins manage them, tests/console/test_widgets.py)
+    "/widgets": ["/widgets", "/widgets?done=widget_saved"],
+    "/widgets/new": ["/widgets/new"],
+    "/widgets/{widget_id}": ["/widgets/{w.widget}"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
@@ -209,6 +213,12 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                              {"send_at": "2027-06-01 10:00"}),
     ("POST", "/replies/{rid}/schedule/cancel"): Req("/replies/{t.draft}/schedule/cancel"),
     ("POST", "/replies/{rid}/send-now"): Req("/replies/{t.pending}/send-now"),
+    # -- webchat -- the admin's widget pages
+    ("POST", "/widgets"): Req("/widgets", {"name": "shop", "origins": "https://a.example",
+                                           "color": "#000000", "text_color": "#ffffff"}),
+    ("POST", "/widgets/{widget_id}"): Req("/widgets/{w.widget}", {
+        "name": "shop", "origins": "https://a.example", "color": "#000000",
+        "text_color": "#ffffff"}),
     ("POST", "/replies/{rid}/back-to-draft"): Req("/replies/{t.pending}/back-to-draft"),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
