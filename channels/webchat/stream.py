@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 1000  # the browser's reconnect delay
 MIN_GAP_S = 0.02  # at most one read per this long, however many wakes
+IDLE_S = 2.0  # the waker looks on its own this often
 
 
 class Waker:
@@ -118,7 +119,10 @@ class Waker:
     async def _run(self) -> None:
         assert self._flag is not None
         while True:
-            await self._flag.wait()
+            # A look of its own now and then: a draft made where no wake reaches this
+            # process (a command) is still noticed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flag.wait(), IDLE_S)
             self._flag.clear()
             try:
                 changed = await asyncio.to_thread(self._changed)
