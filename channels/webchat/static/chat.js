@@ -157,7 +157,8 @@
       "&last_event_id=" + lastSeq, { withCredentials: true });
     ["message", "reply", "preparing", "closed"].forEach(function (k) { es.addEventListener(k, onEvent); });
     es.onerror = function () {
-      if (es && es.readyState === 2) { es = null; setTimeout(connect, 2000); }  // refused: try later
+      // refused (the token is no longer ours, say): a session again, then the stream
+      if (es && es.readyState === 2) { es.close(); es = null; setTimeout(start, 2000); }
     };
   }
   K.reconnect = connect;  // a forced disconnect: resumes from the last event shown
@@ -165,6 +166,7 @@
     return post("session", { locale: K.lang, identity: K.identity, identity_hmac: K.identity_hmac })
       .then(function (r) { if (!r.ok) throw new Error("session " + r.status); return r.json(); })
       .then(function (j) {
+        if (token && j.visitor !== token) { lastSeq = 0; shown = {}; }  // a new chat
         token = j.visitor;
         try { localStorage.setItem(storeKey, token); } catch (e) { /* storage blocked */ }
         connect();
@@ -177,7 +179,8 @@
     sending = true;
     var item = queue[0];
     post("messages", item.body).then(function (r) {
-      if (r.ok || (r.status >= 400 && r.status < 500 && r.status !== 429 && r.status !== 401)) {
+      if (r.status === 401) { sending = false; start(); return; }  // renew the token, then retry
+      if (r.ok || (r.status >= 400 && r.status < 500 && r.status !== 429)) {
         queue.shift();
         if (!r.ok) { item.el.textContent = item.body.text + " — " + T.refused; delete pending[item.body.client_id]; }
         item.delay = 0;
