@@ -4,7 +4,8 @@ A shop's page on another origin, under a strict Content-Security-Policy (scripts
 connections only from Kartabl, no inline script or style at all), embeds the widget with
 the snippet. A conversation of 100 messages both ways goes through 20 forced disconnects
 (10 event streams closed by the page, 10 with the browser offline while the visitor keeps
-typing): every event reaches the widget exactly once and in order, and the agent's side
+typing), besides the server ending every stream each second: every event reaches the
+widget exactly once and in order, and the agent's side
 (the database the console reads) has every visitor message exactly once, in order.
 The site's signed identity is accepted, and a forged one refused.
 """
@@ -73,8 +74,10 @@ class Host:
 @pytest.fixture
 def kartabl_env(tmp_path: Path) -> dict[str, str]:
     channels = tmp_path / "channels.toml"
-    channels.write_text("[webchat]\npoll_s = 0.1\nheartbeat_s = 1\nper_visitor_per_min = 5000\n"
-                        "per_ip_per_min = 5000\n")
+    # stream_s = 1: the server also ends every stream each second, and the browser's own
+    # reconnect (EventSource's, with its Last-Event-ID header) resumes it
+    channels.write_text("[webchat]\npoll_s = 0.1\nheartbeat_s = 1\nstream_s = 1\n"
+                        "per_visitor_per_min = 5000\nper_ip_per_min = 5000\n")
     return {"KARTABL_CHANNELS_FILE": str(channels)}
 
 
