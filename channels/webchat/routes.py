@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.webchat.identity import (
+    Contact,
     VisitorTokens,
     contact_of,
     identity_ok,
@@ -150,6 +151,28 @@ def _visitor(session: Session, widget: Widget, request: Request, tokens: Visitor
     return None
 
 
+def _chat_of(session: Session, widget: Widget, current: WebchatVisitor | None,
+             verified: Contact | None) -> WebchatVisitor | None:
+    """Which chat the browser continues (None: a new one). A signed-in customer gets their
+    own chat, on any browser (the site vouched for them); an anonymous browser keeps its
+    anonymous chat. A browser's chat never passes between people: signed out, or another
+    person signed in (a shared computer), is a chat of its own; an anonymous chat with
+    messages does not become a signed-in customer's (what they see would be another's)."""
+    if verified is None:
+        return current if current is not None and current.identity_address is None else None
+    if current is not None and current.identity_address == verified.address:
+        return current
+    theirs = session.scalar(
+        select(WebchatVisitor).where(WebchatVisitor.widget_id == widget.id,
+                                     WebchatVisitor.identity_address == verified.address)
+        .order_by(WebchatVisitor.last_seen_at.desc()).limit(1))
+    if theirs is not None:
+        return theirs
+    if current is not None and current.identity_address is None and current.last_seq == 0:
+        return current  # a fresh anonymous browser signs in before writing anything
+    return None
+
+
 def _set_cookie(response: Response, request: Request, token: str) -> None:
     secure = request.url.scheme == "https"
     response.set_cookie(COOKIE, token, max_age=180 * 86400, path="/widget", httponly=True,
@@ -240,16 +263,12 @@ async def open_session(
                     verified = contact_of(body.identity)
                 except ValueError as exc:
                     raise HTTPException(400, f"identity: {exc}", headers=_cors(origin)) from None
-            visitor = _visitor(session, widget, request, tokens)
+            visitor = _chat_of(session, widget, _visitor(session, widget, request, tokens),
+                               verified)
             if visitor is None:
                 if not limits.allow("visitors-ip", ip, config.visitors_per_ip_per_min):
                     raise HTTPException(429, "too many new visitors from this address",
                                         headers=_cors(origin))
-                visitor = WebchatVisitor(widget_id=widget.id, key=new_visitor_key())
-                session.add(visitor)
-            elif verified is not None and visitor.identity_address not in (
-                    None, verified.address):
-                # Another signed-in person on the same browser: a chat of their own.
                 visitor = WebchatVisitor(widget_id=widget.id, key=new_visitor_key())
                 session.add(visitor)
             if verified is not None:

@@ -214,3 +214,36 @@ def test_preparing_and_closed_notices_never_carry_the_draft(chat: Chat, db) -> N
     events = chat.events(token)
     assert [e["kind"] for e in events] == ["message", "preparing"]
     assert "text" not in events[1] and "secret draft" not in str(events)
+
+
+def test_a_signed_out_page_on_the_same_browser_gets_a_chat_of_its_own(chat: Chat, db) -> None:
+    identity = "09121234567"
+    signed = dict(identity=identity, identity_hmac=identity_mac(SECRET, identity))
+    token = chat.visitor(**signed)
+    assert chat.post(token, "my order, signed in").status_code == 200
+    # The same browser (the token and the cookie), the site signed out: another chat
+    anonymous = chat.session(token=token).json()["visitor"]
+    assert anonymous != token and chat.events(anonymous) == []
+    # Signed in again: their chat again
+    again = chat.session(token=token, **signed).json()["visitor"]
+    assert again == token and [e["text"] for e in chat.events(again)] == ["my order, signed in"]
+    # Another person signing in on that browser: a chat of their own
+    other = "09351112233"
+    theirs = chat.session(token=token, identity=other,
+                          identity_hmac=identity_mac(SECRET, other)).json()["visitor"]
+    assert theirs not in (token, anonymous) and chat.events(theirs) == []
+
+
+def test_a_signed_in_customer_finds_their_chat_on_another_browser(chat: Chat, db) -> None:
+    identity = "customer@example.ir"
+    signed = dict(identity=identity, identity_hmac=identity_mac(SECRET, identity))
+    first = chat.visitor(**signed)
+    assert chat.post(first, "from the laptop").status_code == 200
+    # An anonymous browser with a chat of its own signs in: the customer's chat, not that one
+    anonymous = chat.visitor()
+    assert chat.post(anonymous, "before signing in").status_code == 200
+    assert chat.session(token=anonymous, **signed).json()["visitor"] == first
+    assert [e["text"] for e in chat.events(first)] == ["from the laptop"]
+    # (a fresh browser that has written nothing yet becomes the customer's too)
+    fresh = chat.visitor()
+    assert chat.session(token=fresh, **signed).json()["visitor"] == first
