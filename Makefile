@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.webchat
 	$(BIN)/python -m bench.worker_kill
 	-$(BIN)/python -m bench.chaos
 	$(BIN)/python -m bench.ingest

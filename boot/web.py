@@ -24,6 +24,9 @@ def serve(settings: Settings, *, host: str = "", port: int = 0) -> None:
             from console.app import app  # the app uvicorn serves, imported by then
 
             app.state.live.close_soon()
+            waker = getattr(app.state, "webchat_waker", None)  # the website widget's streams
+            if waker is not None:
+                waker.close_soon()
             super().handle_exit(sig, frame)
 
     if settings.metrics_address:

@@ -32,6 +32,7 @@ from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
 from config.toml import load_toml
+from config.webchat import WebchatConfig
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -172,6 +173,7 @@ class ChannelsConfig(BaseModel):
     sms: SmsConfig | None = None  # Kavenegar (config/sms.py)
     telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
     api: ApiChannels = []  # generic API channels, one per external system (config/api_channel.py)
+    webchat: WebchatConfig = WebchatConfig()  # the website chat widget (config/webchat.py)
 
 
 def load(path: Path) -> ChannelsConfig:

@@ -46,6 +46,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from channels.webchat.limits import Limits
 from config.channels import ChannelsConfig, channels_of
 from config.routing import RoutingConfig
 from config.routing import load as load_routing
@@ -71,6 +72,7 @@ from console.templating import TEMPLATES, request_locale
 from kartabl import db
 from kartabl.errors import KartablError, NotFound, PermissionDenied
 from workers.broker import ping as broker_ping
+from workers.broker import window_limiters
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -84,7 +86,7 @@ _NO_CSP = ("/docs", "/redoc")
 
 def _wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith(("/api/", "/webhooks/")) or path in ("/healthz", "/readyz")
+    return path.startswith(("/api/", "/webhooks/", "/widget/")) or path in ("/healthz", "/readyz")
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -224,6 +226,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await hub.stop()
+        waker = getattr(app.state, "webchat_waker", None)  # started by the first widget stream
+        if waker is not None:
+            await waker.close()
 
 
 def attach(app: FastAPI, settings: Settings, *, channels: ChannelsConfig | None = None,
@@ -234,6 +239,7 @@ def attach(app: FastAPI, settings: Settings, *, channels: ChannelsConfig | None 
     app.state.channels = channels if channels is not None else channels_of(settings)
     app.state.routing = routing if routing is not None else load_routing(settings.routing_file)
     app.state.live = Hub(idle_s=settings.live_poll_s)  # started by the lifespan (console.live)
+    app.state.webchat_limits = Limits(window_limiters(settings))  # the widget's rate limits
 
 
 def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | None = None,
@@ -255,6 +261,9 @@ def create_app(settings: Settings | None = None, *, channels: ChannelsConfig | N
     health.install_metrics(db.session_factory)  # every poller's health on /metrics
     for name, router in routers().items():
         app.include_router(router, prefix=f"/webhooks/{name}", tags=["webhooks"])
+    from channels.webchat.routes import router as widget_router  # the website chat widget
+
+    app.include_router(widget_router, prefix="/widget")
 
     for router in _console_routers():
         app.include_router(router)

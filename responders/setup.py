@@ -89,4 +89,9 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
         makers.append(("api", "signed callbacks", partial(
             ApiChannelSender, channels.api, sending_stale_s=stale,
             attachments_dir=settings.attachments_dir)))
+    # The website widget needs nothing but the database: its replies go to the visitor's
+    # event log, which the widget reads (responders/webchat.py).
+    from responders.webchat import WebchatSender
+
+    makers.append(("webchat", "the visitors' event logs", WebchatSender))
     return makers

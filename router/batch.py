@@ -49,7 +49,7 @@ from kartabl.models import (
 )
 from kartabl.workflow import schedule
 from router.bounces import fail_bounced_replies
-from router.identity import identity_for
+from router.identity import message_identity
 from router.identity_many import match_or_create_many
 from router.placement import Announce, Placement
 from router.threading import latest_per_channel, rank, thread
@@ -142,7 +142,7 @@ def _route(
     wanted: dict[tuple[str, str], str] = {}
     for m in messages:
         try:
-            keys[m.id] = identity_for(m.channel, m.sender)
+            keys[m.id] = message_identity(m.channel, m.sender, m.meta)
         except ValueError as exc:
             rejected[m.id] = _reject(session, m, str(exc))
             continue

@@ -166,6 +166,26 @@ def identity_for(channel: Channel | str, sender: str) -> tuple[str, str]:
     return ch.value, normalize_messenger_id(ch.value, sender)
 
 
+# Where a channel that verified its sender's phone number or email address says so, in the
+# message's ``meta``: ``{"kind": "phone" | "email", "address": ...}``. Only the channels in
+# VERIFYING may (the website widget checks the site's HMAC before it writes it); anything
+# a customer typed is never put there.
+VERIFIED = "verified_identity"
+VERIFYING = (Channel.WEBCHAT,)
+
+
+def message_identity(channel: Channel | str, sender: str,
+                     meta: dict[str, object] | None) -> tuple[str, str]:
+    """:func:`identity_for`, unless ``channel`` verified a phone or email for the sender:
+    then that identity, so the message lands on the customer of their SMS and mail."""
+    verified = (meta or {}).get(VERIFIED)
+    if Channel(channel) in VERIFYING and isinstance(verified, dict) \
+            and verified.get("kind") in ("phone", "email"):
+        kind = str(verified["kind"])
+        return kind, normalize_address(kind, str(verified.get("address", "")))
+    return identity_for(channel, sender)
+
+
 def normalize_address(kind: str, address: str) -> str:
     """Normalise ``address`` for an identity ``kind`` ('email', 'phone', 'telegram', 'bale')."""
     if kind == "email":

@@ -193,6 +193,21 @@ def rate_limiter(settings: Settings, name: str, per_s: int) -> RateLimiter:
                              window=1)
 
 
+def window_limiters(settings: Settings) -> Callable[[str, int, int], RateLimiter]:
+    """``make(name, limit, window_s)``: at most ``limit`` acquisitions per sliding
+    ``window_s`` seconds under ``name``, across every process (the website widget's
+    per-address and per-visitor limits). One backend (one Redis connection pool) for all
+    the names: a limiter per name is cheap, a pool per request would not be."""
+    backend = (RedisBackend(url=settings.redis_url) if settings.broker == "redis"
+               else StubBackend())
+    prefix = settings.redis_namespace
+
+    def make(name: str, limit: int, window_s: int) -> RateLimiter:
+        return WindowRateLimiter(backend, f"{prefix}:{name}", limit=limit, window=window_s)
+
+    return make
+
+
 def _canonical(broker: dramatiq.Broker) -> set[str]:
     return {q for q in broker.get_declared_queues() if not q.endswith(".DQ")}
 

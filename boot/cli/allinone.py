@@ -101,6 +101,10 @@ def run_all_in_one(*, demo: bool) -> None:
 
         with db.session_scope() as session:
             seed(session)
+        from boot.demo_widget import start_shop  # the website chat widget on a shop page
+
+        with db.session_scope() as session:
+            shop = start_shop(s, session)
         # With real channels configured, the demo's customers write only where the sandbox
         # answers: a demo reply must never reach a real phone or chat.
         driver = DemoDriver(stop, interval_s=s.demo_interval_s, channels=demo_channels,
@@ -117,6 +121,7 @@ def run_all_in_one(*, demo: bool) -> None:
         stop.set()
         if driver is not None:
             driver.join(timeout=10)
+            shop.shutdown()
         for poller in pollers:
             poller.join(timeout=30)
         scheduler.join(timeout=s.sweep_interval_s + 30)

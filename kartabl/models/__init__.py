@@ -97,3 +97,8 @@ __all__ = [
     "enum_column",
     "utcnow",
 ]
+
+# -- webchat (issue 16: the website chat widget) --
+from kartabl.models.webchat import WebchatEvent, WebchatVisitor, Widget
+
+__all__ += ["WebchatEvent", "WebchatVisitor", "Widget"]

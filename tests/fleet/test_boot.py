@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
 # mailbox, a Telegram bot, Kavenegar, a generic API channel); every other channel (Bale has
 # no bot) is served by the sandbox.
 CONFIGURED = {"email": "SmtpSender", "sms": "KavenegarSender", "telegram": "TelegramSender",
-              "api": "ApiChannelSender"}
+              "api": "ApiChannelSender",
+              "webchat": "WebchatSender"}  # the widget's log: always real (the database)
 REAL_SENDERS = {**{ch.value: "SandboxSender" for ch in Channel}, **CONFIGURED}
 
 

@@ -60,6 +60,17 @@ def _api(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
     request.addfinalizer(server.stop)
     return ApiChannelSender([ApiChannelConfig(name="contract", secret=secret,
                                               callback_url=server.callback_url, timeout_s=5.0)])
+def _webchat(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    from kartabl.models import WebchatVisitor, Widget
+    from responders.webchat import WebchatSender
+
+    with db() as s:  # the visitor message() answers: its log is the "provider"
+        widget = Widget(public_id="w-contract", name="contract", secret="s" * 32)
+        s.add(widget)
+        s.flush()
+        s.add(WebchatVisitor(widget_id=widget.id, key="4242"))
+        s.commit()
+    return WebchatSender(db)
 
 
 SENDERS: dict[str, Factory] = {
@@ -69,6 +80,7 @@ SENDERS: dict[str, Factory] = {
     "telegram": _telegram,
     "sms": _sms,
     "api": _api,
+    "webchat": _webchat,
 }
 _seq = itertools.count(1)
 

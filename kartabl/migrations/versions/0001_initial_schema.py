@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 13:29:20.416748
+Create Date: 2026-12-04 14:23:41.034647
 """
 
 from __future__ import annotations
@@ -252,6 +252,34 @@ def upgrade() -> None:
         batch_op.create_index("ix_web_session_person", ["person_id", "revoked_at"], unique=False)
 
     op.create_table(
+        "webchat_widget",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("public_id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("origins", sa.JSON(), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("color", sa.String(length=16), nullable=False),
+        sa.Column("text_color", sa.String(length=16), nullable=False),
+        sa.Column("greeting_fa", sa.Text(), nullable=False),
+        sa.Column("greeting_en", sa.Text(), nullable=False),
+        sa.Column("offline_fa", sa.Text(), nullable=False),
+        sa.Column("offline_en", sa.Text(), nullable=False),
+        sa.Column("ask_phone", sa.Boolean(), nullable=False),
+        sa.Column("ask_email", sa.Boolean(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["team.id"],
+            name=op.f("fk_webchat_widget_team_id_team"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webchat_widget")),
+        sa.UniqueConstraint("public_id", name=op.f("uq_webchat_widget_public_id")),
+    )
+    op.create_table(
         "conversation",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("customer_id", sa.Integer(), nullable=False),
@@ -391,6 +419,33 @@ def upgrade() -> None:
             unique=False,
             postgresql_where=sa.text("status = 'open' AND assignee_id IS NULL"),
             sqlite_where=sa.text("status = 'open' AND assignee_id IS NULL"),
+        )
+
+    op.create_table(
+        "webchat_visitor",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("widget_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("last_seq", sa.Integer(), nullable=False),
+        sa.Column("identity_kind", sa.String(length=10), nullable=True),
+        sa.Column("identity_address", sa.String(length=320), nullable=True),
+        sa.Column("contact_kind", sa.String(length=10), nullable=True),
+        sa.Column("contact_address", sa.String(length=320), nullable=True),
+        sa.Column("locale", sa.String(length=5), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["widget_id"],
+            ["webchat_widget.id"],
+            name=op.f("fk_webchat_visitor_widget_id_webchat_widget"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webchat_visitor")),
+        sa.UniqueConstraint("key", name=op.f("uq_webchat_visitor_key")),
+    )
+    with op.batch_alter_table("webchat_visitor", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webchat_visitor_widget_id"), ["widget_id"], unique=False
         )
 
     op.create_table(
@@ -634,6 +689,37 @@ def upgrade() -> None:
         batch_op.create_index("ix_search_doc_conversation", ["conversation_id", "at"], unique=False)
 
     op.create_table(
+        "webchat_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("visitor_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=600), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=True),
+        sa.Column("reply_id", sa.Integer(), nullable=True),
+        sa.Column("conversation_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["visitor_id"],
+            ["webchat_visitor.id"],
+            name=op.f("fk_webchat_event_visitor_id_webchat_visitor"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webchat_event")),
+        sa.UniqueConstraint("visitor_id", "key", name="uq_webchat_event_visitor_key"),
+        sa.UniqueConstraint("visitor_id", "seq", name="uq_webchat_event_visitor_seq"),
+    )
+    with op.batch_alter_table("webchat_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_webchat_event_conversation_id"), ["conversation_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webchat_event_message_id"), ["message_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_webchat_event_reply_id"), ["reply_id"], unique=False)
+
+    op.create_table(
         "event",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("at", kartabl.models.base.UTCDateTime(), nullable=False),
@@ -869,6 +955,12 @@ def downgrade() -> None:
         )
 
     op.drop_table("event")
+    with op.batch_alter_table("webchat_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webchat_event_reply_id"))
+        batch_op.drop_index(batch_op.f("ix_webchat_event_message_id"))
+        batch_op.drop_index(batch_op.f("ix_webchat_event_conversation_id"))
+
+    op.drop_table("webchat_event")
     with op.batch_alter_table("search_doc", schema=None) as batch_op:
         batch_op.drop_index("ix_search_doc_conversation")
         batch_op.drop_index("ix_search_doc_at")
@@ -904,6 +996,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_pause_conversation")
 
     op.drop_table("conversation_pause")
+    with op.batch_alter_table("webchat_visitor", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webchat_visitor_widget_id"))
+
+    op.drop_table("webchat_visitor")
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_conversation_triage",
@@ -931,6 +1027,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_assignee_status")
 
     op.drop_table("conversation")
+    op.drop_table("webchat_widget")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_person")
 

@@ -131,6 +131,9 @@ class World:
     reset_token: str  # an unused password reset link of agent_b
     day_from: str  # a report's range (ISO) that holds the seed
     day_to: str
+    # -- webchat -- a website widget's visitor token (its widget: "wseed")
+    visitor: str = ""
+    widget: int = 0  # its row's id
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +144,11 @@ def app() -> FastAPI:
 
     app = create_app()
     app.state.live.stream_s = 0.0  # a live stream answers what it has and ends: walkable
+    # -- webchat -- so does the widget's event stream
+    from config.webchat import WebchatConfig
+
+    app.state.channels = app.state.channels.model_copy(
+        update={"webchat": WebchatConfig(stream_s=0.01)})
     return app
 
 
@@ -292,12 +300,22 @@ def world(db: Db, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         b = Ids(conv_b.id, conv_b2.id, pending_b.id, draft_b.id, conv_b.customer_id,
                 conv_b3.customer_id, msg_b.id, ATTACHMENT_KEY_B, token_b, agent_b.id,
                 canned_b.id, bulk_b.id, notice_b.id, file_b.id, merges[1])
+        # -- webchat -- a widget and a visitor, for the walk of its public endpoints
+        from channels.webchat.identity import VisitorTokens
+        from kartabl.models import WebchatVisitor, Widget
+
+        widget = Widget(public_id="wseed", name=evil("widget"), secret="s" * 32,
+                        origins=["https://shop.example"], greeting_fa=evil("greeting"))
+        s.add(widget)
+        s.flush()
+        s.add(WebchatVisitor(widget_id=widget.id, key="vseedvisitor"))
+        visitor = VisitorTokens(get_settings().secret_key).sign("vseedvisitor")
         s.commit()
         search.reindex(s)  # the factories' messages bypass the router, which indexes them
         today = utcnow().date()
         return World(team_a.id, team_b.id, admin.id, coord.id, agent_a.id, agent_b.id, a, b,
                      triage.id, reset, (today - timedelta(days=7)).isoformat(),
-                     (today + timedelta(days=1)).isoformat())
+                     (today + timedelta(days=1)).isoformat(), visitor, widget.id)
 
 
 # -- signing in ------------------------------------------------------------------------------

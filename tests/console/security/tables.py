@@ -128,6 +128,15 @@ GET_URLS: dict[str, list[str]] = {
     "/notifications/unread": ["/notifications/unread"],
     "/api/v1/notifications": ["/api/v1/notifications",
                               "/api/v1/notifications?unread=true&before=99999999&limit=5"],
+    # -- webchat -- the website widget's public endpoints (the seed's widget; the stream
+    # from no Origin: a same-origin or non-browser reader; tests/channels/webchat/)
+    "/widget/{public_id}/loader.js": ["/widget/wseed/loader.js"],
+    "/widget/{public_id}/chat.js": ["/widget/wseed/chat.js"],
+    "/widget/{public_id}/events": ["/widget/wseed/events?visitor={w.visitor}&last_event_id=0"],
+    # the admin's pages (others: a page saying admins manage them, tests/console/test_widgets.py)
+    "/widgets": ["/widgets", "/widgets?done=widget_saved"],
+    "/widgets/new": ["/widgets/new"],
+    "/widgets/{widget_id}": ["/widgets/{w.widget}"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
@@ -156,6 +165,12 @@ EXEMPT = {
     # A password reset is authenticated by its one-time token in the URL, which a
     # cross-site attacker does not have; the form reads no cookie.
     ("POST", "/reset/{token}"),
+    # -- webchat -- the website widget: a visitor's token in a header (or the widget's own
+    # HttpOnly cookie, never the console's), and only from the widget's allowed origins
+    # (the Origin header is checked before anything is read), so a cross-site form cannot
+    # post in anyone's name (tests/channels/webchat/test_endpoints.py).
+    ("POST", "/widget/{public_id}/session"),
+    ("POST", "/widget/{public_id}/messages"),
 }
 
 C, R, CU = "/api/v1/conversations", "/api/v1/replies", "/api/v1/customers"
@@ -201,6 +216,12 @@ REQUESTS: dict[tuple[str, str], Req] = {
                                              {"send_at": "2027-06-01 10:00"}),
     ("POST", "/replies/{rid}/schedule/cancel"): Req("/replies/{t.draft}/schedule/cancel"),
     ("POST", "/replies/{rid}/send-now"): Req("/replies/{t.pending}/send-now"),
+    # -- webchat -- the admin's widget pages
+    ("POST", "/widgets"): Req("/widgets", {"name": "shop", "origins": "https://a.example",
+                                           "color": "#000000", "text_color": "#ffffff"}),
+    ("POST", "/widgets/{widget_id}"): Req("/widgets/{w.widget}", {
+        "name": "shop", "origins": "https://a.example", "color": "#000000",
+        "text_color": "#ffffff"}),
     ("POST", "/replies/{rid}/back-to-draft"): Req("/replies/{t.pending}/back-to-draft"),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",

@@ -28,7 +28,10 @@ ID_PARAMS = {"cid", "rid", "customer_id", "message_id", "key", "token_id", "pers
              "canned_id", "event_id", "nid", "aid", "merge_id"}
 # Path parameters that are not ids: a queue's name (team:<id> is tried below), a language,
 # a reset link's token (its own secret), a webhook's secret or bot.
-OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name"}
+OTHER_PARAMS = {"name", "locale", "token", "secret", "bot_name",
+                "public_id",  # a website widget's id: public, in the shop's every page
+                # a widget's row: no team's, and only an admin's (tests/console/test_widgets.py)
+                "widget_id"}
 
 # Ids of team B where the route takes them from the body or the query string (team A's
 # own ids in the path).

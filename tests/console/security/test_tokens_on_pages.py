@@ -33,12 +33,19 @@ OWN_CREDENTIALS = {
     ("POST", "/webhooks/api/{name}/status"),
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
+    # The website widget's CORS preflights: no credentials of any kind.
+    ("OPTIONS", "/widget/{public_id}/session"),
+    ("OPTIONS", "/widget/{public_id}/messages"),
+    ("OPTIONS", "/widget/{public_id}/events"),
 }
 # The unsafe page routes no session signs (so tables.REQUESTS has none): valid requests,
 # which would sign in or set a password if they got through.
 UNSIGNED: dict[tuple[str, str], Req] = {
     ("POST", "/login"): Req("/login", {"username": "root", "password": "whatever-it-is"}),
     ("POST", "/reset/{token}"): Req("/reset/{w.reset_token}", {"password": "a brand new one"}),
+    ("POST", "/widget/{public_id}/session"): Req("/widget/wnone/session", {"locale": "fa"}),
+    ("POST", "/widget/{public_id}/messages"): Req("/widget/wnone/messages", {
+        "client_id": "c-12345678", "text": "x"}),
 }
 
 
