@@ -17,7 +17,7 @@ GOOD = "0123456789abcdef0123456789abcdef"
 
 def _example_api_section() -> str:
     text = EXAMPLE.read_text(encoding="utf-8")
-    section = text[text.index("# [[api]]"):]
+    section = text[text.index("# [[api]]"):].split("\n\n", 1)[0]  # up to the next section
     return "\n".join(line.removeprefix("# ") for line in section.splitlines()
                      if not line.startswith("#    "))
 
