@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from config.meta import MetaConfig
 from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
@@ -170,6 +171,7 @@ class ChannelsConfig(BaseModel):
     email: EmailConfig = EmailConfig()
     sms: SmsConfig | None = None  # Kavenegar (config/sms.py)
     telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
+    meta: MetaConfig | None = None  # Instagram and WhatsApp through Meta (config/meta.py)
 
 
 def load(path: Path) -> ChannelsConfig:
