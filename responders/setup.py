@@ -5,11 +5,11 @@ when the channels file has at least one mailbox with an ``smtp`` account, Telegr
 by the Bot API (:mod:`responders.telegram`) for the channels with bots, SMS by Kavenegar
 (:mod:`responders.sms`) when the file has an ``[sms]`` section, Instagram and WhatsApp by
 the Graph API (:mod:`responders.meta`) for those with accounts in ``[meta]``. Every other
-channel is served by the sandbox sender, which records what it would send in the database and reports
-it delivered (the embedded demo; the channels without credentials), and that is logged as a
-warning. Any process that dispatches replies calls :func:`install_senders` once at start-up,
-through its composition (:mod:`boot.kinds`, which also closes them at stop); a missing
-sender is a configuration error (``LookupError``), never a silent fallback.
+channel is served by the sandbox sender, which records what it would send in the database
+and reports it delivered (the embedded demo; the channels without credentials), and that is
+logged as a warning. Any process that dispatches replies calls :func:`install_senders` once
+at start-up, through its composition (:mod:`boot.kinds`, which also closes them at stop); a
+missing sender is a configuration error (``LookupError``), never a silent fallback.
 """
 
 from __future__ import annotations
