@@ -48,6 +48,7 @@ from kartabl.workflow.states import RS, check_reply_transition
 STANDARD: Final = timedelta(hours=24)
 HUMAN_AGENT: Final = timedelta(days=7)
 CHANNELS: Final = frozenset({Channel.INSTAGRAM, Channel.WHATSAPP})
+PRODUCT: Final = {Channel.INSTAGRAM: "Instagram", Channel.WHATSAPP: "WhatsApp"}
 
 
 class WindowClosed(IllegalTransition):
@@ -102,12 +103,14 @@ def require_open(session: Session, step: str, reply: Reply) -> None:
     template = " (WhatsApp allows only an approved template then, which Kartabl does not " \
                "send yet)" if window.channel is Channel.WHATSAPP else ""
     when = f"closed at {closed}" if closed else "never opened: the customer has not written"
+    code = "meta_window.never" if not closed else (
+        "meta_window.closed_sms" if window.sms_to else "meta_window.closed")
     raise WindowClosed(
         step, "window closed",
         f"the {window.channel.value} reply window ({rule} after the customer's last message) "
         f"{when}{template}{offer}",
-        code="meta_window.closed",
-        params={"channel": window.channel.value, "closed_at": closed or None,
+        code=code,
+        params={"product": PRODUCT[window.channel], "closed_at": closed or None,
                 "sms": "yes" if window.sms_to else "no", "id": reply.id})
 
 

@@ -133,6 +133,9 @@ class World:
     day_to: str
 
 
+META_VERIFY_TOKEN = "security-verify-token-0123"
+
+
 @pytest.fixture(scope="session")
 def app() -> FastAPI:
     """One app for the run: it holds no database state (each request asks kartabl.db for
@@ -141,6 +144,11 @@ def app() -> FastAPI:
 
     app = create_app()
     app.state.live.stream_s = 0.0  # a live stream answers what it has and ends: walkable
+    # -- Meta: a [meta] section, so the webhook's verification GET is walked for real --
+    from config.meta import MetaConfig
+
+    app.state.channels = app.state.channels.model_copy(update={"meta": MetaConfig(
+        app_secret="security-app-secret", verify_token=META_VERIFY_TOKEN)})
     return app
 
 

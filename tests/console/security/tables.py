@@ -128,6 +128,9 @@ GET_URLS: dict[str, list[str]] = {
     "/notifications/unread": ["/notifications/unread"],
     "/api/v1/notifications": ["/api/v1/notifications",
                               "/api/v1/notifications?unread=true&before=99999999&limit=5"],
+    # Meta's webhook verification (conftest's app has a [meta] section with this token)
+    "/webhooks/meta": ["/webhooks/meta?hub.mode=subscribe"
+                       "&hub.verify_token=security-verify-token-0123&hub.challenge=1"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
@@ -146,6 +149,7 @@ EXEMPT = {
     # authenticated by a secret in the URL or header; no cookie is read.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
+    ("POST", "/webhooks/meta"),  # signed by Meta: X-Hub-Signature-256 over the body
     # Login CSRF (signing the victim in as the attacker) is refused by an Origin check
     # instead: there is no session yet to derive a token from (tests/console/test_auth.py,
     # test_login_from_another_site_is_refused).
@@ -199,6 +203,8 @@ REQUESTS: dict[tuple[str, str], Req] = {
     ("POST", "/replies/{rid}/schedule/cancel"): Req("/replies/{t.draft}/schedule/cancel"),
     ("POST", "/replies/{rid}/send-now"): Req("/replies/{t.pending}/send-now"),
     ("POST", "/replies/{rid}/back-to-draft"): Req("/replies/{t.pending}/back-to-draft"),
+    # -- reply windows (Meta): console.pages.reply_windows --
+    ("POST", "/replies/{rid}/to-sms"): Req("/replies/{t.pending}/to-sms"),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
                                                    {"tag": "vip2"}),

@@ -29,6 +29,7 @@ OWN_CREDENTIALS = {
     # Providers call them, authenticated by a secret in the path or their own header.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
+    ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),  # Meta: verify token, signature
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
 }
