@@ -17,8 +17,8 @@ from console.deps import Principal, app_settings
 from console.flash import failed_id, recall
 from console.merging import panel as merge_panel
 from console.pages._ui import handover_choices, render
-from console.pages.timeline import mail_html
 from console.pages.reply_windows import windows_of
+from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.schedule_view import schedule_context
 from console.templating import request_locale
