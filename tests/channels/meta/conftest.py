@@ -18,6 +18,7 @@ from channels.meta.standin import GraphStandin
 from channels.webhooks import routers
 from config.meta import MetaConfig
 from kartabl.models import Message
+from tests.factories import enqueued  # noqa: F401 (a fixture: the flow tests)
 
 # Distinctive, so a leak into logs or errors cannot hide.
 APP_SECRET = "META-app-secret-value-KlMnOp"

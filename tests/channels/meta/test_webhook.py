@@ -18,7 +18,6 @@ from channels.meta.standin import (
     signed,
     whatsapp_event,
     whatsapp_message,
-    whatsapp_status,
     whatsapp_value,
 )
 from kartabl.models import Channel, Message

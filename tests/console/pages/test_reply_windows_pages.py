@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kartabl import outbound, workflow
+from kartabl.errors import InputError
 from kartabl.models import (
     Channel,
     Conversation,
@@ -27,7 +28,6 @@ from kartabl.models import (
     SandboxDelivery,
     utcnow,
 )
-from kartabl.errors import InputError
 from kartabl.workflow.windows import WindowClosed, to_sms, window_of
 from responders.dispatch import dispatch_reply
 from responders.preview import REPLY_CHECK
@@ -134,8 +134,6 @@ def test_without_a_phone_number_there_is_no_sms_offer(db: Db, world: World) -> N
 def test_the_sms_retarget_is_audited_and_the_reply_leaves_as_an_sms(
         client: TestClient, db: Db, world: World, enqueued) -> None:
     rid = pending_reply(db, world, Channel.INSTAGRAM, age=timedelta(hours=26))
-    with db() as s:
-        cid = s.get(Reply, rid).conversation_id
     token = sign_in(client, "maryam")
     # When the coordinator sends it by SMS instead
     r = client.post(f"/replies/{rid}/to-sms", data={"csrf_token": token},
