@@ -14,7 +14,8 @@
   ``GET /media/<id>`` the bytes (bearer token, as WhatsApp's media URLs want);
   ``GET /cdn/<id>`` the bytes without a token (Instagram's CDN URLs).
 - :meth:`GraphStandin.fail_next` queues a Graph error (``{"error": {"message", "type",
-  "code", "error_subcode", "fbtrace_id"}}``) or a bare HTTP status for the next send.
+  "code", "error_subcode", "fbtrace_id"}}``) or a bare HTTP status for the next send;
+  :meth:`GraphStandin.slow_next` takes the next send and answers it late.
 
 Webhooks: :func:`instagram_event`, :func:`whatsapp_event` and :func:`whatsapp_status`
 build the documented payloads, :func:`signed` the body and ``X-Hub-Signature-256`` header
@@ -66,6 +67,7 @@ class GraphStandin:
     media: dict[str, Media] = field(default_factory=dict)
     last_wrote: dict[tuple[str, str], float] = field(default_factory=dict)
     faults: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)  # the next sends: taken, answered late
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -118,6 +120,11 @@ class GraphStandin:
             "fbtrace_id": "A" + secrets.token_hex(8)}}
         with self._lock:
             self.faults.append((status, error))
+
+    def slow_next(self, seconds: float) -> None:
+        """The next send is taken (recorded as sent) and answered ``seconds`` later."""
+        with self._lock:
+            self.delays.append(seconds)
 
     # -- webhooks ---------------------------------------------------------------------------
 
@@ -238,6 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, _error(100, "(#100) Invalid JSON"))
             return
         status, answer = self.server_standin.handle_send(parts[1], self._token(), body)
+        with self.server_standin._lock:
+            delay = self.server_standin.delays.pop(0) if self.server_standin.delays else 0.0
+        if delay:
+            time.sleep(delay)  # the message is taken; its answer comes too late
         if not answer:
             self._answer(status, b"<html>Bad Gateway</html>", "text/html")
             return
