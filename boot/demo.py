@@ -79,6 +79,8 @@ CUSTOMERS = [  # name, {channel: address}: the first two write on several channe
     ("زهرا کریمی", {"bale": "7770002"}),
     ("Sophie Martin", {"email": "sophie@example.fr"}),
     ("امیر", {"telegram": "5550003"}),
+    ("نگار موسوی", {"whatsapp": "+989121112233"}),  # Meta (boot.demo_meta)
+    ("Lina", {"instagram": "2000000000000777"}),
 ]
 TEXTS = [
     "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",
@@ -91,7 +93,7 @@ TEXTS = [
 
 
 DEMO_MAILBOX = "support@kartabl.localhost"
-MESSENGERS = (Channel.TELEGRAM, Channel.BALE)
+MESSENGERS = (Channel.TELEGRAM, Channel.BALE, Channel.INSTAGRAM)  # no delivery reports
 # Replies on their way out. (A rejected one is not: one left behind by a referral would
 # keep its conversation open for ever.)
 IN_PROGRESS = (ReplyState.DRAFT, ReplyState.PENDING_APPROVAL, ReplyState.APPROVED,

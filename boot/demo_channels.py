@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from boot.demo_meta import DemoMeta
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from channels.telegram.standin_wire import text_update
@@ -64,6 +65,7 @@ class DemoChannels:
     bot_api: BotApiStandin
     config: ChannelsConfig
     rnd: random.Random = field(default_factory=random.Random)
+    meta: DemoMeta | None = None  # Instagram and WhatsApp (boot.demo_meta)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -91,12 +93,13 @@ class DemoChannels:
             webhook_secret=SecretStr(secrets.token_urlsafe(24)), poll=True,
             poll_interval_s=poll_interval_s, connect_timeout_s=2.0, timeout_s=5.0,
         )
-        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots))
+        meta = DemoMeta.start()
+        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots), meta=meta.config)
         log.info("demo channels: SMS by a Kavenegar stand-in at %s (line %s); Telegram bot "
                  "@%s and Bale bot @%s on a Bot API stand-in at %s", kavenegar.base_url,
                  LINE, BOTS[Channel.TELEGRAM][1], BOTS[Channel.BALE][1],
                  bot_api.base_url.removesuffix("/bot"))
-        return cls(kavenegar, bot_api, config, rnd=random.Random(seed))
+        return cls(kavenegar, bot_api, config, rnd=random.Random(seed), meta=meta)
 
     @property
     def sms_config(self) -> SmsConfig:
@@ -113,6 +116,8 @@ class DemoChannels:
         host = "127.0.0.1" if web_host in ("0.0.0.0", "::", "") else web_host  # noqa: S104
         secret = self.sms_config.webhook_secret.get_secret_value()
         self.kavenegar.callback_url = f"http://{host}:{web_port}/webhooks/sms/receive/{secret}"
+        if self.meta is not None:
+            self.meta.serve(host, web_port)
 
     # -- the customers' side ------------------------------------------------------------------
 
@@ -120,6 +125,8 @@ class DemoChannels:
         """A demo customer writes on ``channel`` from ``address`` (as in demo.CUSTOMERS)."""
         if channel is Channel.SMS:
             self.customer_texts(address, text)
+        elif channel in (Channel.INSTAGRAM, Channel.WHATSAPP) and self.meta is not None:
+            self.meta.customer_writes(channel, name, address, text)
         else:
             self.customer_messages(channel, address, name, text)
 
@@ -158,8 +165,9 @@ class DemoChannels:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
-        stopping = [threading.Thread(target=standin.stop, name="standin-stop")
-                    for standin in (self.kavenegar, self.bot_api)]
+        stops = [self.kavenegar.stop, self.bot_api.stop,
+                 *([self.meta.stop] if self.meta is not None else [])]
+        stopping = [threading.Thread(target=stop, name="standin-stop") for stop in stops]
         for thread in stopping:
             thread.start()
         for thread in stopping:

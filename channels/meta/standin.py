@@ -69,6 +69,8 @@ class GraphStandin:
     faults: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)  # the next sends: taken, answered late
     clock: Callable[[], float] = time.time
+    # Called with each message taken (the demo reports WhatsApp statuses back from it).
+    on_sent: Callable[[Sent], None] | None = None
 
     def __post_init__(self) -> None:
         self._http = LoopbackServer("graph-standin")
@@ -173,7 +175,10 @@ class GraphStandin:
             return 400, _error(10, "(#10) This message is sent outside of allowed window.",
                                2018278)
         mid = f"aWdfZAG1faXRlbTox{next(self._ids)}"
-        self.sent.append(Sent(account, recipient, text, tag, mid, body))
+        sent = Sent(account, recipient, text, tag, mid, body)
+        self.sent.append(sent)
+        if self.on_sent is not None:
+            self.on_sent(sent)
         return 200, {"recipient_id": recipient, "message_id": mid}
 
     def _whatsapp(self, account: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -187,7 +192,10 @@ class GraphStandin:
                                "Message failed to send because more than 24 hours have "
                                "passed since the customer last replied to this number.")
         wamid = f"wamid.HBgM{secrets.token_hex(12).upper()}"
-        self.sent.append(Sent(account, to, text["body"], None, wamid, body))
+        sent = Sent(account, to, text["body"], None, wamid, body)
+        self.sent.append(sent)
+        if self.on_sent is not None:
+            self.on_sent(sent)
         return 200, {"messaging_product": "whatsapp",
                      "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
                      "messages": [{"id": wamid}]}
