@@ -8,7 +8,9 @@ official APIs (issue 16), one Meta app for both.
   feature: replies then carry the ``HUMAN_AGENT`` tag and may leave up to 7 days after the
   customer's last message instead of 24 h.
 - ``[[meta.whatsapp]]``: one business phone number each (its ``phone_number_id``, a token
-  of a system user allowed to send from it).
+  of a system user allowed to send from it), and optionally ``reengagement_template``: an
+  approved template with one body parameter, in which a reply approved after the 24 h
+  window is sent.
 
 Secrets are given inline (local tests) or, better, as the names of environment variables
 read when the file is loaded (``*_env``); all are :class:`~pydantic.SecretStr`: never in
@@ -57,6 +59,11 @@ class WhatsAppNumber(BaseModel):
     access_token: SecretStr = SecretStr("")
     access_token_env: str = ""
     team: str | None = None
+    # An approved message template with one body parameter ({{1}}): a reply approved after
+    # the 24 h window goes as this template, the reply's text as its parameter. Empty:
+    # such a reply is refused at approval (WhatsApp takes nothing else outside the window).
+    reengagement_template: str = Field(default="", pattern=r"^[a-z0-9_]{0,512}$")
+    template_language: str = Field(default="fa", pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")
 
     @model_validator(mode="after")
     def _resolve(self) -> WhatsAppNumber:

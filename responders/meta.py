@@ -10,6 +10,10 @@
   "type": "text", "text": {"body": ...}}``. Answer: ``{"messages": [{"id": <wamid>}]}``;
   the wamid is the provider id the delivery statuses name (:mod:`channels.meta.statuses`).
 
+Outside WhatsApp's 24 h window (the Cloud API answers 131047) a number with a
+``reengagement_template`` sends the reply again as that approved template, its text as the
+template's one body parameter: the first request was refused, so nothing was sent twice.
+
 Which account or number: the one the customer wrote to (``msg.meta["from"]``), else the
 channel's first. One message per reply: Instagram takes 1,000 bytes of text, WhatsApp 4,096
 characters; longer, or with files, the reply is refused before anything is sent (files on
@@ -108,6 +112,18 @@ class MetaSender(Sender):
             response = graph.post_json(self._http, url, token, payload)
         except httpx.HTTPError as exc:
             raise self._transport(exc) from None
+        if response.status_code != 200 and isinstance(account, WhatsAppNumber) \
+                and account.reengagement_template and _outside_window(response):
+            # Refused for the window, so surely not sent: the same reply as the number's
+            # approved template (what the approval step allowed, kartabl.workflow.windows)
+            template = template_payload(account, str(msg.recipient).strip(), text)
+            try:
+                response = graph.post_json(self._http, url, token, template)
+            except httpx.HTTPError as exc:
+                raise self._transport(exc) from None
+            if response.status_code == 200:
+                log.info("reply %s: outside WhatsApp's 24 h window, sent as template %s",
+                         msg.reply_id, account.reengagement_template)
         if response.status_code == 200:
             provider_id = self._provider_id(response)
             log.info("reply %s sent by %s account %s as %s", msg.reply_id, self._provider,
@@ -157,6 +173,31 @@ class MetaSender(Sender):
 
     def status(self, provider_id: str) -> DeliveryStatus | None:
         return None  # WhatsApp pushes statuses to the webhook; Instagram reports none
+
+
+MAX_TEMPLATE_PARAM: Final = 1024
+
+
+def template_payload(number: WhatsAppNumber, to: str, text: str) -> dict[str, Any]:
+    """The Cloud API's template message: the number's re-engagement template, the reply's
+    text as its one body parameter. WhatsApp refuses new lines, tabs and more than four
+    spaces in a row in a parameter: they become single spaces."""
+    flat = " ".join(text.split())
+    if len(flat) > MAX_TEMPLATE_PARAM:
+        raise PermanentDeliveryError(
+            f"outside WhatsApp's 24 h window the reply goes as a template, whose text takes "
+            f"at most {MAX_TEMPLATE_PARAM} characters; it is {len(flat)}: shorten it")
+    return {"messaging_product": "whatsapp", "recipient_type": "individual",
+            "to": to.lstrip("+"), "type": "template",
+            "template": {"name": number.reengagement_template,
+                         "language": {"code": number.template_language},
+                         "components": [{"type": "body", "parameters": [
+                             {"type": "text", "text": flat}]}]}}
+
+
+def _outside_window(response: httpx.Response) -> bool:
+    err = graph.error_of(response)
+    return err is not None and graph.classify(err) == "window"
 
 
 def map_error(response: httpx.Response, provider: str) -> Exception:

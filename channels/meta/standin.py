@@ -7,8 +7,11 @@
   customer's last message to that account (:meth:`GraphStandin.customer_wrote`): 24 h,
   or 7 days for an Instagram message tagged ``HUMAN_AGENT``; outside it Instagram answers
   code 10, subcode 2018278 ("This message is sent outside of allowed window") and WhatsApp
-  code 131047 ("Re-engagement message"). Answers: ``{"recipient_id", "message_id"}`` and
-  ``{"messaging_product", "contacts", "messages": [{"id": "wamid..."}]}``.
+  code 131047 ("Re-engagement message"); a WhatsApp ``type: template`` message is allowed
+  outside it when the template is approved (:meth:`GraphStandin.add_template`, else
+  132001), and its parameters may hold no new line, tab or five spaces (132018).
+  Answers: ``{"recipient_id", "message_id"}`` and ``{"messaging_product", "contacts",
+  "messages": [{"id": "wamid..."}]}``.
 - ``GET /<version>/<media-id>`` (WhatsApp media lookup, bearer token) →
   ``{"url", "mime_type", "sha256", "file_size", "id", "messaging_product"}``;
   ``GET /media/<id>`` the bytes (bearer token, as WhatsApp's media URLs want);
@@ -68,6 +71,7 @@ class GraphStandin:
     last_wrote: dict[tuple[str, str], float] = field(default_factory=dict)
     faults: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)  # the next sends: taken, answered late
+    templates: set[tuple[str, str]] = field(default_factory=set)  # (number, approved name)
     clock: Callable[[], float] = time.time
     # Called with each message taken (the demo reports WhatsApp statuses back from it).
     on_sent: Callable[[Sent], None] | None = None
@@ -181,7 +185,35 @@ class GraphStandin:
             self.on_sent(sent)
         return 200, {"recipient_id": recipient, "message_id": mid}
 
+    def add_template(self, account: str, name: str) -> None:
+        """An approved message template of the number ``account``."""
+        self.templates.add((account, name))
+
+    def _template(self, account: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A template message: allowed outside the window, if the template is approved."""
+        template, to = body.get("template"), body.get("to")
+        if not isinstance(template, dict) or not isinstance(to, str) \
+                or (account, template.get("name")) not in self.templates:
+            return 404, _error(132001, "Template name does not exist in the translation")
+        params = [p.get("text") for c in template.get("components", [])
+                  for p in c.get("parameters", []) if isinstance(p, dict)]
+        if any(not isinstance(t, str) or "\n" in t or "\t" in t or "     " in t
+               for t in params):
+            return 400, _error(132018, "There was an issue with the parameters in your "
+                                       "template.")
+        wamid = f"wamid.HBgM{secrets.token_hex(12).upper()}"
+        sent = Sent(account, to, " ".join(str(t) for t in params),
+                    f"template:{template['name']}", wamid, body)
+        self.sent.append(sent)
+        if self.on_sent is not None:
+            self.on_sent(sent)
+        return 200, {"messaging_product": "whatsapp",
+                     "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                     "messages": [{"id": wamid, "message_status": "accepted"}]}
+
     def _whatsapp(self, account: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if body.get("type") == "template" and body.get("messaging_product") == "whatsapp":
+            return self._template(account, body)
         to, text = body.get("to"), (body.get("text") or {}) if isinstance(
             body.get("text"), dict) else {}
         if body.get("messaging_product") != "whatsapp" or not isinstance(to, str) \

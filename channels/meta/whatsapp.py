@@ -9,6 +9,9 @@ with ``text.body`` or ``<type>.id``, ``mime_type``, ``filename``, ``caption``) a
 ``statuses[]`` (``id``: the wamid of our message, ``status``: sent / delivered / read /
 failed, ``errors[]`` with ``code``, ``title``, ``error_data.details``).
 
+``meta["template"]`` names the number's re-engagement template, when it has one: the reply
+window (:mod:`kartabl.workflow.windows`) then lets a late reply go as that template.
+
 The external id is the wamid (a resent webhook is one row); the sender is the wa_id as
 E.164 (``+`` and the digits): the customer's phone identity, the one their SMS use. Media
 are looked up by id (``GET /<media-id>``) and fetched with the number's token
@@ -122,6 +125,8 @@ def _message(msg: dict[str, Any], number: WhatsAppNumber, names: dict[str, str],
                             "type": kind}
     if number.team:
         meta["default_team"] = number.team
+    if number.reengagement_template:  # outside 24 h a reply goes as this template
+        meta["template"] = number.reengagement_template
     if "timestamp" in msg:
         try:
             meta["sent_at"] = iso(unix_time(msg["timestamp"], text=True))

@@ -1,7 +1,9 @@
 """The reply windows of Instagram and WhatsApp, part of the approval step.
 
 Meta lets a business answer only within a window after the customer's last message:
-WhatsApp 24 h (later only with an approved template, which Kartabl does not send yet);
+WhatsApp 24 h (later only as an approved template: when the number has a re-engagement
+template configured, its messages say so in ``meta["template"]``
+(:mod:`channels.meta.whatsapp`), and a late reply is approved to go as that template);
 Instagram 24 h, or 7 days with the ``HUMAN_AGENT`` tag for an account that has Meta's Human
 Agent feature (the inbound message records it: ``meta["human_agent"]``,
 :mod:`channels.meta.instagram`). A reply approved after its window closed would only come
@@ -62,9 +64,14 @@ class ReplyWindow:
     closes_at: datetime | None
     human_agent: bool  # Instagram with the HUMAN_AGENT tag: 7 days
     sms_to: str | None  # the customer's phone number, when SMS is the way out
+    template: str = ""  # WhatsApp: the approved template a late reply goes as
 
     def is_open(self, now: datetime | None = None) -> bool:
         return self.closes_at is not None and (now or utcnow()) < self.closes_at
+
+    def allows_approval(self, now: datetime | None = None) -> bool:
+        """Open, or closed on WhatsApp with a template to send the reply in."""
+        return self.is_open(now) or (self.closes_at is not None and bool(self.template))
 
 
 def window_of(session: Session, reply: Reply) -> ReplyWindow | None:
@@ -85,23 +92,26 @@ def window_of(session: Session, reply: Reply) -> ReplyWindow | None:
         .order_by(Identity.id).limit(1))
     if last is None:
         return ReplyWindow(channel, None, None, False, phone)
-    human = channel is Channel.INSTAGRAM and bool((last.meta or {}).get("human_agent"))
+    meta = last.meta or {}
+    human = channel is Channel.INSTAGRAM and bool(meta.get("human_agent"))
+    template = str(meta.get("template") or "") if channel is Channel.WHATSAPP else ""
     received = last.received_at
     return ReplyWindow(channel, received, received + (HUMAN_AGENT if human else STANDARD),
-                       human, phone)
+                       human, phone, template)
 
 
 def require_open(session: Session, step: str, reply: Reply) -> None:
     """:class:`WindowClosed` when ``reply``'s channel window is closed."""
     window = window_of(session, reply)
-    if window is None or window.is_open():
+    if window is None or window.allows_approval():
         return
     closed = window.closes_at.isoformat(timespec="minutes") if window.closes_at else ""
     rule = ("7 days (human agent)" if window.human_agent else "24 h")
     offer = ("; send it by SMS instead (the customer has a phone number)" if window.sms_to
              else "; the customer has no phone number for SMS")
-    template = " (WhatsApp allows only an approved template then, which Kartabl does not " \
-               "send yet)" if window.channel is Channel.WHATSAPP else ""
+    template = (" (WhatsApp allows only an approved template then, and this number has "
+                "no reengagement_template configured)") if window.channel is Channel.WHATSAPP \
+        else ""
     when = f"closed at {closed}" if closed else "never opened: the customer has not written"
     code = "meta_window.never" if not closed else (
         "meta_window.closed_sms" if window.sms_to else "meta_window.closed")

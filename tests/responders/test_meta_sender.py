@@ -139,3 +139,28 @@ def test_too_long_or_with_files_is_refused_before_anything_is_sent(
             PermanentDeliveryError, match="shorten it"):
         sender.send(message(channel, long))
     assert len(standin.sent) == before
+
+
+def test_outside_24_hours_a_number_with_a_template_sends_the_reply_as_it(
+        standin: GraphStandin) -> None:
+    standin.customer_wrote(WA, CUSTOMER["whatsapp"], at=standin.clock() - 30 * 3600)
+    standin.add_template(WA, "kartabl_reply")
+    cfg = config(standin)
+    cfg.whatsapp[0].reengagement_template = "kartabl_reply"
+    with MetaSender("whatsapp", cfg) as sender:
+        provider_id = sender.send(message("whatsapp", "سلام\n\nسفارش شما     فردا می‌رسد"))
+    sent = standin.sent[-1]
+    assert sent.message_id == provider_id and sent.tag == "template:kartabl_reply"
+    assert sent.body["template"]["language"] == {"code": "fa"}
+    assert sent.text == "سلام سفارش شما فردا می‌رسد"  # one line: WhatsApp's parameter rule
+
+
+def test_a_template_meta_does_not_know_is_refused(standin: GraphStandin) -> None:
+    standin.customer_wrote(WA, CUSTOMER["whatsapp"], at=standin.clock() - 30 * 3600)
+    cfg = config(standin)
+    cfg.whatsapp[0].reengagement_template = "not_approved"
+    before = len(standin.sent)
+    with MetaSender("whatsapp", cfg) as sender, pytest.raises(PermanentDeliveryError,
+                                                              match="132001"):
+        sender.send(message("whatsapp"))
+    assert len(standin.sent) == before

@@ -40,7 +40,7 @@ RS = ReplyState
 
 
 def pending_reply(db: Db, world: World, channel: Channel, *, age: timedelta,
-                  phone: bool = True, human_agent: bool = False) -> int:
+                  phone: bool = True, human_agent: bool = False, template: str = "") -> int:
     """A conversation on ``channel`` whose customer last wrote ``age`` ago, and ali's reply
     to it awaiting approval."""
     with db() as s:
@@ -59,7 +59,9 @@ def pending_reply(db: Db, world: World, channel: Channel, *, age: timedelta,
         s.add(Message(channel=channel, external_id=f"mid-{conv.id}", direction=Direction.IN,
                       conversation_id=conv.id, customer_id=customer.id, sender=address,
                       recipient="17841400000000001", text="قیمت؟", routed_at=utcnow(),
-                      received_at=utcnow() - age, meta={"human_agent": human_agent}))
+                      received_at=utcnow() - age,
+                      meta={"human_agent": human_agent, **({"template": template}
+                                                             if template else {})}))
         ali = s.get(Person, world.ali)
         reply = workflow.draft(s, ali, conv.id, "سلام، موجود است", check=REPLY_CHECK)
         workflow.submit(s, ali, reply.id, check=REPLY_CHECK)
@@ -173,3 +175,18 @@ def test_an_agent_cannot_retarget(client: TestClient, db: Db, world: World) -> N
                  f"/conversations/{cid}")
     with db() as s:
         assert s.get(Reply, rid).channel == Channel.WHATSAPP
+
+
+def test_a_whatsapp_number_with_a_template_approves_past_the_window(
+        client: TestClient, db: Db, world: World, enqueued) -> None:
+    rid = pending_reply(db, world, Channel.WHATSAPP, age=timedelta(hours=30),
+                        template="kartabl_reply")
+    with db() as s:
+        cid = s.get(Reply, rid).conversation_id
+    token = sign_in(client, "maryam")
+    page = client.get(f"/conversations/{cid}").text
+    assert 'data-open="false"' in page and "approved WhatsApp template" in page
+    r = client.post(f"/replies/{rid}/approve", data={"csrf_token": token},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "failed" not in r.headers["location"]
+    assert ("dispatch_reply", rid) in enqueued
