@@ -52,12 +52,11 @@ from kartabl.messages import OutboundMessage
 from kartabl.models import Channel
 from kartabl.outbound import DeliveryStatus, Sender, UnknownOutcomePolicy
 from responders.outcomes import request_leaves
+from responders.preview import MAX_INSTAGRAM_BYTES, MAX_WHATSAPP_CHARS
 
 log = logging.getLogger(__name__)
 
 RATE_RETRY_S: Final = 60.0  # Meta's rate windows are minutes to an hour; try again later
-MAX_INSTAGRAM_BYTES: Final = 1000
-MAX_WHATSAPP_CHARS: Final = 4096
 PROVIDER = {Channel.INSTAGRAM: "Instagram", Channel.WHATSAPP: "WhatsApp"}
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                httpx.UnsupportedProtocol)

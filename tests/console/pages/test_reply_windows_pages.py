@@ -190,3 +190,18 @@ def test_a_whatsapp_number_with_a_template_approves_past_the_window(
                     follow_redirects=False)
     assert r.status_code == 303 and "failed" not in r.headers["location"]
     assert ("dispatch_reply", rid) in enqueued
+
+
+def test_a_reply_longer_than_one_message_is_refused_at_submit(db: Db, world: World,
+                                                              client: TestClient) -> None:
+    from responders.preview import ReplyTooLong
+
+    rid = pending_reply(db, world, Channel.INSTAGRAM, age=timedelta(hours=1))
+    with db() as s:
+        cid = s.get(Reply, rid).conversation_id
+        ali = s.get(Person, world.ali)
+        draft = workflow.draft(s, ali, cid, "ب" * 600, check=REPLY_CHECK)  # 1,200 bytes
+        with pytest.raises(ReplyTooLong):
+            workflow.submit(s, ali, draft.id, check=REPLY_CHECK)
+    sign_in(client, "maryam")
+    assert "One Instagram message" in client.get(f"/conversations/{cid}").text
