@@ -45,7 +45,7 @@ from kartabl.models import (
     utcnow,
 )
 from kartabl.workflow.access import load_reply, require_access, require_reviewer
-from kartabl.workflow.states import RS, check_reply_transition
+from kartabl.workflow.states import RS
 
 STANDARD: Final = timedelta(hours=24)
 HUMAN_AGENT: Final = timedelta(days=7)
@@ -130,7 +130,9 @@ def to_sms(session: Session, actor: Person | None, reply_id: int) -> Reply:
     require_reviewer("retarget", actor)
     reply, conv = load_reply(session, reply_id)
     require_access("retarget", actor, conv)
-    check_reply_transition("approve", reply)  # only a reply awaiting approval
+    if reply.state != RS.PENDING_APPROVAL:  # only a reply awaiting approval
+        raise IllegalTransition("retarget", RS(reply.state).value, f"reply {reply.id}",
+                                params={"item": "reply", "id": reply.id})
     window = window_of(session, reply)
     if window is None or window.is_open():
         raise InputError("only a reply whose Instagram or WhatsApp window closed goes by SMS "
@@ -147,6 +149,5 @@ def to_sms(session: Session, actor: Person | None, reply_id: int) -> Reply:
     audit.record(session, "reply.retargeted", actor=actor, conversation_id=conv.id,
                  reply_id=reply.id, from_channel=before, to_channel="sms", to=phone.address,
                  reason="reply window closed")
-    assert reply.state == RS.PENDING_APPROVAL
     return reply
 
