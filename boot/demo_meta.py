@@ -51,6 +51,8 @@ class DemoMeta:
     webhook_url: str = ""
     post: Callable[..., Any] = _post
     pending: list[dict[str, Any]] = field(default_factory=list)  # before the console served
+    _timers: list[threading.Timer] = field(default_factory=list)
+    _stopped: threading.Event = field(default_factory=threading.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -108,13 +110,22 @@ class DemoMeta:
 
         def report() -> None:
             for status in ("delivered", "read"):
+                if self._stopped.is_set():
+                    return
                 self._deliver(whatsapp_status(WA_NUMBER, sent.message_id, status,
                                               sent.recipient))
 
         timer = threading.Timer(STATUS_AFTER_S, report)
         timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
 
     def stop(self) -> None:
+        """No more reports (a pending one is cancelled, a running one finishes), then the
+        stand-in stops."""
+        self._stopped.set()
         self.standin.on_sent = None
+        for timer in self._timers:
+            timer.cancel()
+            timer.join(timeout=10)
         self.standin.stop()
