@@ -72,6 +72,7 @@ class GraphStandin:
     faults: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)  # the next sends: taken, answered late
     templates: set[tuple[str, str]] = field(default_factory=set)  # (number, approved name)
+    media_lookups: int = 0  # GET /<media-id> calls: a forged webhook must cause none
     clock: Callable[[], float] = time.time
     # Called with each message taken (the demo reports WhatsApp statuses back from it).
     on_sent: Callable[[Sent], None] | None = None
@@ -233,6 +234,7 @@ class GraphStandin:
                      "messages": [{"id": wamid}]}
 
     def handle_media(self, media_id: str, token: str) -> tuple[int, dict[str, Any]]:
+        self.media_lookups += 1
         if token not in self.tokens.values():
             return 401, _error(190, "Invalid OAuth access token")
         found = self.media.get(media_id)

@@ -139,3 +139,14 @@ def test_a_file_that_cannot_be_fetched_still_stores_the_message(client, standin,
     with db() as s:
         msg = s.scalars(select(Message)).one()
     assert msg.attachments[0]["storage_key"] is None and msg.meta["media_errors"]
+
+
+def test_a_forged_event_with_a_file_fetches_nothing(client: TestClient, db,
+                                                    standin: GraphStandin) -> None:
+    media = standin.add_media(PNG, "image/png")
+    event = whatsapp_event(WA_ID, "989121234567", "wamid.F", kind="image", media_id=media,
+                           mime_type="image/png")
+    assert standin.deliver(client.post, URL, event, APP_SECRET, wrong=True).status_code == 403
+    assert standin.media_lookups == 0 and count(db) == 0
+    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
+    assert standin.media_lookups == 1 and count(db) == 1
