@@ -164,3 +164,14 @@ def test_a_template_meta_does_not_know_is_refused(standin: GraphStandin) -> None
                                                               match="132001"):
         sender.send(message("whatsapp"))
     assert len(standin.sent) == before
+
+
+@pytest.mark.parametrize("channel", [Channel.INSTAGRAM, Channel.WHATSAPP])
+def test_files_are_refused_on_the_reply_before_anything_is_stored(channel: Channel) -> None:
+    from kartabl.errors import InputError
+    from responders.reply_files import Limits, Upload, check
+
+    upload = Upload(filename="a.pdf", size=8, data=b"%PDF-1.4")
+    with pytest.raises(InputError) as refused:
+        check(channel, [upload], [], Limits(10_000, 20_000))
+    assert refused.value.code == "meta_window.files"
