@@ -80,6 +80,8 @@ CUSTOMERS = [  # name, {channel: address}: the first two write on several channe
     ("Sophie Martin", {"email": "sophie@example.fr"}),
     ("امیر", {"telegram": "5550003"}),
     ("نگار موسوی", {"api": "demo-shop:u-1042"}),  # a user of the shop's app (API channel)
+    ("پریسا نوری", {"whatsapp": "+989121112233"}),  # Meta (boot.demo_meta)
+    ("Lina", {"instagram": "2000000000000777"}),
 ]
 TEXTS = [
     "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",
@@ -92,7 +94,7 @@ TEXTS = [
 
 
 DEMO_MAILBOX = "support@kartabl.localhost"
-MESSENGERS = (Channel.TELEGRAM, Channel.BALE)
+MESSENGERS = (Channel.TELEGRAM, Channel.BALE, Channel.INSTAGRAM)  # no delivery reports
 # Replies on their way out. (A rejected one is not: one left behind by a referral would
 # keep its conversation open for ever.)
 IN_PROGRESS = (ReplyState.DRAFT, ReplyState.PENDING_APPROVAL, ReplyState.APPROVED,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from boot.demo_meta import DemoMeta
 from channels.api.standin import ApiSystemStandin
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
@@ -73,6 +74,7 @@ class DemoChannels:
     bot_api: BotApiStandin
     config: ChannelsConfig
     rnd: random.Random = field(default_factory=random.Random)
+    meta: DemoMeta | None = None  # Instagram and WhatsApp (boot.demo_meta)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     api_system: ApiSystemStandin | None = None  # the demo API channel's external system
 
@@ -106,12 +108,15 @@ class DemoChannels:
                                       deliver_after_s=deliver_after_s, announce=True).start()
         api = ApiChannelConfig(name=API_CHANNEL, secret=SecretStr(api_secret),
                                callback_url=api_system.callback_url, timeout_s=5.0)
-        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots), api=[api])
+        meta = DemoMeta.start()
+        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots), api=[api],
+                                meta=meta.config)
         log.info("demo channels: SMS by a Kavenegar stand-in at %s (line %s); Telegram bot "
                  "@%s and Bale bot @%s on a Bot API stand-in at %s", kavenegar.base_url,
                  LINE, BOTS[Channel.TELEGRAM][1], BOTS[Channel.BALE][1],
                  bot_api.base_url.removesuffix("/bot"))
-        return cls(kavenegar, bot_api, config, rnd=random.Random(seed), api_system=api_system)
+        return cls(kavenegar, bot_api, config, rnd=random.Random(seed), meta=meta,
+                   api_system=api_system)
 
     @property
     def sms_config(self) -> SmsConfig:
@@ -130,6 +135,8 @@ class DemoChannels:
         self.kavenegar.callback_url = f"http://{host}:{web_port}/webhooks/sms/receive/{secret}"
         if self.api_system is not None:
             self.api_system.kartabl_url = f"http://{host}:{web_port}"
+        if self.meta is not None:
+            self.meta.serve(host, web_port)
 
     # -- the customers' side ------------------------------------------------------------------
 
@@ -139,6 +146,8 @@ class DemoChannels:
             self.customer_texts(address, text)
         elif channel is Channel.API:
             self.customer_posts(address, name, text)
+        elif channel in (Channel.INSTAGRAM, Channel.WHATSAPP) and self.meta is not None:
+            self.meta.customer_writes(channel, name, address, text)
         else:
             self.customer_messages(channel, address, name, text)
 
@@ -195,9 +204,10 @@ class DemoChannels:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
-        stopping = [threading.Thread(target=standin.stop, name="standin-stop")
-                    for standin in (self.kavenegar, self.bot_api, self.api_system)
-                    if standin is not None]
+        stops = [self.kavenegar.stop, self.bot_api.stop,
+                 *([self.meta.stop] if self.meta is not None else []),
+                 *([self.api_system.stop] if self.api_system is not None else [])]
+        stopping = [threading.Thread(target=stop, name="standin-stop") for stop in stops]
         for thread in stopping:
             thread.start()
         for thread in stopping:

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from config.api_channel import ApiChannels
+from config.meta import MetaConfig
 from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
@@ -174,6 +175,7 @@ class ChannelsConfig(BaseModel):
     telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
     api: ApiChannels = []  # generic API channels, one per external system (config/api_channel.py)
     webchat: WebchatConfig = WebchatConfig()  # the website chat widget (config/webchat.py)
+    meta: MetaConfig | None = None  # Instagram and WhatsApp through Meta (config/meta.py)
 
 
 def load(path: Path) -> ChannelsConfig:

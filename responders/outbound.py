@@ -55,6 +55,8 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
     template cannot render: neither gets better by retrying."""
     conv = session.get(Conversation, reply.conversation_id)
     assert conv is not None
+    if reply.to_identity_id is not None:  # re-targeted (kartabl.workflow.windows.to_sms)
+        return _to_identity(session, reply, conv)
     inbound = latest_inbound(session, conv.id, Channel(reply.channel))
     if inbound is None:
         return _first_message(session, reply, conv)
@@ -118,6 +120,30 @@ def _first_message(session: Session, reply: Reply, conv: Conversation) -> Outbou
         subject=started.subject if reply.channel == Channel.EMAIL else rendered.subject,
         html=rendered.html, in_reply_to=ours, references=(ours,) if ours else (),
         meta={"from": started.from_address or "", "started": True},
+        attachments=outbound_files(session, reply.id),
+    )
+
+
+def _to_identity(session: Session, reply: Reply, conv: Conversation) -> OutboundMessage:
+    """A reply re-targeted to one identity of the customer (an Instagram or WhatsApp reply
+    sent by SMS once its window closed): to that address, from the sender's default line."""
+    identity = session.get(Identity, reply.to_identity_id)
+    if identity is None or identity.customer_id != conv.customer_id:
+        raise PermanentDeliveryError(
+            f"reply {reply.id}: its recipient is no longer this customer's")
+    if reply.idempotency_key is None:
+        reply.idempotency_key = idempotency_key_for(session, reply, conv)
+    rendered = render_reply(
+        reply.channel, reply.body, template=reply.template,
+        context={"subject": reply_subject(conv.subject or ""),
+                 "customer_name": started_name(session, conv)},
+        language=conversation_language(session, conv.id),
+    )
+    return OutboundMessage(
+        reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
+        recipient=identity.address, text=rendered.text, idempotency_key=reply.idempotency_key,
+        subject=rendered.subject, html=rendered.html,
+        meta={"from": "", "retargeted": True},
         attachments=outbound_files(session, reply.id),
     )
 

@@ -61,7 +61,7 @@ Outcome = Literal["not_sent", "refused", "unknown"]
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str  # tests/responders/test_outcome_table.py has one case per id
-    channel: str  # "every", "email", "sms", "telegram/bale"
+    channel: str  # "every", "email", "sms", "telegram/bale", "instagram/whatsapp"
     when: str
     outcome: Outcome
     then: str
@@ -130,6 +130,23 @@ RULES: Final[tuple[Rule, ...]] = (
                      "it and deduplicates (the contract), so the reply arrives once"),
     Rule("api-refused", "api", "another 4xx (400, 401 a wrong signature, 404, 409, 422 ...) "
          "or a redirect", "refused", "failed with the status and the receiver's words"),
+    # -- Instagram and WhatsApp: the Graph API (responders/meta.py) -------------------------
+    Rule("meta-unreachable", "instagram/whatsapp",
+         "connection refused, connect or pool timeout", "not_sent", "retried"),
+    Rule("meta-rate", "instagram/whatsapp",
+         "a Graph rate limit: code 4, 17, 32, 613, 80007, 130429 or 131056",
+         "not_sent", "retried after 60 s"),
+    Rule("meta-transient", "instagram/whatsapp",
+         "a transient Graph error: code 1, 2 or 133004", "not_sent", "retried"),
+    Rule("meta-refused", "instagram/whatsapp",
+         "outside the window (10/2018278, 131047), a refused token (190), an invalid "
+         "parameter (100), any other Graph error", "refused", "failed with Meta's words"),
+    Rule("meta-5xx", "instagram/whatsapp",
+         "a 5xx answer that is not a Graph error (a proxy's page)",
+         "unknown", "failed at once: Meta may have sent it (at_most_once)"),
+    Rule("meta-answer-lost", "instagram/whatsapp",
+         "read timeout or connection dropped after the request went out",
+         "unknown", "failed at once: Meta may have sent it (at_most_once)"),
 )
 
 CHECK_WITH_CUSTOMER: Final = "check with the customer before resending"

@@ -32,6 +32,9 @@ from responders.sms_length import sms_length
 # The most parts each channel's sender accepts (responders.sms / responders.telegram).
 MAX_SMS_PARTS: Final = 8
 MAX_CHAT_MESSAGES: Final = 10
+# Instagram and WhatsApp take one message per reply (responders.meta), this long at most.
+MAX_INSTAGRAM_BYTES: Final = 1000
+MAX_WHATSAPP_CHARS: Final = 4096
 
 
 class ReplyTooLong(WorkflowError):
@@ -59,7 +62,8 @@ class Preview:
         if self.channel is Channel.SMS:
             units = sms_length(self.text).units
             return f"{self.parts} SMS ({(self.encoding or '').upper()}, {units} characters)"
-        if self.channel in (Channel.TELEGRAM, Channel.BALE):
+        if self.channel in (Channel.TELEGRAM, Channel.BALE, Channel.INSTAGRAM,
+                            Channel.WHATSAPP):
             return f"{self.parts} message{'s' if self.parts != 1 else ''}"
         return "1 mail"
 
@@ -81,6 +85,10 @@ def preview(
         return Preview(ch, text, length.parts, MAX_SMS_PARTS, length.encoding)
     if ch in (Channel.TELEGRAM, Channel.BALE):
         return Preview(ch, text, len(chat_plan(text, files)), MAX_CHAT_MESSAGES)
+    if ch in (Channel.INSTAGRAM, Channel.WHATSAPP):  # one message, no splitting
+        size, cap = ((len(text.strip().encode()), MAX_INSTAGRAM_BYTES)
+                     if ch is Channel.INSTAGRAM else (len(text.strip()), MAX_WHATSAPP_CHARS))
+        return Preview(ch, text, max(1, -(-size // cap)), 1)
     return Preview(ch, text, 1, 1)
 
 

@@ -135,6 +135,9 @@ def check(channel: Channel, uploads: Sequence[Upload], existing: Sequence[ReplyA
     if channel is Channel.SMS:
         raise InputError("an SMS cannot carry files: remove them, or answer on another "
                          "channel", code="reply_file.sms")
+    if channel in (Channel.INSTAGRAM, Channel.WHATSAPP):  # responders.meta: text only
+        raise InputError(f"Kartabl sends no files on {channel.value} yet: remove them, or "
+                         "answer on another channel", code="meta_window.files")
     per_file = limits.per_file_on(channel)
     for u in uploads:
         name = display_filename(u.filename, "application/octet-stream")

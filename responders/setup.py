@@ -3,12 +3,13 @@
 A channel with a real sender configured gets it: email by SMTP (:mod:`responders.email`)
 when the channels file has at least one mailbox with an ``smtp`` account, Telegram and Bale
 by the Bot API (:mod:`responders.telegram`) for the channels with bots, SMS by Kavenegar
-(:mod:`responders.sms`) when the file has an ``[sms]`` section. Every other channel is
-served by the sandbox sender, which records what it would send in the database and reports
-it delivered (the embedded demo; the channels without credentials), and that is logged as a
-warning. Any process that dispatches replies calls :func:`install_senders` once at start-up,
-through its composition (:mod:`boot.kinds`, which also closes them at stop); a missing
-sender is a configuration error (``LookupError``), never a silent fallback.
+(:mod:`responders.sms`) when the file has an ``[sms]`` section, Instagram and WhatsApp by
+the Graph API (:mod:`responders.meta`) for those with accounts in ``[meta]``. Every other
+channel is served by the sandbox sender, which records what it would send in the database
+and reports it delivered (the embedded demo; the channels without credentials), and that is
+logged as a warning. Any process that dispatches replies calls :func:`install_senders` once
+at start-up, through its composition (:mod:`boot.kinds`, which also closes them at stop); a
+missing sender is a configuration error (``LookupError``), never a silent fallback.
 """
 
 from __future__ import annotations
@@ -94,4 +95,11 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
     from responders.webchat import WebchatSender
 
     makers.append(("webchat", "the visitors' event logs", WebchatSender))
+    if (meta := channels.meta) is not None:  # Instagram and WhatsApp through Meta
+        from responders.meta import MetaSender
+
+        for product, accounts in (("instagram", meta.instagram), ("whatsapp", meta.whatsapp)):
+            if accounts:
+                makers.append((product, "the Graph API", partial(
+                    MetaSender, product, meta, sending_stale_s=stale)))
     return makers

@@ -17,6 +17,7 @@ from console.deps import Principal, app_settings
 from console.flash import failed_id, recall
 from console.merging import panel as merge_panel
 from console.pages._ui import handover_choices, render
+from console.pages.reply_windows import windows_of
 from console.pages.timeline import mail_html
 from console.refusals import refusal_text
 from console.schedule_view import schedule_context
@@ -120,6 +121,7 @@ def page_context(request: Request, db: Session, p: Principal, cid: int) -> dict[
         "file_limits": Limits.of(app_settings(request)),
         **schedule_context(db, me, cid, request_locale(request)),
         "merging": merge_panel(db, me, cid),  # merge, undo, split (console.merging)
+        "windows": windows_of(db, previews),  # Instagram, WhatsApp: console.pages.reply_windows
     }
 
 

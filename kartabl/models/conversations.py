@@ -248,6 +248,11 @@ class Reply(Base):
     schedule_held_at: Mapped[datetime | None]
     # -- merge --
     origin_conversation_id: Mapped[int | None]  # as Message's
+    # -- reply windows (Meta) --
+    # Set: the reply goes to this identity of the customer rather than to the sender of
+    # their last message: an Instagram or WhatsApp reply re-targeted to SMS once its
+    # window closed (kartabl.workflow.windows.to_sms).
+    to_identity_id: Mapped[int | None] = mapped_column(ForeignKey("identity.id"))
 
 
 class Event(Base):

@@ -82,6 +82,7 @@ from kartabl.workflow.states import (
     move_reply,
 )
 from kartabl.workflow.waiting import leave_hold
+from kartabl.workflow.windows import require_open
 
 # A hostname only: it ends up in a header (the Message-ID of the reply).
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9.-]{0,198}[a-z0-9])?$")
@@ -287,6 +288,7 @@ def submit(
         move_reply(reply, "submit", RS.PENDING_APPROVAL)
         audit.record(session, "reply.submitted", actor=actor, **ids, policy="reviewed")
         return reply
+    require_open(session, "submit", reply)  # approved now: its Meta window must be open
     move_reply(reply, "submit", RS.APPROVED)
     audit.record(
         session, "reply.submitted", actor=actor, **ids, policy=f"skipped review: {skip}"
@@ -311,6 +313,7 @@ def approve(
         raise PermissionDenied("approve", actor_name(actor), "nobody approves their own reply",
                                code="own_reply")
     check_reply_transition("approve", reply)
+    require_open(session, "approve", reply)  # Instagram, WhatsApp: refused at once, not sent
     edit: dict[str, Any] = {}
     new = nonempty(edited_body, "the edited body") if edited_body is not None else None
     check.require_fits(session, "approve", reply, new)  # what the customer would get, as sent

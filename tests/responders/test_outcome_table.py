@@ -18,8 +18,11 @@ from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.meta.graph import classify
+from channels.meta.standin import GraphStandin
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
+from config.meta import MetaConfig
 from config.settings import get_settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig
@@ -28,6 +31,7 @@ from kartabl.errors import OutcomeUnknown, RetryableDeliveryError
 from kartabl.models import Channel, Reply, ReplyState
 from responders.dispatch import dispatch_reply, reconcile_stale_sending
 from responders.email import SmtpSender
+from responders.meta import MetaSender
 from responders.outcomes import RULES, table
 from responders.sms import KavenegarSender
 from responders.telegram import BLOCKED_REASON, TelegramSender
@@ -39,6 +43,7 @@ RS = ReplyState
 STALE = timedelta(0)
 TG_TOKEN, BALE_TOKEN = "9200001:TABLE-tg-token-QaWsEd", "9300001:TABLE-bale-token-RfTgYh"
 SMS_KEY = "KAVE-table-key-UjMnBv"
+META_IG, META_WA = "17841400000000003", "106540352242903"
 
 
 def closed_port() -> int:
@@ -341,6 +346,111 @@ def api_case(fault: dict[str, object] | None, *, retry_after_s: float | None = N
     return case
 
 
+# -- Instagram and WhatsApp --------------------------------------------------------------------
+
+
+def meta_approved(env: Env, standin: GraphStandin, channel: Channel) -> int:
+    """An approved reply on ``channel`` to a customer who just wrote (the window is open
+    at Meta too)."""
+    from kartabl import workflow
+    from kartabl.models import Conversation, Customer, Direction, Identity, Message, Role
+    from responders.preview import REPLY_CHECK
+    from tests import factories as f
+
+    address = "+989121234567" if channel is Channel.WHATSAPP else "2000000000000042"
+    account = META_WA if channel is Channel.WHATSAPP else META_IG
+    standin.customer_wrote(account, address)
+    with env.db() as s:
+        customer = Customer(display_name="x")
+        s.add(customer)
+        s.flush()
+        s.add(Identity(customer_id=customer.id, address=address,
+                       kind="phone" if channel is Channel.WHATSAPP else "instagram"))
+        support = f.team(s)
+        agent, coord = f.person(s, teams=[support]), f.person(s, role=Role.COORDINATOR)
+        conv = Conversation(customer_id=customer.id, channel=channel, team_id=support.id,
+                            assignee_id=agent.id)
+        s.add(conv)
+        s.flush()
+        s.add(Message(channel=channel, external_id=f"meta-in-{conv.id}", direction=Direction.IN,
+                      conversation_id=conv.id, customer_id=customer.id, sender=address,
+                      recipient=account, text="سلام", meta={}))
+        reply = workflow.draft(s, agent, conv.id, "سلام، در خدمتم", check=REPLY_CHECK)
+        workflow.submit(s, agent, reply.id, check=REPLY_CHECK)
+        workflow.approve(s, coord, reply.id, check=REPLY_CHECK)
+        s.commit()
+        return reply.id
+
+
+def meta_env(env: Env, channel: Channel, graph_url: str | None = None) -> GraphStandin:
+    server = GraphStandin().start()
+    env.request.addfinalizer(server.stop)
+    server.add_account(META_IG, "ig-table-token")
+    server.add_account(META_WA, "wa-table-token")
+    sender = MetaSender(channel, meta_config(graph_url or server.graph_url))
+    env.request.addfinalizer(sender.close)
+    outbound.register(sender)
+    return server
+
+
+def meta_config(graph_url: str) -> MetaConfig:
+    return MetaConfig(app_secret="s", verify_token="table-verify-token", graph_url=graph_url,
+                      connect_timeout_s=1.0, timeout_s=1.0,
+                      instagram=[{"id": META_IG, "access_token": "ig-table-token"}],
+                      whatsapp=[{"phone_number_id": META_WA, "access_token": "wa-table-token"}])
+
+
+def meta_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = meta_env(env, Channel.WHATSAPP, f"http://127.0.0.1:{closed_port()}/v21.0")
+    rid = meta_approved(env, server, Channel.WHATSAPP)
+
+    def fix() -> None:
+        sender = MetaSender(Channel.WHATSAPP, meta_config(server.graph_url))
+        env.request.addfinalizer(sender.close)
+        outbound.register(sender)
+
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=fix)
+
+
+def meta_fault(channel: Channel, status: int, code: int | None, subcode: int | None = None
+               ) -> Callable[[Env, pytest.MonkeyPatch], None]:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = meta_env(env, channel)
+        rid = meta_approved(env, server, channel)
+        server.fail_next(status, code, subcode, message=f"fault {code}")
+        sent = lambda: len(server.sent)  # noqa: E731
+        kind = "refused" if code is None else graph_kind(code, subcode)
+        if code is None:  # a proxy's page: it may have gone out
+            assert dispatch_reply(env.db, rid) == "failed"
+            r = env.reply(rid)
+            assert r.state == RS.FAILED and "may have sent the message" in (r.error or "")
+            assert dispatch_reply(env.db, rid) == "skipped" and sent() == 0
+        elif kind in ("rate", "retry"):
+            env.not_sent_then_once(rid, sent,
+                                   retry_after_s=60.0 if kind == "rate" else None)
+        else:
+            env.refused(rid, f"fault {code}", sent)
+    return case
+
+
+def meta_answer_lost(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = meta_env(env, Channel.INSTAGRAM)
+    rid = meta_approved(env, server, Channel.INSTAGRAM)
+    server.slow_next(1.5)  # taken, answered after the 1 s timeout
+    assert dispatch_reply(env.db, rid) == "failed"
+    r = env.reply(rid)
+    assert r.state == RS.FAILED and "Instagram may have sent the message" in (r.error or "")
+    assert dispatch_reply(env.db, rid) == "skipped"
+    assert reconcile_stale_sending(env.db, older_than=STALE) == 0
+    assert len(server.sent) == 1
+
+
+def graph_kind(code: int, subcode: int | None) -> str:
+    from channels.meta.graph import GraphError
+
+    return classify(GraphError(400, code, subcode, ""))
+
+
 Case = Callable[[Env, pytest.MonkeyPatch], None]
 SCENARIOS: dict[str, dict[str, Case]] = {
     "own-error-before-call": {"sms-limiter-redis-down": own_error_redis_down},
@@ -383,6 +493,15 @@ SCENARIOS: dict[str, dict[str, Case]] = {
                         "drop": api_case({"kind": "drop"})},
     "api-refused": {"422": api_case({"kind": "http", "value": 422}, refused="HTTP 422"),
                     "301": api_case({"kind": "http", "value": 301}, refused="HTTP 301")},
+    "meta-unreachable": {"refused": meta_unreachable},
+    "meta-rate": {"wa-130429": meta_fault(Channel.WHATSAPP, 400, 130429),
+                  "ig-4": meta_fault(Channel.INSTAGRAM, 400, 4)},
+    "meta-transient": {"wa-2": meta_fault(Channel.WHATSAPP, 503, 2)},
+    "meta-refused": {"wa-131047": meta_fault(Channel.WHATSAPP, 400, 131047),
+                     "ig-10-2018278": meta_fault(Channel.INSTAGRAM, 400, 10, 2018278),
+                     "ig-190": meta_fault(Channel.INSTAGRAM, 401, 190)},
+    "meta-5xx": {"html-502": meta_fault(Channel.WHATSAPP, 502, None)},
+    "meta-answer-lost": {"slow": meta_answer_lost},
 }
 
 

@@ -71,6 +71,28 @@ def _webchat(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sende
         s.add(WebchatVisitor(widget_id=widget.id, key="4242"))
         s.commit()
     return WebchatSender(db)
+def _meta(channel: str) -> Factory:
+    def make(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+        from channels.meta.standin import GraphStandin  # a local Graph API
+        from config.meta import MetaConfig
+        from responders.meta import MetaSender
+
+        server = GraphStandin().start()
+        request.addfinalizer(server.stop)
+        server.add_account("1001", "ig-contract-token")
+        server.add_account("2002", "wa-contract-token")
+        for account in ("1001", "2002"):
+            server.customer_wrote(account, "4242")  # the window is open
+        config = MetaConfig(app_secret="s", verify_token="contract-verify-token",
+                            graph_url=server.graph_url,
+                            instagram=[{"id": "1001", "access_token": "ig-contract-token"}],
+                            whatsapp=[{"phone_number_id": "2002",
+                                       "access_token": "wa-contract-token"}])
+        sender = MetaSender(channel, config)
+        request.addfinalizer(sender.close)
+        return sender
+
+    return make
 
 
 SENDERS: dict[str, Factory] = {
@@ -81,6 +103,8 @@ SENDERS: dict[str, Factory] = {
     "sms": _sms,
     "api": _api,
     "webchat": _webchat,
+    "instagram": _meta("instagram"),
+    "whatsapp": _meta("whatsapp"),
 }
 _seq = itertools.count(1)
 

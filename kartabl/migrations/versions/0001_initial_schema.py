@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:23:41.034647
+Create Date: 2026-12-04 14:26:39.871483
 """
 
 from __future__ import annotations
@@ -625,6 +625,7 @@ def upgrade() -> None:
         sa.Column("scheduled_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("schedule_held_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("origin_conversation_id", sa.Integer(), nullable=True),
+        sa.Column("to_identity_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["approved_by_id"], ["person.id"], name=op.f("fk_reply_approved_by_id_person")
         ),
@@ -635,6 +636,9 @@ def upgrade() -> None:
             ["conversation_id"],
             ["conversation.id"],
             name=op.f("fk_reply_conversation_id_conversation"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["to_identity_id"], ["identity.id"], name=op.f("fk_reply_to_identity_id_identity")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reply")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_reply_idempotency_key")),

@@ -136,6 +136,9 @@ class World:
     widget: int = 0  # its row's id
 
 
+META_VERIFY_TOKEN = "security-verify-token-0123"
+
+
 @pytest.fixture(scope="session")
 def app() -> FastAPI:
     """One app for the run: it holds no database state (each request asks kartabl.db for
@@ -149,6 +152,11 @@ def app() -> FastAPI:
 
     app.state.channels = app.state.channels.model_copy(
         update={"webchat": WebchatConfig(stream_s=0.01)})
+    # -- Meta: a [meta] section, so the webhook's verification GET is walked for real --
+    from config.meta import MetaConfig
+
+    app.state.channels = app.state.channels.model_copy(update={"meta": MetaConfig(
+        app_secret="security-app-secret", verify_token=META_VERIFY_TOKEN)})
     return app
 
 

@@ -137,6 +137,9 @@ GET_URLS: dict[str, list[str]] = {
     "/widgets": ["/widgets", "/widgets?done=widget_saved"],
     "/widgets/new": ["/widgets/new"],
     "/widgets/{widget_id}": ["/widgets/{w.widget}"],
+    # Meta's webhook verification (conftest's app has a [meta] section with this token)
+    "/webhooks/meta": ["/webhooks/meta?hub.mode=subscribe"
+                       "&hub.verify_token=security-verify-token-0123&hub.challenge=1"],
 }
 STATIC_URLS = ["/static/console.css", "/static/htmx.min.js", "/static/canned.js",
                "/static/live.js", "/static/bulk.js", "/static/presence.js",
@@ -158,6 +161,7 @@ EXEMPT = {
     # The generic API channel: an HMAC signature of the body with the channel's secret.
     ("POST", "/webhooks/api/{name}"),
     ("POST", "/webhooks/api/{name}/status"),
+    ("POST", "/webhooks/meta"),  # signed by Meta: X-Hub-Signature-256 over the body
     # Login CSRF (signing the victim in as the attacker) is refused by an Origin check
     # instead: there is no session yet to derive a token from (tests/console/test_auth.py,
     # test_login_from_another_site_is_refused).
@@ -223,6 +227,8 @@ REQUESTS: dict[tuple[str, str], Req] = {
         "name": "shop", "origins": "https://a.example", "color": "#000000",
         "text_color": "#ffffff"}),
     ("POST", "/replies/{rid}/back-to-draft"): Req("/replies/{t.pending}/back-to-draft"),
+    # -- reply windows (Meta): console.pages.reply_windows --
+    ("POST", "/replies/{rid}/to-sms"): Req("/replies/{t.pending}/to-sms"),
     # customers
     ("POST", "/customers/{customer_id}/tags"): Req("/customers/{t.customer}/tags",
                                                    {"tag": "vip2"}),

@@ -31,6 +31,7 @@ OWN_CREDENTIALS = {
     ("POST", "/webhooks/telegram/{bot_name}"),
     ("POST", "/webhooks/api/{name}"),  # signed with the API channel's secret (HMAC)
     ("POST", "/webhooks/api/{name}/status"),
+    ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),  # Meta: verify token, signature
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
     # The website widget's CORS preflights: no credentials of any kind.
