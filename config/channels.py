@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from config.settings import Settings, get_settings
+from config.rubika import RubikaConfig
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
 from config.toml import load_toml
@@ -170,6 +171,7 @@ class ChannelsConfig(BaseModel):
     email: EmailConfig = EmailConfig()
     sms: SmsConfig | None = None  # Kavenegar (config/sms.py)
     telegram: TelegramConfig = TelegramConfig()  # Telegram and Bale bots (config/telegram.py)
+    rubika: RubikaConfig = RubikaConfig()  # Rubika bots (config/rubika.py)
 
 
 def load(path: Path) -> ChannelsConfig:
