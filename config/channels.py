@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from config.settings import Settings, get_settings
 from config.rubika import RubikaConfig
+from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
 from config.toml import load_toml

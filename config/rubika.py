@@ -39,7 +39,7 @@ class RubikaBot(BaseModel):
     webhook_secret: SecretStr = SecretStr("")
     webhook_secret_env: str = ""
     team: str | None = None  # the default team of its messages when no rule chooses one
-    timeout_s: float = Field(default=10.0, gt=0)  # connect, read, write, pool: each
+    timeout_s: float = Field(default=6.0, gt=0)  # connect, read, write, pool: each
     poll_interval_s: float = Field(default=5.0, gt=0)  # getUpdates answers at once: no wait
     limit: int = Field(default=100, ge=1, le=100)  # updates per getUpdates
 

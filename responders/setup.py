@@ -3,7 +3,8 @@
 A channel with a real sender configured gets it: email by SMTP (:mod:`responders.email`)
 when the channels file has at least one mailbox with an ``smtp`` account, Telegram and Bale
 by the Bot API (:mod:`responders.telegram`) for the channels with bots, SMS by Kavenegar
-(:mod:`responders.sms`) when the file has an ``[sms]`` section. Every other channel is
+(:mod:`responders.sms`) when the file has an ``[sms]`` section, Rubika by its Bot API
+(:mod:`responders.rubika`) when it has Rubika bots. Every other channel is
 served by the sandbox sender, which records what it would send in the database and reports
 it delivered (the embedded demo; the channels without credentials), and that is logged as a
 warning. Any process that dispatches replies calls :func:`install_senders` once at start-up,
@@ -83,4 +84,10 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
         limiter = rate_limiter("sms-send", sms.rate_per_s)
         makers.append(("sms", "Kavenegar", partial(KavenegarSender, sms, limiter=limiter,
                                                    sending_stale_s=stale)))
+    if channels.rubika.bots:  # Rubika bots (responders/rubika.py)
+        from responders.rubika import RubikaSender
+
+        makers.append(("rubika", "Rubika's Bot API", partial(
+            RubikaSender, channels.rubika.bots, sending_stale_s=stale,
+            attachments_dir=settings.attachments_dir)))
     return makers
