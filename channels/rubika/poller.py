@@ -77,13 +77,23 @@ class RubikaSource:
             return row.text_value if row is not None else None
 
     def batches(self) -> Iterator[Batch]:
+        """Pages from the stored offset; after a full page (acknowledged by the runner
+        before it asks for the next) the next page at once, from the offset just stored."""
         assert self._api is not None, "open() the source first"
-        offset = self.offset()
+        while True:
+            batch = self._page(self._api, self.offset())
+            if batch is None:
+                return
+            yield batch
+            if batch.ack is None or batch.fetched < self.bot.limit:
+                return
+
+    def _page(self, api: RubikaApi, offset: str | None) -> Batch | None:
         payload: dict[str, Any] = {"limit": self.bot.limit}
         if offset:
             payload["offset_id"] = offset
         try:
-            data = self._api.call("getUpdates", payload)
+            data = api.call("getUpdates", payload)
         except (RubikaError, httpx.HTTPError) as exc:
             # Every refusal here is an outage to wait out (a refused token too: it shows
             # on the status until someone fixes the channels file).
@@ -94,8 +104,9 @@ class RubikaSource:
         next_offset = str(next_offset) if isinstance(next_offset, (str, int)) and \
             not isinstance(next_offset, bool) and str(next_offset) else None
         if not updates:
-            return
-        if next_offset is None or next_offset == offset:
+            return None
+        moved = next_offset is not None and next_offset != offset
+        if not moved:
             log.warning("rubika bot %s: a page of %d updates without a new next_offset_id: "
                         "the same page may come again", self.bot.name, len(updates))
         msgs: list[InboundMessage] = []
@@ -107,11 +118,9 @@ class RubikaSource:
                             key_of(update)[:80], exc)
                 continue
             if msg is not None:
-                msgs.append(files.fetch(self._api, msg, self._dir, self._max_bytes))
-        moved = next_offset is not None and next_offset != offset
-        yield Batch(msgs, fetched=len(updates), skipped=len(updates) - len(msgs),
-                    ack=next_offset if moved else None,
-                    more=moved and len(updates) >= self.bot.limit)
+                msgs.append(files.fetch(api, msg, self._dir, self._max_bytes))
+        return Batch(msgs, fetched=len(updates), skipped=len(updates) - len(msgs),
+                     ack=next_offset if moved else None)
 
     def acknowledge(self, batch: Batch) -> None:
         if batch.ack is not None:
