@@ -15,11 +15,13 @@ environment variable (``token_env``); so is the webhook secret. Both are
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 DEFAULT_BASE_URL = "https://botapi.rubika.ir/v3"
+_SECRET = re.compile(r"[A-Za-z0-9_-]{16,256}")
 
 
 def _from_env(name: str, what: str) -> SecretStr:
@@ -30,7 +32,9 @@ def _from_env(name: str, what: str) -> SecretStr:
 
 
 class RubikaBot(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a validation error would otherwise print the raw input, the
+    # token and the webhook secret in it (pydantic masks SecretStr values only once parsed)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # in URLs and external ids
     token: SecretStr = SecretStr("")
     token_env: str = ""
@@ -54,10 +58,12 @@ class RubikaBot(BaseModel):
         if self.webhook_secret_env:
             self.webhook_secret = _from_env(self.webhook_secret_env,
                                             f"webhook secret of Rubika bot {self.name}")
-        if self.mode == "webhook" and len(self.webhook_secret.get_secret_value()) < 16:
+        if self.mode == "webhook" and not _SECRET.fullmatch(
+                self.webhook_secret.get_secret_value()):
             # Rubika signs nothing: the secret path is all that keeps strangers out.
             raise ValueError(f"Rubika bot {self.name}: a webhook bot needs a webhook "
-                             "secret (webhook_secret_env) of at least 16 characters")
+                             "secret (webhook_secret_env) of at least 16 characters, "
+                             "A-Z a-z 0-9 _ - only (it is a segment of the URL)")
         if not self.base_url.startswith(("https://", "http://")):
             raise ValueError(f"Rubika bot {self.name}: base_url must be an http(s) URL")
         self.base_url = self.base_url.rstrip("/")
