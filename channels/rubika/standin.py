@@ -29,7 +29,8 @@ Faults, queued per method (:meth:`fail_next`) and used once each: ``too_requests
 ``invalid_input``, ``invalid_access`` (the envelope, HTTP 200), ``server_error`` (a 5xx,
 ``value`` its status, with a JSON body that is no envelope), ``proxy_error`` (a 5xx HTML
 page), ``http`` (any status ``value``, plain text), ``slow`` (the answer ``value`` seconds
-late, the message recorded), ``drop`` (the connection closed with no answer). By default
+late, the message recorded), ``drop`` (the connection closed with no answer); ``ok``
+serves its call normally (so a later call fails: ``ok`` then ``drop``). By default
 a fault comes before anything is recorded; ``after_send=True`` records first.
 Webhooks: :meth:`deliver_webhook` POSTs ``{"update": ...}`` to the bot's ReceiveUpdate URL,
 as Rubika does (unsigned).
@@ -205,6 +206,8 @@ class RubikaStandin:
     def handle(self, bot: StandinBot, method: str, params: dict[str, Any]) -> Answer | Fault:
         self.calls.append(method)
         fault = self._fault(method)
+        if fault is not None and fault.kind == "ok":  # this call is served: the next fails
+            fault = None
         if fault is not None and fault.kind != "slow" and not fault.after_send:
             return fault if fault.kind == "drop" else _fault_answer(fault)
         handler = getattr(self, f"_api_{method}", None)
