@@ -79,6 +79,7 @@ CUSTOMERS = [  # name, {channel: address}: the first two write on several channe
     ("زهرا کریمی", {"bale": "7770002"}),
     ("Sophie Martin", {"email": "sophie@example.fr"}),
     ("امیر", {"telegram": "5550003"}),
+    ("نگار صالحی", {"rubika": "u0demoNegar5e1a7c"}),
 ]
 TEXTS = [
     "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",

@@ -1,15 +1,17 @@
-"""The demo's SMS, Telegram and Bale: the real adapters against their local stand-ins.
+"""The demo's SMS, Telegram, Bale and Rubika: the real adapters against their local stand-ins.
 
 ``kartabl run --demo`` with no channels file starts, in this process, a Kavenegar stand-in
-(:mod:`channels.sms.standin`) and a Bot API stand-in (:mod:`channels.telegram.standin`)
-with one Telegram bot and one Bale bot, and builds a :class:`ChannelsConfig` in memory that
+(:mod:`channels.sms.standin`), a Bot API stand-in (:mod:`channels.telegram.standin`)
+with one Telegram bot and one Bale bot, and a Rubika stand-in (:mod:`channels.rubika.standin`)
+with one polling bot, and builds a :class:`ChannelsConfig` in memory that
 points the ``[sms]`` section and both bots at them. Everything else is the production path:
 
 - a demo customer's SMS is put into the stand-in, and reaches Kartabl by the real
   :mod:`channels.sms.poller` and, about half the time, *also* by the real receive callback of the
   console (so the log shows the same SMS twice and stored once);
 - a Telegram or Bale message is an update queued on the stand-in, fetched by the real
-  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL);
+  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL); a Rubika
+  message likewise, by the real :mod:`channels.rubika.poller`;
 - approved replies leave by the real :class:`KavenegarSender` and :class:`TelegramSender`;
   the Kavenegar stand-in reports a sent SMS delivered a moment later (now and then failed),
   so the sweep's delivery polling moves the reply on as it would with Kavenegar.
@@ -31,10 +33,13 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from channels.rubika.standin import RubikaStandin
+from channels.rubika.standin import text_update as rubika_update
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from channels.telegram.standin_wire import text_update
 from config.channels import ChannelsConfig
+from config.rubika import RubikaBot, RubikaConfig
 from config.settings import Settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig, TelegramConfig
@@ -48,6 +53,7 @@ BOTS = {  # channel: (bot name in the config, its username on the stand-in, its 
     Channel.TELEGRAM: ("demo-telegram", "kartabl_demo_bot", 6100001),
     Channel.BALE: ("demo-bale", "kartabl_demo_bale_bot", 6200001),
 }
+RUBIKA_BOT = "demo-rubika"  # the demo's Rubika bot (polling, on the Rubika stand-in)
 DELIVER_AFTER_S = 2.0  # how long the stand-in's "carrier" takes to report a sent SMS
 FAIL_RATIO = 0.05  # the share of sent SMS it reports failed: the coordinator sees a few
 CALLBACK_SHARE = 0.5  # the share of inbound SMS that also come by the receive callback
@@ -63,6 +69,7 @@ class DemoChannels:
     kavenegar: KavenegarStandin
     bot_api: BotApiStandin
     config: ChannelsConfig
+    rubika: RubikaStandin | None = None
     rnd: random.Random = field(default_factory=random.Random)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -91,12 +98,21 @@ class DemoChannels:
             webhook_secret=SecretStr(secrets.token_urlsafe(24)), poll=True,
             poll_interval_s=poll_interval_s, connect_timeout_s=2.0, timeout_s=5.0,
         )
-        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots))
+        rubika = RubikaStandin(announce=True).start()
+        rubika_token = secrets.token_urlsafe(32)
+        rubika.add_bot(rubika_token, "Kartabl demo")
+        rubika_bot = RubikaBot(name=RUBIKA_BOT, token=SecretStr(rubika_token),
+                               base_url=rubika.base_url, poll_interval_s=poll_interval_s,
+                               timeout_s=5.0)
+        config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots),
+                                rubika=RubikaConfig(bots=[rubika_bot]))
         log.info("demo channels: SMS by a Kavenegar stand-in at %s (line %s); Telegram bot "
                  "@%s and Bale bot @%s on a Bot API stand-in at %s", kavenegar.base_url,
                  LINE, BOTS[Channel.TELEGRAM][1], BOTS[Channel.BALE][1],
                  bot_api.base_url.removesuffix("/bot"))
-        return cls(kavenegar, bot_api, config, rnd=random.Random(seed))
+        log.info("demo channels: Rubika bot %s on a Rubika stand-in at %s", RUBIKA_BOT,
+                 rubika.origin)
+        return cls(kavenegar, bot_api, config, rubika, rnd=random.Random(seed))
 
     @property
     def sms_config(self) -> SmsConfig:
@@ -120,6 +136,8 @@ class DemoChannels:
         """A demo customer writes on ``channel`` from ``address`` (as in demo.CUSTOMERS)."""
         if channel is Channel.SMS:
             self.customer_texts(address, text)
+        elif channel is Channel.RUBIKA:
+            self.customer_writes_on_rubika(address, text)
         else:
             self.customer_messages(channel, address, name, text)
 
@@ -153,13 +171,26 @@ class DemoChannels:
         log.info("demo customer %s writes to %s bot @%s (update %s)", user_id, channel.value,
                  BOTS[channel][1], update["update_id"])
 
+    def customer_writes_on_rubika(self, user_id: str, text: str) -> None:
+        """A message from Rubika user ``user_id`` to the demo's Rubika bot (in their private
+        chat with it, whose id the stand-in derives from theirs)."""
+        assert self.rubika is not None  # started with the others
+        (bot,) = self.config.rubika.bots
+        chat = "b0" + user_id.removeprefix("u0")
+        message_id = str(next(self._chat_message_ids))
+        self.rubika.add_update(bot.token.get_secret_value(),
+                               rubika_update(chat, user_id, text, message_id=message_id))
+        log.info("demo customer %s writes to Rubika bot %s (message %s)", user_id,
+                 RUBIKA_BOT, message_id)
+
     # -- shutdown -------------------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the stand-ins (after the pollers, senders and sweeps using them stopped)."""
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
         stopping = [threading.Thread(target=standin.stop, name="standin-stop")
-                    for standin in (self.kavenegar, self.bot_api)]
+                    for standin in (self.kavenegar, self.bot_api, self.rubika)
+                    if standin is not None]
         for thread in stopping:
             thread.start()
         for thread in stopping:
