@@ -1,5 +1,5 @@
 """The Rubika webhook: ``POST /webhooks/rubika/<bot name>/<secret>`` (and the same URL
-followed by ``/receiveUpdate`` or ``/receiveInlineMessage``).
+followed by ``/receiveUpdate``; ``/receiveInlineMessage`` for keypad taps).
 
 Rubika posts each update to the endpoint registered with ``updateBotEndpoints`` (``kartabl
 rubika set-webhook``) as ``{"update": {...}}``, unsigned; the path carries the bot's
@@ -34,7 +34,7 @@ from channels.rubika import files
 from channels.rubika.api import RubikaApi
 from channels.rubika.updates import to_message
 from channels.webhooks import Webhook, app_channels, store_one
-from config.rubika import RubikaConfig
+from config.rubika import RubikaBot, RubikaConfig
 from config.settings import Settings
 from kartabl import db
 from kartabl.errors import InputError
@@ -78,20 +78,14 @@ def parse(body: bytes) -> dict[str, Any] | None:
 
 
 @router.post("/{bot_name}/{secret}")
-@router.post("/{bot_name}/{secret}/{kind}")
+@router.post("/{bot_name}/{secret}/receiveUpdate")
 async def receive(
     bot_name: str, secret: str, request: Request,
     config: Annotated[RubikaConfig, Depends(rubika_config)],
     settings: Annotated[Settings, Depends(app_settings)],
     sessions: Annotated[sessionmaker[Session], Depends(session_factory)],
-    kind: str = "receiveUpdate",
 ) -> dict[str, Any]:
-    bot = config.bot(bot_name)
-    if bot is None or bot.mode != "webhook" or kind not in ("receiveUpdate",
-                                                            "receiveInlineMessage"):
-        raise HTTPException(404, "not found")
-    HOOK.verify(secret, bot.webhook_secret.get_secret_value(),
-                f"rubika bot {bot.name}: webhook with a wrong secret refused")
+    bot = _verified(config, bot_name, secret)
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(413, HOOK.too_large)
@@ -112,3 +106,21 @@ async def receive(
 
     created = await run_in_threadpool(fetch_and_store, msg)
     return {"status": "OK", "stored": True, "created": created}
+
+
+@router.post("/{bot_name}/{secret}/receiveInlineMessage")
+async def inline_tap(
+    bot_name: str, secret: str, config: Annotated[RubikaConfig, Depends(rubika_config)],
+) -> dict[str, Any]:
+    """An inline-keypad tap: verified, answered, ignored (this bot shows no keypads)."""
+    _verified(config, bot_name, secret)
+    return {"status": "OK", "stored": False}
+
+
+def _verified(config: RubikaConfig, bot_name: str, secret: str) -> RubikaBot:
+    bot = config.bot(bot_name)
+    if bot is None or bot.mode != "webhook":
+        raise HTTPException(404, "not found")
+    HOOK.verify(secret, bot.webhook_secret.get_secret_value(),
+                f"rubika bot {bot.name}: webhook with a wrong secret refused")
+    return bot

@@ -82,6 +82,8 @@ def test_unknown_or_polling_bots_and_other_paths_are_404(client: TestClient, db)
     assert post(client, update, url=f"/webhooks/rubika/nobody/{SECRET}") == 404
     assert post(client, update, url=f"/webhooks/rubika/poller/{SECRET}") == 404
     assert post(client, update, url=f"{URL}/somethingElse") == 404
+    assert client.post(f"/webhooks/rubika/poller/{SECRET}/receiveInlineMessage",
+                       json={}).status_code == 404
     assert count(db) == 0
 
 
@@ -101,6 +103,9 @@ def test_ignored_updates_and_inline_taps_are_acknowledged(client: TestClient, db
                     json={"inline_message": {"chat_id": "b0c", "message_id": "1",
                                              "sender_id": "u0u", "text": "tap"}})
     assert r.status_code == 200 and count(db) == 0
+    forged = client.post("/webhooks/rubika/shop/not-the-secret-0000/receiveInlineMessage",
+                         json={"inline_message": {}})
+    assert forged.status_code == 403
 
 
 def test_a_file_is_fetched_and_an_outage_lists_it_rather_than_losing_the_message(

@@ -29,6 +29,9 @@ OWN_CREDENTIALS = {
     # Providers call them, authenticated by a secret in the path or their own header.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveUpdate"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveInlineMessage"),
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
 }
