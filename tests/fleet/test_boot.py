@@ -10,14 +10,16 @@ import pytest
 
 from bench.fleet import procfile
 from boot import KINDS, Part
+from kartabl.models import Channel
 from tests.fleet.conftest import Deployed
 
 pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
 
 # What a process of each Procfile line must have installed for this channels file (SMTP
-# mailbox, a Telegram bot, Kavenegar); Bale has no bot, so the sandbox serves it.
-REAL_SENDERS = {"email": "SmtpSender", "sms": "KavenegarSender", "telegram": "TelegramSender",
-                "bale": "SandboxSender"}
+# mailbox, a Telegram bot, Kavenegar); every other channel (Bale has no bot, Rubika and the
+# others nothing configured) is served by the sandbox.
+REAL_SENDERS = {**{ch.value: "SandboxSender" for ch in Channel},
+                "email": "SmtpSender", "sms": "KavenegarSender", "telegram": "TelegramSender"}
 
 
 def _booted(log: str) -> dict[str, object]:
