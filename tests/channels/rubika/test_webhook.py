@@ -132,8 +132,10 @@ def test_set_webhook_registers_and_the_standin_delivers_to_a_live_server(
         standin: RubikaStandin, bots: RubikaConfig, db, tmp_path: Path) -> None:
     import uvicorn
 
+    # log_config=None: uvicorn would otherwise reconfigure logging for the whole test process
+    # (uvicorn.access stops propagating, and later tests' caplog sees none of its lines)
     server = uvicorn.Server(uvicorn.Config(app_for(bots, db, tmp_path), host="127.0.0.1",
-                                           port=0, log_level="warning"))
+                                           port=0, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
