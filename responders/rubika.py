@@ -42,6 +42,7 @@ with the customer. :meth:`RubikaSender.status` is None: Rubika reports no delive
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Final
 
@@ -90,7 +91,8 @@ class RubikaSender(Sender):
         self._first = bots[0]
         self._sessions = sessions  # None: the process's (kartabl.db), when a send needs it
         self._files_dir = attachments_dir
-        self._clients: dict[str, RubikaApi] = {}
+        self._clients: dict[str, RubikaApi] = {}  # one pooled client per bot, made lazily
+        self._lock = threading.Lock()  # dramatiq's worker threads share the sender
         if sending_stale_s is not None:
             for b in bots:
                 if worst_case_s(b) >= sending_stale_s:
@@ -104,15 +106,17 @@ class RubikaSender(Sender):
         return f"<RubikaSender {', '.join(self._bots)}>"
 
     def close(self) -> None:
-        clients, self._clients = self._clients, {}
+        with self._lock:
+            clients, self._clients = self._clients, {}
         for client in clients.values():
             client.close()
 
     def _client(self, bot: RubikaBot) -> RubikaApi:
-        client = self._clients.get(bot.name)
-        if client is None:
-            client = self._clients[bot.name] = RubikaApi(bot)
-        return client
+        with self._lock:
+            client = self._clients.get(bot.name)
+            if client is None:
+                client = self._clients[bot.name] = RubikaApi(bot)
+            return client
 
     def send(self, msg: OutboundMessage) -> str:
         user = str(msg.recipient).strip()
