@@ -82,6 +82,7 @@ CUSTOMERS = [  # name, {channel: address}: the first two write on several channe
     ("نگار موسوی", {"api": "demo-shop:u-1042"}),  # a user of the shop's app (API channel)
     ("پریسا نوری", {"whatsapp": "+989121112233"}),  # Meta (boot.demo_meta)
     ("Lina", {"instagram": "2000000000000777"}),
+    ("نگار صالحی", {"rubika": "u0demoNegar5e1a7c"}),
 ]
 TEXTS = [
     "سلام، سفارش ۱۲۳۴ هنوز نرسیده. لطفاً پیگیری کنید.",

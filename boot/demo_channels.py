@@ -1,16 +1,18 @@
-"""The demo's SMS, Telegram, Bale and API channel: the real adapters against their local
-stand-ins.
+"""The demo's SMS, Telegram, Bale, Rubika and API channel: the real adapters against their
+local stand-ins.
 
 ``kartabl run --demo`` with no channels file starts, in this process, a Kavenegar stand-in
-(:mod:`channels.sms.standin`) and a Bot API stand-in (:mod:`channels.telegram.standin`)
-with one Telegram bot and one Bale bot, and builds a :class:`ChannelsConfig` in memory that
+(:mod:`channels.sms.standin`), a Bot API stand-in (:mod:`channels.telegram.standin`)
+with one Telegram bot and one Bale bot, and a Rubika stand-in (:mod:`channels.rubika.standin`)
+with one polling bot, and builds a :class:`ChannelsConfig` in memory that
 points the ``[sms]`` section and both bots at them. Everything else is the production path:
 
 - a demo customer's SMS is put into the stand-in, and reaches Kartabl by the real
   :mod:`channels.sms.poller` and, about half the time, *also* by the real receive callback of the
   console (so the log shows the same SMS twice and stored once);
 - a Telegram or Bale message is an update queued on the stand-in, fetched by the real
-  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL);
+  :mod:`channels.telegram.poller` (polling mode: the demo needs no public URL); a Rubika
+  message likewise, by the real :mod:`channels.rubika.poller`;
 - approved replies leave by the real :class:`KavenegarSender` and :class:`TelegramSender`;
   the Kavenegar stand-in reports a sent SMS delivered a moment later (now and then failed),
   so the sweep's delivery polling moves the reply on as it would with Kavenegar.
@@ -39,11 +41,14 @@ from pydantic import SecretStr
 
 from boot.demo_meta import DemoMeta
 from channels.api.standin import ApiSystemStandin
+from channels.rubika.standin import RubikaStandin
+from channels.rubika.standin import text_update as rubika_update
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from channels.telegram.standin_wire import text_update
 from config.api_channel import ApiChannelConfig
 from config.channels import ChannelsConfig
+from config.rubika import RubikaBot, RubikaConfig
 from config.settings import Settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig, TelegramConfig
@@ -57,6 +62,7 @@ BOTS = {  # channel: (bot name in the config, its username on the stand-in, its 
     Channel.TELEGRAM: ("demo-telegram", "kartabl_demo_bot", 6100001),
     Channel.BALE: ("demo-bale", "kartabl_demo_bale_bot", 6200001),
 }
+RUBIKA_BOT = "demo-rubika"  # the demo's Rubika bot (polling, on the Rubika stand-in)
 DELIVER_AFTER_S = 2.0  # how long the stand-in's "carrier" takes to report a sent SMS
 FAIL_RATIO = 0.05  # the share of sent SMS it reports failed: the coordinator sees a few
 CALLBACK_SHARE = 0.5  # the share of inbound SMS that also come by the receive callback
@@ -73,6 +79,7 @@ class DemoChannels:
     kavenegar: KavenegarStandin
     bot_api: BotApiStandin
     config: ChannelsConfig
+    rubika: RubikaStandin | None = None
     rnd: random.Random = field(default_factory=random.Random)
     meta: DemoMeta | None = None  # Instagram and WhatsApp (boot.demo_meta)
     _chat_message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -109,13 +116,21 @@ class DemoChannels:
         api = ApiChannelConfig(name=API_CHANNEL, secret=SecretStr(api_secret),
                                callback_url=api_system.callback_url, timeout_s=5.0)
         meta = DemoMeta.start()
+        rubika = RubikaStandin(announce=True).start()
+        rubika_token = secrets.token_urlsafe(32)
+        rubika.add_bot(rubika_token, "Kartabl demo")
+        rubika_bot = RubikaBot(name=RUBIKA_BOT, token=SecretStr(rubika_token),
+                               base_url=rubika.base_url, poll_interval_s=poll_interval_s,
+                               timeout_s=5.0)
         config = ChannelsConfig(sms=sms, telegram=TelegramConfig(bots=bots), api=[api],
-                                meta=meta.config)
+                                meta=meta.config, rubika=RubikaConfig(bots=[rubika_bot]))
         log.info("demo channels: SMS by a Kavenegar stand-in at %s (line %s); Telegram bot "
                  "@%s and Bale bot @%s on a Bot API stand-in at %s", kavenegar.base_url,
                  LINE, BOTS[Channel.TELEGRAM][1], BOTS[Channel.BALE][1],
                  bot_api.base_url.removesuffix("/bot"))
-        return cls(kavenegar, bot_api, config, rnd=random.Random(seed), meta=meta,
+        log.info("demo channels: Rubika bot %s on a Rubika stand-in at %s", RUBIKA_BOT,
+                 rubika.origin)
+        return cls(kavenegar, bot_api, config, rubika, rnd=random.Random(seed), meta=meta,
                    api_system=api_system)
 
     @property
@@ -148,6 +163,8 @@ class DemoChannels:
             self.customer_posts(address, name, text)
         elif channel in (Channel.INSTAGRAM, Channel.WHATSAPP) and self.meta is not None:
             self.meta.customer_writes(channel, name, address, text)
+        elif channel is Channel.RUBIKA:
+            self.customer_writes_on_rubika(address, text)
         else:
             self.customer_messages(channel, address, name, text)
 
@@ -198,6 +215,17 @@ class DemoChannels:
             return
         log.info("demo shop user %s writes through the API channel %s (message %s: HTTP %s)",
                  user_id, channel, key, answer.status_code)
+    def customer_writes_on_rubika(self, user_id: str, text: str) -> None:
+        """A message from Rubika user ``user_id`` to the demo's Rubika bot (in their private
+        chat with it, whose id the stand-in derives from theirs)."""
+        assert self.rubika is not None  # started with the others
+        (bot,) = self.config.rubika.bots
+        chat = "b0" + user_id.removeprefix("u0")
+        message_id = str(next(self._chat_message_ids))
+        self.rubika.add_update(bot.token.get_secret_value(),
+                               rubika_update(chat, user_id, text, message_id=message_id))
+        log.info("demo customer %s writes to Rubika bot %s (message %s)", user_id,
+                 RUBIKA_BOT, message_id)
 
     # -- shutdown -------------------------------------------------------------------------------
 
@@ -206,7 +234,8 @@ class DemoChannels:
         # Side by side: each server's shutdown waits out its serve_forever poll (0.5 s).
         stops = [self.kavenegar.stop, self.bot_api.stop,
                  *([self.meta.stop] if self.meta is not None else []),
-                 *([self.api_system.stop] if self.api_system is not None else [])]
+                 *([self.api_system.stop] if self.api_system is not None else []),
+                 *([self.rubika.stop] if self.rubika is not None else [])]
         stopping = [threading.Thread(target=stop, name="standin-stop") for stop in stops]
         for thread in stopping:
             thread.start()

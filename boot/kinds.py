@@ -9,6 +9,7 @@
     email       email-poll                          database, broker
     telegram    telegram-poll                       database, broker
     sms         sms-poll                            database, broker
+    rubika      rubika-poll                         database, broker
     tool        tool (inject, status, dead letters) database, broker
     run         every role above, and the demo      signing key, database, broker, senders
 
@@ -73,6 +74,7 @@ SWEEP = _role("sweep", "re-enqueues; reconciles 'sending' and polls delivery: as
 EMAIL_POLL = _role("email-poll", "stores mail, enqueues its routing after the commit", D, B)
 TELEGRAM_POLL = _role("telegram-poll", "stores updates, enqueues their routing", D, B)
 SMS_POLL = _role("sms-poll", "stores SMS, enqueues their routing", D, B)
+RUBIKA_POLL = _role("rubika-poll", "stores Rubika updates, enqueues their routing", D, B)
 TOOL = _role("tool", "one-shot commands: inject, status, dead letters", D, B)
 DEMO = _role("demo", "drafts and approves replies as demo people", K, D, B, S)
 
@@ -98,8 +100,10 @@ KINDS: dict[str, ProcessKind] = {k.name: k for k in (
     _kind("email", EMAIL_POLL),
     _kind("telegram", TELEGRAM_POLL),
     _kind("sms", SMS_POLL),
+    _kind("rubika", RUBIKA_POLL),
     _kind("tool", TOOL),
-    _kind("run", CONSOLE, ACTORS, SWEEP, EMAIL_POLL, TELEGRAM_POLL, SMS_POLL, DEMO),
+    _kind("run", CONSOLE, ACTORS, SWEEP, EMAIL_POLL, TELEGRAM_POLL, SMS_POLL, RUBIKA_POLL,
+          DEMO),
 )}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.email import service as email
+from channels.rubika import poller as rubika
 from channels.runner import Runner
 from channels.sms import poller as sms
 from channels.telegram import poller as telegram
@@ -27,6 +28,7 @@ POLLED: dict[str, Sources] = {
     "email": email.sources,
     "telegram": telegram.sources,  # Bale bots too
     "sms": sms.sources,
+    "rubika": rubika.sources,
 }
 
 

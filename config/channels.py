@@ -29,6 +29,7 @@ from pydantic import (
 
 from config.api_channel import ApiChannels
 from config.meta import MetaConfig
+from config.rubika import RubikaConfig
 from config.settings import Settings, get_settings
 from config.sms import SmsConfig
 from config.telegram import TelegramConfig
@@ -176,6 +177,7 @@ class ChannelsConfig(BaseModel):
     api: ApiChannels = []  # generic API channels, one per external system (config/api_channel.py)
     webchat: WebchatConfig = WebchatConfig()  # the website chat widget (config/webchat.py)
     meta: MetaConfig | None = None  # Instagram and WhatsApp through Meta (config/meta.py)
+    rubika: RubikaConfig = RubikaConfig()  # Rubika bots (config/rubika.py)
 
 
 def load(path: Path) -> ChannelsConfig:

@@ -47,7 +47,9 @@ def _from_env(name: str, what: str) -> SecretStr:
 
 
 class BotConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a validation error would otherwise print the raw input (its
+    # repr keeps a token's first and last characters), before SecretStr masks anything
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # in URLs and external ids
     kind: BotKind = "telegram"
     token: SecretStr = SecretStr("")

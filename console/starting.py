@@ -29,7 +29,7 @@ from responders.preview import REPLY_CHECK
 from responders.render import DEFAULT_TEMPLATE, template_names
 from router.identity import normalize_address
 
-MESSENGER_KINDS: Final = ("telegram", "bale")
+MESSENGER_KINDS: Final = ("telegram", "bale", "rubika")  # bots: only who wrote to them
 
 
 @dataclass(frozen=True)

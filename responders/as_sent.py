@@ -47,7 +47,7 @@ def files(channel: Channel | str, text: str, listed: Iterable[Any]) -> list[Sent
                                int(a.get("size") or 0), str(a.get("storage_key")))
             for a in listed if isinstance(a, dict) and isinstance(a.get("storage_key"), str)]
     captioned: set[str] = set()
-    if Channel(channel) in (Channel.TELEGRAM, Channel.BALE):
+    if Channel(channel) in (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA):
         captioned = {s.file.storage_key for s in chat_plan(text, atts)
                      if s.file is not None and s.text}
     return [SentFile(a.filename, a.content_type, a.size, a.storage_key,

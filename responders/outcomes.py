@@ -18,6 +18,7 @@ Every error of a send ends as one of three outcomes (:mod:`kartabl.errors`):
     with the same Message-ID (``at_least_once``); Telegram and Bale cannot be asked and a
     duplicate in a chat cannot be told apart, so the reply is ``failed`` at once with the
     reason (``at_most_once``): the coordinator checks with the customer before resending.
+    Rubika's Bot API is the same (no idempotency key, no way to ask).
 
 How the outbox knows which errors came before the provider call. Senders map the provider's
 errors themselves (each sender's module docstring has its part of the table), but a sender
@@ -61,7 +62,7 @@ Outcome = Literal["not_sent", "refused", "unknown"]
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str  # tests/responders/test_outcome_table.py has one case per id
-    channel: str  # "every", "email", "sms", "telegram/bale", "instagram/whatsapp"
+    channel: str  # "every", "email", "sms", "telegram/bale", "rubika", "instagram/whatsapp", "api"
     when: str
     outcome: Outcome
     then: str
@@ -147,6 +148,27 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("meta-answer-lost", "instagram/whatsapp",
          "read timeout or connection dropped after the request went out",
          "unknown", "failed at once: Meta may have sent it (at_most_once)"),
+    # -- Rubika: its Bot API (responders/rubika.py, channels/rubika/api.py) -------------------
+    Rule("rubika-unreachable", "rubika",
+         "connection refused, connect or pool timeout", "not_sent", "retried"),
+    Rule("rubika-busy", "rubika",
+         "the envelope says TOO_REQUESTS, or a 4xx without the envelope (a proxy)",
+         "not_sent", "retried"),
+    Rule("rubika-refused", "rubika",
+         "the envelope (with HTTP 200) says INVALID_INPUT or INVALID_ACCESS",
+         "refused", "failed with Rubika's status and dev_message"),
+    Rule("rubika-no-chat", "rubika",
+         "the customer never wrote to the bot: no chat to answer in (before any request)",
+         "refused", "failed: a bot can only answer someone who wrote to it"),
+    Rule("rubika-5xx", "rubika",
+         "a 5xx, an answer that is no envelope, or an unknown status",
+         "unknown", "failed at once: Rubika may have sent it (at_most_once)"),
+    Rule("rubika-answer-lost", "rubika",
+         "read timeout or connection dropped after the request went out",
+         "unknown", "failed at once: Rubika may have sent it (at_most_once)"),
+    Rule("rubika-partly-sent", "rubika",
+         "a later message of a reply fails after earlier ones went out",
+         "refused", "failed, naming the messages the customer got"),
 )
 
 CHECK_WITH_CUSTOMER: Final = "check with the customer before resending"

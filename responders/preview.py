@@ -62,7 +62,7 @@ class Preview:
         if self.channel is Channel.SMS:
             units = sms_length(self.text).units
             return f"{self.parts} SMS ({(self.encoding or '').upper()}, {units} characters)"
-        if self.channel in (Channel.TELEGRAM, Channel.BALE, Channel.INSTAGRAM,
+        if self.channel in (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA, Channel.INSTAGRAM,
                             Channel.WHATSAPP):
             return f"{self.parts} message{'s' if self.parts != 1 else ''}"
         return "1 mail"
@@ -83,7 +83,7 @@ def preview(
     if ch is Channel.SMS:
         length = sms_length(text)
         return Preview(ch, text, length.parts, MAX_SMS_PARTS, length.encoding)
-    if ch in (Channel.TELEGRAM, Channel.BALE):
+    if ch in (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA):
         return Preview(ch, text, len(chat_plan(text, files)), MAX_CHAT_MESSAGES)
     if ch in (Channel.INSTAGRAM, Channel.WHATSAPP):  # one message, no splitting
         size, cap = ((len(text.strip().encode()), MAX_INSTAGRAM_BYTES)

@@ -47,7 +47,7 @@ MB: Final = 1024 * 1024
 # 50 MB for other files, 10 MB for photos. Bale's Bot API follows Telegram's.
 BOT_API_DOCUMENT_MAX: Final = 50 * MB
 BOT_API_PHOTO_MAX: Final = 10 * MB
-CHAT_CHANNELS: Final = frozenset({Channel.TELEGRAM, Channel.BALE})
+CHAT_CHANNELS: Final = frozenset({Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA})
 
 # Types recognised by their first bytes (the declared type and the name decide nothing).
 _MAGIC: Final = (

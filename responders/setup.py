@@ -10,6 +10,13 @@ and reports it delivered (the embedded demo; the channels without credentials), 
 logged as a warning. Any process that dispatches replies calls :func:`install_senders` once
 at start-up, through its composition (:mod:`boot.kinds`, which also closes them at stop); a
 missing sender is a configuration error (``LookupError``), never a silent fallback.
+(:mod:`responders.sms`) when the file has an ``[sms]`` section, Rubika by its Bot API
+(:mod:`responders.rubika`) when it has Rubika bots. Every other channel is
+served by the sandbox sender, which records what it would send in the database and reports
+it delivered (the embedded demo; the channels without credentials), and that is logged as a
+warning. Any process that dispatches replies calls :func:`install_senders` once at start-up,
+through its composition (:mod:`boot.kinds`, which also closes them at stop); a missing
+sender is a configuration error (``LookupError``), never a silent fallback.
 """
 
 from __future__ import annotations
@@ -102,4 +109,10 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
             if accounts:
                 makers.append((product, "the Graph API", partial(
                     MetaSender, product, meta, sending_stale_s=stale)))
+    if channels.rubika.bots:  # Rubika bots (responders/rubika.py)
+        from responders.rubika import RubikaSender
+
+        makers.append(("rubika", "Rubika's Bot API", partial(
+            RubikaSender, channels.rubika.bots, sending_stale_s=stale,
+            attachments_dir=settings.attachments_dir)))
     return makers

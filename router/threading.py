@@ -93,12 +93,13 @@ def _references(message: Message) -> _References:
 def _messenger_replies(
     session: Session, message: Message, customer: Customer
 ) -> list[tuple[str, None, int, int]]:
-    """A Telegram/Bale answer to one of our messages: ``in_reply_to`` is
+    """A Telegram/Bale/Rubika answer to one of our messages: ``in_reply_to`` is
     ``<bot>:<chat>:<message id>``, and a reply we sent records ``<bot>:<chat>:<id>,<id>``
     (one id per part) as its provider id. Rows shaped like :func:`_by_reference`'s. Only the
     customer's own conversations are searched (a private chat is theirs alone), which keeps
     the lookup on the customer index instead of every reply of the channel."""
-    if message.channel not in (Channel.TELEGRAM, Channel.BALE) or not message.in_reply_to:
+    if message.channel not in (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA) \
+            or not message.in_reply_to:
         return []
     chat, sep, answered = message.in_reply_to.rpartition(":")
     if not sep or not chat or not answered.isdigit():

@@ -50,6 +50,7 @@ def quick_hash(password: str) -> str:
 IDENTITY_KIND = {Channel.EMAIL: "email", Channel.SMS: "phone", Channel.TELEGRAM: "telegram",
                  Channel.BALE: "bale"}
 OUR_ADDRESS = {Channel.EMAIL: "support@kartabl.example", Channel.SMS: "+9810004000"}
+IDENTITY_KIND[Channel.RUBIKA] = "rubika"  # -- rubika --
 
 
 def routing_args() -> dict[str, Any]:
@@ -90,6 +91,7 @@ def _address(channel: Channel, n: int) -> str:
         Channel.SMS: f"+98912{n:07d}",
         Channel.TELEGRAM: str(1000 + n),
         Channel.BALE: str(5000 + n),
+        Channel.RUBIKA: f"u0customer{n}",
     }[channel]
 
 

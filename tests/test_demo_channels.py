@@ -19,6 +19,7 @@ import config.settings
 from bench.ports import free_port
 from boot.demo import CUSTOMERS, DemoDriver, seed
 from boot.demo_channels import LINE, DemoChannels, start_unless_configured
+from channels.rubika.poller import sources as rubika_sources
 from channels.runner import Runner, poll_each
 from channels.sms.poller import sources as sms_sources
 from channels.sms.standin import KavenegarStandin
@@ -59,10 +60,10 @@ def make_demo(**kw: float) -> Iterator[DemoChannels]:
     demo = DemoChannels.start(**kw)
     sandboxed = install_senders(demo.config, settings=config.settings.get_settings(),
                                 rate_limiter=limiters())
-    # SMS, Telegram and Bale leave by their real senders, to the demo's stand-ins; email and
+    # SMS, Telegram, Bale and Rubika leave by their real senders, to the demo's stand-ins; email and
     # the channels whose stand-ins the demo does not start yet stay in the sandbox
-    assert "email" in sandboxed and not {"sms", "telegram", "bale", "instagram",
-                                         "whatsapp"} & set(sandboxed)
+    assert "email" in sandboxed and not {"sms", "telegram", "bale", "rubika", "instagram",
+                                         "whatsapp", "api", "webchat"} & set(sandboxed)
     yield demo
     demo.stop()
     for ch in Channel:
@@ -87,7 +88,9 @@ def poll_all(demo: DemoChannels) -> int:
     db = kdb.session_factory()
     # The bots as `kartabl run` polls them, without the long poll's wait
     bots = [Runner(BotSource(bot, db, timeout_s=0), db) for bot in demo.config.telegram.bots]
-    return poll_each(sms_runners(demo, db) + bots).created
+    rubika = [Runner(src, db) for src in rubika_sources(demo.config, config.settings.get_settings(),
+                                                      db)]
+    return poll_each(sms_runners(demo, db) + bots + rubika).created
 
 
 def route_all(db: sessionmaker[Session]) -> None:
@@ -190,6 +193,23 @@ def test_an_approved_telegram_reply_reaches_the_customers_chat(demo, seeded, cap
     # Telegram reports no delivery: the reply stays sent
     assert poll_delivery(seeded) == 0
     for bot in demo.config.telegram.bots:
+        assert bot.token.get_secret_value() not in caplog.text
+
+
+def test_a_rubika_customer_is_answered_in_their_chat(demo, seeded, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    negar = next(a["rubika"] for _, a in CUSTOMERS if "rubika" in a)
+    demo.customer_writes(Channel.RUBIKA, "نگار", negar, "سفارشم کی می‌رسد؟")
+    assert poll_all(demo) == 1
+    route_all(seeded)
+    msg = message_on(seeded, Channel.RUBIKA)
+    assert msg.customer_id == customer_of(seeded, "rubika", negar)  # the seeded customer
+    rid = approve_reply(seeded, msg, "فردا می‌رسد")
+    assert dispatch_reply(seeded, rid) == "sent"
+    assert demo.rubika is not None
+    [sent] = demo.rubika.sent
+    assert (sent.chat_id, sent.text) == (msg.meta["chat_id"], "فردا می‌رسد")
+    for bot in demo.config.rubika.bots:
         assert bot.token.get_secret_value() not in caplog.text
 
 

@@ -7,6 +7,7 @@
 - :mod:`boot.cli.email`: the email channel (``kartabl email poll|backfill|...``);
 - :mod:`boot.cli.telegram`: Telegram and Bale bots (``kartabl telegram poll``);
 - :mod:`boot.cli.sms`: SMS through Kavenegar (``kartabl sms poll``);
+- :mod:`boot.cli.rubika`: Rubika bots (``kartabl rubika set-webhook``);
 - :mod:`boot.cli.poll`: any registered polled channel (``kartabl poll CHANNEL``);
 - :mod:`boot.cli.search`: the search index (``kartabl search reindex``).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from boot.cli import admin, customers, email, ops, poll, run, search, sms, telegram
+from boot.cli import admin, customers, email, ops, poll, rubika, run, search, sms, telegram
 
 app = typer.Typer(
     help="Kartabl: the omnichannel support inbox.",
@@ -43,6 +44,7 @@ run.register(app)
 email.register(app)
 telegram.register(app)
 sms.register(app)
+rubika.register(app)
 poll.register(app)
 search.register(app)
 

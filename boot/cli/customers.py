@@ -1,8 +1,8 @@
 """``kartabl customer``: look at a customer, and the two explicit, audited ways to join
 identities (:func:`router.identity.link_identity` and :func:`router.identity.merge_customers`).
 
-Nothing joins customers by itself: a Telegram user who shares their phone number keeps it
-as a hint on their message (``meta["contact"]``), shown by ``kartabl customer show``, until a
+Nothing joins customers by itself: a Telegram (or Rubika) user who shares a phone number keeps
+it as a hint on their message (``meta["contact"]``), shown by ``kartabl customer show``, until a
 coordinator links it here (or merges them with the customer who texted from that number).
 Every action names the person who takes it (``--by``): the permission checks and the audit
 trail are theirs, exactly as in the console.
@@ -61,7 +61,8 @@ def show(customer_id: int) -> None:
         for hint in _contact_hints(session, customer.id):
             owner = session.scalar(select(Identity.customer_id).where(
                 Identity.kind == "phone", Identity.address == hint["phone"]))
-            whose = "their own number" if hint["own"] else "someone's number, not theirs"
+            whose = ("whose number, Rubika does not say" if hint["own"] is None else
+                     "their own number" if hint["own"] else "someone's number, not theirs")
             where = (" (already this customer's)" if owner == customer.id else
                      f" (customer {owner} has it: merge to join)" if owner else "")
             out.print(f"shared on {hint['channel']} (message {hint['message']}): "
@@ -73,13 +74,15 @@ def _contact_hints(session: Session, customer_id: int) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Message.id, Message.channel, Message.meta)
         .where(Message.customer_id == customer_id,
-               Message.channel.in_((Channel.TELEGRAM, Channel.BALE)))
+               Message.channel.in_((Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA)))
         .order_by(Message.id.desc()).limit(500)
     ).all()
     for mid, channel, meta in rows:
         contact = (meta or {}).get("contact")
         if isinstance(contact, dict) and contact.get("phone") not in hints:
-            hints[contact["phone"]] = {"phone": contact["phone"], "own": bool(contact.get("own")),
+            own = contact.get("own")  # None: the messenger does not say (Rubika)
+            hints[contact["phone"]] = {"phone": contact["phone"],
+                                       "own": None if own is None else bool(own),
                                        "channel": Channel(channel).value, "message": mid}
     return list(hints.values())[:CONTACT_HINTS]
 
@@ -92,15 +95,17 @@ def link(
     email: str = typer.Option("", help="An email address."),
     telegram: str = typer.Option("", help="A Telegram user id."),
     bale: str = typer.Option("", help="A Bale user id."),
+    rubika: str = typer.Option("", help="A Rubika user id (u0...)."),
 ) -> None:
     """Give the customer one more identity (admins, coordinators, or the merge permission).
     Refused when another customer has it: that is a merge."""
     from router.identity import link_identity
 
     given = [(k, v) for k, v in (("phone", phone), ("email", email), ("telegram", telegram),
-                                 ("bale", bale)) if v]
+                                 ("bale", bale), ("rubika", rubika)) if v]
     if len(given) != 1:
-        raise typer.BadParameter("give exactly one of --phone, --email, --telegram, --bale")
+        raise typer.BadParameter(
+            "give exactly one of --phone, --email, --telegram, --bale, --rubika")
     (kind, address), = given
     try:
         with db.session_scope() as session:

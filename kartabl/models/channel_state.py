@@ -45,6 +45,10 @@ class ChannelCursor(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. "telegram:mybot"
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # -- rubika --
+    # A position that is no number: Rubika's getUpdates answers an opaque string
+    # (``next_offset_id``), kept exactly as given; ``value`` stays 0 for such a cursor.
+    text_value: Mapped[str | None] = mapped_column(Text)
 
 
 class PollerState(Base):

@@ -71,6 +71,9 @@ from kartabl.workflow.transitions import REVIEW_ALL, draft, submit
 STEP: Final = "start"
 CHANNEL_OF: Final = {"email": Channel.EMAIL, "phone": Channel.SMS,
                      "telegram": Channel.TELEGRAM, "bale": Channel.BALE}
+CHANNEL_OF["rubika"] = Channel.RUBIKA  # -- rubika --
+# Chats a bot answers only after the customer wrote to it (and from the bot they wrote to).
+BOT_CHATS: Final = (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA)
 # Kinds a person may type as a new address: a bot cannot write to a user first.
 TYPED_KINDS: Final = ("phone", "email")
 MAX_SUBJECT: Final = 500
@@ -208,7 +211,7 @@ def start(
     channel = CHANNEL_OF[identity.kind]
     team = _team(session, actor, team_id, customer)
     wrote = last_inbound(session, identity)
-    if channel in (Channel.TELEGRAM, Channel.BALE) and wrote is None:
+    if channel in BOT_CHATS and wrote is None:
         raise IllegalTransition(STEP, "never_wrote", f"{identity.kind} user {identity.address} "
                                 "never wrote to our bot", code="start.never_wrote",
                                 params={"channel": channel.value})
@@ -222,7 +225,7 @@ def start(
     ours = None if channel is not Channel.EMAIL else (
         our_address.get(team, our_address.get(None)) if isinstance(our_address, Mapping)
         else our_address)
-    if channel in (Channel.TELEGRAM, Channel.BALE) or ours is None:
+    if channel in BOT_CHATS or ours is None:
         ours = wrote.recipient if wrote is not None and wrote.recipient else ours
     now = utcnow()
     conv = Conversation(

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -21,6 +22,9 @@ from channels import health, runner
 from channels.email.ingest import MailIngester
 from channels.email.poller import MailboxSource
 from channels.polled import POLLED
+from channels.rubika.poller import RubikaSource
+from channels.rubika.standin import RubikaStandin
+from channels.rubika.standin import text_update as rubika_update
 from channels.runner import Runner
 from channels.sms.poller import SmsLine
 from channels.sms.standin import KavenegarStandin
@@ -28,6 +32,7 @@ from channels.telegram.poller import BotSource
 from channels.telegram.standin import BotApiStandin
 from channels.telegram.standin_wire import text_update
 from config.channels import get_channels
+from config.rubika import RubikaBot
 from config.sms import SmsConfig
 from config.telegram import BotConfig
 from kartabl.models import Message, PollerState
@@ -42,7 +47,7 @@ from tests.channels.email.imap_helpers import Proxy, append, flags_by_uid, mail
 from tests.channels.email.test_imap_watch import port_outside_ephemeral_range
 from tests.channels.inbound_harness import Counting, Died, Harness, failing_inserts
 
-ADAPTERS = ["email", "telegram", "bale", "sms"]
+ADAPTERS = ["email", "telegram", "bale", "sms", "rubika"]
 FLAG = b"$Kartabl"
 TOKEN = {"telegram": "7100001:contract-telegram-token", "bale": "8100001:contract-bale-token"}
 KAVENEGAR_KEY, LINE = "contract-kavenegar-key", "10008663"
@@ -108,12 +113,40 @@ def _sms() -> Iterator[Harness]:
         standin.stop()
 
 
+def _rubika(db: sessionmaker[Session], tmp_path: Path) -> Iterator[Harness]:
+    standin = RubikaStandin().start()
+    token = "RUBIKA-contract-token-PlOkMn"
+    standin.add_bot(token)
+    bot = RubikaBot(name="contract", token=token, base_url=standin.base_url,
+                    poll_interval_s=0.2, timeout_s=2.0)
+
+    def source() -> RubikaSource:
+        return RubikaSource(bot, db, attachments_dir=tmp_path, attachment_max_bytes=10**6)
+
+    def pending() -> int:  # updates after the stored (opaque) offset
+        return len(standin.bot(token).updates) - standin.position(token, source().offset())
+
+    try:
+        yield Harness(
+            make_source=source,
+            deliver=lambda n: standin.add_update(token, rubika_update(
+                f"b0chat{n}", f"u0user{n}", f"پیام {n}", message_id=str(7000 + n))),
+            pending=pending,
+            break_source=lambda: standin.fail_next("getUpdates", "server_error", 502,
+                                                   times=10**6),
+            mend_source=standin.clear_faults)
+    finally:
+        standin.stop()
+
+
 @pytest.fixture(params=ADAPTERS)
 def adapter(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Iterator[Harness]:
     if request.param == "email":
         yield from _email(request, db)
     elif request.param == "sms":
         yield from _sms()
+    elif request.param == "rubika":
+        yield from _rubika(db, request.getfixturevalue("tmp_path"))
     else:
         yield from _bot(request.param, db)
 

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.fleet, pytest.mark.parametrize("db_url", ["postgres"],
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PROGRAMS = ["web", "worker", "scheduler", "email", "telegram", "sms"]
+PROGRAMS = ["web", "worker", "scheduler", "email", "telegram", "sms", "rubika"]
 
 
 

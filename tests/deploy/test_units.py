@@ -44,7 +44,8 @@ def _programs() -> configparser.RawConfigParser:
 
 
 def test_the_procfile_is_what_is_shipped():
-    assert set(_procfile()) == {"web", "worker", "scheduler", "email", "telegram", "sms"}
+    assert set(_procfile()) == {"web", "worker", "scheduler", "email", "telegram", "sms",
+                                "rubika"}
 
 
 @pytest.mark.parametrize("kind", sorted(_procfile()))

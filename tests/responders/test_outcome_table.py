@@ -16,23 +16,27 @@ from datetime import timedelta
 import pytest
 from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.meta.graph import classify
 from channels.meta.standin import GraphStandin
+from channels.rubika.standin import RubikaStandin
 from channels.sms.standin import KavenegarStandin
 from channels.telegram.standin import BotApiStandin
 from config.meta import MetaConfig
+from config.rubika import RubikaBot
 from config.settings import get_settings
 from config.sms import SmsConfig
 from config.telegram import BotConfig
 from kartabl import outbound
 from kartabl.errors import OutcomeUnknown, RetryableDeliveryError
-from kartabl.models import Channel, Reply, ReplyState
+from kartabl.models import Channel, Message, Reply, ReplyState
 from responders.dispatch import dispatch_reply, reconcile_stale_sending
 from responders.email import SmtpSender
 from responders.meta import MetaSender
 from responders.outcomes import RULES, table
+from responders.rubika import RubikaSender
 from responders.sms import KavenegarSender
 from responders.telegram import BLOCKED_REASON, TelegramSender
 from tests.conftest import REDIS_URL
@@ -44,6 +48,7 @@ STALE = timedelta(0)
 TG_TOKEN, BALE_TOKEN = "9200001:TABLE-tg-token-QaWsEd", "9300001:TABLE-bale-token-RfTgYh"
 SMS_KEY = "KAVE-table-key-UjMnBv"
 META_IG, META_WA = "17841400000000003", "106540352242903"
+RUBIKA_TOKEN = "RUBIKA-table-token-IkOlPp"
 
 
 def closed_port() -> int:
@@ -449,6 +454,89 @@ def graph_kind(code: int, subcode: int | None) -> str:
     from channels.meta.graph import GraphError
 
     return classify(GraphError(400, code, subcode, ""))
+# -- Rubika ------------------------------------------------------------------------------------
+
+
+RUBIKA_CHAT = "b0tableChat"
+
+
+def rubika(env: Env, base_url: str | None = None) -> RubikaStandin:
+    server = RubikaStandin().start()
+    env.request.addfinalizer(server.stop)
+    server.add_bot(RUBIKA_TOKEN)
+    server.chats.add(RUBIKA_CHAT)
+    outbound.register(rubika_sender(env, base_url or server.base_url))
+    return server
+
+
+def rubika_sender(env: Env, url: str) -> RubikaSender:
+    sender = RubikaSender([RubikaBot(name="shop", token=RUBIKA_TOKEN, base_url=url,
+                                     timeout_s=2.0)], sessions=env.db)
+    env.request.addfinalizer(sender.close)
+    return sender
+
+
+def rubika_reply(env: Env, chat: str | None = RUBIKA_CHAT, body: str = "سفارش شما ارسال شد"
+                 ) -> int:
+    """An approved reply to a customer who wrote to bot ``shop`` from ``chat``."""
+    rid = env.approved(Channel.RUBIKA, body=body)
+    with env.db() as s, s.begin():
+        msg = s.scalars(select(Message).join(Reply, Reply.conversation_id
+                                             == Message.conversation_id)
+                        .where(Reply.id == rid)).one()
+        msg.recipient, msg.meta = "shop", {"chat_id": chat} if chat else {}
+    return rid
+
+
+def rubika_unreachable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = rubika(env, base_url=f"http://127.0.0.1:{closed_port()}/v3")
+    rid = rubika_reply(env)
+    env.not_sent_then_once(rid, lambda: len(server.sent), fix=lambda: outbound.register(
+        rubika_sender(env, server.base_url)))
+
+
+def rubika_fault(kind: str, value: float = 0) -> Case:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = rubika(env)
+        rid = rubika_reply(env)
+        server.fail_next("sendMessage", kind, value)
+        sent = lambda: len(server.sent)  # noqa: E731
+        if kind.startswith("invalid_"):
+            env.refused(rid, kind.upper(), sent)
+        else:
+            env.not_sent_then_once(rid, sent)
+    return case
+
+
+def rubika_no_chat(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = rubika(env)
+    rid = rubika_reply(env, chat=None)
+    env.refused(rid, "has no Rubika chat with bot shop", lambda: len(server.sent))
+    assert server.calls == []
+
+
+def rubika_unknown(kind: str, value: float, *, after_send: bool) -> Case:
+    def case(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = rubika(env)
+        rid = rubika_reply(env)
+        server.fail_next("sendMessage", kind, value, after_send=after_send)
+        assert dispatch_reply(env.db, rid) == "failed"
+        r = env.reply(rid)
+        assert r.state == RS.FAILED and "Rubika may have sent the message" in (r.error or "")
+        assert (r.error or "").endswith("check with the customer before resending")
+        assert dispatch_reply(env.db, rid) == "skipped"
+        assert reconcile_stale_sending(env.db, older_than=STALE) == 0
+        assert len(server.sent) == (1 if after_send or kind == "slow" else 0)
+        assert server.calls.count("sendMessage") == 1
+    return case
+
+
+def rubika_partly_sent(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = rubika(env)
+    rid = rubika_reply(env, body="a" * 5000)  # two messages
+    server.fail_next("sendMessage", "ok")
+    server.fail_next("sendMessage", "invalid_input")
+    env.refused(rid, "partly sent: parts 1-1 of 2", lambda: len(server.sent), expect_sent=1)
 
 
 Case = Callable[[Env, pytest.MonkeyPatch], None]
@@ -502,6 +590,19 @@ SCENARIOS: dict[str, dict[str, Case]] = {
                      "ig-190": meta_fault(Channel.INSTAGRAM, 401, 190)},
     "meta-5xx": {"html-502": meta_fault(Channel.WHATSAPP, 502, None)},
     "meta-answer-lost": {"slow": meta_answer_lost},
+    "rubika-unreachable": {"refused": rubika_unreachable},
+    "rubika-busy": {"too-requests": rubika_fault("too_requests"),
+                    "proxy-403": rubika_fault("http", 403)},
+    "rubika-refused": {"invalid-input": rubika_fault("invalid_input"),
+                       "invalid-access": rubika_fault("invalid_access")},
+    "rubika-no-chat": {"never-wrote": rubika_no_chat},
+    "rubika-5xx": {
+        "json-500-after-send": rubika_unknown("server_error", 500, after_send=True),
+        "html-502-before-send": rubika_unknown("proxy_error", 502, after_send=False),
+    },
+    "rubika-answer-lost": {"slow": rubika_unknown("slow", 3.0, after_send=False),
+                           "drop-after-send": rubika_unknown("drop", 0, after_send=True)},
+    "rubika-partly-sent": {"second-refused": rubika_partly_sent},
 }
 
 

@@ -93,6 +93,27 @@ def _meta(channel: str) -> Factory:
         return sender
 
     return make
+def _rubika(request: pytest.FixtureRequest, db: sessionmaker[Session]) -> Sender:
+    from channels.rubika.standin import RubikaStandin  # a local Rubika Bot API server
+    from config.rubika import RubikaBot
+    from kartabl import ingest
+    from kartabl.messages import InboundMessage
+    from responders.rubika import RubikaSender
+
+    server = RubikaStandin().start()
+    request.addfinalizer(server.stop)
+    server.add_bot("contract-rubika-token")
+    bot = RubikaBot(name="contract", token="contract-rubika-token",
+                    base_url=server.base_url, timeout_s=5.0)
+    # A Rubika bot answers only someone who wrote to it: customer 4242 opened a chat.
+    server.chats.add("b0contractchat")
+    with db() as s:
+        ingest.store(s, InboundMessage(
+            channel=Channel.RUBIKA, external_id="contract:b0contractchat:1", sender="4242",
+            text="سلام", recipient="contract", meta={"chat_id": "b0contractchat"}))
+    sender = RubikaSender([bot], sessions=db)
+    request.addfinalizer(sender.close)
+    return sender
 
 
 SENDERS: dict[str, Factory] = {
@@ -105,6 +126,7 @@ SENDERS: dict[str, Factory] = {
     "webchat": _webchat,
     "instagram": _meta("instagram"),
     "whatsapp": _meta("whatsapp"),
+    "rubika": _rubika,
 }
 _seq = itertools.count(1)
 

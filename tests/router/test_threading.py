@@ -159,3 +159,25 @@ def test_a_messenger_reply_to_our_message_threads_there(session, inbound, route,
     for ref in ("shop_bot:42:50", "shopXbot:42:501"):
         other = route(inbound(channel="telegram", sender="42", in_reply_to=ref, text="؟"))
         assert (other.how, other.conversation_id) == ("open", newer.id), ref
+
+
+def test_a_rubika_reply_to_our_message_threads_there(session, inbound, route, make_person):
+    # Given a Rubika customer with two open conversations; we answered the older one in the
+    # chat b0chat42 (Rubika message ids are digit strings, as the sender records them)
+    first = route(inbound(channel="rubika", sender="u0sara", text="سفارش ۱"))
+    author = make_person(role=Role.AGENT)
+    session.add(Reply(conversation_id=first.conversation_id, author_id=author.id, body="پاسخ",
+                      state=ReplyState.SENT, channel="rubika", idempotency_key="k-rb-1",
+                      provider_id="shop:b0chat42:9100000000000000001"))
+    newer = Conversation(customer_id=first.customer_id, channel="rubika", subject="",
+                         last_message_at=utcnow() + timedelta(seconds=1))
+    session.add(newer)
+    session.commit()
+    # When she answers our message with Rubika's "reply" (channels.rubika.updates)
+    answer = route(inbound(channel="rubika", sender="u0sara", text="هنوز نرسیده",
+                           in_reply_to="shop:b0chat42:9100000000000000001"))
+    # Then it continues the conversation of that reply, not the newest open one
+    assert answer.how == "reference" and answer.conversation_id == first.conversation_id
+    other = route(inbound(channel="rubika", sender="u0sara", text="؟",
+                          in_reply_to="shop:b0chat42:910000000000000000"))
+    assert (other.how, other.conversation_id) == ("open", newer.id)

@@ -208,6 +208,31 @@ def test_telegram_only_to_users_who_wrote_to_the_bot(session: Session, org: Org)
     assert started.conversation.from_address == "shop_bot"  # type: ignore[attr-defined]
 
 
+def test_rubika_only_to_users_who_wrote_to_the_bot_and_from_that_bot(session: Session,
+                                                                   org: Org) -> None:
+    cust = Customer(display_name="سارا", tags=[])
+    session.add(cust)
+    session.flush()
+    linked = Identity(customer_id=cust.id, kind="rubika", address="u0sara")
+    session.add(linked)
+    session.flush()
+    # Never wrote to our bot: a Rubika bot cannot open the chat
+    with pytest.raises(IllegalTransition) as refused:
+        begin(session, org.maryam, identity_id=linked.id)
+    assert refused.value.code == "start.never_wrote"
+    with pytest.raises(InputError):
+        begin(session, org.maryam, new_address=("rubika", "u0other"))
+    session.rollback()
+    # Wrote to bot "shop": the conversation is started from that bot
+    wrote = conversation(session, channel=Channel.RUBIKA, team=org.support, sender="u0sara")
+    ident = session.scalar(select(Identity).where(Identity.customer_id == wrote.customer_id))
+    assert ident is not None
+    session.execute(Message.__table__.update().where(Message.conversation_id == wrote.id)
+                    .values(recipient="shop"))
+    started = begin(session, org.ali, identity_id=ident.id)
+    assert started.conversation.from_address == "shop"  # type: ignore[attr-defined]
+
+
 def test_the_author_must_be_an_active_person(session: Session, org: Org) -> None:
     gone = person(session, "gone", Role.AGENT, teams=[team(session)], active=False)
     with pytest.raises(PermissionDenied):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:26:39.871483
+Create Date: 2026-12-04 14:29:27.634921
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("text_value", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_channel_cursor")),
     )
     op.create_table(

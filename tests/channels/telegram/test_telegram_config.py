@@ -36,6 +36,7 @@ def test_a_missing_variable_or_token_is_refused_without_leaking(
     with pytest.raises(ValidationError, match="webhook_secret") as err:
         BotConfig(name="a", token=TOKEN)  # a webhook without a secret
     assert TOKEN not in str(err.value)
+    assert TOKEN[-12:] not in str(err.value)  # not even the end that a repr keeps
 
 
 def test_kinds_bale_is_the_same_adapter_with_its_url_and_channel() -> None:

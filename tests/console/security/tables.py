@@ -154,7 +154,7 @@ def get_urls(w: World, t: Ids) -> list[tuple[str, str]]:
 
 # State changes that no session cookie signs, so there is no CSRF token to ask for:
 EXEMPT = {
-    # Webhooks are called by providers (Kavenegar, Telegram, Bale), never by a browser, and
+    # Webhooks are called by providers (Kavenegar, Telegram, Bale, Rubika), never by a browser, and
     # authenticated by a secret in the URL or header; no cookie is read.
     ("POST", "/webhooks/sms/receive/{secret}"),
     ("POST", "/webhooks/telegram/{bot_name}"),
@@ -162,6 +162,9 @@ EXEMPT = {
     ("POST", "/webhooks/api/{name}"),
     ("POST", "/webhooks/api/{name}/status"),
     ("POST", "/webhooks/meta"),  # signed by Meta: X-Hub-Signature-256 over the body
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveUpdate"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveInlineMessage"),
     # Login CSRF (signing the victim in as the attacker) is refused by an Origin check
     # instead: there is no session yet to derive a token from (tests/console/test_auth.py,
     # test_login_from_another_site_is_refused).

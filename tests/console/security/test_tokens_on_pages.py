@@ -32,6 +32,9 @@ OWN_CREDENTIALS = {
     ("POST", "/webhooks/api/{name}"),  # signed with the API channel's secret (HMAC)
     ("POST", "/webhooks/api/{name}/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),  # Meta: verify token, signature
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveUpdate"),
+    ("POST", "/webhooks/rubika/{bot_name}/{secret}/receiveInlineMessage"),
     # Prometheus: KARTABL_METRICS_TOKEN, when set (tests/console/test_probes.py).
     ("GET", "/metrics"),
     # The website widget's CORS preflights: no credentials of any kind.
