@@ -24,12 +24,20 @@ from console.customers import customer_detail
 from kartabl.errors import InputError
 from kartabl.models import Identity, Person, Team, TeamMember
 from kartabl.workflow.access import REVIEWERS
-from kartabl.workflow.start import TYPED_KINDS, Started, last_inbound, start
+from kartabl.workflow.start import (
+    BOT_CHATS,
+    CHANNEL_OF,
+    TYPED_KINDS,
+    Started,
+    last_inbound,
+    start,
+)
 from responders.preview import REPLY_CHECK
 from responders.render import DEFAULT_TEMPLATE, template_names
 from router.identity import normalize_address
 
-MESSENGER_KINDS: Final = ("telegram", "bale", "rubika")  # bots: only who wrote to them
+# every kind but phone and email: only who wrote on that channel (kartabl.workflow.start)
+MESSENGER_KINDS: Final = tuple(k for k, ch in CHANNEL_OF.items() if ch in BOT_CHATS)
 
 
 @dataclass(frozen=True)
@@ -123,5 +131,5 @@ def own_team(session: Session, person: Person) -> int | None:
 
 def templates() -> list[str]:
     """The reply templates of any channel (the draft refuses one its channel lacks)."""
-    names = {n for ch in ("email", "sms", "telegram", "bale") for n in template_names(ch)}
+    names = {n for ch in CHANNEL_OF.values() for n in template_names(ch)}
     return sorted(names - {DEFAULT_TEMPLATE})

@@ -69,11 +69,19 @@ from kartabl.workflow.access import (
 from kartabl.workflow.transitions import REVIEW_ALL, draft, submit
 
 STEP: Final = "start"
-CHANNEL_OF: Final = {"email": Channel.EMAIL, "phone": Channel.SMS,
-                     "telegram": Channel.TELEGRAM, "bale": Channel.BALE}
-CHANNEL_OF["rubika"] = Channel.RUBIKA  # -- rubika --
-# Chats a bot answers only after the customer wrote to it (and from the bot they wrote to).
-BOT_CHATS: Final = (Channel.TELEGRAM, Channel.BALE, Channel.RUBIKA)
+# The channel a conversation started on an identity goes out by: every identity kind has one
+# (a kind missing here was a KeyError in the console). A phone is written to by SMS (starting
+# on WhatsApp would need an approved template: not offered).
+CHANNEL_OF: Final = {
+    "email": Channel.EMAIL, "phone": Channel.SMS, "telegram": Channel.TELEGRAM,
+    "bale": Channel.BALE, "rubika": Channel.RUBIKA, "instagram": Channel.INSTAGRAM,
+    "webchat": Channel.WEBCHAT, "api": Channel.API,
+}
+# Channels answered only after the customer wrote on them (and from where they wrote): a bot
+# cannot open a chat, Instagram answers within its window, a website visitor and an API
+# channel's user are reached where their last message came from.
+BOT_CHATS: Final = tuple(ch for ch in CHANNEL_OF.values()
+                         if ch not in (Channel.EMAIL, Channel.SMS))
 # Kinds a person may type as a new address: a bot cannot write to a user first.
 TYPED_KINDS: Final = ("phone", "email")
 MAX_SUBJECT: Final = 500

@@ -244,3 +244,23 @@ def test_the_author_must_be_an_active_person(session: Session, org: Org) -> None
     with pytest.raises(InputError) as raised:
         begin(session, two, new_address=("phone", NEW_PHONE))
     assert raised.value.code == "start.choose_team"
+
+
+def test_every_identity_kind_has_a_channel_and_chats_need_a_message_first(
+        session: Session, org: Org) -> None:
+    from kartabl.workflow.start import BOT_CHATS, CHANNEL_OF
+    from router.identity import KINDS
+
+    assert set(CHANNEL_OF) == set(KINDS)  # a kind without a channel crashed the console
+    for kind in ("instagram", "webchat", "api"):
+        assert CHANNEL_OF[kind] in BOT_CHATS
+        cust = Customer(display_name=kind, tags=[])
+        session.add(cust)
+        session.flush()
+        linked = Identity(customer_id=cust.id, kind=kind, address=f"{kind}:u-1")
+        session.add(linked)
+        session.flush()
+        with pytest.raises(IllegalTransition) as refused:
+            begin(session, org.maryam, identity_id=linked.id)
+        assert refused.value.code == "start.never_wrote", kind
+        session.rollback()
