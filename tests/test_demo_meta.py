@@ -67,7 +67,7 @@ def meta(db: sessionmaker[Session], settings, tmp_path, monkeypatch) -> Iterator
 
 
 def test_a_demo_whatsapp_message_is_answered_and_reported_read(meta: DemoMeta, db) -> None:
-    name = "نگار موسوی"
+    name = "پریسا نوری"
     meta.customer_writes(Channel.WHATSAPP, name, ADDRESSES[name]["whatsapp"], "سلام")
     with db() as s:
         msg = s.scalars(select(Message).where(Message.channel == Channel.WHATSAPP)).one()

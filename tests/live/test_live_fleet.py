@@ -23,9 +23,11 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import config.routing
+import config.settings
 from config.settings import Settings
 from console import auth
-from kartabl import workflow
+from kartabl import service_clock, workflow
 from kartabl.db import make_engine
 from kartabl.migrate import upgrade
 from kartabl.models import Event, Person, Role
@@ -62,6 +64,8 @@ def seed(db_url: str, tag: str = "") -> World:
     """Two teams, a coordinator, an agent of team A and a conversation of each team; names
     end in ``tag`` so that several worlds share a database (one per test of a module)."""
     settings = Settings(secret_key=SECRET, database_url=db_url)
+    # the seed steps the workflow in this process: its edge configures the clock
+    service_clock.configure(settings, config.routing.load(config.settings.DEFAULT_ROUTING_FILE))
     with Session(make_engine(db_url), expire_on_commit=False) as s:
         team_a, team_b = f.team(s, f"team-a{tag}"), f.team(s, f"team-b{tag}")
         coord = f.person(s, f"coord{tag}", Role.COORDINATOR)
