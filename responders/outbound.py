@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.webchat.offline import target_of as offline_target
 from kartabl.errors import PermanentDeliveryError
 from kartabl.language import conversation_language
 from kartabl.messages import OutboundMessage
@@ -55,6 +56,10 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
     template cannot render: neither gets better by retrying."""
     conv = session.get(Conversation, reply.conversation_id)
     assert conv is not None
+    if conv.channel == Channel.WEBCHAT and reply.channel != Channel.WEBCHAT:
+        contact = offline_target(session, reply.id)  # the widget's offline continuation
+        if contact is not None:
+            return _to_contact(session, reply, conv, contact.address)
     inbound = latest_inbound(session, conv.id, Channel(reply.channel))
     if inbound is None:
         return _first_message(session, reply, conv)
@@ -119,6 +124,25 @@ def _first_message(session: Session, reply: Reply, conv: Conversation) -> Outbou
         html=rendered.html, in_reply_to=ours, references=(ours,) if ours else (),
         meta={"from": started.from_address or "", "started": True},
         attachments=outbound_files(session, reply.id),
+    )
+
+
+def _to_contact(session: Session, reply: Reply, conv: Conversation,
+                address: str) -> OutboundMessage:
+    """A widget reply continued by SMS or email (channels.webchat.offline): to the
+    unverified address the visitor typed, from the sender's default line or mailbox."""
+    rendered = render_reply(
+        reply.channel, reply.body, template=reply.template,
+        context={"subject": reply_subject(conv.subject or ""),
+                 "customer_name": started_name(session, conv)},
+        language=conversation_language(session, conv.id),
+    )
+    assert reply.idempotency_key is not None  # set when the continuation was made
+    return OutboundMessage(
+        reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
+        recipient=address, text=rendered.text, idempotency_key=reply.idempotency_key,
+        subject=rendered.subject, html=rendered.html,
+        meta={"from": "", "offline_continuation": True},
     )
 
 

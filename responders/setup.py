@@ -93,5 +93,6 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
     # event log, which the widget reads (responders/webchat.py).
     from responders.webchat import WebchatSender
 
-    makers.append(("webchat", "the visitors' event logs", WebchatSender))
+    makers.append(("webchat", "the visitors' event logs",
+                   partial(WebchatSender, away_s=channels.webchat.away_s)))
     return makers

@@ -63,7 +63,7 @@ class RouteOutcome:
     customer_id: int | None  # None only when the message was rejected
     customer_created: bool
     conversation_id: int | None
-    how: str  # reference | open | reopened | new_linked | new | closed | rejected
+    how: str  # reference | offline | open | reopened | new_linked | new | closed | rejected
     assignee_id: int | None
     team_id: int | None
 

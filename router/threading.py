@@ -13,6 +13,8 @@ In order:
    names another customer's conversation, is ignored and audited as
    ``router.forged_reference``. Nothing here ever makes a message anything but the
    customer's own inbound message: a reference only chooses the conversation;
+1b. an SMS or email answer to a website chat reply continued to that address
+   (:mod:`router.offline_answers`): that widget conversation;
 2. the customer's open conversation on the same channel (the most recent, if several);
 3. the customer's most recently closed conversation on that channel: reopened when it was
    closed within the reopen window, otherwise a new conversation linked to it by
@@ -48,6 +50,7 @@ from kartabl.models import (
     utcnow,
 )
 from kartabl.workflow import waiting
+from router.offline_answers import offline_answer
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +275,13 @@ def thread(
     """
     conv = _by_reference(session, message, customer)
     how = "reference"
+    if conv is None:  # an answer to a website chat reply continued by SMS or email
+        conv = offline_answer(session, message)
+        how = "offline"
+        if conv is not None and conv.status is ConversationStatus.CLOSED and (
+                message.received_at - (conv.resolved_at or conv.last_message_at)
+                > reopen_window):
+            conv = None  # long closed: the number's own conversation, never linked to it
     if conv is None:
         conv = (_latest_on_channel(session, message, customer) if latest is None
                 else latest(message, customer))

@@ -361,7 +361,7 @@ async def events(
     after = int(given) if given.isascii() and given.isdigit() and len(given) < 12 else 0
     body = stream(sessions, waker, visitor_id, after, life_s=config.stream_s,
                   heartbeat_s=config.heartbeat_s, poll_s=config.poll_s,
-                  disconnected=request.is_disconnected)
+                  disconnected=request.is_disconnected, away_s=config.away_s)
     return StreamingResponse(body, media_type="text/event-stream", headers={
         **(_cors(origin) if origin else {}), "Cache-Control": "no-store",
         "X-Accel-Buffering": "no"})
