@@ -39,14 +39,18 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.routing import team_config
 from kartabl import audit, service_clock
+from kartabl.business_hours import Calendar, calendar_for
 from kartabl.models import (
     Channel,
     Conversation,
     Reply,
     ReplyState,
+    Team,
     WebchatOffline,
     WebchatVisitor,
+    Widget,
     utcnow,
 )
 from kartabl.tasks import enqueue_after_commit
@@ -64,13 +68,7 @@ def is_gone(visitor: WebchatVisitor, now: datetime, away_s: float = AWAY_S) -> b
     return seen is None or now - seen > timedelta(seconds=away_s)
 
 
-def outside_hours(session: Session, conv: Conversation, now: datetime) -> bool:
-    """Whether ``now`` falls outside every working span of the conversation's team (a
-    team without hours, or a process without a configured clock: never outside)."""
-    try:
-        calendar = service_clock.conversation_policy(session, conv).calendar
-    except RuntimeError:  # the clock is not configured in this process: no hours known
-        return False
+def _outside(calendar: Calendar, now: datetime) -> bool:
     if calendar.always:
         return False
     local = now.astimezone(calendar.zone).date()
@@ -78,8 +76,29 @@ def outside_hours(session: Session, conv: Conversation, now: datetime) -> bool:
     return not any(a <= now < b for a, b in spans)
 
 
-def team_available(session: Session, conv: Conversation, now: datetime | None = None) -> bool:
-    return not outside_hours(session, conv, now or utcnow())
+def outside_hours(session: Session, conv: Conversation, now: datetime) -> bool:
+    """Whether ``now`` falls outside every working span of the conversation's team (a
+    team without hours, or a process without a configured clock: never outside)."""
+    try:
+        calendar = service_clock.conversation_policy(session, conv).calendar
+    except RuntimeError:  # the clock is not configured in this process: no hours known
+        return False
+    return _outside(calendar, now)
+
+
+def widget_offline(session: Session, widget: Widget, now: datetime | None = None) -> bool:
+    """Whether the widget's team is outside its business hours now: the widget then shows
+    its offline text and insists on a contact (a widget without a team, a team without
+    hours, or a process without a configured clock: never offline)."""
+    if widget.team_id is None:
+        return False
+    name = session.scalar(select(Team.name).where(Team.id == widget.team_id))
+    try:
+        routing = service_clock.current().routing
+    except RuntimeError:
+        return False
+    team = team_config(routing, name)
+    return team is not None and _outside(calendar_for(team), now or utcnow())
 
 
 def continue_offline(session: Session, visitor: WebchatVisitor, reply_id: int, *,
@@ -87,7 +106,11 @@ def continue_offline(session: Session, visitor: WebchatVisitor, reply_id: int, *
     """Make the continuation of widget reply ``reply_id`` when it is due (the caller
     commits; the dispatch is enqueued by that commit). Returns the new reply, or None."""
     now = now or utcnow()
-    if visitor.contact_kind not in CHANNEL_OF or not visitor.contact_address:
+    # the pre-chat form's contact, else the identity the site vouched for (HMAC)
+    kind, address = visitor.contact_kind, visitor.contact_address
+    if not address:
+        kind, address = visitor.identity_kind, visitor.identity_address
+    if kind not in CHANNEL_OF or not address:
         return None
     source = session.get(Reply, reply_id)
     if source is None:
@@ -104,7 +127,7 @@ def continue_offline(session: Session, visitor: WebchatVisitor, reply_id: int, *
     if session.scalar(select(WebchatOffline.id)
                       .where(WebchatOffline.source_reply_id == reply_id)) is not None:
         return None
-    channel = CHANNEL_OF[visitor.contact_kind]
+    channel = CHANNEL_OF[kind]
     copy = Reply(conversation_id=conv.id, author_id=source.author_id,
                  state=ReplyState.APPROVED, channel=channel, body=source.body,
                  approved_by_id=source.approved_by_id, approved_at=now)
@@ -113,12 +136,11 @@ def continue_offline(session: Session, visitor: WebchatVisitor, reply_id: int, *
     copy.idempotency_key = idempotency_key_for(session, copy, conv)
     session.add(WebchatOffline(
         reply_id=copy.id, source_reply_id=reply_id, conversation_id=conv.id,
-        visitor_id=visitor.id, kind=visitor.contact_kind, address=visitor.contact_address,
-        reason=reason))
+        visitor_id=visitor.id, kind=kind, address=address, reason=reason))
     # the address in the audit trail is what the visitor typed, marked as such
     audit.record(session, "reply.offline_continuation", conversation_id=conv.id,
                  reply_id=copy.id, source_reply_id=reply_id, channel=channel.value,
-                 to=visitor.contact_address, verified=False, reason=reason)
+                 to=address, verified=address == visitor.identity_address, reason=reason)
     enqueue_after_commit(session, "dispatch_reply", copy.id)
     log.info("webchat reply %s continues by %s as reply %s (%s)", reply_id, channel.value,
              copy.id, reason)

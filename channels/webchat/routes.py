@@ -40,6 +40,7 @@ from channels.webchat.identity import (
 )
 from channels.webchat.inbound import set_contact, store_message
 from channels.webchat.limits import Limits
+from channels.webchat.offline import widget_offline
 from channels.webchat.stream import Waker, stream
 from channels.webhooks import app_channels
 from config.webchat import WebchatConfig
@@ -248,7 +249,7 @@ async def open_session(
         raise HTTPException(400, "not a session request") from None
     ip = client_address(request, config)
 
-    def run() -> tuple[str, int, str]:
+    def run() -> tuple[str, int, str, bool, bool]:
         with sessions() as session:
             widget, origin = _checked(session, public_id, request)
             verified = None
@@ -276,10 +277,14 @@ async def open_session(
             visitor.locale = "en" if body.locale == "en" else "fa"
             visitor.last_seen_at = utcnow()
             session.commit()
-            return tokens.sign(visitor.key), visitor.last_seq, origin
+            return (tokens.sign(visitor.key), visitor.last_seq, origin,
+                    widget_offline(session, widget), bool(visitor.contact_address))
 
-    token, last, origin = await run_in_threadpool(run)
-    response = JSONResponse({"visitor": token, "last_seq": last}, headers=_cors(origin))
+    token, last, origin, offline, has_contact = await run_in_threadpool(run)
+    # offline: the team is outside its hours; the widget shows the offline text and asks
+    # for a contact before the first message (the answer will go there)
+    response = JSONResponse({"visitor": token, "last_seq": last, "offline": offline,
+                             "has_contact": has_contact}, headers=_cors(origin))
     _set_cookie(response, request, token)
     return response
 
@@ -327,6 +332,10 @@ async def post_message(
                     set_contact(visitor, contact_of(body.contact))
                 except ValueError as exc:
                     raise no(400, f"contact: {exc}") from None
+            elif not visitor.contact_address and not visitor.identity_address \
+                    and widget_offline(session, widget):
+                # outside hours the answer can only reach them by SMS or email
+                raise no(400, "contact: a mobile number or email is needed outside hours")
             visitor.last_seen_at = utcnow()
             try:
                 posted = store_message(session, widget, visitor, body.client_id, text,

@@ -39,7 +39,7 @@ from responders.preview import REPLY_CHECK
 from responders.webchat import WebchatSender
 from router.route import route_message
 from tests.channels.sms.conftest import LINE, poll_sms, sms_config, standin  # noqa: F401
-from tests.channels.webchat.conftest import Chat
+from tests.channels.webchat.conftest import Chat, make_widget
 from tests.factories import person, routing_args
 from tests.responders.limits import kavenegar
 
@@ -202,3 +202,27 @@ def test_outside_hours_connected_visitor_also_gets_sms(
         assert copy.state == ReplyState.APPROVED
         # the outbox sends it to the typed address, not to any identity
         assert build_message(s, copy).recipient == "ali@example.ir"
+
+
+def test_outside_hours_the_widget_is_offline_and_insists_on_a_contact(
+        closed_team: Path, chat: Chat, db: sessionmaker[Session]) -> None:
+    from kartabl.models import Team
+    with db() as s:
+        night = Team(name="night")
+        s.add(night)
+        s.commit()
+        night_id = night.id
+    shop = Chat(chat.client, make_widget(db, team_id=night_id, offline_fa="فردا پاسخ می‌دهیم"))
+    assert chat.session().json()["offline"] is False  # no team: never offline
+    chat.client.cookies.clear()
+    r = shop.session()
+    assert r.status_code == 200 and r.json()["offline"] is True
+    assert r.json()["has_contact"] is False
+    token = r.json()["visitor"]
+    refused = shop.post(token, "سلام")
+    assert refused.status_code == 400 and "contact" in refused.text
+    assert shop.post(token, "سلام", contact=PHONE).status_code == 200
+    assert shop.post(token, "هنوز هستم").status_code == 200  # the contact is known now
+    assert shop.session(token=token).json()["has_contact"] is True
+    with db() as s:
+        assert s.scalars(select(Message.text).order_by(Message.id)).all() == ["سلام", "هنوز هستم"]
