@@ -13,12 +13,14 @@
     title: "پشتیبانی", send: "ارسال", ph: "پیام خود را بنویسید…", phone: "شماره موبایل",
     email: "ایمیل", preparing: "پاسخ شما در حال آماده شدن است…", closed: "گفتگو بسته شد.",
     failed: "ارسال نشد؛ دوباره تلاش می‌کنیم…", refused: "این پیام پذیرفته نشد.", close: "بستن",
-    need: "خارج از ساعت کاری هستیم؛ پاسخ را به این شماره یا ایمیل می‌فرستیم."
+    need: "خارج از ساعت کاری هستیم؛ پاسخ را به این شماره یا ایمیل می‌فرستیم.",
+    rate: "از پاسخ‌گویی راضی بودید؟", comment: "نظر شما (اختیاری)", thanks: "از نظر شما سپاسگزاریم."
   } : {
     title: "Support", send: "Send", ph: "Write your message…", phone: "Mobile number",
     email: "Email", preparing: "Your answer is being prepared…", closed: "The conversation was closed.",
     failed: "Not sent yet; retrying…", refused: "This message was refused.", close: "Close",
-    need: "We are outside working hours; the answer will go to this number or email."
+    need: "We are outside working hours; the answer will go to this number or email.",
+    rate: "How satisfied were you?", comment: "Your comment (optional)", thanks: "Thank you for your feedback."
   };
   var digits = "۰۱۲۳۴۵۶۷۸۹";
   function num(s) { return fa ? String(s).replace(/[0-9]/g, function (d) { return digits[+d]; }) : String(s); }
@@ -149,8 +151,43 @@
     } else if (e.kind === "preparing" || e.kind === "closed") {
       note.textContent = e.kind === "preparing" ? T.preparing : T.closed;
       note.hidden = false;
+      if (e.kind === "closed") rating(e.seq);
     }
     scroll();
+  }
+  // satisfaction at close: 1-5 and an optional comment, once per conversation
+  function rating(seq) {
+    var box = el("div", "n"), score = 0, btns = [];
+    box.setAttribute("data-rate", seq);
+    box.appendChild(el("div", "", T.rate));
+    var stars = el("div", "row");
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      var b = el("button", "", num(n));
+      b.type = "button";
+      b.setAttribute("data-score", n);
+      b.addEventListener("click", function () {
+        score = n;
+        btns.forEach(function (o, i) { o.style.background = i < n ? C.color : ""; o.style.color = i < n ? C.text_color : ""; });
+      });
+      btns.push(b);
+      stars.appendChild(b);
+    });
+    box.appendChild(stars);
+    var cm = el("textarea", "");
+    cm.placeholder = T.comment;
+    cm.maxLength = 1000;
+    cm.setAttribute("dir", "auto");
+    box.appendChild(cm);
+    var ok = el("button", "", T.send);
+    ok.type = "button";
+    ok.addEventListener("click", function () {
+      if (!score) return;
+      post("rating", { seq: seq, score: score, comment: cm.value.trim() }).then(function (r) {
+        if (r.ok || r.status === 409) box.replaceChildren(el("div", "", T.thanks));
+      });
+    });
+    box.appendChild(ok);
+    logEl.insertBefore(box, outEl);
   }
   function onEvent(ev) {
     try { show(JSON.parse(ev.data)); } catch (e) { /* not ours */ }

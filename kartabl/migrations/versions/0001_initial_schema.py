@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:28:19.237338
+Create Date: 2026-12-04 14:40:20.492679
 """
 
 from __future__ import annotations
@@ -333,6 +333,9 @@ def upgrade() -> None:
         sa.Column("resolution_due_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("first_response_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("resolution_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("satisfaction_score", sa.Integer(), nullable=True),
+        sa.Column("satisfaction_comment", sa.Text(), nullable=True),
+        sa.Column("satisfaction_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),

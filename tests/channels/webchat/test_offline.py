@@ -39,7 +39,8 @@ from responders.preview import REPLY_CHECK
 from responders.webchat import WebchatSender
 from router.route import route_message
 from tests.channels.sms.conftest import LINE, poll_sms, sms_config, standin  # noqa: F401
-from tests.channels.webchat.conftest import Chat, make_widget
+from tests.channels.webchat.conftest import ORIGIN, Chat, make_widget
+from tests.console.conftest import add_person, sign_in
 from tests.factories import person, routing_args
 from tests.responders.limits import kavenegar
 
@@ -226,3 +227,47 @@ def test_outside_hours_the_widget_is_offline_and_insists_on_a_contact(
     assert shop.session(token=token).json()["has_contact"] is True
     with db() as s:
         assert s.scalars(select(Message.text).order_by(Message.id)).all() == ["سلام", "هنوز هستم"]
+
+
+def test_satisfaction_at_close_once_per_conversation(
+        chat: Chat, db: sessionmaker[Session], senders: None) -> None:
+    token = chat.visitor()
+    conv, rid = _ask_and_approve(chat, db, token)
+    dispatch_reply(db, rid)
+    with db() as s:
+        workflow.close(s, person(s, role=Role.COORDINATOR), conv)
+        s.commit()
+        sync_notices(s)
+    closed = [e for e in chat.events(token) if e["kind"] == "closed"]
+    assert len(closed) == 1
+    seq = closed[0]["seq"]
+
+    def rate(score: object, comment: str = "", who: str = token, at: object = seq) -> int:
+        r = chat.client.post(chat.url("rating"), json={"seq": at, "score": score,
+                                                       "comment": comment},
+                             headers={"Origin": ORIGIN, "X-Kartabl-Visitor": who})
+        return r.status_code
+
+    assert rate(6) == 400 and rate(0) == 400
+    assert rate(5, "x" * 1001) == 400  # the comment's cap
+    assert rate(5, at=seq - 1) == 404  # not a close: a message event
+    other = chat.visitor()
+    assert rate(1, who=other) == 404  # another visitor cannot rate this chat's close
+    assert rate(4, "خوب بود") == 200
+    assert rate(4, "خوب بود") == 200  # a retried POST
+    assert rate(1, "بد") == 409  # a second, different rating is refused
+    r = chat.client.post(chat.url("rating"), json={"seq": seq, "score": 3},
+                         headers={"Origin": "https://evil.example", "X-Kartabl-Visitor": token})
+    assert r.status_code == 403
+    with db() as s:
+        c = s.get(Conversation, conv)
+        assert c is not None
+        assert (c.satisfaction_score, c.satisfaction_comment) == (4, "خوب بود")
+        assert c.satisfaction_at is not None
+    # the conversation page of the console shows it
+    add_person(db, "rater-boss", Role.ADMIN)
+    chat.client.cookies.clear()
+    sign_in(chat.client, "rater-boss")
+    page = chat.client.get(f"/conversations/{conv}")
+    assert page.status_code == 200
+    assert 'id="conv-satisfaction" data-score="4"' in page.text and "خوب بود" in page.text
