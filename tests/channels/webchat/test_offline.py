@@ -264,6 +264,13 @@ def test_satisfaction_at_close_once_per_conversation(
         assert c is not None
         assert (c.satisfaction_score, c.satisfaction_comment) == (4, "خوب بود")
         assert c.satisfaction_at is not None
+        # and the reports count it (the range around today, in any time zone)
+        from console.reports import report, report_rows
+        today = utcnow().date()
+        rep = report(s, person(s, role=Role.ADMIN), today - timedelta(days=1),
+                     today + timedelta(days=1))
+        assert (rep.rated, rep.satisfaction_avg) == (1, 4.0)
+        assert ["satisfaction", "average", "", "4.0", ""] in report_rows(rep)
     # the conversation page of the console shows it
     add_person(db, "rater-boss", Role.ADMIN)
     chat.client.cookies.clear()
