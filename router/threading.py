@@ -29,7 +29,7 @@ found by rule 1, 2 or 3 that was merged into another stands for that other one
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -262,6 +262,7 @@ def thread(
     reopen_window: timedelta,
     reopen: bool = True,
     latest: Callable[[Message, Customer], Conversation | None] | None = None,
+    offline: Mapping[int, Conversation] | None = None,
 ) -> tuple[Conversation, str]:
     """The conversation ``message`` continues, and how it was found: "reference", "open",
     "reopened", "new_linked" or "new" ("closed" when ``reopen`` is False and the message is
@@ -271,12 +272,15 @@ def thread(
     A new conversation is added to the session but not flushed, so
     :mod:`router.placement` can tell it is new. Updates ``last_message_at``.
     ``latest`` replaces the per-message query for rule 2/3 when the caller (the batch
-    router) has already loaded every customer's latest conversation per channel.
+    router) has already loaded every customer's latest conversation per channel;
+    ``offline`` the batch's answers to website chat continuations
+    (:func:`router.offline_answers.offline_answers`).
     """
     conv = _by_reference(session, message, customer)
     how = "reference"
     if conv is None:  # an answer to a website chat reply continued by SMS or email
-        conv = offline_answer(session, message)
+        conv = (offline_answer(session, message) if offline is None
+                else offline.get(message.id))
         how = "offline"
         if conv is not None and conv.status is ConversationStatus.CLOSED and (
                 message.received_at - (conv.resolved_at or conv.last_message_at)
