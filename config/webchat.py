@@ -27,3 +27,6 @@ class WebchatConfig(BaseModel):
     # Only when a proxy in front is trusted: then its X-Forwarded-For's last hop is the
     # client's address for the per-address limit (threats.md: never trusted by default).
     trust_forwarded_for: bool = False
+    # The offline continuation: a visitor with no event stream open for this long is gone,
+    # and an approved reply also goes by SMS (or email) to the contact they gave.
+    away_s: float = Field(default=60.0, gt=0)

@@ -85,6 +85,10 @@ class Report:
     # -- business time (issue 15) --
     by_team_times: tuple[TeamTimes, ...] = ()
     time_basis: str = BASIS  # the durations count business time (console.report_clock)
+    # -- satisfaction --
+    # ratings at close of the conversations opened in the range (the website widget)
+    rated: int = 0
+    satisfaction_avg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,17 +142,22 @@ def report(
     cohort = (Conversation.opened_at >= lo, Conversation.opened_at < hi, scope)
 
     volumes = session.execute(
-        select(Conversation.channel, Conversation.team_id, Conversation.assignee_id, func.count())
+        select(Conversation.channel, Conversation.team_id, Conversation.assignee_id, func.count(),
+               # the satisfaction ratings ride along: no query of their own
+               func.count(Conversation.satisfaction_score),
+               func.coalesce(func.sum(Conversation.satisfaction_score), 0))
         .where(*cohort)
         .group_by(Conversation.channel, Conversation.team_id, Conversation.assignee_id)
     ).all()
     channels: Counter[str] = Counter()
     teams: Counter[int | None] = Counter()
     people: Counter[int | None] = Counter()
-    for channel, team_id, assignee_id, n in volumes:
+    rated = score_sum = 0
+    for channel, team_id, assignee_id, n, n_rated, scores in volumes:
         channels[str(channel)] += n
         teams[team_id] += n
         people[assignee_id] += n
+        rated, score_sum = rated + int(n_rated), score_sum + int(scores or 0)
 
     # in business time, per team (console.report_clock)
     times = business_durations(session, cohort)
@@ -184,6 +193,7 @@ def report(
             TeamTimes(row.key, row.label, _stats(list(times.by_team[_team_key(row.key)][0])),
                       _stats(list(times.by_team[_team_key(row.key)][1])))
             for row in team_rows if _team_key(row.key) in times.by_team),
+        rated=rated, satisfaction_avg=score_sum / rated if rated else None,
     )
 
 
@@ -273,6 +283,8 @@ def report_rows(rep: Report) -> list[list[str]]:
         ["totals", "overdue_first_response", "", rep.overdue_first_response],
         ["totals", "overdue_resolution", "", rep.overdue_resolution],
     ]
+    rows += [["satisfaction", "rated", "", rep.rated],
+             ["satisfaction", "average", "", _num(rep.satisfaction_avg)]]
     for name, stats in (("first_response", rep.first_response), ("resolution", rep.resolution)):
         rows += [[name, "count", "", stats.count],
                  [name, "median_minutes", "", _num(stats.median_minutes)],

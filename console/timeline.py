@@ -205,6 +205,8 @@ def _build(session: Session, conv: Conversation, customer: CustomerInfo | None,
         opened_at=conv.opened_at, first_response_at=conv.first_response_at,
         resolved_at=conv.resolved_at, last_message_at=conv.last_message_at,
         previous_id=conv.previous_id, merged_into_id=conv.merged_into_id,
+        satisfaction_score=conv.satisfaction_score,
+        satisfaction_comment=conv.satisfaction_comment,
     )
     return items, [build.reply(r) for r in panel], info
 

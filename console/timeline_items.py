@@ -58,6 +58,9 @@ class ConversationInfo:
     previous_id: int | None
     # -- merge --
     merged_into_id: int | None = None
+    # -- satisfaction --
+    satisfaction_score: int | None = None
+    satisfaction_comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,12 @@ it threads, and its rendered text. Pure reads; the outbox calls it inside its cl
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.webchat.offline import target_of as offline_target
 from kartabl.errors import PermanentDeliveryError
 from kartabl.language import conversation_language
 from kartabl.messages import OutboundMessage
@@ -57,6 +60,10 @@ def build_message(session: Session, reply: Reply) -> OutboundMessage:
     assert conv is not None
     if reply.to_identity_id is not None:  # re-targeted (kartabl.workflow.windows.to_sms)
         return _to_identity(session, reply, conv)
+    if conv.channel == Channel.WEBCHAT and reply.channel != Channel.WEBCHAT:
+        contact = offline_target(session, reply.id)  # the widget's offline continuation
+        if contact is not None:
+            return _to_contact(session, reply, conv, contact.address)
     inbound = latest_inbound(session, conv.id, Channel(reply.channel))
     if inbound is None:
         return _first_message(session, reply, conv)
@@ -133,6 +140,24 @@ def _to_identity(session: Session, reply: Reply, conv: Conversation) -> Outbound
             f"reply {reply.id}: its recipient is no longer this customer's")
     if reply.idempotency_key is None:
         reply.idempotency_key = idempotency_key_for(session, reply, conv)
+    msg = _direct(session, reply, conv, identity.address, "retargeted")
+    return dataclasses.replace(msg, attachments=outbound_files(session, reply.id))
+
+
+def _to_contact(session: Session, reply: Reply, conv: Conversation,
+                address: str) -> OutboundMessage:
+    """A widget reply continued by SMS or email (channels.webchat.offline): to the
+    unverified address the visitor typed, from the sender's default line or mailbox."""
+    assert reply.idempotency_key is not None  # set when the continuation was made
+    return _direct(session, reply, conv, address, "offline_continuation")
+
+
+def _direct(session: Session, reply: Reply, conv: Conversation, recipient: str,
+            why: str) -> OutboundMessage:
+    """A reply written to one address rather than in answer to a message there: rendered
+    for the conversation, from the sender's default line or mailbox (``meta["from"]``
+    empty); ``why`` is marked in its meta."""
+    assert reply.idempotency_key is not None
     rendered = render_reply(
         reply.channel, reply.body, template=reply.template,
         context={"subject": reply_subject(conv.subject or ""),
@@ -141,10 +166,8 @@ def _to_identity(session: Session, reply: Reply, conv: Conversation) -> Outbound
     )
     return OutboundMessage(
         reply_id=reply.id, conversation_id=conv.id, channel=Channel(reply.channel),
-        recipient=identity.address, text=rendered.text, idempotency_key=reply.idempotency_key,
-        subject=rendered.subject, html=rendered.html,
-        meta={"from": "", "retargeted": True},
-        attachments=outbound_files(session, reply.id),
+        recipient=recipient, text=rendered.text, idempotency_key=reply.idempotency_key,
+        subject=rendered.subject, html=rendered.html, meta={"from": "", why: True},
     )
 
 

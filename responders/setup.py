@@ -101,7 +101,8 @@ def _real_senders(channels: ChannelsConfig, settings: Settings,
     # event log, which the widget reads (responders/webchat.py).
     from responders.webchat import WebchatSender
 
-    makers.append(("webchat", "the visitors' event logs", WebchatSender))
+    makers.append(("webchat", "the visitors' event logs",
+                   partial(WebchatSender, away_s=channels.webchat.away_s)))
     if (meta := channels.meta) is not None:  # Instagram and WhatsApp through Meta
         from responders.meta import MetaSender
 

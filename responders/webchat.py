@@ -17,6 +17,11 @@ their widget reads as server-sent events and replays after any reconnect. So:
   is connected, or on its next connect (the visitor's reading it is not tracked);
 - the provider id is ``webchat:<visitor key>:<seq>``.
 
+When the visitor is gone or the team is outside its hours, and the visitor gave a
+contact, the same transaction adds the offline continuation (a second reply to that
+number or address, :mod:`channels.webchat.offline`); a resend finds the event and adds
+nothing.
+
 The visitor never sees a draft: only a "being prepared" notice without its text, written
 when a draft appears (:func:`channels.webchat.log.sync_notices`).
 """
@@ -29,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.webchat import log as wlog
+from channels.webchat import offline
 from kartabl import db as kdb
 from kartabl.errors import PermanentDeliveryError
 from kartabl.messages import OutboundMessage
@@ -43,8 +49,10 @@ class WebchatSender(Sender):
     channel = Channel.WEBCHAT.value
     unknown_outcome: UnknownOutcomePolicy = "at_least_once"  # lookup answers anyway
 
-    def __init__(self, session_factory: sessionmaker[Session] | None = None) -> None:
+    def __init__(self, session_factory: sessionmaker[Session] | None = None, *,
+                 away_s: float = offline.AWAY_S) -> None:
         self._factory = session_factory
+        self._away_s = away_s
 
     def __repr__(self) -> str:
         return "<WebchatSender: the visitors' event logs>"
@@ -73,6 +81,10 @@ class WebchatSender(Sender):
             request_leaves()  # from here the event may be committed: lookup tells
             appended = wlog.append(s, visitor.id, wlog.REPLY, self._key(msg), text=msg.text,
                                    reply_id=msg.reply_id)
+            if appended.created:
+                # the visitor gone, or the team outside its hours: a second reply row to
+                # the contact they gave, committed with the event (channels.webchat.offline)
+                offline.continue_offline(s, visitor, msg.reply_id, away_s=self._away_s)
             s.commit()
             key = visitor.key
         log.info("webchat reply %s to %s as event %s (%s)", msg.reply_id, key, appended.seq,

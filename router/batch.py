@@ -51,6 +51,7 @@ from kartabl.workflow import schedule
 from router.bounces import fail_bounced_replies
 from router.identity import message_identity
 from router.identity_many import match_or_create_many
+from router.offline_answers import offline_answers
 from router.placement import Announce, Placement
 from router.threading import latest_per_channel, rank, thread
 
@@ -63,7 +64,7 @@ class RouteOutcome:
     customer_id: int | None  # None only when the message was rejected
     customer_created: bool
     conversation_id: int | None
-    how: str  # reference | open | reopened | new_linked | new | closed | rejected
+    how: str  # reference | offline | open | reopened | new_linked | new | closed | rejected
     assignee_id: int | None
     team_id: int | None
 
@@ -159,13 +160,15 @@ def _route(
         latest = latest_per_channel(session, set(customers) - new_customers,
                                     {m.channel for m in routable})
         told_created: set[tuple[str, str]] = set()
+        answers = offline_answers(session, routable)  # website chat continuations, at once
         for m in routable:
             customer, created = owners[keys[m.id]]
             created = created and keys[m.id] not in told_created
             told_created.add(keys[m.id])
             conv, how = thread(session, m, customer, reopen_window=window,
                                reopen=m.kind is MessageKind.MESSAGE,
-                               latest=lambda msg, c: latest.get((c.id, str(msg.channel))))
+                               latest=lambda msg, c: latest.get((c.id, str(msg.channel))),
+                               offline=answers)
             slot = (customer.id, str(conv.channel))
             if slot not in latest or rank(conv) <= rank(latest[slot]):
                 latest[slot] = conv

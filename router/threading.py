@@ -13,6 +13,8 @@ In order:
    names another customer's conversation, is ignored and audited as
    ``router.forged_reference``. Nothing here ever makes a message anything but the
    customer's own inbound message: a reference only chooses the conversation;
+1b. an SMS or email answer to a website chat reply continued to that address
+   (:mod:`router.offline_answers`): that widget conversation;
 2. the customer's open conversation on the same channel (the most recent, if several);
 3. the customer's most recently closed conversation on that channel: reopened when it was
    closed within the reopen window, otherwise a new conversation linked to it by
@@ -27,7 +29,7 @@ found by rule 1, 2 or 3 that was merged into another stands for that other one
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +50,7 @@ from kartabl.models import (
     utcnow,
 )
 from kartabl.workflow import waiting
+from router.offline_answers import offline_answer
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +263,7 @@ def thread(
     reopen_window: timedelta,
     reopen: bool = True,
     latest: Callable[[Message, Customer], Conversation | None] | None = None,
+    offline: Mapping[int, Conversation] | None = None,
 ) -> tuple[Conversation, str]:
     """The conversation ``message`` continues, and how it was found: "reference", "open",
     "reopened", "new_linked" or "new" ("closed" when ``reopen`` is False and the message is
@@ -269,10 +273,20 @@ def thread(
     A new conversation is added to the session but not flushed, so
     :mod:`router.placement` can tell it is new. Updates ``last_message_at``.
     ``latest`` replaces the per-message query for rule 2/3 when the caller (the batch
-    router) has already loaded every customer's latest conversation per channel.
+    router) has already loaded every customer's latest conversation per channel;
+    ``offline`` the batch's answers to website chat continuations
+    (:func:`router.offline_answers.offline_answers`).
     """
     conv = _by_reference(session, message, customer)
     how = "reference"
+    if conv is None:  # an answer to a website chat reply continued by SMS or email
+        conv = (offline_answer(session, message) if offline is None
+                else offline.get(message.id))
+        how = "offline"
+        if conv is not None and conv.status is ConversationStatus.CLOSED and (
+                message.received_at - (conv.resolved_at or conv.last_message_at)
+                > reopen_window):
+            conv = None  # long closed: the number's own conversation, never linked to it
     if conv is None:
         conv = (_latest_on_channel(session, message, customer) if latest is None
                 else latest(message, customer))

@@ -40,6 +40,8 @@ from channels.webchat.identity import (
 )
 from channels.webchat.inbound import set_contact, store_message
 from channels.webchat.limits import Limits
+from channels.webchat.offline import widget_offline
+from channels.webchat.rating import MAX_COMMENT, rate
 from channels.webchat.stream import Waker, stream
 from channels.webhooks import app_channels
 from config.webchat import WebchatConfig
@@ -60,6 +62,13 @@ class SessionIn(BaseModel):
     locale: str = "fa"
     identity: str = Field(default="", max_length=320)
     identity_hmac: str = Field(default="", max_length=200)
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    seq: int = Field(ge=1, le=10**11)  # the "closed" event rated
+    score: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=MAX_COMMENT)
 
 
 class MessageIn(BaseModel):
@@ -192,6 +201,7 @@ async def _json(request: Request) -> Any:
 @router.options("/{public_id}/session")
 @router.options("/{public_id}/messages")
 @router.options("/{public_id}/events")
+@router.options("/{public_id}/rating")
 def preflight(public_id: str, request: Request,
               sessions: Annotated[sessionmaker[Session], Depends(sessions)]) -> Response:
     with sessions() as session:
@@ -248,7 +258,7 @@ async def open_session(
         raise HTTPException(400, "not a session request") from None
     ip = client_address(request, config)
 
-    def run() -> tuple[str, int, str]:
+    def run() -> tuple[str, int, str, bool, bool]:
         with sessions() as session:
             widget, origin = _checked(session, public_id, request)
             verified = None
@@ -276,10 +286,14 @@ async def open_session(
             visitor.locale = "en" if body.locale == "en" else "fa"
             visitor.last_seen_at = utcnow()
             session.commit()
-            return tokens.sign(visitor.key), visitor.last_seq, origin
+            return (tokens.sign(visitor.key), visitor.last_seq, origin,
+                    widget_offline(session, widget), bool(visitor.contact_address))
 
-    token, last, origin = await run_in_threadpool(run)
-    response = JSONResponse({"visitor": token, "last_seq": last}, headers=_cors(origin))
+    token, last, origin, offline, has_contact = await run_in_threadpool(run)
+    # offline: the team is outside its hours; the widget shows the offline text and asks
+    # for a contact before the first message (the answer will go there)
+    response = JSONResponse({"visitor": token, "last_seq": last, "offline": offline,
+                             "has_contact": has_contact}, headers=_cors(origin))
     _set_cookie(response, request, token)
     return response
 
@@ -327,6 +341,10 @@ async def post_message(
                     set_contact(visitor, contact_of(body.contact))
                 except ValueError as exc:
                     raise no(400, f"contact: {exc}") from None
+            elif not visitor.contact_address and not visitor.identity_address \
+                    and widget_offline(session, widget):
+                # outside hours the answer can only reach them by SMS or email
+                raise no(400, "contact: a mobile number or email is needed outside hours")
             visitor.last_seen_at = utcnow()
             try:
                 posted = store_message(session, widget, visitor, body.client_id, text,
@@ -361,7 +379,45 @@ async def events(
     after = int(given) if given.isascii() and given.isdigit() and len(given) < 12 else 0
     body = stream(sessions, waker, visitor_id, after, life_s=config.stream_s,
                   heartbeat_s=config.heartbeat_s, poll_s=config.poll_s,
-                  disconnected=request.is_disconnected)
+                  disconnected=request.is_disconnected, away_s=config.away_s)
     return StreamingResponse(body, media_type="text/event-stream", headers={
         **(_cors(origin) if origin else {}), "Cache-Control": "no-store",
         "X-Accel-Buffering": "no"})
+
+
+@router.post("/{public_id}/rating")
+async def post_rating(
+    public_id: str, request: Request,
+    sessions: Annotated[sessionmaker[Session], Depends(sessions)],
+    config: Annotated[WebchatConfig, Depends(config_of)],
+    tokens: Annotated[VisitorTokens, Depends(tokens_of)],
+    limits: Annotated[Limits, Depends(limits_of)],
+) -> Response:
+    """Satisfaction at close (channels.webchat.rating): the visitor's own closed
+    conversation, once; the same origin, token and rate checks as a message."""
+    raw = await _json(request)
+    ip = client_address(request, config)
+
+    def run() -> tuple[int, str, str]:
+        with sessions() as session:
+            widget, origin = _checked(session, public_id, request)
+            try:
+                body = RatingIn.model_validate(raw)
+            except ValueError:
+                raise HTTPException(400, "not a rating: seq, score 1-5, comment of at most "
+                                    f"{MAX_COMMENT} characters", headers=_cors(origin)) from None
+            visitor = _visitor(session, widget, request, tokens)
+            if visitor is None:
+                raise HTTPException(401, "no visitor: open a session first",
+                                    headers=_cors(origin))
+            if not (limits.allow("msg-ip", ip, config.per_ip_per_min)
+                    and limits.allow("msg-visitor", visitor.key, config.per_visitor_per_min)):
+                raise HTTPException(429, "too many requests; wait a minute",
+                                    headers=_cors(origin))
+            rated = rate(session, visitor.id, body.seq, body.score, body.comment.strip())
+            return rated.status, rated.detail, origin
+
+    status, detail, origin = await run_in_threadpool(run)
+    if status != 200:
+        raise HTTPException(status, detail, headers=_cors(origin))
+    return JSONResponse({"rated": True}, headers=_cors(origin))

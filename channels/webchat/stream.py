@@ -26,12 +26,12 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from channels.webchat import log as wlog
 from kartabl import live
-from kartabl.models import WebchatEvent
+from kartabl.models import WebchatEvent, WebchatVisitor, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,20 @@ def sse(e: dict[str, Any]) -> str:
             f"data: {json.dumps(e, ensure_ascii=False, separators=(',', ':'))}\n\n")
 
 
+def mark_seen(sessions: Callable[[], Session], visitor_id: int) -> None:
+    """The visitor has a stream open now (the offline continuation's "gone" test)."""
+    with sessions() as s:
+        s.execute(update(WebchatVisitor).where(WebchatVisitor.id == visitor_id)
+                  .values(stream_seen_at=utcnow()))
+        s.commit()
+
+
 async def stream(sessions: Callable[[], Session], waker: Waker, visitor_id: int, after: int,
                  *, life_s: float, heartbeat_s: float, poll_s: float,
-                 disconnected: Callable[[], Any]) -> AsyncIterator[str]:
-    """The text of the stream: every event after ``after``, then the live ones."""
+                 disconnected: Callable[[], Any], away_s: float = 60.0) -> AsyncIterator[str]:
+    """The text of the stream: every event after ``after``, then the live ones. While it
+    is open, the visitor's ``stream_seen_at`` is marked at least every third of
+    ``away_s`` (the loop turns at least every ``heartbeat_s``, so keep that shorter)."""
 
     def read(since: int) -> list[dict[str, Any]]:
         with sessions() as s:
@@ -152,6 +162,8 @@ async def stream(sessions: Callable[[], Session], waker: Waker, visitor_id: int,
 
     loop = asyncio.get_running_loop()
     ends = loop.time() + life_s
+    await asyncio.to_thread(mark_seen, sessions, visitor_id)
+    marked = loop.time()
     woken = waker.subscribe(visitor_id)  # before the first read: nothing falls between
     quiet_since = loop.time()
     try:
@@ -169,6 +181,9 @@ async def stream(sessions: Callable[[], Session], waker: Waker, visitor_id: int,
             now = loop.time()
             if now >= ends or waker.closing or await disconnected():
                 return
+            if now - marked >= away_s / 3:
+                await asyncio.to_thread(mark_seen, sessions, visitor_id)
+                marked = now
             if now - quiet_since >= heartbeat_s:
                 yield ": ping\n\n"
                 quiet_since = now

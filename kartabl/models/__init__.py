@@ -99,6 +99,6 @@ __all__ = [
 ]
 
 # -- webchat (issue 16: the website chat widget) --
-from kartabl.models.webchat import WebchatEvent, WebchatVisitor, Widget
+from kartabl.models.webchat import WebchatEvent, WebchatOffline, WebchatVisitor, Widget
 
-__all__ += ["WebchatEvent", "WebchatVisitor", "Widget"]
+__all__ += ["WebchatEvent", "WebchatOffline", "WebchatVisitor", "Widget"]

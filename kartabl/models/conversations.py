@@ -124,6 +124,12 @@ class Conversation(Base):
     resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
     first_response_warn_at: Mapped[datetime | None]
     resolution_warn_at: Mapped[datetime | None]
+    # -- satisfaction --
+    # The customer's rating at close, 1-5, and their optional comment (the website widget:
+    # channels.webchat.rating); once per conversation, a second one is refused.
+    satisfaction_score: Mapped[int | None]
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    satisfaction_at: Mapped[datetime | None]
 
 
 class ConversationPause(Base):

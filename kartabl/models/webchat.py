@@ -63,6 +63,11 @@ class WebchatVisitor(Base):
     locale: Mapped[str] = mapped_column(String(5), default="fa")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # -- offline continuation --
+    # When an event stream of this visitor was last seen open: set when one opens, at least
+    # every third of the "away" time while it stays open, and when it ends. Older than the
+    # away time (or NULL): the visitor is gone (channels.webchat.offline.is_gone).
+    stream_seen_at: Mapped[datetime | None]
 
 
 class WebchatEvent(Base):
@@ -82,4 +87,25 @@ class WebchatEvent(Base):
     message_id: Mapped[int | None] = mapped_column(Integer, index=True)
     reply_id: Mapped[int | None] = mapped_column(Integer, index=True)
     conversation_id: Mapped[int | None] = mapped_column(Integer, index=True)  # a close's
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebchatOffline(Base):
+    """An approved widget reply that also went by SMS (or email) to the contact the visitor
+    typed in the pre-chat form (:mod:`channels.webchat.offline`): ``reply_id`` is that
+    second, outbound reply row in the same conversation; ``source_reply_id`` the widget
+    reply it copies (unique: one continuation per reply, however often the widget's send
+    is retried). ``address`` is unverified and is never made an identity: the customer's
+    answer from it joins this conversation only (router.offline_answers)."""
+
+    __tablename__ = "webchat_offline"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("reply.id", ondelete="CASCADE"),
+                                          unique=True)
+    source_reply_id: Mapped[int] = mapped_column(Integer, unique=True)
+    conversation_id: Mapped[int] = mapped_column(Integer, index=True)
+    visitor_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))  # phone | email
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # gone | closed_hours
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

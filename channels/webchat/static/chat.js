@@ -12,11 +12,15 @@
   var T = fa ? {
     title: "پشتیبانی", send: "ارسال", ph: "پیام خود را بنویسید…", phone: "شماره موبایل",
     email: "ایمیل", preparing: "پاسخ شما در حال آماده شدن است…", closed: "گفتگو بسته شد.",
-    failed: "ارسال نشد؛ دوباره تلاش می‌کنیم…", refused: "این پیام پذیرفته نشد.", close: "بستن"
+    failed: "ارسال نشد؛ دوباره تلاش می‌کنیم…", refused: "این پیام پذیرفته نشد.", close: "بستن",
+    need: "خارج از ساعت کاری هستیم؛ پاسخ را به این شماره یا ایمیل می‌فرستیم.",
+    rate: "از پاسخ‌گویی راضی بودید؟", comment: "نظر شما (اختیاری)", thanks: "از نظر شما سپاسگزاریم."
   } : {
     title: "Support", send: "Send", ph: "Write your message…", phone: "Mobile number",
     email: "Email", preparing: "Your answer is being prepared…", closed: "The conversation was closed.",
-    failed: "Not sent yet; retrying…", refused: "This message was refused.", close: "Close"
+    failed: "Not sent yet; retrying…", refused: "This message was refused.", close: "Close",
+    need: "We are outside working hours; the answer will go to this number or email.",
+    rate: "How satisfied were you?", comment: "Your comment (optional)", thanks: "Thank you for your feedback."
   };
   var digits = "۰۱۲۳۴۵۶۷۸۹";
   function num(s) { return fa ? String(s).replace(/[0-9]/g, function (d) { return digits[+d]; }) : String(s); }
@@ -61,7 +65,10 @@
   head.appendChild(x);
   panel.appendChild(head);
   var greet = (C.greeting && C.greeting[K.lang]) || "";
-  if (greet) { var g = el("div", "g", greet); g.setAttribute("dir", "auto"); panel.appendChild(g); }
+  var g = el("div", "g", greet);
+  g.setAttribute("dir", "auto");
+  g.hidden = !greet;
+  panel.appendChild(g);
   var logEl = el("div", "log");
   logEl.setAttribute("aria-live", "polite");
   var outEl = el("div", "");
@@ -71,14 +78,15 @@
   logEl.appendChild(note);
   panel.appendChild(logEl);
   var form = el("form", "");
-  var contact = null;
-  if (C.ask_phone || C.ask_email) {
-    contact = el("input", "");
-    contact.type = C.ask_phone ? "tel" : "email";
-    contact.placeholder = C.ask_phone && C.ask_email ? T.phone + " / " + T.email : (C.ask_phone ? T.phone : T.email);
-    contact.name = "contact";
-    form.appendChild(contact);
-  }
+  // the pre-chat contact: shown when the widget asks for one, and always while the team is
+  // outside its hours (then required: the answer can only go there)
+  var contact = el("input", "");
+  contact.type = C.ask_email && !C.ask_phone ? "email" : "tel";
+  contact.placeholder = C.ask_phone && C.ask_email ? T.phone + " / " + T.email : (C.ask_email ? T.email : T.phone);
+  contact.name = "contact";
+  contact.hidden = !(C.ask_phone || C.ask_email);
+  form.appendChild(contact);
+  var needContact = false;
   var hp = el("input", "hp");  // the honeypot: hidden from people, filled by bots
   hp.name = "website";
   hp.tabIndex = -1;
@@ -143,8 +151,43 @@
     } else if (e.kind === "preparing" || e.kind === "closed") {
       note.textContent = e.kind === "preparing" ? T.preparing : T.closed;
       note.hidden = false;
+      if (e.kind === "closed") rating(e.seq);
     }
     scroll();
+  }
+  // satisfaction at close: 1-5 and an optional comment, once per conversation
+  function rating(seq) {
+    var box = el("div", "n"), score = 0, btns = [];
+    box.setAttribute("data-rate", seq);
+    box.appendChild(el("div", "", T.rate));
+    var stars = el("div", "row");
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      var b = el("button", "", num(n));
+      b.type = "button";
+      b.setAttribute("data-score", n);
+      b.addEventListener("click", function () {
+        score = n;
+        btns.forEach(function (o, i) { o.style.background = i < n ? C.color : ""; o.style.color = i < n ? C.text_color : ""; });
+      });
+      btns.push(b);
+      stars.appendChild(b);
+    });
+    box.appendChild(stars);
+    var cm = el("textarea", "");
+    cm.placeholder = T.comment;
+    cm.maxLength = 1000;
+    cm.setAttribute("dir", "auto");
+    box.appendChild(cm);
+    var ok = el("button", "", T.send);
+    ok.type = "button";
+    ok.addEventListener("click", function () {
+      if (!score) return;
+      post("rating", { seq: seq, score: score, comment: cm.value.trim() }).then(function (r) {
+        if (r.ok || r.status === 409) box.replaceChildren(el("div", "", T.thanks));
+      });
+    });
+    box.appendChild(ok);
+    logEl.insertBefore(box, outEl);
   }
   function onEvent(ev) {
     try { show(JSON.parse(ev.data)); } catch (e) { /* not ours */ }
@@ -168,6 +211,15 @@
       .then(function (j) {
         if (token && j.visitor !== token) { lastSeq = 0; shown = {}; }  // a new chat
         token = j.visitor;
+        if (j.offline) {  // outside hours: the offline text, and a contact insisted on
+          var off = (C.offline && C.offline[K.lang]) || T.need;
+          g.textContent = off;
+          g.hidden = false;
+          K.offline = true;
+          needContact = !j.has_contact;
+          contact.hidden = false;
+          contact.required = needContact;
+        }
         try { localStorage.setItem(storeKey, token); } catch (e) { /* storage blocked */ }
         connect();
         pump();
@@ -199,7 +251,9 @@
     text = String(text).trim();
     if (!text) return;
     var body = { client_id: clientId(), text: text, website: hp.value };
-    if (contact && contact.value.trim()) body.contact = contact.value.trim();
+    if (contact.value.trim()) body.contact = contact.value.trim();
+    else if (needContact) { contact.focus(); return false; }
+    needContact = false;
     var p = el("div", "m v q", text);
     p.setAttribute("dir", "auto");
     outEl.appendChild(p);
@@ -211,8 +265,7 @@
   };
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    K.send(ta.value);
-    ta.value = "";
+    if (K.send(ta.value) !== false) ta.value = "";
   });
   ta.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }

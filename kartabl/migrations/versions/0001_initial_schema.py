@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-04 14:29:27.634921
+Create Date: 2026-12-04 14:56:32.879119
 """
 
 from __future__ import annotations
@@ -334,6 +334,9 @@ def upgrade() -> None:
         sa.Column("resolution_due_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("first_response_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.Column("resolution_warn_at", kartabl.models.base.UTCDateTime(), nullable=True),
+        sa.Column("satisfaction_score", sa.Integer(), nullable=True),
+        sa.Column("satisfaction_comment", sa.Text(), nullable=True),
+        sa.Column("satisfaction_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"], ["person.id"], name=op.f("fk_conversation_assignee_id_person")
         ),
@@ -435,6 +438,7 @@ def upgrade() -> None:
         sa.Column("locale", sa.String(length=5), nullable=False),
         sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
         sa.Column("last_seen_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.Column("stream_seen_at", kartabl.models.base.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["widget_id"],
             ["webchat_widget.id"],
@@ -873,6 +877,33 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "webchat_offline",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("reply_id", sa.Integer(), nullable=False),
+        sa.Column("source_reply_id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("visitor_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("created_at", kartabl.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["reply_id"],
+            ["reply.id"],
+            name=op.f("fk_webchat_offline_reply_id_reply"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webchat_offline")),
+        sa.UniqueConstraint("reply_id", name=op.f("uq_webchat_offline_reply_id")),
+        sa.UniqueConstraint("source_reply_id", name=op.f("uq_webchat_offline_source_reply_id")),
+    )
+    with op.batch_alter_table("webchat_offline", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webchat_offline_address"), ["address"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_webchat_offline_conversation_id"), ["conversation_id"], unique=False
+        )
+
+    op.create_table(
         "conversation_merge",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("source_id", sa.Integer(), nullable=False),
@@ -927,6 +958,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversation_merge_source")
 
     op.drop_table("conversation_merge")
+    with op.batch_alter_table("webchat_offline", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webchat_offline_conversation_id"))
+        batch_op.drop_index(batch_op.f("ix_webchat_offline_address"))
+
+    op.drop_table("webchat_offline")
     with op.batch_alter_table("reply_attachment", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reply_attachment_reply_id"))
 

@@ -382,8 +382,10 @@ def sign_in(app: FastAPI, db: Db) -> Iterator[Callable[..., Caller]]:
 # -- the database, whole ---------------------------------------------------------------------
 
 # Bookkeeping a read must update: when a session or an API token was last used, and what
-# of a conversation its reader has seen (the queues' "new" marker, kartabl.notifications).
-BOOKKEEPING = {("web_session", "last_seen_at"), ("api_token", "last_used_at")}
+# of a conversation its reader has seen (the queues' "new" marker, kartabl.notifications),
+# and that a widget visitor's event stream is open (the offline continuation's "gone").
+BOOKKEEPING = {("web_session", "last_seen_at"), ("api_token", "last_used_at"),
+               ("webchat_visitor", "stream_seen_at")}
 BOOKKEEPING_TABLES = {"conversation_seen"}
 
 

@@ -4,8 +4,9 @@ possible"): a link or an <img> on another site can make a browser GET anything.
 Every GET route (and the static files) is called with the seed's real ids, signed in as an
 admin, a coordinator and an agent by session, as a coordinator by API token, and by nobody.
 After each call every row of every table is as it was (a hash of all rows;
-``web_session.last_seen_at`` and ``api_token.last_used_at`` excepted: they record that the
-session or token was used, conftest.BOOKKEEPING), and nothing answers 5xx. The signed-in
+``web_session.last_seen_at``, ``api_token.last_used_at`` and
+``webchat_visitor.stream_seen_at`` excepted: they record that the session, token or
+widget stream was used, conftest.BOOKKEEPING), and nothing answers 5xx. The signed-in
 callers get 200 (303 for the language switch): the walk really reaches each handler.
 
 A GET route missing from :data:`GET_URLS` fails the test: add its URLs there.

@@ -41,6 +41,7 @@ OWN_CREDENTIALS = {
     ("OPTIONS", "/widget/{public_id}/session"),
     ("OPTIONS", "/widget/{public_id}/messages"),
     ("OPTIONS", "/widget/{public_id}/events"),
+    ("OPTIONS", "/widget/{public_id}/rating"),
 }
 # The unsafe page routes no session signs (so tables.REQUESTS has none): valid requests,
 # which would sign in or set a password if they got through.
@@ -50,6 +51,7 @@ UNSIGNED: dict[tuple[str, str], Req] = {
     ("POST", "/widget/{public_id}/session"): Req("/widget/wnone/session", {"locale": "fa"}),
     ("POST", "/widget/{public_id}/messages"): Req("/widget/wnone/messages", {
         "client_id": "c-12345678", "text": "x"}),
+    ("POST", "/widget/{public_id}/rating"): Req("/widget/wnone/rating", {"seq": 1, "score": 5}),
 }
 
 
