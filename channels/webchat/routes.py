@@ -179,6 +179,18 @@ def _set_cookie(response: Response, request: Request, token: str) -> None:
                         secure=secure, samesite="none" if secure else "lax")
 
 
+async def _origin_first(sessions: sessionmaker[Session], public_id: str,
+                        request: Request) -> None:
+    """The origin checked before the body is read: another site's POST is a 403 whatever
+    it sends (not a 400 for its JSON, nor a 413 for its size)."""
+
+    def check() -> None:
+        with sessions() as session:
+            _checked(session, public_id, request)
+
+    await run_in_threadpool(check)
+
+
 async def _json(request: Request) -> Any:
     body = await request.body()
     if len(body) > MAX_BODY:
@@ -241,6 +253,7 @@ async def open_session(
     tokens: Annotated[VisitorTokens, Depends(tokens_of)],
     limits: Annotated[Limits, Depends(limits_of)],
 ) -> Response:
+    await _origin_first(sessions, public_id, request)
     raw = await _json(request)
     try:
         body = SessionIn.model_validate(raw)
@@ -292,6 +305,7 @@ async def post_message(
     tokens: Annotated[VisitorTokens, Depends(tokens_of)],
     limits: Annotated[Limits, Depends(limits_of)],
 ) -> Response:
+    await _origin_first(sessions, public_id, request)
     raw = await _json(request)
     ip = client_address(request, config)
 

@@ -1,0 +1,46 @@
+"""Edges found in review (issue 16): what an outside caller can make the endpoints do."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from channels.webchat.admin import parse_origins
+from kartabl.models import Message, WebchatVisitor
+from tests.channels.webchat.conftest import Chat
+
+
+def _count(db, model) -> int:  # type: ignore[no-untyped-def]
+    with db() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_foreign_origin_is_refused_before_the_body_is_read(chat: Chat, db) -> None:
+    # The README: "a POST from any other origin, or without an Origin, is 403 before
+    # anything is read". A body that is not JSON, or over the cap, must not change that.
+    for what in ("session", "messages"):
+        for headers in ({"Origin": "https://evil.example"}, {}):
+            r = chat.client.post(chat.url(what), content=b"{not json",
+                                 headers={**headers, "Content-Type": "application/json"})
+            assert r.status_code == 403, (what, headers, r.status_code, r.text)
+            r = chat.client.post(chat.url(what), content=b"x" * 70_000, headers=headers)
+            assert r.status_code == 403, (what, headers, r.status_code, r.text)
+    assert _count(db, WebchatVisitor) == 0
+
+
+def test_a_nul_character_in_a_message_is_no_server_error(chat: Chat, db) -> None:
+    # PostgreSQL refuses U+0000 in text and JSON columns: a visitor's NUL must not be a 500
+    token = chat.visitor()
+    r = chat.post(token, "سلام\x00hello", name="Sa\x00ra")
+    assert r.status_code in (200, 400), (r.status_code, r.text)
+    if r.status_code == 200:
+        with db() as s:
+            texts = list(s.scalars(select(Message.text)))
+        assert texts and all("\x00" not in t for t in texts)
+
+
+def test_an_origin_with_its_default_port_is_the_origin_browsers_send() -> None:
+    # Browsers send Origin without the scheme's default port (RFC 6454): an admin who types
+    # it must not end with a widget no browser can reach.
+    assert parse_origins("https://Shop.example:443\nhttp://shop.example:80/") == [
+        "https://shop.example", "http://shop.example"]
+    assert parse_origins("https://shop.example:8443") == ["https://shop.example:8443"]
