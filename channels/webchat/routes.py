@@ -328,7 +328,7 @@ async def post_message(
                 # A bot filled the hidden field: it is answered as if stored, and dropped.
                 log.info("webchat %s: honeypot filled; message dropped", public_id)
                 return {"seq": 0, "stored": True}, origin
-            text = body.text.strip()
+            text = body.text.replace("\x00", "").strip()  # PostgreSQL refuses NUL
             if not text:
                 raise no(400, "an empty message")
             if len(text) > config.max_chars:
@@ -344,7 +344,7 @@ async def post_message(
             visitor.last_seen_at = utcnow()
             try:
                 posted = store_message(session, widget, visitor, body.client_id, text,
-                                       body.name.strip())
+                                       body.name.replace("\x00", "").strip())
             except ValueError as exc:
                 raise no(400, str(exc)) from None
             return {"seq": posted.seq, "stored": True}, origin
