@@ -41,7 +41,7 @@ from channels.webchat.identity import (
 from channels.webchat.inbound import set_contact, store_message
 from channels.webchat.limits import Limits
 from channels.webchat.stream import Waker, stream
-from channels.webhooks import app_channels
+from channels.webhooks import app_channels, read_capped
 from config.webchat import WebchatConfig
 from kartabl import db
 from kartabl.models import WebchatVisitor, Widget, utcnow
@@ -192,9 +192,7 @@ async def _origin_first(sessions: sessionmaker[Session], public_id: str,
 
 
 async def _json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "too large")
+    body = await read_capped(request, MAX_BODY)
     try:
         return json.loads(body or b"{}")
     except ValueError as exc:
