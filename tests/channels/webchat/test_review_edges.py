@@ -44,3 +44,25 @@ def test_an_origin_with_its_default_port_is_the_origin_browsers_send() -> None:
     assert parse_origins("https://Shop.example:443\nhttp://shop.example:80/") == [
         "https://shop.example", "http://shop.example"]
     assert parse_origins("https://shop.example:8443") == ["https://shop.example:8443"]
+
+
+def test_a_reply_with_files_is_refused_never_shown_without_them(chat: Chat, db) -> None:
+    # The widget shows text only: a reply's files silently left behind while the reply
+    # shows "delivered" is a failed send shown as sent (threats.md)
+    import pytest
+
+    from kartabl.errors import PermanentDeliveryError
+    from kartabl.messages import OutboundAttachment, OutboundMessage
+    from kartabl.models import Channel, WebchatEvent
+    from responders.webchat import WebchatSender
+
+    chat.visitor()
+    with db() as s:
+        key = s.scalars(select(WebchatVisitor.key)).one()
+    msg = OutboundMessage(
+        reply_id=7, conversation_id=1, channel=Channel.WEBCHAT, recipient=key,
+        text="the invoice is attached", idempotency_key="7",
+        attachments=(OutboundAttachment("invoice.pdf", "application/pdf", 10, "ab" * 32),))
+    with pytest.raises(PermanentDeliveryError, match="file"):
+        WebchatSender(db).send(msg)
+    assert _count(db, WebchatEvent) == 0
