@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,10 +45,15 @@ from channels.webchat.stream import Waker, stream
 from channels.webhooks import app_channels, read_capped
 from config.webchat import WebchatConfig
 from kartabl import db
+from kartabl.logs import hide_pattern
 from kartabl.models import WebchatVisitor, Widget, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+# The stream's token rides in its URL (EventSource sends no headers), and access logs print
+# URLs: the token reads the visitor's chat, so it is masked there.
+hide_pattern(re.compile(r"([?&]visitor=)[^&\s\"]+"), r"\1***",
+             loggers=("uvicorn.access", "uvicorn.error"))
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "kartabl_visitor"
 HEADER = "x-kartabl-visitor"

@@ -66,3 +66,21 @@ def test_a_reply_with_files_is_refused_never_shown_without_them(chat: Chat, db) 
     with pytest.raises(PermanentDeliveryError, match="file"):
         WebchatSender(db).send(msg)
     assert _count(db, WebchatEvent) == 0
+
+
+def test_the_visitor_token_in_the_streams_url_is_masked_in_access_logs() -> None:
+    # EventSource carries the token in the URL, and uvicorn's access log prints URLs: the
+    # token reads the visitor's chat, so a log reader must not get it
+    import logging
+
+    import channels.webchat.routes  # noqa: F401  (what registers the mask)
+    from kartabl import logs
+
+    token = "vAbCdEfGhIjKlMnOpQrStUvWx.0123456789abcdef0123456789abcdef"
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/widget/w1/events?visitor={token}&last_event_id=3", "1.1",
+         200), None)
+    assert logs.SECRETS.filter(record)
+    line = record.getMessage()
+    assert token not in line and token[:12] not in line and "last_event_id=3" in line, line
