@@ -61,6 +61,12 @@ class InboundMessage:
             raise ValueError("InboundMessage.sender must not be empty")
         object.__setattr__(self, "channel", Channel(self.channel))
         object.__setattr__(self, "kind", MessageKind(self.kind))
+        # U+0000 is no text anyone wrote, and PostgreSQL refuses it in a text column: kept,
+        # it made the insert fail (a 500, and a provider resending for ever)
+        for name in ("text", "sender_name", "subject"):
+            value = getattr(self, name)
+            if "\x00" in value:
+                object.__setattr__(self, name, value.replace("\x00", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,9 @@ class WebchatSender(Sender):
         return visitor
 
     def send(self, msg: OutboundMessage) -> str:
+        if msg.attachments:  # the widget shows text only: never "delivered" without them
+            raise PermanentDeliveryError("files are not sent in the website chat yet; send "
+                                         "them by another channel")
         with self._session() as s:
             visitor = self._visitor(s, msg)
             s.rollback()  # the read ends; the write below is its own transaction

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.api import signing
 from channels.api.inbound import TooLarge, parse
 from channels.email.attachments import store_payloads
-from channels.webhooks import Webhook, app_channels
+from channels.webhooks import Webhook, app_channels, read_capped
 from config.api_channel import ApiChannelConfig
 from config.settings import Settings
 from kartabl import db
@@ -80,12 +80,7 @@ def _channel(channels: list[ApiChannelConfig], name: str) -> ApiChannelConfig:
 
 async def _signed_body(request: Request, config: ApiChannelConfig, hook: Webhook) -> bytes:
     """The body, once it is within the limit and signed by the channel's secret."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > hook.max_body:
-        raise HTTPException(413, hook.too_large)  # refused before reading it
-    body = await request.body()
-    if len(body) > hook.max_body:
-        raise HTTPException(413, hook.too_large)
+    body = await read_capped(request, hook.max_body, hook.too_large)
     try:
         signing.verify(config.secret.get_secret_value(),
                        request.headers.get(signing.TIMESTAMP_HEADER),

@@ -140,7 +140,10 @@ def whatsapp_media(http: httpx.Client, media_id: str, config: MetaConfig, token:
     if response.status_code != 200:
         err = error_of(response)
         raise MediaError(str(err) if err else f"media lookup answered {response.status_code}")
-    body = response.json()
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):  # a proxy's page: the file, not the message
+        raise MediaError("media lookup answered 200 without JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("url"), str):
         raise MediaError("media lookup without a url")
     return body

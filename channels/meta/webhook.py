@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.meta import graph, instagram, statuses, whatsapp
 from channels.meta.media import with_media
 from channels.meta.payload import Payload
-from channels.webhooks import Webhook, app_channels
+from channels.webhooks import Webhook, app_channels, read_capped
 from config.meta import MetaConfig
 from config.settings import Settings
 from kartabl import db
@@ -96,9 +96,7 @@ async def receive(
 ) -> dict[str, Any]:
     if config is None:
         raise HTTPException(404, "not found")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, HOOK.too_large)
+    body = await read_capped(request, MAX_BODY, HOOK.too_large)
     given = request.headers.get("X-Hub-Signature-256", "")
     HOOK.verify(given, signature(body, config.app_secret.get_secret_value()),
                 "meta webhook with a missing or wrong signature refused")

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from channels.email.attachments import store_payloads
-from channels.rubika.api import Refused, RubikaApi, ServerAnswered
+from channels.rubika.api import NotProcessed, Refused, RubikaApi, ServerAnswered
 from kartabl.inbound import SourceUnavailable
 from kartabl.messages import Attachment, InboundMessage
 
@@ -65,7 +65,7 @@ def _one(api: RubikaApi, msg: InboundMessage, att: Attachment, ref: dict[str, ob
             log.warning("%s: %s: listed, not stored", where, exc)
             return att
         return _outage(where, exc, att, outage_lists)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, NotProcessed) as exc:  # NotProcessed: a proxy said no, for now
         return _outage(where, exc, att, outage_lists)
     if data is None:
         log.warning("%s is over the %d-byte cap: listed, not stored", where, max_bytes)
@@ -76,7 +76,7 @@ def _one(api: RubikaApi, msg: InboundMessage, att: Attachment, ref: dict[str, ob
 
 
 def _outage(where: str, exc: Exception, att: Attachment, outage_lists: bool) -> Attachment:
-    detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, ServerAnswered) \
+    detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, (ServerAnswered, NotProcessed)) \
         else type(exc).__name__
     if not outage_lists:
         raise SourceUnavailable(f"{where} could not be fetched ({detail})") from exc

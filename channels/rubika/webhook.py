@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.rubika import files
 from channels.rubika.api import RubikaApi
 from channels.rubika.updates import to_message
-from channels.webhooks import Webhook, app_channels, store_one
+from channels.webhooks import Webhook, app_channels, read_capped, store_one
 from config.rubika import RubikaBot, RubikaConfig
 from config.settings import Settings
 from kartabl import db
@@ -86,9 +86,7 @@ async def receive(
     sessions: Annotated[sessionmaker[Session], Depends(session_factory)],
 ) -> dict[str, Any]:
     bot = _verified(config, bot_name, secret)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, HOOK.too_large)
+    body = await read_capped(request, MAX_BODY, HOOK.too_large)
     try:
         update = parse(body)
         msg = to_message(update, bot) if update is not None else None

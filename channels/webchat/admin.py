@@ -63,7 +63,10 @@ def parse_origins(text: str) -> list[str]:
             port = parts.port
         except ValueError:
             raise InputError(f"not an origin (a bad port): {line[:80]!r}") from None
-        origin = f"{parts.scheme}://{parts.hostname.lower()}" + (f":{port}" if port else "")
+        # a browser's Origin leaves out the scheme's default port (RFC 6454): so must we
+        default = {"http": 80, "https": 443}[parts.scheme]
+        origin = f"{parts.scheme}://{parts.hostname.lower()}" + (
+            f":{port}" if port and port != default else "")
         if origin not in out:
             out.append(origin)
     if not out:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,13 +44,18 @@ from channels.webchat.limits import Limits
 from channels.webchat.offline import widget_offline
 from channels.webchat.rating import MAX_COMMENT, rate
 from channels.webchat.stream import Waker, stream
-from channels.webhooks import app_channels
+from channels.webhooks import app_channels, read_capped
 from config.webchat import WebchatConfig
 from kartabl import db
+from kartabl.logs import hide_pattern
 from kartabl.models import WebchatVisitor, Widget, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+# The stream's token rides in its URL (EventSource sends no headers), and access logs print
+# URLs: the token reads the visitor's chat, so it is masked there.
+hide_pattern(re.compile(r"([?&]visitor=)[^&\s\"]+"), r"\1***",
+             loggers=("uvicorn.access", "uvicorn.error"))
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "kartabl_visitor"
 HEADER = "x-kartabl-visitor"
@@ -188,10 +194,20 @@ def _set_cookie(response: Response, request: Request, token: str) -> None:
                         secure=secure, samesite="none" if secure else "lax")
 
 
+async def _origin_first(sessions: sessionmaker[Session], public_id: str,
+                        request: Request) -> None:
+    """The origin checked before the body is read: another site's POST is a 403 whatever
+    it sends (not a 400 for its JSON, nor a 413 for its size)."""
+
+    def check() -> None:
+        with sessions() as session:
+            _checked(session, public_id, request)
+
+    await run_in_threadpool(check)
+
+
 async def _json(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "too large")
+    body = await read_capped(request, MAX_BODY)
     try:
         return json.loads(body or b"{}")
     except ValueError as exc:
@@ -251,6 +267,7 @@ async def open_session(
     tokens: Annotated[VisitorTokens, Depends(tokens_of)],
     limits: Annotated[Limits, Depends(limits_of)],
 ) -> Response:
+    await _origin_first(sessions, public_id, request)
     raw = await _json(request)
     try:
         body = SessionIn.model_validate(raw)
@@ -306,6 +323,7 @@ async def post_message(
     tokens: Annotated[VisitorTokens, Depends(tokens_of)],
     limits: Annotated[Limits, Depends(limits_of)],
 ) -> Response:
+    await _origin_first(sessions, public_id, request)
     raw = await _json(request)
     ip = client_address(request, config)
 
@@ -328,7 +346,7 @@ async def post_message(
                 # A bot filled the hidden field: it is answered as if stored, and dropped.
                 log.info("webchat %s: honeypot filled; message dropped", public_id)
                 return {"seq": 0, "stored": True}, origin
-            text = body.text.strip()
+            text = body.text.replace("\x00", "").strip()  # PostgreSQL refuses NUL
             if not text:
                 raise no(400, "an empty message")
             if len(text) > config.max_chars:
@@ -348,7 +366,7 @@ async def post_message(
             visitor.last_seen_at = utcnow()
             try:
                 posted = store_message(session, widget, visitor, body.client_id, text,
-                                       body.name.strip())
+                                       body.name.replace("\x00", "").strip())
             except ValueError as exc:
                 raise no(400, str(exc)) from None
             return {"seq": posted.seq, "stored": True}, origin
