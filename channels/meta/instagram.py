@@ -28,7 +28,7 @@ from channels.meta.payload import (
     id_of,
     text_of,
 )
-from config.meta import MetaConfig
+from config.meta import InstagramAccount, MetaConfig
 from kartabl.errors import InputError
 from kartabl.messages import InboundMessage
 from kartabl.models import Channel
@@ -52,30 +52,39 @@ def parse(body: dict[str, Any], config: MetaConfig, received_at: datetime | None
             continue
         for m, raw in enumerate(events):
             where = f"entry[{n}].messaging[{m}]"
-            event = as_dict(raw, where)
-            msg = event.get("message")
-            if not isinstance(msg, dict) or msg.get("is_echo") or msg.get("is_deleted") \
-                    or msg.get("is_unsupported"):
-                out.ignored += 1
-                continue
-            mid = msg.get("mid")
-            if not isinstance(mid, str) or not mid.strip() or len(mid) > 400:
-                raise InputError(f"{where}.message.mid is missing")
-            sender = id_of(as_dict(event.get("sender"), f"{where}.sender").get("id"),
-                           f"{where}.sender.id")
-            media, placeholders = _media(msg, where)
-            text = text_of(msg.get("text")) or " ".join(placeholders)
-            meta: dict[str, Any] = {"account": account.id, "human_agent": account.human_agent}
-            if account.team:
-                meta["default_team"] = account.team
-            stamp = event.get("timestamp")
-            if isinstance(stamp, int) and not isinstance(stamp, bool):
-                meta["sent_at"] = iso(unix_time(stamp // 1000))  # milliseconds
-            out.messages.append(Incoming(InboundMessage(
-                channel=Channel.INSTAGRAM, external_id=mid.strip(), sender=sender,
-                text=text or "[empty]", recipient=account.id,
-                received_at=received_now(received_at), meta=meta), tuple(media)))
+            try:
+                _event(out, raw, where, account, received_at)
+            except InputError as exc:
+                out.refuse(where, exc)
     return out
+
+
+def _event(out: Payload, raw: Any, where: str, account: InstagramAccount,
+           received_at: datetime | None) -> None:
+    """One messaging event into ``out`` (raises InputError for one that cannot be read)."""
+    event = as_dict(raw, where)
+    msg = event.get("message")
+    if not isinstance(msg, dict) or msg.get("is_echo") or msg.get("is_deleted") \
+            or msg.get("is_unsupported"):
+        out.ignored += 1
+        return
+    mid = msg.get("mid")
+    if not isinstance(mid, str) or not mid.strip() or len(mid) > 400:
+        raise InputError(f"{where}.message.mid is missing")
+    sender = id_of(as_dict(event.get("sender"), f"{where}.sender").get("id"),
+                   f"{where}.sender.id")
+    media, placeholders = _media(msg, where)
+    text = text_of(msg.get("text")) or " ".join(placeholders)
+    meta: dict[str, Any] = {"account": account.id, "human_agent": account.human_agent}
+    if account.team:
+        meta["default_team"] = account.team
+    stamp = event.get("timestamp")
+    if isinstance(stamp, int) and not isinstance(stamp, bool):
+        meta["sent_at"] = iso(unix_time(stamp // 1000))  # milliseconds
+    out.messages.append(Incoming(InboundMessage(
+        channel=Channel.INSTAGRAM, external_id=mid.strip(), sender=sender,
+        text=text or "[empty]", recipient=account.id,
+        received_at=received_now(received_at), meta=meta), tuple(media)))
 
 
 def _media(msg: dict[str, Any], where: str) -> tuple[list[MediaRef], list[str]]:

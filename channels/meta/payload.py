@@ -5,11 +5,14 @@ stores the messages and applies the statuses."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from kartabl.errors import InputError
 from kartabl.messages import InboundMessage
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 20_000  # Instagram caps a DM at 1,000 bytes, WhatsApp at 4,096 characters
 
@@ -47,6 +50,13 @@ class Payload:
     messages: list[Incoming] = field(default_factory=list)
     statuses: list[Status] = field(default_factory=list)
     ignored: int = 0  # events that are not messages for us (echoes, reactions, reads ...)
+    # messages of a well-formed POST that could not be read ("<where>: <why>"), logged and
+    # left out: one bad message must not make Meta resend, and in the end drop, the others
+    refused: list[str] = field(default_factory=list)
+
+    def refuse(self, where: str, exc: Exception) -> None:
+        log.warning("meta webhook: %s refused (%s); the rest of the POST is stored", where, exc)
+        self.refused.append(f"{where}: {exc}")
 
 
 def as_list(value: Any, where: str) -> list[Any]:

@@ -134,4 +134,4 @@ def _store(payload: Payload, config: MetaConfig, settings: Settings,
     return {"ok": True, "created": sum(s.created for s in stored),
             "duplicates": len(payload.messages) - len(fresh) + sum(
                 not s.created for s in stored),
-            "statuses": changed, "ignored": payload.ignored}
+            "statuses": changed, "ignored": payload.ignored, "refused": payload.refused}

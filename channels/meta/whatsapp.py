@@ -69,8 +69,12 @@ def parse(body: dict[str, Any], config: MetaConfig, received_at: datetime | None
                 continue
             names = _names(value.get("contacts"), where)
             for m, raw in enumerate(as_list(value.get("messages"), f"{where}.value.messages")):
-                incoming = _message(as_dict(raw, f"{where}.value.messages[{m}]"), number, names,
-                                    f"{where}.value.messages[{m}]", received_at)
+                at = f"{where}.value.messages[{m}]"
+                try:
+                    incoming = _message(as_dict(raw, at), number, names, at, received_at)
+                except InputError as exc:
+                    out.refuse(at, exc)
+                    continue
                 out.messages.append(incoming)
             for s, raw in enumerate(as_list(value.get("statuses"), f"{where}.value.statuses")):
                 status = _status(as_dict(raw, f"{where}.value.statuses[{s}]"))

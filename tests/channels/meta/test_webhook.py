@@ -150,3 +150,26 @@ def test_a_forged_event_with_a_file_fetches_nothing(client: TestClient, db,
     assert standin.media_lookups == 0 and count(db) == 0
     assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
     assert standin.media_lookups == 1 and count(db) == 1
+
+
+def test_one_unreadable_message_is_refused_alone_and_the_rest_is_stored(
+        client: TestClient, standin: GraphStandin, db) -> None:
+    # Given one POST with a good WhatsApp message and one whose sender is no phone number,
+    # and an Instagram POST with a good event and one without its mid
+    wa = whatsapp_value(WA_ID, messages=[whatsapp_message("wamid.B1", "not-a-number", text="x"),
+                                         whatsapp_message("wamid.B2", "989121234567",
+                                                          text="سلام")])
+    r = standin.deliver(client.post, URL, wa, APP_SECRET)
+    # Then the POST is answered 200 (Meta would resend a 400 until it dropped all of it),
+    # the good message is stored and the answer names the refused one
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 1
+    refused = [x.split(":")[0] for x in r.json()["refused"]]
+    assert refused == ["entry[0].changes[0].value.messages[0]"]
+    ig = instagram_event(IG_ID, "7001", "mid.C1", text="hello")
+    ig["entry"][0]["messaging"].insert(0, {"sender": {"id": "7002"}, "message": {"text": "x"}})
+    r = standin.deliver(client.post, URL, ig, APP_SECRET)
+    assert r.status_code == 200 and r.json()["created"] == 1
+    assert r.json()["refused"][0].startswith("entry[0].messaging[0]")
+    with db() as s:
+        assert sorted(s.scalars(select(Message.external_id))) == ["mid.C1", "wamid.B2"]
