@@ -23,6 +23,12 @@ class LoopbackServer:
         threading.Thread(target=self._server.serve_forever, name=self.name,
                          daemon=True).start()
 
+    def serve_for(self, state: object, handler: type[BaseHTTPRequestHandler],
+                  attr: str = "state") -> None:
+        """Serve ``handler`` with ``state`` (the stand-in it answers for) as its class
+        attribute ``attr``, on a subclass of its own: two stand-ins never share state."""
+        self.serve(type(handler.__name__, (handler,), {attr: state}))
+
     def stop(self) -> None:
         """Stop serving. The port stays bound, not listening, until the next ``serve``: a
         stopped provider must refuse connections, and a freed port would soon be handed by

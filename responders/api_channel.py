@@ -109,12 +109,7 @@ class ApiChannelSender(Sender):
         return config, json.dumps(payload, ensure_ascii=False).encode()
 
     def _files(self, msg: OutboundMessage) -> list[tuple[Any, bytes]]:
-        if not msg.attachments:
-            return []
-        if self._files_dir is None:
-            raise PermanentDeliveryError("this process has no attachments directory to read "
-                                         "the reply's files from")
-        return list(read_all(self._files_dir, msg.attachments))
+        return read_all(self._files_dir, msg.attachments)
 
     def send(self, msg: OutboundMessage) -> str:
         if not msg.text.strip() and not msg.attachments:

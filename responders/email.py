@@ -123,13 +123,6 @@ class SmtpSender(Sender):
         return provider_id
 
     def _files(self, msg: OutboundMessage) -> list[tuple[OutboundAttachment, bytes]]:
-        """The reply's files with their bytes; read before anything is sent, so a missing
-        file fails the reply permanently with nothing sent."""
-        if not msg.attachments:
-            return []
-        if self._files_dir is None:
-            raise PermanentDeliveryError("this process has no attachments directory to read "
-                                         "the reply's files from")
         return read_all(self._files_dir, msg.attachments)
 
     def lookup(self, msg: OutboundMessage) -> str | None:

@@ -256,6 +256,13 @@ def read(directory: Path | str, att: OutboundAttachment) -> bytes:
     return data
 
 
-def read_all(directory: Path | str, atts: Sequence[OutboundAttachment]
+def read_all(directory: Path | str | None, atts: Sequence[OutboundAttachment]
              ) -> list[tuple[OutboundAttachment, bytes]]:
+    """A reply's files with their bytes, read before anything is sent, so a missing file (or
+    a process without an attachments directory) fails the reply with nothing sent."""
+    if not atts:
+        return []
+    if directory is None:
+        raise PermanentDeliveryError("this process has no attachments directory to read "
+                                     "the reply's files from")
     return [(a, read(directory, a)) for a in atts]

@@ -173,11 +173,6 @@ class RubikaSender(Sender):
             "answer someone who wrote to it")
 
     def _files(self, msg: OutboundMessage) -> dict[str, bytes]:
-        if not msg.attachments:
-            return {}
-        if self._files_dir is None:
-            raise PermanentDeliveryError("this process has no attachments directory to read "
-                                         "the reply's files from")
         return {a.storage_key: data for a, data in read_all(self._files_dir, msg.attachments)}
 
     def lookup(self, msg: OutboundMessage) -> str | None:

@@ -72,12 +72,7 @@ class ApiSystemStandin:
         self._http = LoopbackServer("api-system-standin")
 
     def start(self) -> ApiSystemStandin:
-        standin = self
-
-        class Handler(_Handler):
-            state = standin
-
-        self._http.serve(Handler)
+        self._http.serve_for(self, _Handler)
         return self
 
     def stop(self) -> None:

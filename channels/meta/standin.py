@@ -85,12 +85,7 @@ class GraphStandin:
     # -- set-up ---------------------------------------------------------------------------
 
     def start(self) -> GraphStandin:
-        standin = self
-
-        class Handler(_Handler):
-            server_standin = standin
-
-        self._http.serve(Handler)
+        self._http.serve_for(self, _Handler, "server_standin")
         return self
 
     def stop(self) -> None:

@@ -120,12 +120,7 @@ class RubikaStandin:
         self._http = LoopbackServer("rubika-standin")
 
     def start(self) -> RubikaStandin:
-        standin = self
-
-        class Handler(_Handler):
-            state = standin
-
-        self._http.serve(Handler)
+        self._http.serve_for(self, _Handler)
         return self
 
     def stop(self) -> None:

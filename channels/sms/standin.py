@@ -101,12 +101,7 @@ class KavenegarStandin:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> KavenegarStandin:
-        standin = self
-
-        class Handler(_Handler):
-            state = standin
-
-        self._http.serve(Handler)
+        self._http.serve_for(self, _Handler)
         return self
 
     def stop(self) -> None:

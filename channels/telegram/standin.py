@@ -140,12 +140,7 @@ class BotApiStandin:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> BotApiStandin:
-        standin = self
-
-        class Handler(_Handler):
-            server_state = standin
-
-        self._http.serve(Handler)
+        self._http.serve_for(self, _Handler, "server_state")
         return self
 
     def stop(self) -> None:
