@@ -56,6 +56,30 @@
   // Back and forward: htmx puts the page as it was back; its conversation is a new one.
   document.addEventListener("htmx:historyRestore", function () { changed(null); });
 
+  // A pane is on its way: live.js counts the events that come meanwhile.
+  function loading() { document.dispatchEvent(new CustomEvent("kartabl:pane-loading")); }
+  // A row's link loads the pane by htmx, which aborts a request when its element leaves the
+  // page; the list's live refresh replaces every row, so a click during one opened nothing.
+  // The refresh waits for the pane instead, then runs.
+  var refreshSkipped = false;
+  function rowOpening() { return !!document.querySelector("#queue-rows .row-link.htmx-request"); }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var p = pane();
+    if (p && e.detail && e.detail.target === p) { loading(); }
+    if (e.target && e.target.id === "queue-live" && rowOpening()) {
+      refreshSkipped = true;
+      e.preventDefault();
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var live = document.getElementById("queue-live");
+    if (refreshSkipped && live && e.target && e.target.classList
+        && e.target.classList.contains("row-link") && !rowOpening() && window.htmx) {
+      refreshSkipped = false;
+      window.htmx.trigger(live, "live");
+    }
+  });
+
   function path(url) {
     var u = new URL(url, window.location.href);
     return u.pathname + u.search;
@@ -72,6 +96,7 @@
       return;
     }
     e.preventDefault();
+    loading();
     var data = new FormData(form, e.submitter || undefined);
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; }); // no second post meanwhile

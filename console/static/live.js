@@ -85,6 +85,7 @@
       var e;
       try { e = JSON.parse(msg.data); } catch (err) { return; }
       pending.push(e);
+      heard++;
       body.dataset.liveLast = msg.lastEventId; // for the tests, and a reopening: what arrived
       // A burst (a router batch) becomes one refresh.
       if (timer === null) { timer = window.setTimeout(flush, 100); }
@@ -103,11 +104,30 @@
     // Too much was missed (a laptop back after hours): everything on the page is fetched again.
     src.addEventListener("reset", function () {
       pending.push({ reset: true });
+      heard++;
       if (timer === null) { timer = window.setTimeout(flush, 100); }
     });
   }
   connect();
   document.addEventListener("kartabl:pane", connect);
+
+  // The inbox's pane is rendered by the server at one moment and swapped in later: an event
+  // that came in between went to the old pane's elements, and the new pane would show what
+  // was true at its render until the next event, perhaps for good (CI met a reply shown
+  // "sent" after it was delivered). So a new pane asks once for what changed, when any
+  // event came since its request left (static/inbox.js says "kartabl:pane-loading"), or
+  // when that is unknown (a page put back from history).
+  var heard = 0; // events received by this page
+  var heardAtLoad = null;
+  document.addEventListener("kartabl:pane-loading", function () { heardAtLoad = heard; });
+  document.addEventListener("kartabl:pane", function () {
+    var missed = heardAtLoad === null || heard !== heardAtLoad;
+    heardAtLoad = null;
+    var pane = document.getElementById("inbox-pane");
+    if (!missed || !pane) { return; }
+    pane.querySelectorAll("[data-live]").forEach(throttled);
+    if (containers.length) { refreshPanels(); }
+  });
 
   // #live-status (console/pages/conversation.py status): ask with the version the last
   // answer brought (its #live-version), so what it appended is not appended again.

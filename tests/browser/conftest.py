@@ -29,18 +29,20 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 import config.routing
 import config.settings
 from bench.ports import free_port
-from kartabl import service_clock
+from kartabl import reply_tokens, service_clock
 from kartabl.db import make_engine
 
 HERE = Path(__file__).resolve().parent
 REQUIRE_BROWSER = os.environ.get("CI") == "true" or os.environ.get("KARTABL_REQUIRE_BROWSER") == "1"
 START_TIMEOUT_S = 20.0
 BROWSER_LOCALE = {"fa": "fa-IR", "en": "en-US"}  # Accept-Language: the sign-in page's language
+SECRET_KEY = "browser-tests-only"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,10 +60,12 @@ class LiveServer:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session on the server's database, committed when the block ends. The test
-        steps the workflow in its own process, so it configures the service clock as the
-        server did at its start (settings' defaults, the default routing file)."""
+        steps the workflow in its own process, so it configures the service clock and the
+        reply tokens' key as the server did at its start (settings' defaults, the default
+        routing file, the server's secret)."""
         service_clock.configure(config.settings.get_settings(),
                                 config.routing.load(config.settings.DEFAULT_ROUTING_FILE))
+        reply_tokens.configure(SecretStr(SECRET_KEY))
         engine = make_engine(self.db_url)
         try:
             with Session(engine, expire_on_commit=False) as s:
@@ -114,7 +118,7 @@ def live_server(
         **{k: v for k, v in os.environ.items() if not k.startswith("KARTABL_")},
         "KARTABL_DATABASE_URL": f"sqlite:///{db_path}",
         "KARTABL_BROKER": "stub",
-        "KARTABL_SECRET_KEY": "browser-tests-only",
+        "KARTABL_SECRET_KEY": SECRET_KEY,
         "KARTABL_ATTACHMENTS_DIR": str(tmp_path / "attachments"),
         "KARTABL_WEB_HOST": "127.0.0.1",
         "KARTABL_WEB_PORT": str(port),
