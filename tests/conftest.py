@@ -26,6 +26,7 @@ from kartabl import db as kdb
 from kartabl import reply_tokens, service_clock, tasks
 from kartabl.migrate import upgrade
 from kartabl.models import Base
+from tests.forkserver import ForkServer
 
 PG_ADMIN = os.environ.get("KARTABL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("KARTABL_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -59,6 +60,14 @@ def pg_url() -> Iterator[str]:
     kdb.deconfigure()
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def forkserver() -> Iterator[ForkServer]:
+    """This test process's fork server for ``kartabl`` processes (tests/forkserver.py)."""
+    server = ForkServer().start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")
