@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUNSTAMP := $(VENV)/.installed-run-stamp
 # pytest-xdist workers for `make test`: each worker process gets its own PostgreSQL
-# database, Redis namespace and Dovecot (tests/conftest.py), so they never share rows. Five on
+# database, Redis namespace and Dovecot (tests/conftest.py), so they never share rows. Six on
 # this 2-core machine: many tests wait on subprocesses, servers and timers rather than the CPU
-# (2026-12-04, 3,200 tests: 659 s with 3 workers, the CPU 40 % idle; 606 s with 4; a subset
-# 15 % faster with 5 than with 3). The fleet tests are one xdist group.
-TEST_WORKERS ?= 5
+# (2026-12-04, 3,200 tests: 659 s with 3 workers, 606 s with 4; after the browser tests'
+# fork server, 612 s with 5 and 586 s with 6, the CPU still about a quarter idle). The fleet
+# tests are one xdist group.
+TEST_WORKERS ?= 6
 
 .PHONY: run test bench chaos lint install clean dovecot chromium
 
