@@ -130,7 +130,12 @@ def _store(payload: Payload, config: MetaConfig, settings: Settings,
         msgs = [i.message for i in fresh]
     with sessions() as session:
         stored = store_many(session, msgs)
-    changed = statuses.apply(sessions, payload.statuses)
+    try:
+        changed = statuses.apply(sessions, payload.statuses)
+    except statuses.TooEarly as exc:
+        # Meta sends the whole POST again later; its messages are stored once, its applied
+        # statuses change nothing twice.
+        raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
     return {"ok": True, "created": sum(s.created for s in stored),
             "duplicates": len(payload.messages) - len(fresh) + sum(
                 not s.created for s in stored),

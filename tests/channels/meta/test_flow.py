@@ -1,10 +1,13 @@
 """End to end on the stand-in: a customer's message in by the signed webhook, routed,
 answered, approved, and sent by the Send API / Cloud API exactly once; WhatsApp's statuses
-then move the reply (delivered, read, failed with the reason)."""
+then move the reply (delivered, read, failed with the reason), a status that comes before
+the send's answer is asked for again rather than lost, and a resent one counts once."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -116,3 +119,53 @@ def test_a_failed_whatsapp_status_fails_the_reply_with_the_reason(
         assert "131026: Message undeliverable" in (reply.error or "")
         [event_] = f.events(s, "reply.failed")
         assert event_.data["provider_id"] == wamid
+
+
+def test_a_status_that_comes_before_the_send_is_recorded_is_asked_again(
+        client: TestClient, standin: GraphStandin, db, senders, enqueued) -> None:
+    event = whatsapp_event(WA_ID, "989121234567", "wamid.FLOW3", "سلام")
+    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
+    rid = answer(db, "wamid.FLOW3", "سلام، در خدمتم")
+    # A status of a message we never sent, with nothing being sent: ignored, as before
+    stranger = whatsapp_status(WA_ID, "wamid.NOT-OURS", "delivered", "989121234567")
+    assert standin.deliver(client.post, URL, stranger, APP_SECRET).status_code == 200
+    standin.slow_next(1.2)  # the Cloud API takes the message; its answer comes late (< 2 s)
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(dispatch_reply, db, rid)
+        deadline = time.monotonic() + 20
+        while not standin.sent:
+            assert time.monotonic() < deadline, "the send never reached the stand-in"
+            time.sleep(0.02)
+        failed = whatsapp_status(WA_ID, standin.sent[0].message_id, "failed", "989121234567",
+                                 error=(131026, "Message undeliverable"))
+        # When WhatsApp reports it failed before the send's answer reached us
+        early = standin.deliver(client.post, URL, failed, APP_SECRET)
+        # Then Meta is asked to send it again, and nothing changed meanwhile
+        assert early.status_code == 503 and early.headers["Retry-After"] == "10"
+        with db() as s:
+            assert s.get(Reply, rid).state == RS.SENDING
+        assert sending.result(timeout=30) == "sent"
+    # When Meta sends it again: the reply fails with the reason, and a third time changes
+    # nothing more
+    for _ in range(2):
+        assert standin.deliver(client.post, URL, failed, APP_SECRET).status_code == 200
+    with db() as s:
+        reply = s.get(Reply, rid)
+        assert reply.state == RS.FAILED and "131026" in (reply.error or "")
+        assert len(f.events(s, "reply.failed")) == 1
+
+
+def test_a_read_status_sent_again_is_recorded_once(
+        client: TestClient, standin: GraphStandin, db, senders, enqueued) -> None:
+    event = whatsapp_event(WA_ID, "989121234567", "wamid.FLOW4", "سلام")
+    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
+    rid = answer(db, "wamid.FLOW4", "سلام، در خدمتم")
+    assert dispatch_reply(db, rid) == "sent"
+    wamid = standin.sent[0].message_id
+    for status in ("delivered", "read", "read"):  # Meta resends a POST it got no 200 for
+        r = standin.deliver(client.post, URL, whatsapp_status(WA_ID, wamid, status,
+                                                              "989121234567"), APP_SECRET)
+        assert r.status_code == 200
+    with db() as s:
+        assert s.get(Reply, rid).state == RS.DELIVERED
+        assert len(f.events(s, "reply.read")) == 1
