@@ -38,6 +38,7 @@ log = logging.getLogger("kartabl.demo")
 IG_ACCOUNT = "17841400000000777"  # the demo's Instagram professional account
 WA_NUMBER = "106540352240777"  # the demo's WhatsApp phone_number_id
 STATUS_AFTER_S = 2.0  # how long "WhatsApp" takes to report a sent message delivered
+STATUS_ATTEMPTS = 5  # a status the webhook did not take is posted again, as Meta does
 
 
 def _post(url: str, *, content: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -110,10 +111,16 @@ class DemoMeta:
 
         def report() -> None:
             for status in ("delivered", "read"):
-                if self._stopped.is_set():
-                    return
-                self._deliver(whatsapp_status(WA_NUMBER, sent.message_id, status,
-                                              sent.recipient))
+                event = whatsapp_status(WA_NUMBER, sent.message_id, status, sent.recipient)
+                # As Meta does, again later when the answer is not 200 (a 503 while another
+                # WhatsApp reply is being sent: channels/meta/statuses.py), a few times here
+                for _attempt in range(STATUS_ATTEMPTS):
+                    if self._stopped.is_set():
+                        return
+                    answer = self._deliver(event)
+                    if getattr(answer, "status_code", None) == 200:
+                        break
+                    self._stopped.wait(STATUS_AFTER_S)
 
         timer = threading.Timer(STATUS_AFTER_S, report)
         timer.daemon = True
