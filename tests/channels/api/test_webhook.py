@@ -128,14 +128,17 @@ def test_a_bad_signature_is_403_and_stores_nothing(client: TestClient, db) -> No
 
 def test_a_replay_outside_five_minutes_is_403_and_stores_nothing(
         client: TestClient, db) -> None:
-    for offset in (-301, 301, -86_400):
+    # (A timestamp ahead of the server comes nearer while the request is handled, and is
+    # truncated to a second: +301 s came to 300 s or less on a loaded CI machine. The signing
+    # itself is checked to the second against fixed clocks in test_signing.py.)
+    for offset in (-301, 320, -86_400):
         # Given a request signed correctly, but at a time more than five minutes away
         answer = signed_post(client, URL, message("k-r"), now=time.time() + offset)
         # Then it is refused as a replay, and nothing is stored
         assert answer.status_code == 403 and "replay" in answer.json()["detail"], offset
     assert count(db) == 0
     # while the same message signed now is taken
-    assert signed_post(client, URL, message("k-r"), now=time.time() - 290).status_code == 200
+    assert signed_post(client, URL, message("k-r"), now=time.time() - 270).status_code == 200
 
 
 def test_an_unknown_channel_is_404(client: TestClient, db) -> None:

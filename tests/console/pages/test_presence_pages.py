@@ -92,7 +92,7 @@ def test_a_closed_laptop_expires(client: TestClient, other_client: TestClient, w
     assert 'id="presence-others"' not in beat(other_client, maryam, cid)
     # a beat within the expiry shows
     presence.store().beat(cid, world.ali, presence.State.VIEWING,
-                          now=time.time() - settings.presence_expiry_s + 5,
+                          now=time.time() - settings.presence_expiry_s / 2,
                           expiry_s=settings.presence_expiry_s)
     assert "<bdi>ali</bdi> has this conversation open" in beat(other_client, maryam, cid)
 
