@@ -20,7 +20,7 @@ def test_a_standby_takes_the_lock_as_soon_as_the_holder_session_ends(db_url, set
     stop = threading.Event()
 
     def standby() -> None:
-        with locks.waiting_lease(engine, "takeover test", stop, check_s=5.0) as lease:
+        with locks.waiting_lease(engine, "takeover test", stop, check_s=30.0) as lease:
             if lease:
                 got_at.append(time.monotonic())
 
@@ -39,8 +39,9 @@ def test_a_standby_takes_the_lock_as_soon_as_the_holder_session_ends(db_url, set
                 {"n": locks.application_name("takeover test")})
         ended = time.monotonic()
         t.join(timeout=10)
-    # Then the standby got it at once, not at its next check
-    assert got_at and got_at[0] - ended < 1.0
+    # Then the standby got it at once, not at its next check (30 s; a margin for a loaded
+    # machine's thread wake-up)
+    assert got_at and got_at[0] - ended < 3.0
     assert not holder.still_held()
     engine.dispose()
 
