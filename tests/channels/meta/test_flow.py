@@ -61,6 +61,17 @@ def answer(db: sessionmaker[Session], external_id: str, body: str) -> int:
         return reply.id
 
 
+def whatsapp_reply_sent(client: TestClient, standin: GraphStandin,
+                        db: sessionmaker[Session], external_id: str) -> tuple[int, str]:
+    """A customer's WhatsApp message in, answered, approved and sent: the reply's id and
+    the wamid the Cloud API gave it."""
+    event = whatsapp_event(WA_ID, "989121234567", external_id, "سلام")
+    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
+    rid = answer(db, external_id, "سلام، در خدمتم")
+    assert dispatch_reply(db, rid) == "sent"
+    return rid, standin.sent[-1].message_id
+
+
 def test_instagram_in_approve_and_the_send_api_called_once(
         client: TestClient, standin: GraphStandin, db, senders, enqueued) -> None:
     event = instagram_event(IG_ID, "2000000000000042", "ig-mid-flow", "سلام، این موجود است؟")
@@ -101,11 +112,7 @@ def test_whatsapp_in_approve_send_then_delivered_and_read(
 
 def test_a_failed_whatsapp_status_fails_the_reply_with_the_reason(
         client: TestClient, standin: GraphStandin, db, senders, enqueued) -> None:
-    event = whatsapp_event(WA_ID, "989121234567", "wamid.FLOW2", "سلام")
-    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
-    rid = answer(db, "wamid.FLOW2", "سلام، در خدمتم")
-    assert dispatch_reply(db, rid) == "sent"
-    wamid = standin.sent[0].message_id
+    rid, wamid = whatsapp_reply_sent(client, standin, db, "wamid.FLOW2")
     failed = whatsapp_status(WA_ID, wamid, "failed", "989121234567",
                              error=(131026, "Message undeliverable"))
     # a forged status changes nothing
@@ -157,11 +164,7 @@ def test_a_status_that_comes_before_the_send_is_recorded_is_asked_again(
 
 def test_a_read_status_sent_again_is_recorded_once(
         client: TestClient, standin: GraphStandin, db, senders, enqueued) -> None:
-    event = whatsapp_event(WA_ID, "989121234567", "wamid.FLOW4", "سلام")
-    assert standin.deliver(client.post, URL, event, APP_SECRET).status_code == 200
-    rid = answer(db, "wamid.FLOW4", "سلام، در خدمتم")
-    assert dispatch_reply(db, rid) == "sent"
-    wamid = standin.sent[0].message_id
+    rid, wamid = whatsapp_reply_sent(client, standin, db, "wamid.FLOW4")
     for status in ("delivered", "read", "read"):  # Meta resends a POST it got no 200 for
         r = standin.deliver(client.post, URL, whatsapp_status(WA_ID, wamid, status,
                                                               "989121234567"), APP_SECRET)
