@@ -81,6 +81,15 @@ class Calendar:
             return "day off"
         return iran_holidays(day.year).get(day) if self.iran_holidays else None
 
+    def is_open(self, at: datetime) -> bool:
+        """Whether aware ``at`` falls inside a working span (a span may start the local day
+        before, when it runs past midnight)."""
+        if self.hours is None:
+            return True
+        local = at.astimezone(self.zone).date()
+        return any(a <= at < b for day in (local - timedelta(days=1), local)
+                   for a, b in self.spans_utc(day))
+
     def spans_utc(self, day: date) -> list[tuple[datetime, datetime]]:
         """The working spans of local ``day``, as aware UTC intervals (none on a day off)."""
         if self.hours is None:

@@ -33,6 +33,7 @@ from router.identity import normalize_email, normalize_phone
 
 WINDOW: Final = timedelta(days=7)
 KIND_OF: Final = {Channel.SMS: "phone", Channel.EMAIL: "email"}
+CHANNEL_OF: Final = {kind: channel for channel, kind in KIND_OF.items()}
 
 
 def _address(message: Message) -> tuple[str, str] | None:
@@ -47,12 +48,12 @@ def _address(message: Message) -> tuple[str, str] | None:
 
 def offline_answers(session: Session, messages: Iterable[Message]) -> dict[int, Conversation]:
     """message id -> the widget conversation it answers, for those that answer one."""
-    messages = list(messages)
-    wanted = {m.id: a for m in messages if (a := _address(m)) is not None}
+    by_id = {m.id: m for m in messages}
+    wanted = {i: a for i, m in by_id.items() if (a := _address(m)) is not None}
     if not wanted:
         return {}
     addresses = sorted({a for _, a in wanted.values()})
-    since = min(m.received_at for m in messages if m.id in wanted) - WINDOW
+    since = min(by_id[i].received_at for i in wanted) - WINDOW
     latest: dict[tuple[str, str], tuple[int, datetime]] = {}
     for kind, address, conv_id, created in session.execute(
             select(WebchatOffline.kind, WebchatOffline.address, WebchatOffline.conversation_id,
@@ -63,14 +64,13 @@ def offline_answers(session: Session, messages: Iterable[Message]) -> dict[int, 
     if not latest:
         return {}
     # our latest outbound message on the channel to each of those addresses
-    channel_of = {"phone": Channel.SMS, "email": Channel.EMAIL}
     rn = func.row_number().over(partition_by=(Message.channel, Message.recipient),
                                 order_by=(Message.received_at.desc(), Message.id.desc()))
     ranked = (select(Message.channel, Message.recipient, Message.conversation_id,
                      rn.label("rn"))
               .where(Message.direction == Direction.OUT,
                      Message.recipient.in_(sorted({a for _, a in latest})),
-                     Message.channel.in_([channel_of[k] for k, _ in latest]))
+                     Message.channel.in_([CHANNEL_OF[k] for k, _ in latest]))
               .subquery())
     ours = {(str(ch), rcpt): cid for ch, rcpt, cid in session.execute(
         select(ranked.c.channel, ranked.c.recipient, ranked.c.conversation_id)
@@ -81,11 +81,10 @@ def offline_answers(session: Session, messages: Iterable[Message]) -> dict[int, 
         if found is None:
             continue
         conv_id, created = found
-        message = next(m for m in messages if m.id == message_id)
-        if created <= message.received_at - WINDOW:
+        if created <= by_id[message_id].received_at - WINDOW:
             continue
         # not sent yet, or we wrote to it since from elsewhere: route as usual
-        if ours.get((str(channel_of[kind]), address)) != conv_id:
+        if ours.get((str(CHANNEL_OF[kind]), address)) != conv_id:
             continue
         conv = session.get(Conversation, conv_id)
         if conv is not None:

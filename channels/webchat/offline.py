@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from config.routing import team_config
 from kartabl import audit, service_clock
-from kartabl.business_hours import Calendar, calendar_for
+from kartabl.business_hours import calendar_for
 from kartabl.models import (
     Channel,
     Conversation,
@@ -68,14 +68,6 @@ def is_gone(visitor: WebchatVisitor, now: datetime, away_s: float = AWAY_S) -> b
     return seen is None or now - seen > timedelta(seconds=away_s)
 
 
-def _outside(calendar: Calendar, now: datetime) -> bool:
-    if calendar.always:
-        return False
-    local = now.astimezone(calendar.zone).date()
-    spans = [*calendar.spans_utc(local - timedelta(days=1)), *calendar.spans_utc(local)]
-    return not any(a <= now < b for a, b in spans)
-
-
 def outside_hours(session: Session, conv: Conversation, now: datetime) -> bool:
     """Whether ``now`` falls outside every working span of the conversation's team (a
     team without hours, or a process without a configured clock: never outside)."""
@@ -83,7 +75,7 @@ def outside_hours(session: Session, conv: Conversation, now: datetime) -> bool:
         calendar = service_clock.conversation_policy(session, conv).calendar
     except RuntimeError:  # the clock is not configured in this process: no hours known
         return False
-    return _outside(calendar, now)
+    return not calendar.is_open(now)
 
 
 def widget_offline(session: Session, widget: Widget, now: datetime | None = None) -> bool:
@@ -98,7 +90,7 @@ def widget_offline(session: Session, widget: Widget, now: datetime | None = None
     except RuntimeError:
         return False
     team = team_config(routing, name)
-    return team is not None and _outside(calendar_for(team), now or utcnow())
+    return team is not None and not calendar_for(team).is_open(now or utcnow())
 
 
 def continue_offline(session: Session, visitor: WebchatVisitor, reply_id: int, *,
